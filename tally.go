@@ -1,0 +1,195 @@
+package sipas
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CellKey identifies one aggregate cell: the responses of one questionnaire,
+// counted for one province (as collected), in one month, through one channel,
+// at one unit. UnitID is empty for the province-level cell, which counts every
+// response of the province whatever its unit; a response with a unit is also
+// counted in its unit's cell.
+type CellKey struct {
+	QuestionnaireID string
+	ProvinceID      string // Province.ID the response is counted for
+	Month           int    // year*100 + month, Vietnam time, e.g. 202607
+	Channel         Channel
+	UnitID          string
+}
+
+// MonthOf returns the cell month (year*100+month) of t in Vietnam time.
+func MonthOf(t time.Time) int {
+	v := t.In(VietnamZone)
+	return v.Year()*100 + int(v.Month())
+}
+
+// Tally holds the counters of one cell. Index arithmetic needs nothing else,
+// so reading an index never scans responses.
+type Tally struct {
+	// Respondents is the number of responses counted.
+	Respondents int64
+	// Slots are answer counters laid out per Item.Slot: for each item one
+	// counter per scale code, in scale order, then one for 8 and one for 9.
+	Slots []int64
+	// NodeN[i] counts respondents with at least one valid answer (a code of
+	// the item's scale) under Questionnaire.Nodes[i], at any depth.
+	NodeN []int64
+}
+
+// NewTally returns an empty tally laid out for q.
+func NewTally(q *Questionnaire) *Tally {
+	return &Tally{Slots: make([]int64, q.Slots), NodeN: make([]int64, len(q.Nodes))}
+}
+
+// SlotOf returns the counter slot of answer code c of item it, or -1 when c
+// is not a valid code for the item.
+func SlotOf(it *Item, c int) int {
+	for i, sc := range it.Scale.Codes {
+		if sc.Code == c {
+			return it.Slot + i
+		}
+	}
+	switch c {
+	case CodeDontKnow:
+		return it.Slot + len(it.Scale.Codes)
+	case CodeNotApplicable:
+		return it.Slot + len(it.Scale.Codes) + 1
+	}
+	return -1
+}
+
+// Add counts one validated response of questionnaire q. Answers with codes
+// outside the item's scale and 8/9 are ignored here; validation refuses them
+// before they reach a tally. The second argument is scratch space of at least
+// len(q.Nodes) booleans (nil allocates), so hot paths can reuse it.
+func (t *Tally) Add(q *Questionnaire, r *Response, seen []bool) {
+	if len(seen) < len(q.Nodes) {
+		seen = make([]bool, len(q.Nodes))
+	}
+	seen = seen[:len(q.Nodes)]
+	clear(seen)
+	t.Respondents++
+	for code, a := range r.Answers {
+		it := q.Item(code)
+		if it == nil {
+			continue
+		}
+		s := SlotOf(it, a)
+		if s < 0 {
+			continue
+		}
+		t.Slots[s]++
+		if s >= it.Slot+len(it.Scale.Codes) {
+			continue // 8 or 9: not a valid answer for n
+		}
+		for n := it.Node; n != nil; n = n.Parent {
+			seen[n.Index] = true
+		}
+	}
+	for i, ok := range seen {
+		if ok {
+			t.NodeN[i]++
+		}
+	}
+}
+
+// Merge adds the counters of o to t. Both must be laid out for the same questionnaire.
+func (t *Tally) Merge(o *Tally) {
+	t.Respondents += o.Respondents
+	for i, v := range o.Slots {
+		t.Slots[i] += v
+	}
+	for i, v := range o.NodeN {
+		t.NodeN[i] += v
+	}
+}
+
+// Equal reports whether t and o hold the same counters.
+func (t *Tally) Equal(o *Tally) bool {
+	if t.Respondents != o.Respondents || len(t.Slots) != len(o.Slots) || len(t.NodeN) != len(o.NodeN) {
+		return false
+	}
+	for i := range t.Slots {
+		if t.Slots[i] != o.Slots[i] {
+			return false
+		}
+	}
+	for i := range t.NodeN {
+		if t.NodeN[i] != o.NodeN[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ItemCounts returns the valid and positive answer counts of item it.
+func (t *Tally) ItemCounts(it *Item) (valid, positive int64) {
+	for i, sc := range it.Scale.Codes {
+		v := t.Slots[it.Slot+i]
+		valid += v
+		if sc.Positive {
+			positive += v
+		}
+	}
+	return valid, positive
+}
+
+// MarshalBinary encodes the tally compactly: uvarints of Respondents,
+// len(Slots), the slots, len(NodeN), the node counts. Most slots are small or
+// zero, so a cell of a 106-item questionnaire takes a few hundred bytes.
+func (t *Tally) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 2*(len(t.Slots)+len(t.NodeN))+16)
+	b = binary.AppendUvarint(b, uint64(t.Respondents))
+	b = binary.AppendUvarint(b, uint64(len(t.Slots)))
+	for _, v := range t.Slots {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	b = binary.AppendUvarint(b, uint64(len(t.NodeN)))
+	for _, v := range t.NodeN {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	return b, nil
+}
+
+var errTallyCorrupt = errors.New("corrupt tally encoding")
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (t *Tally) UnmarshalBinary(b []byte) error {
+	next := func() (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, errTallyCorrupt
+		}
+		b = b[n:]
+		return v, nil
+	}
+	r, err := next()
+	if err != nil {
+		return err
+	}
+	t.Respondents = int64(r)
+	for _, dst := range []*[]int64{&t.Slots, &t.NodeN} {
+		n, err := next()
+		if err != nil {
+			return err
+		}
+		if n > uint64(len(b)) {
+			return fmt.Errorf("%w: length %d exceeds data", errTallyCorrupt, n)
+		}
+		*dst = make([]int64, n)
+		for i := range *dst {
+			v, err := next()
+			if err != nil {
+				return err
+			}
+			(*dst)[i] = int64(v)
+		}
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errTallyCorrupt, len(b))
+	}
+	return nil
+}
