@@ -1,0 +1,133 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config is everything sipasd is configured with. Flags only in this
+// package; each flag has a SIPAS_* environment fallback.
+type Config struct {
+	DataDir        string
+	GRPCAddr       string
+	HTTPAddr       string
+	Questionnaires string
+	TLSCert        string
+	TLSKey         string
+	ClientCA       string
+	Insecure       bool
+	RatePerSecond  float64
+	RateBurst      int
+	MinSample      int64
+	Disclosure     int64
+	BackupDir      string
+	BackupEvery    time.Duration
+	BackupKeep     int
+	RestoreFrom    string
+	LogLevel       string
+	LogFormat      string
+	ShutdownGrace  time.Duration
+	StreamMaxItems int
+}
+
+// envFlag describes one flag and its environment variable.
+type envFlag struct {
+	name, env, usage string
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("sipasd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	str := func(p *string, name, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" (env "+env+")")
+	}
+	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		if v := getenv(env); v != "" {
+			if d, err := time.ParseDuration(v); err == nil {
+				def = d
+			}
+		}
+		fs.DurationVar(p, name, def, usage+" (env "+env+")")
+	}
+	num := func(p *int, name, env string, def int, usage string) {
+		if v := getenv(env); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				def = n
+			}
+		}
+		fs.IntVar(p, name, def, usage+" (env "+env+")")
+	}
+	str(&c.DataDir, "data-dir", "SIPAS_DATA_DIR", "./data", "directory of the database and admin.token")
+	str(&c.GRPCAddr, "grpc-addr", "SIPAS_GRPC_ADDR", "127.0.0.1:7443", "gRPC listen address")
+	str(&c.HTTPAddr, "http-addr", "SIPAS_HTTP_ADDR", "127.0.0.1:7080", "HTTP listen address for /metrics, /healthz, /readyz")
+	str(&c.Questionnaires, "questionnaires", "SIPAS_QUESTIONNAIRES", "", "directory of extra questionnaire definitions (one subdirectory each)")
+	str(&c.TLSCert, "tls-cert", "SIPAS_TLS_CERT", "", "TLS certificate file (PEM)")
+	str(&c.TLSKey, "tls-key", "SIPAS_TLS_KEY", "", "TLS private key file (PEM)")
+	str(&c.ClientCA, "client-ca", "SIPAS_CLIENT_CA", "", "CA file to verify client certificates (mutual TLS for kiosks)")
+	insecureDef := getenv("SIPAS_INSECURE") == "true" || getenv("SIPAS_INSECURE") == "1"
+	fs.BoolVar(&c.Insecure, "insecure", insecureDef, "allow plaintext on a non-loopback address (env SIPAS_INSECURE)")
+	rate := 200.0
+	if v := getenv("SIPAS_RATE_LIMIT"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			rate = f
+		}
+	}
+	fs.Float64Var(&c.RatePerSecond, "rate-limit", rate, "calls per second per credential; 0 disables (env SIPAS_RATE_LIMIT)")
+	num(&c.RateBurst, "rate-burst", "SIPAS_RATE_BURST", 400, "burst of calls per credential")
+	var minSample, disclosure int
+	num(&minSample, "min-sample", "SIPAS_MIN_SAMPLE", 30, "figures with fewer respondents are flagged insufficient and not ranked")
+	num(&disclosure, "disclosure-threshold", "SIPAS_DISCLOSURE_THRESHOLD", 10, "units with fewer respondents are suppressed (at least 5)")
+	str(&c.BackupDir, "backup-dir", "SIPAS_BACKUP_DIR", "", "directory for scheduled backups")
+	dur(&c.BackupEvery, "backup-every", "SIPAS_BACKUP_EVERY", 0, "interval of scheduled backups (0: none)")
+	num(&c.BackupKeep, "backup-keep", "SIPAS_BACKUP_KEEP", 7, "scheduled backups to keep")
+	str(&c.RestoreFrom, "restore", "SIPAS_RESTORE", "", "restore the database in --data-dir from this backup file, then exit")
+	str(&c.LogLevel, "log-level", "SIPAS_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "SIPAS_LOG_FORMAT", "json", "json or text")
+	dur(&c.ShutdownGrace, "shutdown-grace", "SIPAS_SHUTDOWN_GRACE", 30*time.Second, "how long in-flight calls may run after SIGTERM")
+	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.MinSample, c.Disclosure = int64(minSample), int64(disclosure)
+	if c.Disclosure < 5 {
+		return c, fmt.Errorf("--disclosure-threshold must be at least 5, got %d", c.Disclosure)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		return c, fmt.Errorf("--client-ca needs --tls-cert and --tls-key")
+	}
+	if c.TLSCert == "" && !c.Insecure {
+		for _, a := range []string{c.GRPCAddr} {
+			if !isLoopback(a) {
+				return c, fmt.Errorf("refusing plaintext gRPC on non-loopback address %s: give --tls-cert/--tls-key, or --insecure if a proxy terminates TLS", a)
+			}
+		}
+	}
+	return c, nil
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/questionnaires"
+	"github.com/sipas-vn/sipas/server"
+	"github.com/sipas-vn/sipas/store"
+)
+
+// dbFile is the database file name inside --data-dir.
+const dbFile = "sipas.db"
+
+// daemon is a running sipasd: store, gRPC and HTTP listeners.
+type daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	srv      *server.Server
+	httpSrv  *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	ready    atomic.Bool
+	cancel   context.CancelFunc
+	bgDone   chan struct{}
+	serveErr chan error
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// start opens everything and starts serving; it returns once the listeners
+// are bound (their addresses are printed, so tests can use port 0).
+func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, error) {
+	log := newLogger(cfg, stderr)
+	cat, reg, err := questionnaires.Load(cfg.Questionnaires)
+	if err != nil {
+		return nil, fmt.Errorf("loading questionnaires: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := server.NewMetrics(reg2)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit})
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	d := &daemon{cfg: cfg, log: log, store: st, bgDone: make(chan struct{}), serveErr: make(chan error, 2)}
+	fail := func(err error) (*daemon, error) {
+		st.Close()
+		return nil, err
+	}
+	if err := d.firstStart(ctx, stdout); err != nil {
+		return fail(err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = loadTLS(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	engine := &sipas.Engine{Catalog: cat, Registry: reg, Source: st,
+		Thresholds: sipas.Thresholds{MinSample: cfg.MinSample, Disclosure: cfg.Disclosure}}
+	d.srv, err = server.New(server.Config{
+		Catalog: cat, Registry: reg, Store: st, Engine: engine, Logger: log, Metrics: metrics, TLS: tlsCfg,
+		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, StreamMaxItems: cfg.StreamMaxItems,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return fail(err)
+	}
+	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		d.grpcLis.Close()
+		return fail(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{Registry: reg2}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "not ready: store not writable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	bg, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.checkReady(bg)
+	go d.background(bg)
+	go func() { d.serveErr <- d.srv.GRPC().Serve(d.grpcLis) }()
+	go func() {
+		if err := d.httpSrv.Serve(d.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			d.serveErr <- err
+		}
+	}()
+	mode := "plaintext"
+	if tlsCfg != nil {
+		mode = "tls"
+		if cfg.ClientCA != "" {
+			mode = "mutual-tls"
+		}
+	}
+	fmt.Fprintf(stdout, "sipasd: serving gRPC on %s (%s), HTTP on %s, data in %s\n", d.grpcLis.Addr(), mode, d.httpLis.Addr(), cfg.DataDir)
+	log.Info("started", "grpc", d.grpcLis.Addr().String(), "http", d.httpLis.Addr().String(), "tls", mode)
+	return d, nil
+}
+
+// firstStart creates the first admin credential on an empty database and
+// writes its token to DATA_DIR/admin.token (mode 0600), printing only the path.
+func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
+	n, err := d.store.CountCredentials(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	token, hash := server.NewToken()
+	path := filepath.Join(d.cfg.DataDir, "admin.token")
+	if err := writeFileSync(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing admin token: %w", err)
+	}
+	cred, err := d.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN),
+		Description: "first admin, created at first start"})
+	if err != nil {
+		return err
+	}
+	if err := d.store.AppendAudit(ctx, "system", "credential.create", "credentials/"+cred.ID, "role=admin first start"); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sipasd: first start: admin token written to %s\n", path)
+	return nil
+}
+
+// writeFileSync writes a file durably: temporary file, fsync, rename.
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func loadTLS(cfg Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", cfg.ClientCA)
+		}
+		t.ClientCAs = pool
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return t, nil
+}
+
+// checkReady probes the store with a small write and sets readiness.
+func (d *daemon) checkReady(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := d.store.Ping(pctx)
+	was := d.ready.Swap(err == nil)
+	if was != (err == nil) {
+		d.srv.SetServing(err == nil)
+		if err != nil {
+			d.log.Warn("not ready: store not writable", "err", err)
+		} else {
+			d.log.Info("ready")
+		}
+	}
+}
+
+// background runs readiness probes, the WAL janitor and scheduled backups.
+func (d *daemon) background(ctx context.Context) {
+	defer close(d.bgDone)
+	probe := time.NewTicker(2 * time.Second)
+	defer probe.Stop()
+	var backupC <-chan time.Time
+	if d.cfg.BackupEvery > 0 && d.cfg.BackupDir != "" {
+		t := time.NewTicker(d.cfg.BackupEvery)
+		defer t.Stop()
+		backupC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-probe.C:
+			d.checkReady(ctx)
+		case <-backupC:
+			if err := d.scheduledBackup(ctx); err != nil {
+				d.log.Error("scheduled backup failed", "err", err)
+			}
+		}
+	}
+}
+
+// stop shuts down gracefully: health NOT_SERVING, stop accepting, let
+// in-flight calls finish (bounded by --shutdown-grace), checkpoint, close.
+func (d *daemon) stop() error {
+	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String())
+	d.srv.Shutdown(d.cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.httpSrv.Shutdown(sctx)
+	d.cancel()
+	<-d.bgDone
+	err := d.store.Close()
+	d.log.Info("stopped")
+	return err
+}

@@ -1,0 +1,928 @@
+package sipas
+
+import (
+	"fmt"
+	"sort"
+)
+
+// CellSource gives the engine the aggregate cells of a questionnaire. The
+// store implements it with its in-memory running totals.
+type CellSource interface {
+	// EachCell calls fn for every cell of the questionnaire whose month is
+	// in fromMonth..toMonth (both year*100+month, inclusive). fn must neither
+	// retain nor modify t.
+	EachCell(questionnaireID string, fromMonth, toMonth int, fn func(k CellKey, t *Tally))
+}
+
+// Engine answers index queries from aggregate cells. Its cost depends on the
+// number of cells read (provinces × months × channels × units), never on the
+// number of responses: each query makes one pass over the cells of its
+// months, sums them into one Tally per reported unit, and computes each
+// unit's formula tree once.
+type Engine struct {
+	Catalog    *Catalog
+	Registry   *Registry
+	Source     CellSource
+	Thresholds Thresholds
+}
+
+// Scope is what an index is computed for: the nation, a province (by code),
+// or a unit (by id, optionally within a province).
+type Scope struct {
+	ProvinceCode string
+	UnitID       string
+	Nation       bool
+}
+
+// Boundaries says which province boundaries a province-level query uses.
+type Boundaries int
+
+// Boundaries. Zero means as collected.
+const (
+	BoundariesUnspecified Boundaries = iota
+	// BoundariesAsCollected reports the provinces as the responses were
+	// collected. A province code then means every registry row with that
+	// code valid in the period: in 2025, code 15 is Yên Bái until 2025-06-30
+	// and Lào Cai from 2025-07-01, and both are counted under 15 (a code
+	// re-used by the 2025 merger names one "as collected" unit per period,
+	// whatever province it named). The scope is named after the row valid at
+	// the end of the period. For periods spanning 2025-07-01, current
+	// boundaries are usually what an analyst wants.
+	BoundariesAsCollected
+	// BoundariesCurrent folds every province row into the province it is now
+	// part of (Registry.Current), so a new province compares its 2023 and
+	// 2026 figures on the same footing. Only provinces valid today can be
+	// asked for.
+	BoundariesCurrent
+)
+
+// MaxSeriesPoints is the most periods one Series query returns.
+const MaxSeriesPoints = 120
+
+// SIPASNodeCode is the code of the satisfaction root, the node ranked when a
+// query names none.
+const SIPASNodeCode = "SIPAS"
+
+// NationNameVi is the scope name of the nation.
+const NationNameVi = "Toàn quốc"
+
+// Query selects what to compute.
+type Query struct {
+	QuestionnaireID string
+	Scope           Scope
+	Period          Period
+	Boundaries      Boundaries
+	Channel         Channel // 0: every channel
+	// NodeCode names the figure to rank, chart or restrict the report to: a
+	// formula node code or an item code. Node codes are looked up in the
+	// satisfaction tree first, then assessment, then expectation (codes such
+	// as "CC" exist in several trees). Empty means the satisfaction root
+	// ("SIPAS").
+	NodeCode string
+}
+
+// Report is a unit's formula trees for a period.
+type Report struct {
+	QuestionnaireID string
+	FormulaVersion  string
+	Scope           Scope
+	ScopeName       string
+	Period          Period
+	Boundaries      Boundaries
+	Channel         Channel
+	// Respondents is the number of responses counted; 0 when suppressed
+	// (the count of a small unit is itself disclosive).
+	Respondents int64
+	Suppressed  bool
+	// Roots are the formula trees, or only the subtree of Query.NodeCode
+	// when one was given.
+	Roots []*NodeValue
+	// NationalMean is the unweighted mean, over the provinces (on the same
+	// boundaries, channel and period), of the figure of Query.NodeCode
+	// (default SIPAS) — the national figure of the SIPAS method. Provinces
+	// that are suppressed, insufficient or without a value are left out.
+	NationalMean *float64
+}
+
+// Ranking is a ranking of provinces or units by one figure.
+type Ranking struct {
+	QuestionnaireID string
+	FormulaVersion  string
+	Period          Period
+	PreviousPeriod  Period
+	Boundaries      Boundaries
+	Channel         Channel
+	// ScopeName names the province whose units are ranked (RankUnits).
+	ScopeName string
+	NodeCode  string
+	// Rows are the ranked rows by rank, then the unranked ones (rank 0).
+	Rows []RankRow
+	// Mean is the unweighted mean of the ranked rows' values.
+	Mean *float64
+	// Pooled is the figure of all respondents of the ranked population as
+	// one unit (the nation's province-level cells, or the province).
+	Pooled *float64
+}
+
+// SeriesPoint is one period of a time series.
+type SeriesPoint struct {
+	Period       Period
+	Respondents  int64 // 0 when suppressed
+	Value        *float64
+	N            int64
+	CILow        *float64
+	CIHigh       *float64
+	Insufficient bool
+	Suppressed   bool
+}
+
+// WeakPoint is one figure (an item or a group) of a unit, with the national
+// pooled figure of the same node beside it.
+type WeakPoint struct {
+	UnitID  string // set on unit rows
+	Code    string
+	LabelVi string
+	LabelEn string
+	Kind    Kind
+	IsItem  bool
+	Value   float64
+	N       int64
+	CILow   *float64
+	CIHigh  *float64
+	// PreviousValue and Change (Value − PreviousValue) are nil when the
+	// figure had no usable value in the previous period.
+	PreviousValue *float64
+	Change        *float64
+	// National is the pooled national value of the same figure.
+	National *float64
+	// Scope is, on unit rows, the value of the same figure for the whole
+	// queried scope (the province).
+	Scope *float64
+}
+
+// WeakPoints lists a unit's lowest figures and largest drops.
+type WeakPoints struct {
+	QuestionnaireID string
+	FormulaVersion  string
+	Scope           Scope
+	ScopeName       string
+	Period          Period
+	PreviousPeriod  Period
+	Boundaries      Boundaries
+	Channel         Channel
+	Respondents     int64 // 0 when suppressed
+	Suppressed      bool
+	// Lowest are the figures by value, lowest first.
+	Lowest []WeakPoint
+	// Drops are the figures that fell against the previous period, largest
+	// drop first.
+	Drops []WeakPoint
+	// Units are (unit, figure) rows of the units of a province scope, lowest
+	// first.
+	Units []WeakPoint
+}
+
+// target is the figure a query asks for: a node or an item.
+type target struct {
+	node *Node
+	item *Item
+}
+
+func (t target) code() string {
+	if t.item != nil {
+		return t.item.Code
+	}
+	return t.node.Code
+}
+
+// compute returns the target's figure over t, computing only its subtree.
+func (tg target) compute(q *Questionnaire, t *Tally, th Thresholds) *NodeValue {
+	c := treeComputer{q: q, t: t, th: th, suppressed: th.Suppressed(t.Respondents)}
+	if tg.item != nil {
+		return c.item(tg.item)
+	}
+	return c.node(tg.node)
+}
+
+func defaultTarget(q *Questionnaire) (target, bool) {
+	for _, r := range q.Roots {
+		if r.Code == SIPASNodeCode && r.Kind == KindSatisfaction {
+			return target{node: r}, true
+		}
+	}
+	for _, r := range q.Roots {
+		if r.Kind == KindSatisfaction {
+			return target{node: r}, true
+		}
+	}
+	if len(q.Roots) > 0 {
+		return target{node: q.Roots[0]}, true
+	}
+	return target{}, false
+}
+
+func findTarget(q *Questionnaire, code string) (target, bool) {
+	if code == "" {
+		return defaultTarget(q)
+	}
+	for _, k := range []Kind{KindSatisfaction, KindAssessment, KindExpectation, KindUnspecified} {
+		for _, n := range q.Nodes {
+			if n.Kind == k && n.Code == code {
+				return target{node: n}, true
+			}
+		}
+	}
+	for _, it := range q.Items {
+		if it.Code == code {
+			return target{item: it}, true
+		}
+	}
+	return target{}, false
+}
+
+// provRow is a registry row with its validity in cell months.
+type provRow struct {
+	p          *Province
+	cur        *Province
+	from, to   int // first and last cell month of validity
+	fromD, toD int // first and last day, yyyymmdd
+}
+
+// provinces indexes the registry for one query.
+type provinces struct {
+	byID    map[string]*provRow
+	byCode  map[string][]*provRow
+	current map[string]*Province // the still valid province of each code
+}
+
+func ymd(y, m, d int) int { return y*10000 + m*100 + d }
+
+func (e *Engine) provinces() *provinces {
+	ps := &provinces{byID: map[string]*provRow{}, byCode: map[string][]*provRow{}, current: map[string]*Province{}}
+	if e.Registry == nil {
+		return ps
+	}
+	for _, p := range e.Registry.All() {
+		r := &provRow{p: p, cur: e.Registry.Current(p), from: MonthOf(p.ValidFrom), to: 999912, toD: 99991231}
+		v := p.ValidFrom.In(VietnamZone)
+		r.fromD = ymd(v.Year(), int(v.Month()), v.Day())
+		if !p.ValidTo.IsZero() {
+			r.to = MonthOf(p.ValidTo)
+			v := p.ValidTo.In(VietnamZone)
+			r.toD = ymd(v.Year(), int(v.Month()), v.Day())
+		}
+		ps.byID[p.ID] = r
+		ps.byCode[p.Code] = append(ps.byCode[p.Code], r)
+		if p.ValidTo.IsZero() && r.cur == p {
+			ps.current[p.Code] = p
+		}
+	}
+	return ps
+}
+
+// key returns the province code a province-level cell counts for on the
+// given boundaries: as collected, the code of its row (only within the row's
+// validity); currently, the code of the row's current province.
+func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bool) {
+	r := ps.byID[provinceID]
+	if r == nil {
+		return "", false
+	}
+	if b == BoundariesCurrent {
+		if r.cur == nil {
+			return "", false
+		}
+		return r.cur.Code, true
+	}
+	if month < r.from || month > r.to {
+		return "", false
+	}
+	return r.p.Code, true
+}
+
+// nameAt names a province code in period p: the row valid on the period's
+// last day, else the latest row valid in the period, else the latest row.
+func (ps *provinces) name(code string, p Period, b Boundaries) string {
+	if b == BoundariesCurrent {
+		if c := ps.current[code]; c != nil {
+			return c.NameVi
+		}
+	}
+	rows := ps.byCode[code]
+	if len(rows) == 0 {
+		return code
+	}
+	from, to := p.Months()
+	last := p.End().AddDate(0, 0, -1)
+	end := ymd(last.Year(), int(last.Month()), last.Day())
+	var overlap *provRow
+	for _, r := range rows {
+		if r.fromD <= end && end <= r.toD {
+			return r.p.NameVi
+		}
+		if r.from <= to && r.to >= from && (overlap == nil || r.fromD > overlap.fromD) {
+			overlap = r
+		}
+	}
+	if overlap != nil {
+		return overlap.p.NameVi
+	}
+	latest := rows[0]
+	for _, r := range rows {
+		if r.fromD > latest.fromD {
+			latest = r
+		}
+	}
+	return latest.p.NameVi
+}
+
+// checkProvince returns a KindNotFound error unless code can be asked for on
+// the given boundaries.
+func (ps *provinces) checkProvince(op, code string, b Boundaries) error {
+	rows := ps.byCode[code]
+	if len(rows) == 0 {
+		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_FOUND", Message: fmt.Sprintf("province code %s does not exist", code)}
+	}
+	if b == BoundariesCurrent && ps.current[code] == nil {
+		msg := fmt.Sprintf("province code %s no longer exists on current boundaries", code)
+		if c := rows[len(rows)-1].cur; c != nil {
+			msg += fmt.Sprintf("; it is now part of %s (%s)", c.Code, c.NameVi)
+		}
+		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_CURRENT", Message: msg}
+	}
+	return nil
+}
+
+// prepared is a validated query.
+type prepared struct {
+	q      Query
+	qn     *Questionnaire
+	target target
+	ps     *provinces
+	b      Boundaries
+}
+
+func (e *Engine) prepare(op string, q Query, scope scopeRule) (*prepared, error) {
+	var vs []Violation
+	if q.QuestionnaireID == "" {
+		vs = append(vs, Violation{Field: "questionnaire_id", Reason: "REQUIRED", Description: "a questionnaire id is required"})
+	}
+	if err := q.Period.Validate(); err != nil {
+		vs = append(vs, err.(*Error).Violations...)
+	}
+	if q.Boundaries < BoundariesUnspecified || q.Boundaries > BoundariesCurrent {
+		vs = append(vs, Violation{Field: "boundaries", Reason: "INVALID_BOUNDARIES", Description: "boundaries must be as collected or current"})
+	}
+	if q.Channel < ChannelUnspecified || q.Channel > ChannelPhone {
+		vs = append(vs, Violation{Field: "channel", Reason: "INVALID_CHANNEL", Description: fmt.Sprintf("unknown channel %d", q.Channel)})
+	}
+	s := q.Scope
+	switch scope {
+	case scopeAny:
+		switch {
+		case s.Nation && (s.ProvinceCode != "" || s.UnitID != ""):
+			vs = append(vs, Violation{Field: "scope", Reason: "INVALID_SCOPE", Description: "the nation scope takes no province or unit"})
+		case !s.Nation && s.ProvinceCode == "" && s.UnitID == "":
+			vs = append(vs, Violation{Field: "scope", Reason: "INVALID_SCOPE", Description: "give a province, a unit or the nation"})
+		}
+	case scopeProvince:
+		if s.ProvinceCode == "" || s.Nation || s.UnitID != "" {
+			vs = append(vs, Violation{Field: "scope", Reason: "INVALID_SCOPE", Description: "give a province (and no unit)"})
+		}
+	}
+	if len(vs) > 0 {
+		return nil, Invalid(op, vs...)
+	}
+	var qn *Questionnaire
+	if e.Catalog != nil {
+		qn = e.Catalog.Get(q.QuestionnaireID)
+	}
+	if qn == nil {
+		return nil, &Error{Kind: KindFailedPrecondition, Op: op, Reason: "UNKNOWN_QUESTIONNAIRE",
+			Message: fmt.Sprintf("unknown questionnaire %q", q.QuestionnaireID)}
+	}
+	tg, ok := findTarget(qn, q.NodeCode)
+	if !ok {
+		return nil, Invalid(op, Violation{Field: "node_code", Reason: "UNKNOWN_NODE",
+			Description: fmt.Sprintf("questionnaire %s has no node or item %q", qn.ID, q.NodeCode)})
+	}
+	b := q.Boundaries
+	if b == BoundariesUnspecified {
+		b = BoundariesAsCollected
+	}
+	p := &prepared{q: q, qn: qn, target: tg, ps: e.provinces(), b: b}
+	if s.ProvinceCode != "" {
+		if err := p.ps.checkProvince(op, s.ProvinceCode, b); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+type scopeRule int
+
+const (
+	scopeAny scopeRule = iota
+	scopeProvince
+	scopeIgnored
+)
+
+// scan calls fn for every cell of the questionnaire in from..to (cell
+// months) that passes the channel filter. A cell laid out for another
+// version of the questionnaire is an internal error.
+func (e *Engine) scan(op string, p *prepared, from, to int, fn func(k CellKey, t *Tally)) error {
+	if e.Source == nil {
+		return Errorf(KindOther, op, "no cell source")
+	}
+	var bad int
+	e.Source.EachCell(p.qn.ID, from, to, func(k CellKey, t *Tally) {
+		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) {
+			return
+		}
+		if len(t.Slots) != p.qn.Slots || len(t.NodeN) != len(p.qn.Nodes) {
+			bad++
+			return
+		}
+		fn(k, t)
+	})
+	if bad > 0 {
+		return Errorf(KindOther, op, "%d cells of %s have a layout other than the questionnaire's", bad, p.qn.ID)
+	}
+	return nil
+}
+
+// inScope reports whether cell k counts for the query's scope.
+func (p *prepared) inScope(k CellKey) bool {
+	s := p.q.Scope
+	switch {
+	case s.Nation:
+		return k.UnitID == ""
+	case s.UnitID != "":
+		if k.UnitID != s.UnitID {
+			return false
+		}
+		if s.ProvinceCode == "" {
+			return true
+		}
+	default:
+		if k.UnitID != "" {
+			return false
+		}
+	}
+	code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+	return ok && code == s.ProvinceCode
+}
+
+func (p *prepared) scopeName(period Period) string {
+	s := p.q.Scope
+	switch {
+	case s.Nation:
+		return NationNameVi
+	case s.UnitID != "":
+		if s.ProvinceCode != "" {
+			return s.UnitID + ", " + p.ps.name(s.ProvinceCode, period, p.b)
+		}
+		return s.UnitID
+	default:
+		return p.ps.name(s.ProvinceCode, period, p.b)
+	}
+}
+
+// tallies sums cells into one Tally per key.
+type tallies struct {
+	q *Questionnaire
+	m map[string]*Tally
+}
+
+func newTallies(q *Questionnaire) *tallies { return &tallies{q: q, m: map[string]*Tally{}} }
+
+func (ts *tallies) add(key string, t *Tally) {
+	x := ts.m[key]
+	if x == nil {
+		x = NewTally(ts.q)
+		ts.m[key] = x
+	}
+	x.Merge(t)
+}
+
+func (ts *tallies) get(key string) *Tally {
+	if x := ts.m[key]; x != nil {
+		return x
+	}
+	return NewTally(ts.q)
+}
+
+func (ts *tallies) keys() []string {
+	ks := make([]string, 0, len(ts.m))
+	for k := range ts.m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// meanOfProvinces returns the unweighted mean of the target figure over the
+// provinces in ts.
+func (e *Engine) meanOfProvinces(p *prepared, ts *tallies) *float64 {
+	rows := make([]RankRow, 0, len(ts.m))
+	for _, k := range ts.keys() {
+		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds)))
+	}
+	return MeanOfRanked(rows)
+}
+
+func rowOf(id, name string, v *NodeValue) RankRow {
+	return RankRow{ID: id, Name: name, Value: v.Value, N: v.N, Insufficient: v.Insufficient, Suppressed: v.Suppressed}
+}
+
+// Index computes the formula trees of one scope (the nation, a province or a
+// unit) for a period. The nation and provinces are computed from the
+// province-level cells (UnitID ""), a unit from its own cells; the nation's
+// trees are the pooled figures (all respondents as one unit), and
+// NationalMean is the unweighted mean of the provinces.
+//
+// Errors: KindInvalid for a malformed query, KindFailedPrecondition for an
+// unknown questionnaire, KindNotFound for an unknown province (on current
+// boundaries: a province code that no longer exists).
+func (e *Engine) Index(q Query) (*Report, error) {
+	const op = "index"
+	p, err := e.prepare(op, q, scopeAny)
+	if err != nil {
+		return nil, err
+	}
+	from, to := q.Period.Months()
+	scope := NewTally(p.qn)
+	provs := newTallies(p.qn)
+	err = e.scan(op, p, from, to, func(k CellKey, t *Tally) {
+		if p.inScope(k) {
+			scope.Merge(t)
+		}
+		if k.UnitID == "" {
+			if code, ok := p.ps.key(k.ProvinceID, k.Month, p.b); ok {
+				provs.add(code, t)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
+		ScopeName: p.scopeName(q.Period), Period: q.Period, Boundaries: p.b, Channel: q.Channel,
+		Respondents: scope.Respondents, Suppressed: e.Thresholds.Suppressed(scope.Respondents)}
+	if r.Suppressed {
+		r.Respondents = 0
+	}
+	if q.NodeCode != "" {
+		r.Roots = []*NodeValue{p.target.compute(p.qn, scope, e.Thresholds)}
+	} else {
+		r.Roots = ComputeTree(p.qn, scope, e.Thresholds)
+	}
+	r.NationalMean = e.meanOfProvinces(p, provs)
+	return r, nil
+}
+
+// RankProvinces ranks provinces by the figure of Query.NodeCode (default
+// SIPAS) for a period and compares with the previous period of the same
+// length. The scope of the query is ignored.
+//
+// As collected, the rows are the province codes with data in the period,
+// each code counting every row of that code valid in the period (see
+// BoundariesAsCollected); on current boundaries, every current province,
+// with or without data. Rows are matched to the previous period by code, so
+// as collected a re-used code compares with whatever that code was then.
+// Rows without a value, insufficient (n below MinSample) or suppressed (fewer
+// respondents than the disclosure threshold) are listed after the ranked
+// ones with rank 0. Mean is the unweighted mean of the ranked provinces,
+// Pooled the figure of all province-level cells as one unit.
+func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
+	const op = "rank provinces"
+	p, err := e.prepare(op, q, scopeIgnored)
+	if err != nil {
+		return nil, err
+	}
+	prevP := q.Period.Previous()
+	pfrom, _ := prevP.Months()
+	from, to := q.Period.Months()
+	cur, prev := newTallies(p.qn), newTallies(p.qn)
+	pooled := NewTally(p.qn)
+	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+		if k.UnitID != "" {
+			return
+		}
+		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+		if k.Month >= from {
+			pooled.Merge(t)
+			if ok {
+				cur.add(code, t)
+			}
+		} else if ok {
+			prev.add(code, t)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := func(ts *tallies, per Period) []RankRow {
+		keys := ts.keys()
+		if p.b == BoundariesCurrent {
+			keys = keys[:0]
+			for code := range p.ps.current {
+				keys = append(keys, code)
+			}
+			sort.Strings(keys)
+		}
+		out := make([]RankRow, 0, len(keys))
+		for _, code := range keys {
+			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds)))
+		}
+		RankRows(out)
+		return out
+	}
+	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
+		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
+	r.Rows = rows(cur, q.Period)
+	ComparePrevious(r.Rows, rows(prev, prevP))
+	r.Mean = MeanOfRanked(r.Rows)
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds).Value
+	return r, nil
+}
+
+// RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
+// on the query's boundaries) by the figure of Query.NodeCode, like
+// RankProvinces. Pooled is the province's own figure; Mean the unweighted
+// mean of the ranked units.
+func (e *Engine) RankUnits(q Query) (*Ranking, error) {
+	const op = "rank units"
+	p, err := e.prepare(op, q, scopeProvince)
+	if err != nil {
+		return nil, err
+	}
+	prevP := q.Period.Previous()
+	pfrom, _ := prevP.Months()
+	from, to := q.Period.Months()
+	cur, prev := newTallies(p.qn), newTallies(p.qn)
+	province := NewTally(p.qn)
+	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+		if !ok || code != q.Scope.ProvinceCode {
+			return
+		}
+		switch {
+		case k.Month < from:
+			if k.UnitID != "" {
+				prev.add(k.UnitID, t)
+			}
+		case k.UnitID == "":
+			province.Merge(t)
+		default:
+			cur.add(k.UnitID, t)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := func(ts *tallies) []RankRow {
+		out := make([]RankRow, 0, len(ts.m))
+		for _, id := range ts.keys() {
+			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds)))
+		}
+		RankRows(out)
+		return out
+	}
+	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
+		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
+	r.Rows = rows(cur)
+	ComparePrevious(r.Rows, rows(prev))
+	r.Mean = MeanOfRanked(r.Rows)
+	r.Pooled = p.target.compute(p.qn, province, e.Thresholds).Value
+	return r, nil
+}
+
+// Series computes the figure of Query.NodeCode for the query's scope over
+// the consecutive periods from..to, which must have the same granularity (at
+// most MaxSeriesPoints periods). Query.Period is ignored. As collected, each
+// point counts the rows of the province code valid in that point's period.
+func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
+	const op = "series"
+	q.Period = from
+	p, err := e.prepare(op, q, scopeAny)
+	if err != nil {
+		return nil, err
+	}
+	if err := to.Validate(); err != nil {
+		return nil, err
+	}
+	n := PeriodsBetween(from, to)
+	switch {
+	case !from.SameGranularity(to):
+		return nil, Invalid(op, Violation{Field: "to", Reason: "INVALID_SERIES", Description: "from and to must both be years, quarters or months"})
+	case n == 0:
+		return nil, Invalid(op, Violation{Field: "to", Reason: "INVALID_SERIES", Description: "to is before from"})
+	case n > MaxSeriesPoints:
+		return nil, Invalid(op, Violation{Field: "to", Reason: "INVALID_SERIES",
+			Description: fmt.Sprintf("%d periods asked for; at most %d", n, MaxSeriesPoints)})
+	}
+	periods := make([]Period, n)
+	ts := make([]*Tally, n)
+	for i, per := 0, from; i < n; i, per = i+1, per.Next() {
+		periods[i] = per
+		ts[i] = NewTally(p.qn)
+	}
+	mfrom, _ := from.Months()
+	_, mto := to.Months()
+	base := from.ordinal()
+	err = e.scan(op, p, mfrom, mto, func(k CellKey, t *Tally) {
+		if !p.inScope(k) {
+			return
+		}
+		i := periodOfMonth(k.Month, from).ordinal() - base
+		if i >= 0 && i < n {
+			ts[i].Merge(t)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SeriesPoint, n)
+	for i := range out {
+		v := p.target.compute(p.qn, ts[i], e.Thresholds)
+		sp := SeriesPoint{Period: periods[i], Respondents: ts[i].Respondents, Value: v.Value, N: v.N,
+			CILow: v.CILow, CIHigh: v.CIHigh, Insufficient: v.Insufficient, Suppressed: e.Thresholds.Suppressed(ts[i].Respondents)}
+		if sp.Suppressed {
+			sp.Respondents = 0
+		}
+		out[i] = sp
+	}
+	return out, nil
+}
+
+// periodOfMonth returns the period of the granularity of like containing
+// cell month m.
+func periodOfMonth(m int, like Period) Period {
+	y, mo := m/100, m%100
+	switch {
+	case like.IsMonth():
+		return Period{Year: y, Month: mo}
+	case like.IsQuarter():
+		return Period{Year: y, Quarter: (mo-1)/3 + 1}
+	default:
+		return Period{Year: y}
+	}
+}
+
+// WeakPoints lists the weakest figures of a scope (a province, a unit or the
+// nation) for a period: its satisfaction and assessment items and groups
+// (every node below the roots) that have a value and a sufficient sample,
+// lowest first (Lowest), and those that fell most against the previous
+// period (Drops; only figures with a sufficient value in both periods and a
+// negative change). For a province, Units lists (unit, figure) rows of its
+// units the same way, lowest first. Every row carries the pooled national
+// value of the same figure. Each list holds at most limit rows (0: 10; at
+// most 500). A suppressed scope has empty lists.
+func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
+	const op = "weak points"
+	p, err := e.prepare(op, q, scopeAny)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case limit <= 0:
+		limit = 10
+	case limit > 500:
+		limit = 500
+	}
+	prevP := q.Period.Previous()
+	pfrom, _ := prevP.Months()
+	from, to := q.Period.Months()
+	cur, prev, nation := NewTally(p.qn), NewTally(p.qn), NewTally(p.qn)
+	units := newTallies(p.qn)
+	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
+	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+		if k.Month < from {
+			if p.inScope(k) {
+				prev.Merge(t)
+			}
+			return
+		}
+		if k.UnitID == "" {
+			nation.Merge(t)
+		}
+		if p.inScope(k) {
+			cur.Merge(t)
+		}
+		if wantUnits && k.UnitID != "" {
+			if code, ok := p.ps.key(k.ProvinceID, k.Month, p.b); ok && code == q.Scope.ProvinceCode {
+				units.add(k.UnitID, t)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	th := e.Thresholds
+	w := &WeakPoints{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
+		ScopeName: p.scopeName(q.Period), Period: q.Period, PreviousPeriod: prevP, Boundaries: p.b, Channel: q.Channel,
+		Respondents: cur.Respondents, Suppressed: th.Suppressed(cur.Respondents)}
+	if w.Suppressed {
+		w.Respondents = 0
+		return w, nil
+	}
+	figures := func(t *Tally) map[string]*NodeValue {
+		m := map[string]*NodeValue{}
+		for _, root := range ComputeTree(p.qn, t, th) {
+			if root.Kind != KindSatisfaction && root.Kind != KindAssessment {
+				continue
+			}
+			Walk(root.Children, func(v *NodeValue) { m[figureKey(v)] = v })
+		}
+		return m
+	}
+	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
+	curF, prevF, natF := figures(cur), figures(prev), figures(nation)
+	point := func(unit string, v *NodeValue) WeakPoint {
+		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
+			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
+		if nv := natF[figureKey(v)]; nv != nil && !nv.Suppressed {
+			wp.National = nv.Value
+		}
+		return wp
+	}
+	for _, key := range sortedKeys(curF) {
+		v := curF[key]
+		if !usable(v) {
+			continue
+		}
+		wp := point("", v)
+		w.Lowest = append(w.Lowest, wp)
+		if pv := prevF[key]; usable(pv) {
+			x, d := *pv.Value, *v.Value-*pv.Value
+			wp.PreviousValue, wp.Change = &x, &d
+			if d < 0 {
+				w.Drops = append(w.Drops, wp)
+			}
+			w.Lowest[len(w.Lowest)-1] = wp
+		}
+	}
+	byValue := func(rows []WeakPoint) {
+		sort.SliceStable(rows, func(i, j int) bool {
+			if rows[i].Value != rows[j].Value {
+				return rows[i].Value < rows[j].Value
+			}
+			if rows[i].UnitID != rows[j].UnitID {
+				return rows[i].UnitID < rows[j].UnitID
+			}
+			return rows[i].Code < rows[j].Code
+		})
+	}
+	byValue(w.Lowest)
+	sort.SliceStable(w.Drops, func(i, j int) bool {
+		if *w.Drops[i].Change != *w.Drops[j].Change {
+			return *w.Drops[i].Change < *w.Drops[j].Change
+		}
+		return w.Drops[i].Code < w.Drops[j].Code
+	})
+	for _, id := range units.keys() {
+		uf := figures(units.m[id])
+		for _, key := range sortedKeys(uf) {
+			v := uf[key]
+			if !usable(v) {
+				continue
+			}
+			wp := point(id, v)
+			if sv := curF[key]; sv != nil {
+				wp.Scope = sv.Value
+			}
+			w.Units = append(w.Units, wp)
+		}
+	}
+	byValue(w.Units)
+	w.Lowest = truncate(w.Lowest, limit)
+	w.Drops = truncate(w.Drops, limit)
+	w.Units = truncate(w.Units, limit)
+	return w, nil
+}
+
+// figureKey identifies a figure within a questionnaire: node codes repeat
+// across kinds, item codes are unique.
+func figureKey(v *NodeValue) string {
+	if v.IsItem {
+		return "i:" + v.Code
+	}
+	return fmt.Sprintf("n%d:%s", v.Kind, v.Code)
+}
+
+func sortedKeys(m map[string]*NodeValue) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func truncate(rows []WeakPoint, n int) []WeakPoint {
+	if len(rows) > n {
+		return rows[:n]
+	}
+	return rows
+}

@@ -1,0 +1,318 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/store"
+)
+
+// adminService implements sipas.v1.AdminService. Every change is recorded
+// in the audit trail with the calling credential as actor.
+type adminService struct {
+	sipasv1.UnimplementedAdminServiceServer
+	s *Server
+}
+
+var unitIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func actorOf(ctx context.Context) string {
+	if p := principalFrom(ctx); p != nil {
+		return p.CredentialID
+	}
+	return "system"
+}
+
+func (h *adminService) audit(ctx context.Context, action, target, detail string) error {
+	return h.s.cfg.Store.AppendAudit(ctx, actorOf(ctx), action, target, detail)
+}
+
+func unitToProto(u *store.Unit) *sipasv1.Unit {
+	return &sipasv1.Unit{Name: "units/" + u.ID, UnitId: u.ID, DisplayName: u.DisplayName, ProvinceCode: u.ProvinceCode,
+		CommuneCode: u.CommuneCode, CreateTime: timestamppb.New(u.CreateTime)}
+}
+
+func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRequest) (*sipasv1.Unit, error) {
+	const op = "create unit"
+	u := req.GetUnit()
+	var vs []sipas.Violation
+	if !unitIDPattern.MatchString(u.GetUnitId()) {
+		vs = append(vs, sipas.Violation{Field: "unit.unit_id", Reason: "INVALID_UNIT_ID", Description: "1 to 64 letters, digits, '.', '_' or '-'"})
+	}
+	if name := strings.TrimSpace(u.GetDisplayName()); name == "" || len(name) > 200 {
+		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "INVALID_NAME", Description: "a name of 1 to 200 bytes is required"})
+	}
+	if p, _, err := h.s.cfg.Registry.Resolve(u.GetProvinceCode(), h.s.cfg.Now()); err != nil || p.Code != u.GetProvinceCode() {
+		vs = append(vs, sipas.Violation{Field: "unit.province_code", Reason: "UNKNOWN_PROVINCE", Description: "must be the two-digit code of a province valid today"})
+	}
+	if c := u.GetCommuneCode(); c != "" && !unitIDPattern.MatchString(c) {
+		vs = append(vs, sipas.Violation{Field: "unit.commune_code", Reason: "INVALID_COMMUNE", Description: "1 to 64 letters or digits"})
+	}
+	if len(vs) > 0 {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid(op, vs...))
+	}
+	su := store.Unit{ID: u.GetUnitId(), DisplayName: strings.TrimSpace(u.GetDisplayName()), ProvinceCode: u.GetProvinceCode(),
+		CommuneCode: u.GetCommuneCode(), CreateTime: h.s.cfg.Now()}
+	if err := h.s.cfg.Store.CreateUnit(ctx, su); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if err := h.audit(ctx, "unit.create", "units/"+su.ID, "province="+su.ProvinceCode); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	return unitToProto(&su), nil
+}
+
+func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.Unit, error) {
+	id, ok := strings.CutPrefix(req.GetName(), "units/")
+	if !ok || id == "" {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get unit", sipas.Violation{Field: "name", Reason: "INVALID_NAME", Description: `must be "units/{unit_id}"`}))
+	}
+	u, err := h.s.cfg.Store.GetUnit(ctx, id)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	return unitToProto(u), nil
+}
+
+func (h *adminService) ListUnits(ctx context.Context, req *sipasv1.ListUnitsRequest) (*sipasv1.ListUnitsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 50, 1000)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	units, err := h.s.cfg.Store.ListUnits(ctx, req.GetProvinceCode(), req.GetPageToken(), size+1)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := &sipasv1.ListUnitsResponse{}
+	for i := range units {
+		if i == size {
+			out.NextPageToken = units[size-1].ID
+			break
+		}
+		out.Units = append(out.Units, unitToProto(&units[i]))
+	}
+	return out, nil
+}
+
+func credentialToProto(c *store.Credential) *sipasv1.Credential {
+	out := &sipasv1.Credential{Name: "credentials/" + c.ID, CredentialId: c.ID, Role: sipasv1.Role(c.Role), UnitId: c.UnitID,
+		ProvinceCodes: c.Provinces, AllProvinces: c.AllProvinces, Description: c.Description, CreateTime: timestamppb.New(c.CreateTime)}
+	if c.ExpireTime != nil {
+		out.ExpireTime = timestamppb.New(*c.ExpireTime)
+	}
+	if c.RevokeTime != nil {
+		out.RevokeTime = timestamppb.New(*c.RevokeTime)
+	}
+	return out
+}
+
+func (h *adminService) CreateCredential(ctx context.Context, req *sipasv1.CreateCredentialRequest) (*sipasv1.CreateCredentialResponse, error) {
+	const op = "create credential"
+	c := req.GetCredential()
+	now := h.s.cfg.Now()
+	var vs []sipas.Violation
+	bad := func(field, reason, desc string) {
+		vs = append(vs, sipas.Violation{Field: field, Reason: reason, Description: desc})
+	}
+	provinces := c.GetProvinceCodes()
+	switch c.GetRole() {
+	case sipasv1.Role_ROLE_KIOSK:
+		if c.GetUnitId() == "" {
+			bad("credential.unit_id", "REQUIRED", "a kiosk credential needs the unit it submits for")
+		} else if _, err := h.s.cfg.Store.GetUnit(ctx, c.GetUnitId()); err != nil {
+			if sipas.KindOf(err) != sipas.KindNotFound {
+				return nil, toStatus(ctx, h.s.log, err)
+			}
+			bad("credential.unit_id", "UNKNOWN_UNIT", "no such unit; create it first with 'sipas admin units create'")
+		}
+		if len(provinces) > 0 || c.GetAllProvinces() {
+			bad("credential.province_codes", "NOT_ALLOWED", "a kiosk's province comes from its unit")
+		}
+	case sipasv1.Role_ROLE_SURVEYOR, sipasv1.Role_ROLE_ANALYST:
+		if c.GetUnitId() != "" {
+			bad("credential.unit_id", "NOT_ALLOWED", "only kiosk credentials are bound to a unit")
+		}
+		if c.GetAllProvinces() == (len(provinces) > 0) {
+			bad("credential.province_codes", "SCOPE_REQUIRED", "give either province codes or all_provinces, not both or neither")
+		}
+		for i, p := range provinces {
+			if !h.s.cfg.Registry.Known(p) {
+				bad(fmt.Sprintf("credential.province_codes[%d]", i), "UNKNOWN_PROVINCE", "not a province code")
+			}
+		}
+	case sipasv1.Role_ROLE_ADMIN:
+		if c.GetUnitId() != "" || len(provinces) > 0 {
+			bad("credential", "NOT_ALLOWED", "an admin credential has no unit or province scope")
+		}
+	default:
+		bad("credential.role", "REQUIRED", "role must be kiosk, surveyor, analyst or admin")
+	}
+	var expire *time.Time
+	switch {
+	case req.GetTtl() != nil && c.GetExpireTime() != nil:
+		bad("ttl", "CONFLICT", "give ttl or credential.expire_time, not both")
+	case req.GetTtl() != nil:
+		if d := req.GetTtl().AsDuration(); d <= 0 {
+			bad("ttl", "NOT_POSITIVE", "must be positive")
+		} else {
+			t := now.Add(d)
+			expire = &t
+		}
+	case c.GetExpireTime() != nil:
+		if t := c.GetExpireTime().AsTime(); !t.After(now) {
+			bad("credential.expire_time", "IN_PAST", "must be in the future")
+		} else {
+			expire = &t
+		}
+	}
+	if len(c.GetDescription()) > 200 {
+		bad("credential.description", "TOO_LONG", "at most 200 bytes")
+	}
+	if len(vs) > 0 {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid(op, vs...))
+	}
+	token, hash := NewToken()
+	sc := store.Credential{TokenHash: hash, Role: int(c.GetRole()), UnitID: c.GetUnitId(),
+		Provinces: provinces, AllProvinces: c.GetAllProvinces(), Description: c.GetDescription(), CreateTime: now, ExpireTime: expire}
+	stored, err := h.s.cfg.Store.CreateCredential(ctx, sc)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	scope := c.GetUnitId()
+	if c.GetAllProvinces() {
+		scope = "all"
+	} else if len(provinces) > 0 {
+		scope = strings.Join(provinces, ",")
+	}
+	if err := h.audit(ctx, "credential.create", "credentials/"+stored.ID, "role="+roleName(c.GetRole())+" scope="+scope); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	return &sipasv1.CreateCredentialResponse{Credential: credentialToProto(stored), Token: token}, nil
+}
+
+func (h *adminService) ListCredentials(ctx context.Context, req *sipasv1.ListCredentialsRequest) (*sipasv1.ListCredentialsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 50, 1000)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	creds, err := h.s.cfg.Store.ListCredentials(ctx, req.GetPageToken(), size+1, req.GetShowInactive())
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := &sipasv1.ListCredentialsResponse{}
+	for i, c := range creds {
+		if i == size {
+			out.NextPageToken = creds[size-1].ID
+			break
+		}
+		out.Credentials = append(out.Credentials, credentialToProto(c))
+	}
+	return out, nil
+}
+
+func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.RevokeCredentialRequest) (*sipasv1.Credential, error) {
+	id, ok := strings.CutPrefix(req.GetName(), "credentials/")
+	if !ok || id == "" {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("revoke credential", sipas.Violation{Field: "name", Reason: "INVALID_NAME", Description: `must be "credentials/{credential_id}"`}))
+	}
+	if err := h.s.cfg.Store.RevokeCredential(ctx, id, h.s.cfg.Now()); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if err := h.audit(ctx, "credential.revoke", "credentials/"+id, ""); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	creds, err := h.s.cfg.Store.ListCredentials(ctx, "", 0, true)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	for _, c := range creds {
+		if c.ID == id {
+			return credentialToProto(c), nil
+		}
+	}
+	return &sipasv1.Credential{Name: "credentials/" + id, CredentialId: id, RevokeTime: timestamppb.New(h.s.cfg.Now())}, nil
+}
+
+// backupChunk is the size of one Backup stream message (below MaxSendMsgSize).
+const backupChunk = 1 << 20
+
+func (h *adminService) Backup(_ *sipasv1.BackupRequest, stream sipasv1.AdminService_BackupServer) error {
+	ctx := stream.Context()
+	dir, err := os.MkdirTemp(filepath.Dir(h.s.cfg.Store.Path()), ".backup-")
+	if err != nil {
+		return toStatus(ctx, h.s.log, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "backup.db")
+	n, err := h.s.cfg.Store.Backup(ctx, tmp)
+	if err != nil {
+		return toStatus(ctx, h.s.log, err)
+	}
+	if err := h.audit(ctx, "backup", "api", "responses="+strconv.FormatInt(n, 10)); err != nil {
+		return toStatus(ctx, h.s.log, err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return toStatus(ctx, h.s.log, err)
+	}
+	defer f.Close()
+	sum := sha256.New()
+	buf := make([]byte, backupChunk)
+	for {
+		k, rerr := io.ReadFull(f, buf)
+		if k > 0 {
+			sum.Write(buf[:k])
+			if err := stream.Send(&sipasv1.BackupChunk{Data: buf[:k]}); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return toStatus(ctx, h.s.log, rerr)
+		}
+	}
+	h.s.NoteBackup()
+	return stream.Send(&sipasv1.BackupChunk{Responses: n, Sha256: hex.EncodeToString(sum.Sum(nil))})
+}
+
+func (h *adminService) ListAuditEvents(ctx context.Context, req *sipasv1.ListAuditEventsRequest) (*sipasv1.ListAuditEventsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 50, 1000)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	var before int64
+	if t := req.GetPageToken(); t != "" {
+		if before, err = strconv.ParseInt(t, 10, 64); err != nil || before <= 0 {
+			return nil, toStatus(ctx, h.s.log, sipas.Invalid("list audit events", sipas.Violation{Field: "page_token", Reason: "INVALID_PAGE_TOKEN", Description: "use a next_page_token of a previous call"}))
+		}
+	}
+	evs, err := h.s.cfg.Store.ListAudit(ctx, before, size+1)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := &sipasv1.ListAuditEventsResponse{}
+	for i, ev := range evs {
+		if i == size {
+			out.NextPageToken = strconv.FormatInt(evs[size-1].Seq, 10)
+			break
+		}
+		out.Events = append(out.Events, &sipasv1.AuditEvent{Sequence: ev.Seq, Time: timestamppb.New(ev.Time), Actor: ev.Actor,
+			Action: ev.Action, Target: ev.Target, Detail: ev.Detail})
+	}
+	return out, nil
+}

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/store"
+)
+
+// tokenPrefix marks sipas bearer tokens so that they are recognisable in
+// secret scanners; the rest is 32 random bytes, base64url.
+const tokenPrefix = "sps_"
+
+// NewToken returns a fresh bearer token and the hash stored for it.
+func NewToken() (token string, hash []byte) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token)
+}
+
+// HashToken returns the stored form of a token. Tokens carry 256 random
+// bits, so a plain SHA-256 is enough (no password stretching needed).
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	CredentialID string
+	Role         sipasv1.Role
+	// UnitID and UnitProvince are set for kiosks: the unit of the credential
+	// and the province code of that unit.
+	UnitID       string
+	UnitProvince string
+	// Provinces is the scope of surveyors and analysts; All means every province.
+	Provinces map[string]bool
+	All       bool
+}
+
+// RoleName is the lower-case role name used in logs and metrics.
+func (p *Principal) RoleName() string {
+	if p == nil {
+		return "anonymous"
+	}
+	return roleName(p.Role)
+}
+
+func roleName(r sipasv1.Role) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+// InProvince reports whether a province code is within the caller's scope.
+// Admins see everything; kiosks only their unit's province.
+func (p *Principal) InProvince(code string) bool {
+	switch p.Role {
+	case sipasv1.Role_ROLE_ADMIN:
+		return true
+	case sipasv1.Role_ROLE_KIOSK:
+		return code == p.UnitProvince
+	}
+	return p.All || p.Provinces[code]
+}
+
+type principalKey struct{}
+
+// principalFrom returns the authenticated caller of ctx, or nil.
+func principalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// authenticator turns the bearer token of a call into a Principal.
+type authenticator struct {
+	store *store.Store
+	now   func() time.Time
+}
+
+var errUnauthenticated = &sipas.Error{Kind: sipas.KindUnauthenticated, Reason: "UNAUTHENTICATED",
+	Message: "missing, malformed, expired or revoked credential: send 'authorization: Bearer <token>'"}
+
+// authenticate reads the token from the call metadata and looks it up. Every
+// failure gives the same error so that callers learn nothing about which
+// tokens exist.
+func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return nil, errUnauthenticated
+	}
+	token, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
+		return nil, errUnauthenticated
+	}
+	hash := HashToken(token)
+	cred, err := a.store.CredentialByTokenHash(ctx, hash)
+	if err != nil {
+		if sipas.KindOf(err) == sipas.KindNotFound {
+			return nil, errUnauthenticated
+		}
+		return nil, err
+	}
+	// The lookup is by hash; compare again in constant time so that the
+	// decision never depends on a timing-variable comparison.
+	if subtle.ConstantTimeCompare(cred.TokenHash, hash) != 1 {
+		return nil, errUnauthenticated
+	}
+	now := a.now()
+	if cred.RevokeTime != nil || (cred.ExpireTime != nil && !now.Before(*cred.ExpireTime)) {
+		return nil, errUnauthenticated
+	}
+	p := &Principal{CredentialID: cred.ID, Role: sipasv1.Role(cred.Role), All: cred.AllProvinces}
+	if len(cred.Provinces) > 0 {
+		p.Provinces = make(map[string]bool, len(cred.Provinces))
+		for _, c := range cred.Provinces {
+			p.Provinces[c] = true
+		}
+	}
+	if p.Role == sipasv1.Role_ROLE_KIOSK {
+		u, err := a.store.GetUnit(ctx, cred.UnitID)
+		if err != nil {
+			if sipas.KindOf(err) == sipas.KindNotFound {
+				return nil, errUnauthenticated
+			}
+			return nil, err
+		}
+		p.UnitID, p.UnitProvince = u.ID, u.ProvinceCode
+	}
+	return p, nil
+}
+
+// policy says who may call a method. open means no credential is needed.
+type policy struct {
+	open  bool
+	roles []sipasv1.Role
+}
+
+func (p policy) allows(r sipasv1.Role) bool {
+	for _, x := range p.roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	kiosk    = sipasv1.Role_ROLE_KIOSK
+	surveyor = sipasv1.Role_ROLE_SURVEYOR
+	analyst  = sipasv1.Role_ROLE_ANALYST
+	admin    = sipasv1.Role_ROLE_ADMIN
+)
+
+// policies holds the access policy of every method the server registers.
+// A method without an entry is refused (default deny); a test enumerates the
+// registered methods and fails if one is missing here.
+var policies = map[string]policy{
+	sipasv1.SurveyService_GetQuestionnaire_FullMethodName:   {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_ListQuestionnaires_FullMethodName: {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_SubmitResponse_FullMethodName:     {roles: []sipasv1.Role{kiosk, surveyor}},
+	sipasv1.SurveyService_UploadBatch_FullMethodName:        {roles: []sipasv1.Role{surveyor}},
+
+	sipasv1.IndexService_GetIndex_FullMethodName:      {roles: []sipasv1.Role{analyst, admin}},
+	sipasv1.IndexService_RankProvinces_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
+	sipasv1.IndexService_RankUnits_FullMethodName:     {roles: []sipasv1.Role{analyst, admin}},
+	sipasv1.IndexService_GetSeries_FullMethodName:     {roles: []sipasv1.Role{analyst, admin}},
+	sipasv1.IndexService_GetWeakPoints_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
+
+	sipasv1.AdminService_CreateUnit_FullMethodName:       {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_GetUnit_FullMethodName:          {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListUnits_FullMethodName:        {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_CreateCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListCredentials_FullMethodName:  {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_RevokeCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_Backup_FullMethodName:           {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListAuditEvents_FullMethodName:  {roles: []sipasv1.Role{admin}},
+
+	"/grpc.health.v1.Health/Check": {open: true},
+	"/grpc.health.v1.Health/Watch": {open: true},
+	"/grpc.health.v1.Health/List":  {open: true},
+}
+
+var errPermissionDenied = &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "PERMISSION_DENIED",
+	Message: "this credential's role may not call this method"}
+
+var errUnknownMethod = &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "NO_POLICY",
+	Message: "method has no access policy"}
+
+// authorize authenticates the call and applies the method's policy. It
+// returns the context carrying the principal.
+func (a *authenticator) authorize(ctx context.Context, method string) (context.Context, *Principal, error) {
+	pol, ok := policies[method]
+	if !ok {
+		return ctx, nil, errUnknownMethod
+	}
+	if pol.open {
+		return ctx, nil, nil
+	}
+	p, err := a.authenticate(ctx)
+	if err != nil {
+		return ctx, nil, err
+	}
+	if !pol.allows(p.Role) {
+		return ctx, p, errPermissionDenied
+	}
+	return context.WithValue(ctx, principalKey{}, p), p, nil
+}

@@ -1,0 +1,308 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+)
+
+// indexService implements sipas.v1.IndexService. Analysts limited to some
+// provinces read those provinces and their units; national figures and the
+// ranking of all provinces need an all-provinces analyst or an admin.
+type indexService struct {
+	sipasv1.UnimplementedIndexServiceServer
+	s *Server
+}
+
+func periodFromProto(p *sipasv1.Period) sipas.Period {
+	if p == nil {
+		return sipas.Period{}
+	}
+	return sipas.Period{Year: int(p.Year), Quarter: int(p.Quarter), Month: int(p.Month)}
+}
+
+func periodToProto(p sipas.Period) *sipasv1.Period {
+	return &sipasv1.Period{Year: int32(p.Year), Quarter: int32(p.Quarter), Month: int32(p.Month)}
+}
+
+func scopeFromProto(s *sipasv1.Scope) sipas.Scope {
+	switch v := s.GetScope().(type) {
+	case *sipasv1.Scope_ProvinceCode:
+		return sipas.Scope{ProvinceCode: v.ProvinceCode}
+	case *sipasv1.Scope_UnitId:
+		return sipas.Scope{UnitID: v.UnitId}
+	case *sipasv1.Scope_Nation:
+		return sipas.Scope{Nation: v.Nation}
+	}
+	return sipas.Scope{}
+}
+
+func scopeToProto(s sipas.Scope) *sipasv1.Scope {
+	switch {
+	case s.UnitID != "":
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_UnitId{UnitId: s.UnitID}}
+	case s.ProvinceCode != "":
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: s.ProvinceCode}}
+	}
+	return &sipasv1.Scope{Scope: &sipasv1.Scope_Nation{Nation: true}}
+}
+
+// checkPeriod validates a period field of a request.
+func checkPeriod(p *sipasv1.Period, field string) error {
+	if p == nil {
+		return sipas.Invalid("index", sipas.Violation{Field: field, Reason: "REQUIRED", Description: "a period is required (year, optionally quarter or month)"})
+	}
+	if err := periodFromProto(p).Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+var errOutOfScope = &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "SCOPE",
+	Message: "this credential may not read figures outside its provinces"}
+
+// allowScope checks that the caller may read a scope.
+func (h *indexService) allowScope(ctx context.Context, sc sipas.Scope) error {
+	p := principalFrom(ctx)
+	if p == nil || p.Role == sipasv1.Role_ROLE_ADMIN || p.All {
+		return nil
+	}
+	switch {
+	case sc.UnitID != "":
+		u, err := h.s.cfg.Store.GetUnit(ctx, sc.UnitID)
+		if err != nil {
+			if sipas.KindOf(err) == sipas.KindNotFound {
+				return errOutOfScope // do not reveal which units exist
+			}
+			return err
+		}
+		if !h.s.inScopeCurrent(p, u.ProvinceCode) {
+			return errOutOfScope
+		}
+		return nil
+	case sc.ProvinceCode != "":
+		if !p.InProvince(sc.ProvinceCode) {
+			return errOutOfScope
+		}
+		return nil
+	}
+	return errOutOfScope // the nation
+}
+
+// inScopeCurrent reports whether a province code, or the province it is part
+// of today, is in the caller's scope.
+func (s *Server) inScopeCurrent(p *Principal, code string) bool {
+	if p.InProvince(code) {
+		return true
+	}
+	if prov, _, err := s.cfg.Registry.Resolve(code, s.cfg.Now()); err == nil {
+		return p.InProvince(s.cfg.Registry.Current(prov).Code)
+	}
+	return false
+}
+
+func (h *indexService) observe(method string, start time.Time) {
+	h.s.metrics.IndexReadSeconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexRequest) (*sipasv1.IndexReport, error) {
+	defer h.observe("GetIndex", time.Now())
+	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	sc := scopeFromProto(req.GetScope())
+	if sc == (sipas.Scope{}) {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get index", sipas.Violation{Field: "scope", Reason: "REQUIRED",
+			Description: "give a province_code, a unit_id or nation = true"}))
+	}
+	if err := h.allowScope(ctx, sc); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	rep, err := h.s.cfg.Engine.Index(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())})
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	th := h.s.cfg.Engine.Thresholds
+	out := &sipasv1.IndexReport{
+		QuestionnaireId: rep.QuestionnaireID, FormulaVersion: rep.FormulaVersion, Scope: scopeToProto(rep.Scope),
+		ScopeName: rep.ScopeName, Period: periodToProto(rep.Period), Boundaries: boundariesToProto(rep.Boundaries),
+		Channel: sipasv1.Channel(rep.Channel), Respondents: rep.Respondents, Suppressed: rep.Suppressed,
+		DisclosureThreshold: th.Disclosure, MinimumSample: th.MinSample, NationalMean: rep.NationalMean,
+	}
+	for _, r := range rep.Roots {
+		out.Roots = append(out.Roots, nodeValueToProto(r))
+	}
+	return out, nil
+}
+
+func boundariesToProto(b sipas.Boundaries) sipasv1.Boundaries {
+	if b == sipas.BoundariesUnspecified {
+		return sipasv1.Boundaries_BOUNDARIES_AS_COLLECTED
+	}
+	return sipasv1.Boundaries(b)
+}
+
+func nodeValueToProto(v *sipas.NodeValue) *sipasv1.IndexNode {
+	out := &sipasv1.IndexNode{
+		Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, IsItem: v.IsItem, Role: sipasv1.ItemRole(v.Role),
+		Value: v.Value, N: v.N, Positive: v.Positive, Valid: v.Valid, CiLow: v.CILow, CiHigh: v.CIHigh,
+		Insufficient: v.Insufficient, Suppressed: v.Suppressed,
+	}
+	for _, c := range v.Children {
+		out.Children = append(out.Children, nodeValueToProto(c))
+	}
+	return out
+}
+
+func rankingToProto(r *sipas.Ranking) *sipasv1.Ranking {
+	out := &sipasv1.Ranking{QuestionnaireId: r.QuestionnaireID, FormulaVersion: r.FormulaVersion,
+		Period: periodToProto(r.Period), PreviousPeriod: periodToProto(r.PreviousPeriod), NodeCode: r.NodeCode,
+		Mean: r.Mean, Pooled: r.Pooled}
+	for _, row := range r.Rows {
+		out.Rows = append(out.Rows, &sipasv1.RankRow{Id: row.ID, Name: row.Name, Value: row.Value, Rank: int32(row.Rank),
+			N: row.N, Insufficient: row.Insufficient, Suppressed: row.Suppressed, PreviousValue: row.PreviousValue,
+			PreviousRank: int32(row.PreviousRank), RankChange: int32(row.RankChange), ValueChange: row.ValueChange})
+	}
+	return out
+}
+
+func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvincesRequest) (*sipasv1.Ranking, error) {
+	defer h.observe("RankProvinces", time.Now())
+	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if err := h.allowScope(ctx, sipas.Scope{Nation: true}); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	r, err := h.s.cfg.Engine.RankProvinces(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
+		Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	return rankingToProto(r), nil
+}
+
+func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequest) (*sipasv1.Ranking, error) {
+	defer h.observe("RankUnits", time.Now())
+	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	sc := sipas.Scope{ProvinceCode: req.GetProvinceCode()}
+	if sc.ProvinceCode == "" {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("rank units", sipas.Violation{Field: "province_code", Reason: "REQUIRED", Description: "a province code is required"}))
+	}
+	if err := h.allowScope(ctx, sc); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	r, err := h.s.cfg.Engine.RankUnits(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := rankingToProto(r)
+	h.nameUnits(ctx, out.Rows)
+	return out, nil
+}
+
+// nameUnits fills unit display names from the unit registry.
+func (h *indexService) nameUnits(ctx context.Context, rows []*sipasv1.RankRow) {
+	for _, row := range rows {
+		if row.Name != "" && row.Name != row.Id {
+			continue
+		}
+		if u, err := h.s.cfg.Store.GetUnit(ctx, row.Id); err == nil {
+			row.Name = u.DisplayName
+		}
+	}
+}
+
+func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequest) (*sipasv1.Series, error) {
+	defer h.observe("GetSeries", time.Now())
+	if err := checkPeriod(req.GetFrom(), "from"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if err := checkPeriod(req.GetTo(), "to"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	sc := scopeFromProto(req.GetScope())
+	if sc == (sipas.Scope{}) {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get series", sipas.Violation{Field: "scope", Reason: "REQUIRED",
+			Description: "give a province_code, a unit_id or nation = true"}))
+	}
+	if err := h.allowScope(ctx, sc); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	q := sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc, Boundaries: sipas.Boundaries(req.GetBoundaries()),
+		Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
+	pts, err := h.s.cfg.Engine.Series(q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()))
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	cat := h.s.cfg.Catalog.Get(req.GetQuestionnaireId())
+	out := &sipasv1.Series{QuestionnaireId: req.GetQuestionnaireId(), NodeCode: req.GetNodeCode()}
+	if out.NodeCode == "" {
+		out.NodeCode = sipas.SIPASNodeCode
+	}
+	if cat != nil {
+		out.FormulaVersion = cat.FormulaVersion
+	}
+	for _, p := range pts {
+		out.Points = append(out.Points, &sipasv1.SeriesPoint{Period: periodToProto(p.Period), Value: p.Value, N: p.N,
+			CiLow: p.CILow, CiHigh: p.CIHigh, Insufficient: p.Insufficient, Suppressed: p.Suppressed})
+	}
+	return out, nil
+}
+
+func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPointsRequest) (*sipasv1.WeakPoints, error) {
+	defer h.observe("GetWeakPoints", time.Now())
+	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	sc := sipas.Scope{ProvinceCode: req.GetProvinceCode()}
+	if sc.ProvinceCode == "" {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get weak points", sipas.Violation{Field: "province_code", Reason: "REQUIRED", Description: "a province code is required"}))
+	}
+	if err := h.allowScope(ctx, sc); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 {
+		limit = 10
+	}
+	w, err := h.s.cfg.Engine.WeakPoints(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}, limit)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := &sipasv1.WeakPoints{QuestionnaireId: w.QuestionnaireID, FormulaVersion: w.FormulaVersion,
+		Period: periodToProto(w.Period), PreviousPeriod: periodToProto(w.PreviousPeriod)}
+	conv := func(wp sipas.WeakPoint) *sipasv1.WeakPoint {
+		level := "group"
+		switch {
+		case wp.UnitID != "":
+			level = "unit"
+		case wp.IsItem:
+			level = "item"
+		}
+		code := wp.Code
+		if wp.UnitID != "" {
+			code = wp.UnitID + "/" + wp.Code
+		}
+		v := wp.Value
+		return &sipasv1.WeakPoint{Code: code, LabelVi: wp.LabelVi, LabelEn: wp.LabelEn, Level: level, Value: &v, N: wp.N,
+			PreviousValue: wp.PreviousValue, Change: wp.Change, NationalValue: wp.National}
+	}
+	for _, wp := range w.Lowest {
+		out.Lowest = append(out.Lowest, conv(wp))
+	}
+	for _, wp := range w.Units {
+		out.Lowest = append(out.Lowest, conv(wp))
+	}
+	for _, wp := range w.Drops {
+		out.LargestDrops = append(out.LargestDrops, conv(wp))
+	}
+	return out, nil
+}

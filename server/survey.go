@@ -1,0 +1,312 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+)
+
+// surveyService implements sipas.v1.SurveyService.
+type surveyService struct {
+	sipasv1.UnimplementedSurveyServiceServer
+	s *Server
+}
+
+func (h *surveyService) GetQuestionnaire(ctx context.Context, req *sipasv1.GetQuestionnaireRequest) (*sipasv1.Questionnaire, error) {
+	id, ok := strings.CutPrefix(req.GetName(), "questionnaires/")
+	if !ok || id == "" {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get questionnaire", sipas.Violation{
+			Field: "name", Reason: "INVALID_NAME", Description: `must be "questionnaires/{questionnaire_id}", e.g. "questionnaires/sipas-2023"`}))
+	}
+	q := h.s.cfg.Catalog.Get(id)
+	if q == nil {
+		return nil, toStatus(ctx, h.s.log, &sipas.Error{Kind: sipas.KindNotFound, Reason: "UNKNOWN_QUESTIONNAIRE",
+			Op: "get questionnaire", Message: "no questionnaire " + quote(id)})
+	}
+	return questionnaireToProto(q), nil
+}
+
+func (h *surveyService) ListQuestionnaires(ctx context.Context, req *sipasv1.ListQuestionnairesRequest) (*sipasv1.ListQuestionnairesResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 50, 100)
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	after := req.GetPageToken()
+	out := &sipasv1.ListQuestionnairesResponse{}
+	for _, q := range h.s.cfg.Catalog.List() {
+		if q.ID <= after {
+			continue
+		}
+		if len(out.Questionnaires) == size {
+			out.NextPageToken = out.Questionnaires[size-1].QuestionnaireId
+			break
+		}
+		out.Questionnaires = append(out.Questionnaires, questionnaireToProto(q))
+	}
+	return out, nil
+}
+
+func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitResponseRequest) (*sipasv1.SubmitResponseResponse, error) {
+	p := principalFrom(ctx)
+	if req.GetResponse() == nil {
+		return nil, toStatus(ctx, h.s.log, sipas.Invalid("submit response", sipas.Violation{
+			Field: "response", Reason: "REQUIRED", Description: "a response is required"}))
+	}
+	r := responseFromProto(req.GetResponse())
+	acc, err := h.s.accept(p, r)
+	if err != nil {
+		h.s.countRefusal(r.Channel, err)
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	results, err := h.s.cfg.Store.Insert(ctx, []*sipas.Accepted{acc})
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if err := results[0].Err; err != nil {
+		h.s.countRefusal(r.Channel, err)
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	outcome := "accepted"
+	if results[0].Duplicate {
+		outcome = "duplicate"
+	}
+	h.s.metrics.ResponsesIngested.WithLabelValues(channelLabel(r.Channel), outcome).Inc()
+	return &sipasv1.SubmitResponseResponse{
+		ResponseId:   acc.Response.ID,
+		Duplicate:    results[0].Duplicate,
+		ProvinceCode: acc.Province.Code,
+		Warnings:     acc.Warnings,
+	}, nil
+}
+
+// accept applies the caller's scope to a response and validates it.
+// A kiosk's unit and province come from its credential: a body naming
+// another unit or province is refused. A surveyor may only send responses of
+// provinces in its scope.
+func (s *Server) accept(p *Principal, r *sipas.Response) (*sipas.Accepted, error) {
+	if p != nil && p.Role == sipasv1.Role_ROLE_KIOSK {
+		if r.UnitID != "" && r.UnitID != p.UnitID {
+			return nil, &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "OTHER_UNIT", Op: "submit response",
+				Message: "a kiosk may only submit for its own unit; leave unit_id empty or use the credential's unit"}
+		}
+		if r.ProvinceCode != "" && r.ProvinceCode != p.UnitProvince {
+			return nil, &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "OTHER_PROVINCE", Op: "submit response",
+				Message: "a kiosk may only submit for its unit's province; leave province_code empty"}
+		}
+		r.UnitID, r.ProvinceCode = p.UnitID, p.UnitProvince
+		if r.Channel == sipas.ChannelUnspecified {
+			r.Channel = sipas.ChannelKiosk
+		}
+	}
+	acc, err := sipas.Validate(s.cfg.Catalog, s.cfg.Registry, r, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	if p != nil && p.Role != sipasv1.Role_ROLE_KIOSK {
+		current := s.cfg.Registry.Current(acc.Province)
+		if !p.InProvince(r.ProvinceCode) && !p.InProvince(acc.Province.Code) && !p.InProvince(current.Code) {
+			return nil, &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "PROVINCE_OUT_OF_SCOPE", Op: "submit response",
+				Message: "province " + quote(r.ProvinceCode) + " is outside this credential's scope"}
+		}
+	}
+	return acc, nil
+}
+
+func (s *Server) countRefusal(ch sipas.Channel, err error) {
+	reason := "INTERNAL"
+	var de *sipas.Error
+	if errors.As(err, &de) {
+		reason = de.Reason
+		if len(de.Violations) > 0 {
+			reason = de.Violations[0].Reason
+		}
+	}
+	s.metrics.ResponsesIngested.WithLabelValues(channelLabel(ch), "rejected").Inc()
+	s.metrics.Refusals.WithLabelValues(reason).Inc()
+}
+
+// channelLabel bounds the channel metric label to the known set.
+func channelLabel(ch sipas.Channel) string {
+	switch ch {
+	case sipas.ChannelKiosk, sipas.ChannelField, sipas.ChannelPost, sipas.ChannelOnline, sipas.ChannelPhone:
+		return strings.ToLower(strings.TrimPrefix(sipasv1.Channel(ch).String(), "CHANNEL_"))
+	}
+	return "unspecified"
+}
+
+// UploadBatch reads items, validates each, commits them in chunks and
+// acknowledges every chunk as it commits. The receive loop only reads the
+// next message after the previous chunk committed, so HTTP/2 flow control
+// holds the sender back and server memory stays bounded by one chunk.
+func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServer) error {
+	s := h.s
+	ctx := stream.Context()
+	p := principalFrom(ctx)
+
+	type received struct {
+		req *sipasv1.UploadBatchRequest
+		err error
+	}
+	in := make(chan received)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case in <- received{req, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	summary := &sipasv1.BatchSummary{}
+	var (
+		chunkNo  int64
+		results  []*sipasv1.ItemResult // outcomes of the pending chunk, in order
+		accepted []*sipas.Accepted     // the valid items of the pending chunk
+		slots    []int                 // index in results of each accepted item
+		channels []sipas.Channel
+	)
+	flush := func() error {
+		if len(results) == 0 {
+			return nil
+		}
+		if len(accepted) > 0 {
+			ins, err := s.cfg.Store.Insert(ctx, accepted)
+			if err != nil {
+				return toStatus(ctx, s.log, err)
+			}
+			for i, r := range ins {
+				res := results[slots[i]]
+				switch {
+				case r.Err != nil:
+					fillRejected(res, r.Err)
+					s.countRefusal(channels[i], r.Err)
+				case r.Duplicate:
+					res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE
+					s.metrics.ResponsesIngested.WithLabelValues(channelLabel(channels[i]), "duplicate").Inc()
+				default:
+					res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED
+					s.metrics.ResponsesIngested.WithLabelValues(channelLabel(channels[i]), "accepted").Inc()
+				}
+			}
+		}
+		for _, res := range results {
+			switch res.Outcome {
+			case sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED:
+				summary.Accepted++
+			case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
+				summary.Duplicate++
+			default:
+				summary.Rejected++
+			}
+		}
+		chunkNo++
+		err := stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
+			Chunk: &sipasv1.ChunkAck{Chunk: chunkNo, Results: results}}})
+		results, accepted, slots, channels = results[:0:0], accepted[:0], slots[:0], channels[:0]
+		return err
+	}
+
+	idle := time.NewTimer(s.cfg.StreamIdleTimeout)
+	defer idle.Stop()
+	var chunkTimer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-idle.C:
+			if err := flush(); err != nil {
+				return err
+			}
+			return status.Errorf(codes.DeadlineExceeded, "upload stream sent nothing for %s; acknowledged chunks are stored, resend the rest", s.cfg.StreamIdleTimeout)
+		case <-chunkTimer:
+			chunkTimer = nil
+			if err := flush(); err != nil {
+				return err
+			}
+		case m := <-in:
+			if m.err == io.EOF {
+				if err := flush(); err != nil {
+					return err
+				}
+				return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Summary{Summary: summary}})
+			}
+			if m.err != nil {
+				return m.err
+			}
+			idle.Reset(s.cfg.StreamIdleTimeout)
+			if summary.BatchId == "" {
+				summary.BatchId = m.req.GetBatchId()
+			}
+			summary.Received++
+			if summary.Received > int64(s.cfg.StreamMaxItems) {
+				if err := flush(); err != nil {
+					return err
+				}
+				return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_ITEM_LIMIT",
+					Message: "an upload stream may carry at most " + itoa(s.cfg.StreamMaxItems) + " items; acknowledged chunks are stored, send the rest in a new stream"})
+			}
+			item := m.req.GetItem()
+			r := responseFromProto(item.GetResponse())
+			res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
+			if item.GetResponse() == nil {
+				fillRejected(res, sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"}))
+				s.countRefusal(sipas.ChannelUnspecified, errors.New("missing"))
+			} else if acc, err := s.accept(p, r); err != nil {
+				fillRejected(res, err)
+				s.countRefusal(r.Channel, err)
+			} else {
+				res.ResponseId = acc.Response.ID
+				res.ProvinceCode = acc.Province.Code
+				res.Warnings = acc.Warnings
+				slots = append(slots, len(results))
+				accepted = append(accepted, acc)
+				channels = append(channels, r.Channel)
+			}
+			results = append(results, res)
+			if len(results) >= s.cfg.ChunkItems {
+				chunkTimer = nil
+				if err := flush(); err != nil {
+					return err
+				}
+			} else if chunkTimer == nil {
+				chunkTimer = time.After(s.cfg.ChunkDelay)
+			}
+		}
+	}
+}
+
+// fillRejected records a refusal in an item result: reason, field and a
+// message that names the field but never a demographic value.
+func fillRejected(res *sipasv1.ItemResult, err error) {
+	res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_REJECTED
+	var de *sipas.Error
+	if !errors.As(err, &de) || de.Kind == sipas.KindOther {
+		res.Reason, res.Message = "INTERNAL", "internal error; resend this item"
+		return
+	}
+	res.Reason, res.Message = de.Reason, de.Message
+	if len(de.Violations) > 0 {
+		v := de.Violations[0]
+		res.Reason, res.Field = v.Reason, v.Field
+		var parts []string
+		for _, v := range de.Violations {
+			parts = append(parts, v.Field+": "+v.Description)
+		}
+		res.Message = strings.Join(parts, "; ")
+	}
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sipas-vn/sipas"
+)
+
+// InsertResult is the outcome of one item of an Insert call.
+type InsertResult struct {
+	// Duplicate is true when a response with the same id and the same
+	// content hash was already stored: nothing was written, and the item is
+	// acknowledged again.
+	Duplicate bool
+	// Err is a *sipas.Error when the item was refused: KindConflict
+	// (RESPONSE_ID_CONFLICT) for the same id with a different hash (the
+	// stored response is unchanged), KindInvalid or KindFailedPrecondition
+	// for an item the store cannot file.
+	Err error
+}
+
+// prepared is an item made ready for the writer by the caller's goroutine, so
+// the writer spends its time on SQL only.
+type prepared struct {
+	idx     int // position in the caller's slice
+	acc     *sipas.Accepted
+	q       *sipas.Questionnaire
+	id      uuid.UUID
+	month   int
+	payload []byte
+}
+
+const opInsert = "store.insert"
+
+// prepare checks what the store itself needs of an accepted response and
+// encodes it.
+func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
+	if acc == nil || acc.Response == nil || acc.Province == nil || acc.Province.ID == "" {
+		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_ARGUMENT",
+			Message: "incomplete accepted response (no response or province)"}
+	}
+	r := acc.Response
+	id, err := uuid.Parse(r.ID)
+	if err != nil || id == uuid.Nil {
+		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_FORMAT",
+			Message:    "response_id is not a UUID",
+			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
+	}
+	q := s.cat.Get(r.QuestionnaireID)
+	if q == nil {
+		return nil, &sipas.Error{Kind: sipas.KindFailedPrecondition, Op: opInsert, Reason: "UNKNOWN_QUESTIONNAIRE",
+			Message: fmt.Sprintf("unknown questionnaire %q", r.QuestionnaireID)}
+	}
+	return &prepared{
+		acc:     acc,
+		q:       q,
+		id:      id,
+		month:   sipas.MonthOf(r.CollectedAt),
+		payload: encodePayload(q, r),
+	}, nil
+}
+
+// Insert stores validated responses. Each item's outcome is in the result
+// of the same index: inserted (zero value), Duplicate, or Err. The call
+// returns only after the transaction holding the items has committed
+// (synchronous=FULL: they are on stable storage), and the aggregates in
+// memory include them.
+//
+// A non-nil error means the outcome is unknown or nothing was written: it is
+// a *sipas.Error of KindUnavailable, and retrying the same items is safe.
+// ctx bounds only the wait: it is never passed to the transaction.
+func (s *Store) Insert(ctx context.Context, items []*sipas.Accepted) ([]InsertResult, error) {
+	results := make([]InsertResult, len(items))
+	preps := make([]*prepared, 0, len(items))
+	for i, acc := range items {
+		p, err := s.prepare(acc)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		p.idx = i
+		preps = append(preps, p)
+	}
+	if len(preps) == 0 {
+		return results, nil
+	}
+	r := &request{items: preps, results: results, done: make(chan struct{})}
+	if err := s.enqueue(r); err != nil {
+		return nil, err
+	}
+	if err := s.wait(ctx, r, opInsert); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// commitInserts writes the responses of reqs in one transaction and answers
+// every request.
+func (s *Store) commitInserts(reqs []*request) {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.items)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
+	changed, err := s.insertTx(ctx, reqs, n)
+	cancel()
+	dur := time.Since(start)
+	if err == nil {
+		// commitMu was taken by insertTx before COMMIT.
+		s.cellsMu.Lock()
+		for k, t := range changed {
+			m := s.cells[k.QuestionnaireID]
+			if m == nil {
+				m = map[sipas.CellKey]*sipas.Tally{}
+				s.cells[k.QuestionnaireID] = m
+			}
+			m[k] = t
+		}
+		s.cellsMu.Unlock()
+		s.commitMu.Unlock()
+	} else {
+		s.resetConn()
+	}
+	s.qmu.Lock()
+	if err == nil {
+		s.stats.Commits++
+		s.stats.LastBatchSize = n
+		s.stats.LastCommit = dur
+		for _, r := range reqs {
+			for _, p := range r.items {
+				res := r.results[p.idx]
+				switch {
+				case res.Duplicate:
+					s.stats.Duplicates++
+				case res.Err != nil:
+					s.stats.Conflicts++
+				default:
+					s.stats.Inserted++
+				}
+			}
+		}
+	} else {
+		s.stats.FailedCommits++
+	}
+	s.qmu.Unlock()
+	for _, r := range reqs {
+		if err != nil {
+			r.err = storageError(opInsert, err)
+		}
+		close(r.done)
+	}
+	if err != nil {
+		s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
+		return
+	}
+	s.metrics.observe(n, dur)
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(n, dur)
+	}
+}
+
+// insertTx runs the insert transaction. On success it returns the new
+// tallies of the changed cells with commitMu held; on failure nothing
+// changed in memory and commitMu is not held.
+func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas.CellKey]*sipas.Tally, error) {
+	tx, err := s.wconn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO responses
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (response_id) DO NOTHING`)
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
+	sel, err := tx.PrepareContext(ctx, "SELECT content_hash FROM responses WHERE response_id = ?")
+	if err != nil {
+		return nil, err
+	}
+	defer sel.Close()
+
+	changed := map[sipas.CellKey]*sipas.Tally{}
+	var seen []bool
+	for _, r := range reqs {
+		for _, p := range r.items {
+			resp := p.acc.Response
+			res, err := ins.ExecContext(ctx, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
+				resp.CollectedAt.UnixNano(), p.month, int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
+			if err != nil {
+				return nil, fmt.Errorf("insert: %w", err)
+			}
+			rows, err := res.RowsAffected()
+			if err != nil {
+				return nil, err
+			}
+			if rows == 0 {
+				// The id is taken (by an earlier transaction or earlier in
+				// this one): same content is a duplicate, other content a
+				// conflict. Read in the same IMMEDIATE transaction, so no
+				// other writer can come in between.
+				var h []byte
+				if err := sel.QueryRowContext(ctx, p.id[:]).Scan(&h); err != nil {
+					return nil, fmt.Errorf("read stored hash: %w", err)
+				}
+				if bytes.Equal(h, p.acc.Hash[:]) {
+					r.results[p.idx] = InsertResult{Duplicate: true}
+				} else {
+					e := *sipas.ErrResponseConflict
+					e.Op = opInsert
+					r.results[p.idx] = InsertResult{Err: &e}
+				}
+				continue
+			}
+			r.results[p.idx] = InsertResult{}
+			if len(seen) < len(p.q.Nodes) {
+				seen = make([]bool, len(p.q.Nodes))
+			}
+			for _, k := range cellKeys(p.acc, p.month) {
+				t, err := s.cellForWrite(changed, k, p.q)
+				if err != nil {
+					return nil, err
+				}
+				t.Add(p.q, resp, seen)
+			}
+		}
+	}
+
+	if len(changed) > 0 {
+		up, err := tx.PrepareContext(ctx, `INSERT INTO tallies (questionnaire_id, province_id, month, channel, unit_id, data)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (questionnaire_id, province_id, month, channel, unit_id) DO UPDATE SET data = excluded.data`)
+		if err != nil {
+			return nil, err
+		}
+		defer up.Close()
+		for k, t := range changed {
+			data, err := t.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := up.ExecContext(ctx, k.QuestionnaireID, k.ProvinceID, k.Month, int64(k.Channel), k.UnitID, data); err != nil {
+				return nil, fmt.Errorf("write tally: %w", err)
+			}
+		}
+	}
+	if s.opts.BeforeCommit != nil {
+		if err := s.opts.BeforeCommit(n); err != nil {
+			return nil, err
+		}
+	}
+	s.commitMu.Lock()
+	if err := tx.Commit(); err != nil {
+		s.commitMu.Unlock()
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return changed, nil
+}
+
+// cellKeys returns the cells a response is counted in: its province cell
+// and, when it has a unit, its unit cell.
+func cellKeys(acc *sipas.Accepted, month int) []sipas.CellKey {
+	r := acc.Response
+	k := sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month, Channel: r.Channel}
+	if r.UnitID == "" {
+		return []sipas.CellKey{k}
+	}
+	u := k
+	u.UnitID = r.UnitID
+	return []sipas.CellKey{k, u}
+}
+
+// cellForWrite returns the writable copy of cell k for this transaction.
+// Only the writer goroutine mutates s.cells, so it reads it without a lock.
+func (s *Store) cellForWrite(changed map[sipas.CellKey]*sipas.Tally, k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
+	if t, ok := changed[k]; ok {
+		return t, nil
+	}
+	var t *sipas.Tally
+	switch old := s.cells[k.QuestionnaireID][k]; {
+	case old == nil:
+		t = sipas.NewTally(q)
+	case len(old.Slots) == q.Slots && len(old.NodeN) == len(q.Nodes):
+		t = cloneTally(old)
+	default:
+		// loadTallies refuses such layouts, so this means a bug.
+		return nil, fmt.Errorf("tally layout of cell %v does not match questionnaire %s", k, q.ID)
+	}
+	changed[k] = t
+	return t, nil
+}
+
+func cloneTally(t *sipas.Tally) *sipas.Tally {
+	return &sipas.Tally{
+		Respondents: t.Respondents,
+		Slots:       append([]int64(nil), t.Slots...),
+		NodeN:       append([]int64(nil), t.NodeN...),
+	}
+}

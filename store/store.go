@@ -1,0 +1,370 @@
+// Package store persists SIPAS responses in SQLite and keeps the aggregate
+// cells that indices are computed from.
+//
+// The database is opened twice: one writer connection (WAL, synchronous=FULL,
+// BEGIN IMMEDIATE, foreign keys) owned by a single writer goroutine that
+// group-commits concurrent submissions, and a separate read-only pool for
+// queries. Every connection setting comes from the DSN and is asserted on each
+// new connection (see reliability.md §4).
+//
+// Running totals of every aggregate cell live in memory; the changed cells'
+// rows in the tallies table are rewritten in the same transaction as the
+// responses they count, and memory is updated only after that transaction
+// has committed, so memory, the tallies table and the responses never
+// disagree.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipas-vn/sipas"
+)
+
+// busyTimeoutMillis is the busy timeout of every connection. It is kept well
+// below the RPC deadline because it cannot be interrupted (pitfall 5).
+const busyTimeoutMillis = 2000
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// ReadConns is the size of the read-only pool (default 8).
+	ReadConns int
+	// MaxBatchItems caps the responses committed in one group commit
+	// (default 2000). A single Insert call is never split, so a batch may
+	// exceed the cap when one call alone does.
+	MaxBatchItems int
+	// MaxQueuedItems bounds the responses waiting for the writer
+	// (default 100000); beyond it Insert fails fast with KindUnavailable.
+	MaxQueuedItems int
+	// TxTimeout bounds each write transaction (default 10s). Write
+	// transactions never see the caller's context (pitfall 6).
+	TxTimeout time.Duration
+	// OnCommit, when set, is called by the writer after each successful
+	// group commit of responses with the number of responses in it and the
+	// time from BEGIN to the end of COMMIT.
+	OnCommit func(batchSize int, dur time.Duration)
+	// BeforeCommit is a fault-injection hook for tests: it is called inside
+	// each response transaction just before COMMIT, and a non-nil error
+	// aborts (rolls back) the transaction.
+	BeforeCommit func(batchSize int) error
+	// Now returns the current time (default time.Now); used for audit
+	// events, create times and credential expiry.
+	Now func() time.Time
+	// Registerer, when set, receives the store's metrics (sipas_store_*).
+	Registerer prometheus.Registerer
+	// Logger receives failures of write transactions (causes only, never
+	// response content); nil discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() {
+	if o.ReadConns <= 0 {
+		o.ReadConns = 8
+	}
+	if o.MaxBatchItems <= 0 {
+		o.MaxBatchItems = 2000
+	}
+	if o.MaxQueuedItems <= 0 {
+		o.MaxQueuedItems = 100000
+	}
+	if o.TxTimeout <= 0 {
+		o.TxTimeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// questionnaireSource is what the store needs of a *sipas.Catalog.
+type questionnaireSource interface {
+	Get(id string) *sipas.Questionnaire
+}
+
+// Store is the SQLite store. Its methods are safe for concurrent use.
+type Store struct {
+	path string
+	cat  questionnaireSource
+	opts Options
+
+	writer *sql.DB   // one connection, owned by the writer goroutine after Open
+	wconn  *sql.Conn // that connection
+	reader *sql.DB   // read-only pool
+
+	credByHash *sql.Stmt // prepared on the reader pool: the auth hot path
+
+	sqliteVersion string
+	metrics       *storeMetrics
+
+	// Aggregates. cells is replaced cell by cell (copy on write) by the
+	// writer after each commit; a *sipas.Tally reachable from it is never
+	// modified. commitMu is held by the writer from just before COMMIT until
+	// memory has been updated, so a checker can take a snapshot of the
+	// database and of memory that agree.
+	cellsMu  sync.RWMutex
+	cells    map[string]map[sipas.CellKey]*sipas.Tally // by questionnaire id
+	commitMu sync.Mutex
+
+	// Writer queue.
+	qmu          sync.Mutex
+	pending      []*request
+	pendingItems int
+	closed       bool
+	wake         chan struct{}
+	stop         chan struct{}
+	writerDone   chan struct{}
+	stats        WriterStats // guarded by qmu
+	closeOnce    sync.Once
+	closeErr     error
+}
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations, loads the aggregates into memory and starts the writer.
+// Questionnaires are looked up in cat by id.
+func Open(ctx context.Context, path string, cat *sipas.Catalog, opts Options) (*Store, error) {
+	if cat == nil {
+		return nil, errors.New("store.open: nil catalog")
+	}
+	return open(ctx, path, cat, opts)
+}
+
+func open(ctx context.Context, path string, cat questionnaireSource, opts Options) (_ *Store, err error) {
+	const op = "store.open"
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("%s: want a plain file path, got %q", op, path)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("%s: path %q must not contain '?' or '#'", op, path)
+	}
+	opts.fill()
+	// Create the file ourselves so that it (and the -wal and -shm files,
+	// which SQLite creates with the database file's permissions) is 0600.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	f.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+
+	s := &Store{
+		path:       path,
+		cat:        cat,
+		opts:       opts,
+		cells:      map[string]map[sipas.CellKey]*sipas.Tally{},
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			s.closeDBs()
+		}
+	}()
+
+	// The writer first: it creates the WAL; read-only connections need it.
+	s.writer = sql.OpenDB(newConnector(writerDSN(path), false))
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxLifetime(0)
+	s.writer.SetConnMaxIdleTime(0)
+	if s.wconn, err = s.writer.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("%s: writer: %w", op, err)
+	}
+	if err := s.wconn.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&s.sqliteVersion); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+
+	s.reader = sql.OpenDB(newConnector(readerDSN(path), true))
+	s.reader.SetMaxOpenConns(opts.ReadConns)
+	s.reader.SetMaxIdleConns(opts.ReadConns)
+	s.reader.SetConnMaxLifetime(0)
+	s.reader.SetConnMaxIdleTime(0)
+	// Open every reader connection now, so that each one passes the PRAGMA
+	// assertion (in the connector) before the store reports ready.
+	conns := make([]*sql.Conn, 0, opts.ReadConns)
+	for range opts.ReadConns {
+		c, err := s.reader.Conn(ctx)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("%s: reader: %w", op, err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if s.credByHash, err = s.reader.PrepareContext(ctx, "SELECT "+credentialColumns+" FROM credentials WHERE token_hash = ?"); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.loadTallies(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	s.metrics = newStoreMetrics(s)
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.metrics); err != nil {
+			return nil, fmt.Errorf("%s: metrics: %w", op, err)
+		}
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// SQLiteVersion returns the version of the embedded SQLite library.
+func (s *Store) SQLiteVersion() string { return s.sqliteVersion }
+
+// Path returns the database file path.
+func (s *Store) Path() string { return s.path }
+
+// Close stops accepting writes, lets the writer commit what is queued,
+// checkpoints the WAL into the database file (TRUNCATE) and closes every
+// connection. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.qmu.Lock()
+		s.closed = true
+		s.qmu.Unlock()
+		close(s.stop)
+		<-s.writerDone
+		var errs []error
+		if s.credByHash != nil {
+			errs = append(errs, s.credByHash.Close())
+		}
+		// Readers first, so that the checkpoint is not blocked by them.
+		if s.reader != nil {
+			errs = append(errs, s.reader.Close())
+			s.reader = nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
+		defer cancel()
+		var busy, logFrames, done int
+		if err := s.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+			errs = append(errs, fmt.Errorf("store.close: checkpoint: %w", err))
+		} else if busy != 0 {
+			errs = append(errs, errors.New("store.close: checkpoint: database busy"))
+		}
+		errs = append(errs, s.closeDBs())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+		s.reader = nil
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+		s.wconn = nil
+	}
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+		s.writer = nil
+	}
+	return errors.Join(errs...)
+}
+
+// escapePath makes a file path safe inside a file: URI.
+func escapePath(p string) string {
+	return strings.ReplaceAll(p, "%", "%25")
+}
+
+// writerDSN is the writer's DSN (reliability.md §4).
+func writerDSN(path string) string {
+	return fmt.Sprintf("file:%s?mode=rwc&_journal=WAL&_sync=FULL&_busy_timeout=%d&_txlock=immediate&_fk=1",
+		escapePath(path), busyTimeoutMillis)
+}
+
+// readerDSN is the read-only pool's DSN. _sync and _fk change nothing for a
+// connection that never writes, but they let the same PRAGMA assertion hold
+// on every connection.
+func readerDSN(path string) string {
+	return fmt.Sprintf("file:%s?mode=ro&_busy_timeout=%d&_query_only=1&_sync=FULL&_fk=1",
+		escapePath(path), busyTimeoutMillis)
+}
+
+// backupDSN is the DSN of the connection that makes backups: read-only at
+// the file level (mode=ro) but without query_only, which forbids VACUUM INTO.
+func backupDSN(path string) string {
+	return fmt.Sprintf("file:%s?mode=ro&_busy_timeout=%d&_sync=FULL&_fk=1", escapePath(path), busyTimeoutMillis)
+}
+
+// connector opens connections with a driver whose ConnectHook asserts the
+// connection settings, so a connection opened later by the pool is checked
+// as well as the first one (pitfall 4). No global driver registration.
+type connector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func newConnector(dsn string, readOnly bool) *connector {
+	return &connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error { return assertPragmas(c, readOnly) },
+	}}
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c *connector) Driver() driver.Driver                        { return c.drv }
+
+// assertPragmas checks the settings every connection must have.
+func assertPragmas(c *sqlite3.SQLiteConn, readOnly bool) error {
+	want := []struct {
+		pragma string
+		value  string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"},
+		{"busy_timeout", fmt.Sprint(busyTimeoutMillis)},
+		{"foreign_keys", "1"},
+		{"query_only", map[bool]string{false: "0", true: "1"}[readOnly]},
+	}
+	for _, w := range want {
+		got, err := pragmaValue(c, w.pragma)
+		if err != nil {
+			return fmt.Errorf("store: PRAGMA %s: %w", w.pragma, err)
+		}
+		if !strings.EqualFold(got, w.value) {
+			return fmt.Errorf("store: PRAGMA %s = %s, want %s", w.pragma, got, w.value)
+		}
+	}
+	return nil
+}
+
+func pragmaValue(c *sqlite3.SQLiteConn, name string) (string, error) {
+	rows, err := c.Query("PRAGMA "+name, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(dest); err != nil {
+		return "", err
+	}
+	switch v := dest[0].(type) {
+	case []byte:
+		return string(v), nil
+	default:
+		return fmt.Sprint(v), nil
+	}
+}

@@ -1,0 +1,669 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sipas-vn/sipas"
+)
+
+func TestOpenPragmasOnEveryConnection(t *testing.T) {
+	s := openTest(t, "", Options{ReadConns: 4})
+	ctx := context.Background()
+	check := func(name string, q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}, queryOnly string) {
+		t.Helper()
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "2000", "query_only": queryOnly,
+		} {
+			var got string
+			if err := q.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatalf("%s: PRAGMA %s: %v", name, pragma, err)
+			}
+			if got != want {
+				t.Errorf("%s: PRAGMA %s = %s, want %s", name, pragma, got, want)
+			}
+		}
+	}
+	// The writer connection, from the writer goroutine.
+	if err := s.doConn(ctx, "test", func(ctx context.Context, c *sql.Conn) error {
+		check("writer", c, "0")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Every reader connection: hold them all at once so each is distinct.
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := s.reader.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		check("reader", c, "1")
+	}
+	// A reader cannot write.
+	if _, err := conns[0].ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('x', 'y')"); err == nil {
+		t.Error("a reader connection could write")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if s.reader.Stats().OpenConnections != 4 || s.writer.Stats().OpenConnections != 1 {
+		t.Errorf("open connections: reader %d writer %d", s.reader.Stats().OpenConnections, s.writer.Stats().OpenConnections)
+	}
+}
+
+func TestAssertPragmasRefusesBadSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	// A connection without _sync=FULL gets NORMAL from the driver when WAL is
+	// set: the assertion must catch it.
+	db := sql.OpenDB(newConnector("file:"+path+"?mode=rwc&_journal=WAL&_busy_timeout=2000&_fk=1", false))
+	defer db.Close()
+	if err := db.Ping(); err == nil {
+		t.Fatal("connection with synchronous=NORMAL passed the assertion")
+	}
+}
+
+func TestOpenFileModeMigrationsVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sipas.db")
+	s := openTest(t, path, Options{})
+	ctx := context.Background()
+	mustInsert(t, s, newGen(t, 1).accepted()) // so that the WAL exists
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode().Perm())
+		}
+	}
+	ms, err := s.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := migrations()
+	if len(ms) != len(all) || ms[0].Version != 1 || ms[0].Name != "0001_init.sql" || ms[0].SQLiteVersion != s.SQLiteVersion() {
+		t.Errorf("migrations = %+v", ms)
+	}
+	if s.SQLiteVersion() == "" {
+		t.Error("no sqlite version")
+	}
+	// Reopening applies nothing twice.
+	s.Close()
+	s2 := openTest(t, path, Options{})
+	ms2, err := s2.Migrations(ctx)
+	if err != nil || !reflect.DeepEqual(ms, ms2) {
+		t.Errorf("after reopen: %+v, %v", ms2, err)
+	}
+}
+
+func TestOpenRefusesMemoryAndURIs(t *testing.T) {
+	cat, _ := catalog(t)
+	for _, p := range []string{"", ":memory:", "file::memory:?cache=shared", filepath.Join(t.TempDir(), "a?b")} {
+		if s, err := Open(context.Background(), p, cat, Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", p)
+		}
+	}
+}
+
+func TestOpenRefusesUnknownMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sipas.db")
+	s := openTest(t, path, Options{})
+	if err := s.doConn(context.Background(), "test", func(ctx context.Context, c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, "INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0, 'x')")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	cat, _ := catalog(t)
+	if s, err := Open(context.Background(), path, cat, Options{}); err == nil {
+		s.Close()
+		t.Fatal("opened a database with an unknown migration")
+	}
+}
+
+func TestInsertDuplicateConflict(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 2)
+	ctx := context.Background()
+	a := g.accepted()
+	if res := mustInsert(t, s, a); res[0] != (InsertResult{}) {
+		t.Fatalf("first insert: %+v", res[0])
+	}
+	if res := mustInsert(t, s, a); !res[0].Duplicate || res[0].Err != nil {
+		t.Fatalf("resend: %+v", res[0])
+	}
+	before := s.Cells()
+	m := g.modified(a)
+	res := mustInsert(t, s, m)
+	if res[0].Duplicate || sipas.KindOf(res[0].Err) != sipas.KindConflict {
+		t.Fatalf("modified resend: %+v", res[0])
+	}
+	var e *sipas.Error
+	if !errors.As(res[0].Err, &e) || e.Reason != "RESPONSE_ID_CONFLICT" || e == sipas.ErrResponseConflict {
+		t.Fatalf("conflict error = %#v, want a copy of ErrResponseConflict", res[0].Err)
+	}
+	// The stored response is the original.
+	got, provinceID, hash, err := s.GetResponse(ctx, a.Response.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hash != a.Hash || provinceID != a.Province.ID || !reflect.DeepEqual(got.Answers, a.Response.Answers) {
+		t.Errorf("stored response changed after a conflict")
+	}
+	if sipas.ContentHash(got) != a.Hash {
+		t.Errorf("hash of the stored response %x, want %x", sipas.ContentHash(got), a.Hash)
+	}
+	if n, _ := s.CountResponses(ctx); n != 1 {
+		t.Errorf("rows = %d, want 1", n)
+	}
+	cellsEqual(t, "aggregates after duplicate and conflict", before, s.Cells())
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Inserted != 1 || st.Duplicates != 1 || st.Conflicts != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestGetResponseRoundTrip(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 3)
+	ctx := context.Background()
+	for range 50 {
+		a := g.accepted()
+		mustInsert(t, s, a)
+		got, pid, hash, err := s.GetResponse(ctx, a.Response.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := *a.Response
+		if !got.CollectedAt.Equal(want.CollectedAt) {
+			t.Fatalf("collected_at %v, want %v", got.CollectedAt, want.CollectedAt)
+		}
+		got.CollectedAt = want.CollectedAt
+		if !reflect.DeepEqual(got, &want) || pid != a.Province.ID || hash != a.Hash {
+			t.Fatalf("GetResponse = %+v, want %+v", got, &want)
+		}
+	}
+	if _, _, _, err := s.GetResponse(ctx, "0190f3b4-7c1e-7a3b-9f00-123456789abc"); sipas.KindOf(err) != sipas.KindNotFound {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, _, _, err := s.GetResponse(ctx, "nope"); sipas.KindOf(err) != sipas.KindInvalid {
+		t.Errorf("bad id: %v", err)
+	}
+}
+
+func TestInsertIntraBatchDuplicates(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 4)
+	a, b := g.accepted(), g.accepted()
+	res := mustInsert(t, s, a, b, a, g.modified(a), b)
+	want := []InsertResult{{}, {}, {Duplicate: true}, {Err: res[3].Err}, {Duplicate: true}}
+	if !reflect.DeepEqual(res, want) || sipas.KindOf(res[3].Err) != sipas.KindConflict {
+		t.Fatalf("results = %+v", res)
+	}
+	if n, _ := s.CountResponses(context.Background()); n != 2 {
+		t.Errorf("rows = %d, want 2", n)
+	}
+	if err := s.CheckAggregates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInsertItemErrors(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 5)
+	good := g.accepted()
+	unknownQ := *g.accepted()
+	r := *unknownQ.Response
+	r.QuestionnaireID = "sipas-1999"
+	unknownQ.Response = &r
+	res := mustInsert(t, s, nil, &unknownQ, good)
+	if sipas.KindOf(res[0].Err) != sipas.KindInvalid || sipas.KindOf(res[1].Err) != sipas.KindFailedPrecondition || res[2] != (InsertResult{}) {
+		t.Fatalf("results = %+v", res)
+	}
+	if res, err := s.Insert(context.Background(), nil); err != nil || len(res) != 0 {
+		t.Fatalf("empty insert: %v %v", res, err)
+	}
+}
+
+func TestConcurrentDuplicates(t *testing.T) {
+	s := openTest(t, "", Options{})
+	a := newGen(t, 6).accepted()
+	const n = 64
+	var inserted, dups, errs atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			res, err := s.Insert(context.Background(), []*sipas.Accepted{a})
+			switch {
+			case err != nil || res[0].Err != nil:
+				errs.Add(1)
+			case res[0].Duplicate:
+				dups.Add(1)
+			default:
+				inserted.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if inserted.Load() != 1 || dups.Load() != n-1 || errs.Load() != 0 {
+		t.Fatalf("inserted %d, duplicates %d, errors %d", inserted.Load(), dups.Load(), errs.Load())
+	}
+	if c, _ := s.CountResponses(context.Background()); c != 1 {
+		t.Fatalf("rows = %d", c)
+	}
+	if err := s.CheckAggregates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	var commits, committed atomic.Int64
+	var maxBatch atomic.Int64
+	s := openTest(t, "", Options{OnCommit: func(n int, d time.Duration) {
+		commits.Add(1)
+		committed.Add(int64(n))
+		for {
+			m := maxBatch.Load()
+			if int64(n) <= m || maxBatch.CompareAndSwap(m, int64(n)) {
+				break
+			}
+		}
+	}})
+	const workers, per = 64, 40
+	items := make([][]*sipas.Accepted, workers)
+	for w := range items {
+		g := newGen(t, uint64(100+w))
+		for range per {
+			items[w] = append(items[w], g.accepted())
+		}
+	}
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for _, a := range items[w] {
+				res, err := s.Insert(context.Background(), []*sipas.Accepted{a})
+				if err != nil || res[0] != (InsertResult{}) {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	total := int64(workers * per)
+	t.Logf("%d single-response inserts from %d goroutines in %v (%.0f/s, race detector %v): %d commits, largest batch %d",
+		total, workers, el, float64(total)/el.Seconds(), raceEnabled, commits.Load(), maxBatch.Load())
+	if errs.Load() != 0 {
+		t.Fatalf("%d errors", errs.Load())
+	}
+	if committed.Load() != total {
+		t.Fatalf("OnCommit saw %d responses, want %d", committed.Load(), total)
+	}
+	if commits.Load() >= total {
+		t.Fatalf("%d commits for %d inserts: no group commit", commits.Load(), total)
+	}
+	if n, _ := s.CountResponses(context.Background()); n != total {
+		t.Fatalf("rows = %d, want %d", n, total)
+	}
+	if err := s.CheckAggregates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAggregatesMemoryTableRecountAndReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sipas.db")
+	s := openTest(t, path, Options{MaxBatchItems: 50})
+	ctx := context.Background()
+	g := newGen(t, 7)
+	var sent []*sipas.Accepted
+	var wg sync.WaitGroup
+	for w := range 8 {
+		var batch []*sipas.Accepted
+		for range 150 {
+			a := g.accepted()
+			batch = append(batch, a)
+			sent = append(sent, a)
+		}
+		if w%2 == 0 {
+			batch = append(batch, batch[:10]...) // duplicates are not counted
+		}
+		wg.Go(func() {
+			for i := 0; i < len(batch); i += 40 {
+				if _, err := s.Insert(ctx, batch[i:min(i+40, len(batch))]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// An independent recount from what was sent.
+	cat, _ := catalog(t)
+	want := map[sipas.CellKey]*sipas.Tally{}
+	for _, a := range sent {
+		q := cat.Get(a.Response.QuestionnaireID)
+		for _, k := range cellKeys(a, sipas.MonthOf(a.Response.CollectedAt)) {
+			if want[k] == nil {
+				want[k] = sipas.NewTally(q)
+			}
+			want[k].Add(q, a.Response, nil)
+		}
+	}
+	mem := s.Cells()
+	cellsEqual(t, "memory vs. what was sent", want, mem)
+	rec, err := s.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellsEqual(t, "recount vs. memory", rec, mem)
+
+	// The EachCell view is the same, filtered by month.
+	n := 0
+	s.EachCell("sipas-2023", 202505, 202506, func(k sipas.CellKey, tl *sipas.Tally) {
+		n++
+		if k.QuestionnaireID != "sipas-2023" || k.Month < 202505 || k.Month > 202506 || mem[k] != tl {
+			t.Errorf("EachCell gave %v", k)
+		}
+	})
+	wantN := 0
+	for k := range mem {
+		if k.QuestionnaireID == "sipas-2023" && k.Month >= 202505 && k.Month <= 202506 {
+			wantN++
+		}
+	}
+	if n != wantN || n == 0 {
+		t.Errorf("EachCell gave %d cells, want %d", n, wantN)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, wal := s.Sizes(); wal != 0 {
+		t.Errorf("WAL is %d bytes after Close, want 0 (TRUNCATE checkpoint)", wal)
+	}
+	s2 := openTest(t, path, Options{})
+	cellsEqual(t, "memory after reopen", mem, s2.Cells())
+	if err := s2.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedTransactionLeavesNothing(t *testing.T) {
+	var fail atomic.Bool
+	injected := errors.New("injected failure")
+	s := openTest(t, "", Options{BeforeCommit: func(int) error {
+		if fail.Load() {
+			return injected
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	g := newGen(t, 8)
+	mustInsert(t, s, g.accepted(), g.accepted())
+	before := s.Cells()
+	items := []*sipas.Accepted{g.accepted(), g.accepted()}
+	fail.Store(true)
+	res, err := s.Insert(ctx, items)
+	if res != nil || sipas.KindOf(err) != sipas.KindUnavailable || !errors.Is(err, injected) {
+		t.Fatalf("insert in a failing transaction: %v, %v", res, err)
+	}
+	cellsEqual(t, "memory after a failed transaction", before, s.Cells())
+	if n, _ := s.CountResponses(ctx); n != 2 {
+		t.Fatalf("rows = %d, want 2", n)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.FailedCommits != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+	// The retry is a first insert, not a duplicate: nothing was written.
+	fail.Store(false)
+	res = mustInsert(t, s, items...)
+	if res[0] != (InsertResult{}) || res[1] != (InsertResult{}) {
+		t.Fatalf("retry: %+v", res)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockWriter makes the writer's next response transaction wait inside the
+// transaction until release is called.
+type blocker struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (b *blocker) hook(int) error {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return nil
+}
+
+func (b *blocker) open() { b.once.Do(func() { close(b.release) }) }
+
+func TestCancelledCallers(t *testing.T) {
+	b := newBlocker()
+	s := openTest(t, "", Options{BeforeCommit: b.hook})
+	defer b.open()
+	g := newGen(t, 9)
+	ctx := context.Background()
+
+	// First caller: taken by the writer, then cancelled → indeterminate.
+	first := g.accepted()
+	ctx1, cancel1 := context.WithCancel(ctx)
+	done1 := make(chan error, 1)
+	go func() { _, err := s.Insert(ctx1, []*sipas.Accepted{first}); done1 <- err }()
+	<-b.entered
+	// Second caller: still queued when cancelled → withdrawn, never written.
+	second := g.accepted()
+	ctx2, cancel2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { _, err := s.Insert(ctx2, []*sipas.Accepted{second}); done2 <- err }()
+	for s.Stats().QueueDepth != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel2()
+	err2 := <-done2
+	cancel1()
+	err1 := <-done1
+	var e1, e2 *sipas.Error
+	if !errors.As(err1, &e1) || e1.Kind != sipas.KindUnavailable || e1.Reason != "OUTCOME_UNKNOWN" {
+		t.Errorf("taken then cancelled: %v", err1)
+	}
+	if !errors.As(err2, &e2) || e2.Kind != sipas.KindUnavailable || e2.Reason != "CANCELLED" || !errors.Is(err2, context.Canceled) {
+		t.Errorf("queued then cancelled: %v", err2)
+	}
+	if d := s.Stats().QueueDepth; d != 0 {
+		t.Errorf("queue depth %d after withdrawal", d)
+	}
+	b.open()
+	// The first one's transaction commits anyway; the second is absent.
+	res := mustInsert(t, s, first, second)
+	if !res[0].Duplicate || res[1] != (InsertResult{}) {
+		t.Fatalf("after release: %+v", res)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseDrainsQueue(t *testing.T) {
+	b := newBlocker()
+	s := openTest(t, "", Options{BeforeCommit: b.hook})
+	g := newGen(t, 10)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for range 20 {
+		a := g.accepted()
+		wg.Go(func() {
+			if res, err := s.Insert(context.Background(), []*sipas.Accepted{a}); err == nil && res[0] == (InsertResult{}) {
+				ok.Add(1)
+			}
+		})
+	}
+	<-b.entered
+	for s.Stats().QueueDepth != 19 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	for {
+		s.qmu.Lock()
+		c := s.closed
+		s.qmu.Unlock()
+		if c {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Insert(context.Background(), []*sipas.Accepted{g.accepted()}); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Errorf("insert after Close: %v", err)
+	}
+	b.open()
+	wg.Wait()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if ok.Load() != 20 {
+		t.Fatalf("%d of 20 queued inserts succeeded", ok.Load())
+	}
+	cat, _ := catalog(t)
+	s2, err := Open(context.Background(), s.Path(), cat, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n, _ := s2.CountResponses(context.Background()); n != 20 {
+		t.Fatalf("rows after reopen = %d", n)
+	}
+}
+
+func TestBackupIntegrityPingCheckpoint(t *testing.T) {
+	s := openTest(t, "", Options{})
+	ctx := context.Background()
+	g := newGen(t, 11)
+	for range 5 {
+		var batch []*sipas.Accepted
+		for range 100 {
+			batch = append(batch, g.accepted())
+		}
+		mustInsert(t, s, batch...)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "backup.db")
+	n, err := s.Backup(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 500 {
+		t.Fatalf("backup has %d responses, want 500", n)
+	}
+	fi, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup mode %v", fi.Mode().Perm())
+	}
+	if _, err := s.Backup(ctx, dest); err == nil {
+		t.Error("backup over an existing file succeeded")
+	}
+	// The copy opens as a store, passes the integrity check and has the
+	// same aggregates.
+	cat, _ := catalog(t)
+	b, err := Open(ctx, dest, cat, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cellsEqual(t, "backup aggregates", s.Cells(), b.Cells())
+
+	if err := s.Checkpoint(ctx, "truncate"); err != nil {
+		t.Fatal(err)
+	}
+	if db, wal := s.Sizes(); db == 0 || wal != 0 {
+		t.Errorf("sizes after TRUNCATE checkpoint: db %d wal %d", db, wal)
+	}
+	if err := s.Checkpoint(ctx, "bogus"); sipas.KindOf(err) != sipas.KindInvalid {
+		t.Errorf("bogus checkpoint mode: %v", err)
+	}
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	cat, _ := catalog(t)
+	q := cat.Get("sipas-2023")
+	yes := false
+	r := &sipas.Response{
+		Demographics: sipas.Demographics{Gender: 2, BirthYear: 1975, Ethnicity: 1, Education: 7, Occupation: 8, Residence: 2, RespondentType: 1, DidProcedure: &yes},
+		Answers:      map[string]int{q.Items[0].Code: 0, q.Items[5].Code: 9, q.Items[len(q.Items)-1].Code: 5, "NOT.AN.ITEM": 3, q.Items[2].Code: -1},
+	}
+	b := encodePayload(q, r)
+	var got sipas.Response
+	if err := decodePayload(q, b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Answers, r.Answers) || !reflect.DeepEqual(got.Demographics, r.Demographics) {
+		t.Fatalf("round trip: %+v, want %+v", got, r)
+	}
+	full := &sipas.Response{Answers: map[string]int{}}
+	for _, it := range q.Items {
+		full.Answers[it.Code] = it.Scale.Codes[0].Code
+	}
+	t.Logf("payload of a full %d-item response: %d bytes", len(q.Items), len(encodePayload(q, full)))
+	for i := range b {
+		if err := decodePayload(q, b[:i], &got); err == nil {
+			t.Errorf("truncated payload (%d of %d bytes) decoded", i, len(b))
+		}
+	}
+	if err := decodePayload(cat.Get("sipas-2017"), b, &got); err == nil {
+		t.Error("payload decoded with another questionnaire")
+	}
+}

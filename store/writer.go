@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/sipas-vn/sipas"
+)
+
+// The writer goroutine owns the single writer connection. Callers enqueue a
+// request and wait; the writer takes everything queued (up to
+// Options.MaxBatchItems responses) while the previous commit was flushing,
+// commits all the responses in one transaction (one fsync), and only then
+// answers every caller in it. Other writes (units, credentials, audit,
+// checkpoints) are requests too, each run in its own transaction, so there
+// is never a second write connection.
+
+type reqState int
+
+const (
+	stateQueued reqState = iota
+	stateTaken
+	stateAbandoned
+)
+
+// request is one caller's unit of work for the writer.
+type request struct {
+	// Either items (a response insert) or fn (any other write).
+	items   []*prepared
+	results []InsertResult
+	fn      func(ctx context.Context, c *sql.Conn) error
+
+	err   error // set by the writer before done is closed
+	done  chan struct{}
+	state reqState // guarded by Store.qmu
+}
+
+func (r *request) size() int {
+	if r.fn != nil {
+		return 1
+	}
+	return len(r.items)
+}
+
+// WriterStats are counters for metrics.
+type WriterStats struct {
+	// QueueDepth is the number of responses (plus other write requests)
+	// waiting for the writer.
+	QueueDepth int
+	// Commits counts successful group commits of responses.
+	Commits uint64
+	// FailedCommits counts response transactions that were rolled back.
+	FailedCommits uint64
+	// Inserted, Duplicates and Conflicts count committed outcomes.
+	Inserted, Duplicates, Conflicts uint64
+	// LastBatchSize and LastCommit describe the latest successful commit.
+	LastBatchSize int
+	LastCommit    time.Duration
+}
+
+// Stats returns a snapshot of the writer's counters.
+func (s *Store) Stats() WriterStats {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	st := s.stats
+	st.QueueDepth = s.pendingItems
+	return st
+}
+
+var errClosed = &sipas.Error{Kind: sipas.KindUnavailable, Op: "store", Reason: "STORE_CLOSED", Message: "store is closed"}
+
+// enqueue adds r to the queue and wakes the writer.
+func (s *Store) enqueue(r *request) error {
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return errClosed
+	}
+	if r.fn == nil && s.pendingItems > 0 && s.pendingItems+r.size() > s.opts.MaxQueuedItems {
+		s.qmu.Unlock()
+		return &sipas.Error{Kind: sipas.KindUnavailable, Op: "store.insert", Reason: "STORE_OVERLOADED",
+			Message: "too many responses waiting to be written; retry later"}
+	}
+	s.pending = append(s.pending, r)
+	s.pendingItems += r.size()
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// wait waits for r to be answered or for ctx to end. A request still in the
+// queue when ctx ends is withdrawn: it was not, and will not be, written. A
+// request the writer has already taken has an outcome the caller cannot
+// learn any more: it gets an indeterminate (KindUnavailable) error, and a
+// retry with the same response ids is safe.
+func (s *Store) wait(ctx context.Context, r *request, op string) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+	}
+	s.qmu.Lock()
+	withdrawn := r.state == stateQueued
+	if withdrawn {
+		r.state = stateAbandoned
+		s.pendingItems -= r.size()
+	}
+	s.qmu.Unlock()
+	if withdrawn {
+		return &sipas.Error{Kind: sipas.KindUnavailable, Op: op, Reason: "CANCELLED",
+			Message: "cancelled before it was written", Err: ctx.Err()}
+	}
+	select {
+	case <-r.done: // answered meanwhile: the true outcome
+		return r.err
+	default:
+	}
+	return &sipas.Error{Kind: sipas.KindUnavailable, Op: op, Reason: "OUTCOME_UNKNOWN",
+		Message: "cancelled while being written; the outcome is unknown, retrying is safe", Err: ctx.Err()}
+}
+
+// do runs fn in its own write transaction on the writer connection.
+func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.doConn(ctx, op, func(ctx context.Context, c *sql.Conn) error {
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// doConn runs fn on the writer connection, from the writer goroutine.
+func (s *Store) doConn(ctx context.Context, op string, fn func(ctx context.Context, c *sql.Conn) error) error {
+	r := &request{fn: fn, done: make(chan struct{})}
+	if err := s.enqueue(r); err != nil {
+		return err
+	}
+	return s.wait(ctx, r, op)
+}
+
+// take removes from the queue what the next round will write: every queued
+// request while the responses stay within MaxBatchItems (at least one
+// request).
+func (s *Store) take() []*request {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	var batch []*request
+	items := 0
+	i := 0
+	for ; i < len(s.pending); i++ {
+		r := s.pending[i]
+		if r.state == stateAbandoned {
+			continue
+		}
+		if len(batch) > 0 && r.fn == nil && items+r.size() > s.opts.MaxBatchItems {
+			break
+		}
+		r.state = stateTaken
+		s.pendingItems -= r.size()
+		if r.fn == nil {
+			items += r.size()
+		}
+		batch = append(batch, r)
+	}
+	rest := copy(s.pending, s.pending[i:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	return batch
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.stop:
+			// Closed: no new requests can arrive; write what is queued.
+			for {
+				batch := s.take()
+				if len(batch) == 0 {
+					return
+				}
+				s.run(batch)
+			}
+		}
+		for {
+			batch := s.take()
+			if len(batch) == 0 {
+				break
+			}
+			s.run(batch)
+		}
+	}
+}
+
+// run writes one round: all response inserts in one transaction, then each
+// other request in its own.
+func (s *Store) run(batch []*request) {
+	var inserts []*request
+	for _, r := range batch {
+		if r.fn == nil {
+			inserts = append(inserts, r)
+		}
+	}
+	if len(inserts) > 0 {
+		s.commitInserts(inserts)
+	}
+	for _, r := range batch {
+		if r.fn == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
+		r.err = r.fn(ctx, s.wconn)
+		cancel()
+		s.resetConn()
+		close(r.done)
+	}
+}
+
+// resetConn makes sure the writer connection is not left inside a
+// transaction: a context interrupt can end a statement (and roll the
+// transaction back) or make BeginTx report failure after BEGIN ran, and
+// later statements would then run outside, or fail to begin, a transaction
+// (pitfall 6).
+func (s *Store) resetConn() {
+	_ = s.wconn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if ok && !c.AutoCommit() {
+			_, err := c.Exec("ROLLBACK", nil)
+			return err
+		}
+		return nil
+	})
+}
+
+// storageError turns a failed write transaction into the indeterminate error
+// every caller in it receives.
+func storageError(op string, err error) *sipas.Error {
+	e := &sipas.Error{Kind: sipas.KindUnavailable, Op: op, Reason: "STORAGE_UNAVAILABLE",
+		Message: "the write did not complete; retrying is safe", Err: err}
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
+		e.Reason = "STORAGE_FULL"
+		e.Message = "storage is full; retrying is safe"
+	}
+	return e
+}
