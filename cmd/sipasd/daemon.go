@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,8 @@ type daemon struct {
 	cancel   context.CancelFunc
 	bgDone   chan struct{}
 	serveErr chan error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -251,7 +254,13 @@ func (d *daemon) background(ctx context.Context) {
 
 // stop shuts down gracefully: health NOT_SERVING, stop accepting, let
 // in-flight calls finish (bounded by --shutdown-grace), checkpoint, close.
+// It is safe to call more than once.
 func (d *daemon) stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.shutdown() })
+	return d.stopErr
+}
+
+func (d *daemon) shutdown() error {
 	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String())
 	d.srv.Shutdown(d.cfg.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
