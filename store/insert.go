@@ -33,6 +33,47 @@ type prepared struct {
 	id      uuid.UUID
 	month   int
 	payload []byte
+	delta   delta // what the response adds to each of its cells
+}
+
+// delta is the tally of one response in sparse form: the counters it
+// increments. It is computed with sipas.Tally.Add in the caller's goroutine,
+// so the writer only adds a few dozen numbers per cell.
+type delta struct {
+	respondents int64
+	slots       []int32
+	slotN       []int64
+	nodes       []int32
+	nodeN       []int64
+}
+
+func newDelta(q *sipas.Questionnaire, r *sipas.Response) delta {
+	one := sipas.NewTally(q)
+	one.Add(q, r, nil)
+	d := delta{respondents: one.Respondents}
+	for i, v := range one.Slots {
+		if v != 0 {
+			d.slots = append(d.slots, int32(i))
+			d.slotN = append(d.slotN, v)
+		}
+	}
+	for i, v := range one.NodeN {
+		if v != 0 {
+			d.nodes = append(d.nodes, int32(i))
+			d.nodeN = append(d.nodeN, v)
+		}
+	}
+	return d
+}
+
+func (d *delta) addTo(t *sipas.Tally) {
+	t.Respondents += d.respondents
+	for i, s := range d.slots {
+		t.Slots[s] += d.slotN[i]
+	}
+	for i, n := range d.nodes {
+		t.NodeN[n] += d.nodeN[i]
+	}
 }
 
 const opInsert = "store.insert"
@@ -62,6 +103,7 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 		id:      id,
 		month:   sipas.MonthOf(r.CollectedAt),
 		payload: encodePayload(q, r),
+		delta:   newDelta(q, r),
 	}, nil
 }
 
@@ -149,19 +191,21 @@ func (s *Store) commitInserts(reqs []*request) {
 		s.stats.FailedCommits++
 	}
 	s.qmu.Unlock()
+	// Metrics and the hook run before the callers are answered, so that a
+	// caller that has its answer also sees the commit in them.
+	if err != nil {
+		s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
+	} else {
+		s.metrics.observe(n, dur)
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(n, dur)
+		}
+	}
 	for _, r := range reqs {
 		if err != nil {
 			r.err = storageError(opInsert, err)
 		}
-		close(r.done)
-	}
-	if err != nil {
-		s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
-		return
-	}
-	s.metrics.observe(n, dur)
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(n, dur)
+		r.answer()
 	}
 }
 
@@ -169,7 +213,11 @@ func (s *Store) commitInserts(reqs []*request) {
 // tallies of the changed cells with commitMu held; on failure nothing
 // changed in memory and commitMu is not held.
 func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas.CellKey]*sipas.Tally, error) {
-	tx, err := s.wconn.BeginTx(ctx, nil)
+	c, err := s.conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writer connection: %w", err)
+	}
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
@@ -189,7 +237,6 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 	defer sel.Close()
 
 	changed := map[sipas.CellKey]*sipas.Tally{}
-	var seen []bool
 	for _, r := range reqs {
 		for _, p := range r.items {
 			resp := p.acc.Response
@@ -221,15 +268,12 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 				continue
 			}
 			r.results[p.idx] = InsertResult{}
-			if len(seen) < len(p.q.Nodes) {
-				seen = make([]bool, len(p.q.Nodes))
-			}
 			for _, k := range cellKeys(p.acc, p.month) {
 				t, err := s.cellForWrite(changed, k, p.q)
 				if err != nil {
 					return nil, err
 				}
-				t.Add(p.q, resp, seen)
+				p.delta.addTo(t)
 			}
 		}
 	}

@@ -249,15 +249,15 @@ func (s *Store) Close() error {
 		if s.credByHash != nil {
 			errs = append(errs, s.credByHash.Close())
 		}
-		// Readers first, so that the checkpoint is not blocked by them.
-		if s.reader != nil {
-			errs = append(errs, s.reader.Close())
-			s.reader = nil
-		}
+		// Readers first, so that the checkpoint is not blocked by them. The
+		// field stays set: a late reader call gets "database is closed".
+		errs = append(errs, s.reader.Close())
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
 		defer cancel()
 		var busy, logFrames, done int
-		if err := s.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+		if c, err := s.conn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("store.close: checkpoint: %w", err))
+		} else if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
 			errs = append(errs, fmt.Errorf("store.close: checkpoint: %w", err))
 		} else if busy != 0 {
 			errs = append(errs, errors.New("store.close: checkpoint: database busy"))
@@ -268,19 +268,19 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// closeDBs closes every connection (sql.DB.Close is idempotent).
 func (s *Store) closeDBs() error {
 	var errs []error
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
-		s.reader = nil
 	}
 	if s.wconn != nil {
-		errs = append(errs, s.wconn.Close())
-		s.wconn = nil
+		if err := s.wconn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
+			errs = append(errs, err)
+		}
 	}
 	if s.writer != nil {
 		errs = append(errs, s.writer.Close())
-		s.writer = nil
 	}
 	return errors.Join(errs...)
 }

@@ -1,16 +1,21 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -666,4 +671,105 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if err := decodePayload(cat.Get("sipas-2017"), b, &got); err == nil {
 		t.Error("payload decoded with another questionnaire")
 	}
+}
+
+func TestWriterPanicAnswersCallers(t *testing.T) {
+	var panics atomic.Bool
+	panics.Store(true)
+	s := openTest(t, "", Options{BeforeCommit: func(int) error {
+		if panics.Swap(false) {
+			panic("injected")
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	a := newGen(t, 12).accepted()
+	if _, err := s.Insert(ctx, []*sipas.Accepted{a}); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("insert during a writer panic: %v", err)
+	}
+	if len(s.Cells()) != 0 {
+		t.Fatal("memory changed by a panicked transaction")
+	}
+	if res := mustInsert(t, s, a); res[0] != (InsertResult{}) {
+		t.Fatalf("retry after panic: %+v", res[0])
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openTest(t, "", Options{Registerer: reg})
+	mustInsert(t, s, newGen(t, 13).accepted())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"sipas_store_queue_depth", "sipas_store_commits_total", "sipas_store_commit_failures_total",
+		"sipas_store_responses_total", "sipas_store_file_bytes", "sipas_store_commit_batch_size", "sipas_store_commit_duration_seconds"} {
+		if !names[n] {
+			t.Errorf("metric %s missing", n)
+		}
+	}
+	if st := s.Stats(); st.Commits != 1 || st.Inserted != 1 || st.LastBatchSize != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestTxTimeoutRecovers(t *testing.T) {
+	var slow atomic.Bool
+	slow.Store(true)
+	var logBuf syncBuffer
+	s := openTest(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), TxTimeout: 100 * time.Millisecond, BeforeCommit: func(int) error {
+		if slow.Swap(false) {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	a := newGen(t, 14).accepted()
+	if _, err := s.Insert(ctx, []*sipas.Accepted{a}); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("insert in a timed-out transaction: %v", err)
+	}
+	if len(s.Cells()) != 0 {
+		t.Fatal("memory changed by a timed-out transaction")
+	}
+	// The writer recovers without a restart; the retry is a first insert.
+	if res := mustInsert(t, s, a); res[0] != (InsertResult{}) {
+		t.Fatalf("retry: %+v", res[0])
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logBuf.String(), "replacing the writer connection") {
+		t.Errorf("the discarded writer connection was not replaced; log:\n%s", logBuf.String())
+	}
+	if n := s.writer.Stats().OpenConnections; n != 1 {
+		t.Errorf("writer has %d open connections", n)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -34,9 +37,10 @@ type request struct {
 	results []InsertResult
 	fn      func(ctx context.Context, c *sql.Conn) error
 
-	err   error // set by the writer before done is closed
-	done  chan struct{}
-	state reqState // guarded by Store.qmu
+	err      error // set by the writer before done is closed
+	done     chan struct{}
+	answered bool     // done is closed; only the writer goroutine touches it
+	state    reqState // guarded by Store.qmu
 }
 
 func (r *request) size() int {
@@ -71,14 +75,16 @@ func (s *Store) Stats() WriterStats {
 	return st
 }
 
-var errClosed = &sipas.Error{Kind: sipas.KindUnavailable, Op: "store", Reason: "STORE_CLOSED", Message: "store is closed"}
+func errClosed() error {
+	return &sipas.Error{Kind: sipas.KindUnavailable, Op: "store", Reason: "STORE_CLOSED", Message: "store is closed"}
+}
 
 // enqueue adds r to the queue and wakes the writer.
 func (s *Store) enqueue(r *request) error {
 	s.qmu.Lock()
 	if s.closed {
 		s.qmu.Unlock()
-		return errClosed
+		return errClosed()
 	}
 	if r.fn == nil && s.pendingItems > 0 && s.pendingItems+r.size() > s.opts.MaxQueuedItems {
 		s.qmu.Unlock()
@@ -205,9 +211,32 @@ func (s *Store) writeLoop() {
 	}
 }
 
+// answer closes r.done once.
+func (r *request) answer() {
+	if !r.answered {
+		r.answered = true
+		close(r.done)
+	}
+}
+
 // run writes one round: all response inserts in one transaction, then each
-// other request in its own.
+// other request in its own. A panic (a bug) is turned into an error for
+// every caller not yet answered, so that no caller waits forever and the
+// writer goes on.
 func (s *Store) run(batch []*request) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.opts.Logger.Error("store: writer panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.resetConn()
+			for _, r := range batch {
+				if !r.answered {
+					r.err = &sipas.Error{Kind: sipas.KindUnavailable, Op: "store.write", Reason: "STORAGE_UNAVAILABLE",
+						Message: "internal error in the writer; the outcome is unknown, retrying is safe"}
+					r.answer()
+				}
+			}
+		}
+	}()
 	var inserts []*request
 	for _, r := range batch {
 		if r.fn == nil {
@@ -222,10 +251,14 @@ func (s *Store) run(batch []*request) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
-		r.err = r.fn(ctx, s.wconn)
+		c, err := s.conn(ctx)
+		if err == nil {
+			err = r.fn(ctx, c)
+		}
+		r.err = err
 		cancel()
 		s.resetConn()
-		close(r.done)
+		r.answer()
 	}
 }
 
@@ -234,8 +267,16 @@ func (s *Store) run(batch []*request) {
 // transaction back) or make BeginTx report failure after BEGIN ran, and
 // later statements would then run outside, or fail to begin, a transaction
 // (pitfall 6).
+//
+// database/sql also discards the connection when a transaction's context
+// ends before COMMIT (go-sqlite3 implements neither SessionResetter nor
+// Validator). The writer then takes a fresh connection from the writer pool
+// (still at most one open) in conn, so the store recovers without a restart.
 func (s *Store) resetConn() {
-	_ = s.wconn.Raw(func(dc any) error {
+	if s.wconn == nil {
+		return
+	}
+	err := s.wconn.Raw(func(dc any) error {
 		c, ok := dc.(*sqlite3.SQLiteConn)
 		if ok && !c.AutoCommit() {
 			_, err := c.Exec("ROLLBACK", nil)
@@ -243,6 +284,26 @@ func (s *Store) resetConn() {
 		}
 		return nil
 	})
+	if err != nil {
+		// A connection that is gone or cannot roll back is not reused.
+		s.opts.Logger.Warn("store: replacing the writer connection", "err", err)
+		s.wconn.Raw(func(any) error { return driver.ErrBadConn }) // discard it
+		s.wconn.Close()
+		s.wconn = nil
+	}
+}
+
+// conn returns the writer connection, opening a new one when the previous
+// one was discarded.
+func (s *Store) conn(ctx context.Context) (*sql.Conn, error) {
+	if s.wconn == nil {
+		c, err := s.writer.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.wconn = c
+	}
+	return s.wconn, nil
 }
 
 // storageError turns a failed write transaction into the indeterminate error
