@@ -230,6 +230,9 @@ func (d *daemon) checkReady(ctx context.Context) {
 // background runs readiness probes, the WAL janitor and scheduled backups.
 func (d *daemon) background(ctx context.Context) {
 	defer close(d.bgDone)
+	go d.store.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
+		d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
+	}})
 	probe := time.NewTicker(2 * time.Second)
 	defer probe.Stop()
 	var backupC <-chan time.Time
