@@ -229,10 +229,15 @@ func (d *daemon) checkReady(ctx context.Context) {
 
 // background runs readiness probes, the WAL janitor and scheduled backups.
 func (d *daemon) background(ctx context.Context) {
-	defer close(d.bgDone)
-	go d.store.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
-		d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
-	}})
+	var janitor sync.WaitGroup
+	janitor.Add(1)
+	go func() {
+		defer janitor.Done()
+		d.store.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
+			d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
+		}})
+	}()
+	defer func() { janitor.Wait(); close(d.bgDone) }()
 	probe := time.NewTicker(2 * time.Second)
 	defer probe.Stop()
 	var backupC <-chan time.Time
