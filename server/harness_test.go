@@ -61,12 +61,18 @@ type testEnv struct {
 // newTestEnv starts a server; tune may adjust the config before it is built.
 func newTestEnv(t *testing.T, tune func(*Config)) *testEnv {
 	t.Helper()
+	return newTestEnvStore(t, store.Options{}, tune)
+}
+
+// newTestEnvStore is newTestEnv with store options.
+func newTestEnvStore(t *testing.T, opts store.Options, tune func(*Config)) *testEnv {
+	t.Helper()
 	cat, reg, err := questionnaires.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "sipas.db"), cat, store.Options{})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "sipas.db"), cat, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
