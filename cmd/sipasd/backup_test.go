@@ -180,3 +180,37 @@ func nodeToProtoForTest(v *sipas.NodeValue) *sipasv1.IndexNode {
 	}
 	return out
 }
+
+// TestScheduledBackupsWithRetention runs scheduled backups and checks that
+// only the newest --backup-keep are kept and each is a sound database.
+func TestScheduledBackupsWithRetention(t *testing.T) {
+	dir, bdir := t.TempDir(), t.TempDir()
+	startDaemon(t, dir, "--backup-dir", bdir, "--backup-every", "1100ms", "--backup-keep", "2")
+	deadline := time.Now().Add(15 * time.Second)
+	var names []string
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(bdir)
+		names = names[:0]
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(entries) >= 2 && time.Since(deadline.Add(-15*time.Second)) > 4500*time.Millisecond {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(names) != 2 {
+		t.Fatalf("backup dir holds %v after 4 or more backups, want the newest 2", names)
+	}
+	cat, _, _ := questionnaires.Load("")
+	for _, n := range names {
+		st, err := store.Open(context.Background(), filepath.Join(bdir, n), cat, store.Options{})
+		if err != nil {
+			t.Fatalf("backup %s: %v", n, err)
+		}
+		if err := st.IntegrityCheck(context.Background()); err != nil {
+			t.Fatalf("backup %s: %v", n, err)
+		}
+		st.Close()
+	}
+}
