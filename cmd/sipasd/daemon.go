@@ -96,7 +96,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 		Thresholds: sipas.Thresholds{MinSample: cfg.MinSample, Disclosure: cfg.Disclosure}}
 	d.srv, err = server.New(server.Config{
 		Catalog: cat, Registry: reg, Store: st, Engine: engine, Logger: log, Metrics: metrics, TLS: tlsCfg,
-		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, StreamMaxItems: cfg.StreamMaxItems,
+		RatePerSecond: rateLimit(cfg.RatePerSecond), RateBurst: cfg.RateBurst, StreamMaxItems: cfg.StreamMaxItems,
 	})
 	if err != nil {
 		return fail(err)
@@ -279,4 +279,13 @@ func (d *daemon) shutdown() error {
 	err := d.store.Close()
 	d.log.Info("stopped")
 	return err
+}
+
+// rateLimit maps the --rate-limit flag to the server's setting: 0 on the
+// command line disables the limit, where 0 in server.Config means the default.
+func rateLimit(flag float64) float64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }

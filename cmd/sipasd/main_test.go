@@ -305,3 +305,25 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d acknowledged responses, all stored", nAcked.Load())
 }
+
+// TestRateLimitZeroDisables: --rate-limit 0 means no limit (not the default).
+func TestRateLimitZeroDisables(t *testing.T) {
+	for _, tc := range []struct {
+		rate      string
+		throttled bool
+	}{{"0", false}, {"1", true}} {
+		dir := t.TempDir()
+		_, addr, _ := startDaemon(t, dir, "--rate-limit", tc.rate, "--rate-burst", "2")
+		conn, ctx := dialAs(t, addr, readToken(t, dir))
+		survey := sipasv1.NewSurveyServiceClient(conn)
+		throttled := false
+		for range 20 {
+			if _, err := survey.ListQuestionnaires(ctx, &sipasv1.ListQuestionnairesRequest{}); status.Code(err) == codes.ResourceExhausted {
+				throttled = true
+			}
+		}
+		if throttled != tc.throttled {
+			t.Errorf("--rate-limit %s: throttled=%v, want %v", tc.rate, throttled, tc.throttled)
+		}
+	}
+}
