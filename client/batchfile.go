@@ -1,0 +1,591 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sipas-vn/sipas"
+)
+
+// This file reads and writes batch files (domain README §8, docs/batch-format.md):
+// CSV with a header row, or JSON Lines with the same keys plus "answers".
+
+// BatchColumns are the fixed leading columns of a batch CSV; item code
+// columns follow.
+var BatchColumns = []string{"response_id", "questionnaire", "province", "collected_at", "channel", "unit",
+	"respondent_type", "gender", "birth_year", "ethnicity", "education", "occupation", "residence", "did_procedure"}
+
+// Batch file formats.
+const (
+	FormatCSV   = "csv"
+	FormatJSONL = "jsonl"
+)
+
+// BatchFormatOf guesses the format from a file name: .jsonl/.ndjson are JSON
+// Lines, everything else CSV.
+func BatchFormatOf(path string) string {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jsonl", ".ndjson":
+		return FormatJSONL
+	}
+	return FormatCSV
+}
+
+// BatchRow is one parsed row of a batch file.
+type BatchRow struct {
+	// Line is the row's line in the file (1-based; in a CSV the header is line 1).
+	Line int64
+	// Response is the parsed response; nil when Err is set.
+	Response *sipas.Response
+	// Err says why the row could not be parsed (a *sipas.Error of kind
+	// KindInvalid naming the column).
+	Err error
+}
+
+// BatchReader reads rows of a batch file one at a time.
+type BatchReader struct {
+	format string
+	// csv
+	cr     *csv.Reader
+	header []string
+	// jsonl
+	sc   *bufio.Scanner
+	line int64
+}
+
+// NewBatchReader reads a batch file of the given format (FormatCSV or
+// FormatJSONL). For CSV it reads and checks the header at once.
+func NewBatchReader(r io.Reader, format string) (*BatchReader, error) {
+	br := &BatchReader{format: format}
+	switch format {
+	case FormatJSONL:
+		br.sc = bufio.NewScanner(r)
+		br.sc.Buffer(make([]byte, 64<<10), 4<<20)
+		return br, nil
+	case FormatCSV:
+	default:
+		return nil, fmt.Errorf("unknown batch format %q (want csv or jsonl)", format)
+	}
+	br.cr = csv.NewReader(stripBOM(r))
+	br.cr.FieldsPerRecord = -1
+	br.cr.ReuseRecord = false
+	h, err := br.cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("line 1: the file is empty; want a header row starting %s", strings.Join(BatchColumns[:4], ","))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("line 1: %w", err)
+	}
+	for i := range h {
+		h[i] = strings.TrimSpace(h[i])
+	}
+	if err := checkHeader(h); err != nil {
+		return nil, fmt.Errorf("line 1: %w", err)
+	}
+	br.header = h
+	return br, nil
+}
+
+func stripBOM(r io.Reader) io.Reader {
+	b := bufio.NewReader(r)
+	if p, err := b.Peek(3); err == nil && bytes.Equal(p, []byte{0xEF, 0xBB, 0xBF}) {
+		_, _ = b.Discard(3)
+	}
+	return b
+}
+
+func checkHeader(h []string) error {
+	seen := map[string]bool{}
+	for _, c := range h {
+		if c == "" {
+			return errors.New("the header has an empty column name")
+		}
+		if seen[c] {
+			return fmt.Errorf("column %q appears twice in the header", c)
+		}
+		seen[c] = true
+	}
+	for _, need := range []string{"response_id", "questionnaire", "province", "collected_at"} {
+		if !seen[need] {
+			return fmt.Errorf("the header lacks column %q; want %s,<item codes>", need, strings.Join(BatchColumns, ","))
+		}
+	}
+	return nil
+}
+
+// Header returns the CSV header (nil for JSON Lines).
+func (br *BatchReader) Header() []string { return br.header }
+
+// Next returns the next row, or io.EOF after the last. A row that cannot be
+// parsed comes back with Err set; an error return means the file itself is
+// unreadable (e.g. a broken CSV quote) and reading cannot go on.
+func (br *BatchReader) Next() (BatchRow, error) {
+	if br.format == FormatJSONL {
+		for br.sc.Scan() {
+			br.line++
+			b := bytes.TrimSpace(br.sc.Bytes())
+			if len(b) == 0 {
+				continue
+			}
+			r, err := parseJSONLRow(b)
+			return BatchRow{Line: br.line, Response: r, Err: err}, nil
+		}
+		if err := br.sc.Err(); err != nil {
+			return BatchRow{}, fmt.Errorf("line %d: %w", br.line+1, err)
+		}
+		return BatchRow{}, io.EOF
+	}
+	rec, err := br.cr.Read()
+	if err != nil {
+		return BatchRow{}, err
+	}
+	line, _ := br.cr.FieldPos(0)
+	if len(rec) != len(br.header) {
+		return BatchRow{Line: int64(line), Err: rowError("row", "WRONG_FIELD_COUNT",
+			fmt.Sprintf("the row has %d fields, the header %d", len(rec), len(br.header)))}, nil
+	}
+	r, perr := parseCSVRow(br.header, rec)
+	return BatchRow{Line: int64(line), Response: r, Err: perr}, nil
+}
+
+func rowError(field, reason, desc string) error {
+	return sipas.Invalid("parse batch row", sipas.Violation{Field: field, Reason: reason, Description: desc})
+}
+
+// enum value names per column, in the API's numbering (index = value).
+var enumNames = map[string][]string{
+	"gender":          {"", "male", "female", "other"},
+	"ethnicity":       {"", "kinh", "other"},
+	"education":       {"", "none", "primary", "lower_secondary", "upper_secondary", "vocational", "university", "postgraduate"},
+	"occupation":      {"", "farmer", "worker", "business", "public_employee", "student", "retired", "unemployed", "other"},
+	"residence":       {"", "urban", "rural"},
+	"respondent_type": {"", "citizen", "organisation"},
+	"channel":         {"", "kiosk", "field", "post", "online", "phone"},
+}
+
+func parseEnum(col, v string) (int, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return 0, nil
+	}
+	names := enumNames[col]
+	for i, n := range names {
+		if i > 0 && n == v {
+			return i, nil
+		}
+	}
+	if col == "respondent_type" && v == "organization" {
+		return 2, nil
+	}
+	// The value itself is not echoed: it may be a demographic.
+	return 0, rowError(col, "INVALID_ENUM", col+" must be one of "+strings.Join(names[1:], ", ")+" or empty")
+}
+
+// EnumName returns the batch-file name of an enum value of a column, "" for 0.
+func EnumName(col string, v int) string {
+	names := enumNames[col]
+	if v <= 0 || v >= len(names) {
+		return ""
+	}
+	return names[v]
+}
+
+func parseBool(v string) (*bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "":
+		return nil, nil
+	case "yes", "true", "1", "y", "có", "co":
+		t := true
+		return &t, nil
+	case "no", "false", "0", "n", "không", "khong":
+		f := false
+		return &f, nil
+	}
+	return nil, rowError("did_procedure", "INVALID_BOOL", "did_procedure must be yes, no, true, false, 1, 0 or empty")
+}
+
+// ParseCollectedAt parses RFC 3339 or YYYY-MM-DD (midnight, Vietnam time).
+// A date-time without offset is read as Vietnam time.
+func ParseCollectedAt(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, v, sipas.VietnamZone); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, rowError("collected_at", "INVALID_TIME", "collected_at must be RFC 3339 (2026-03-14T09:30:00+07:00) or YYYY-MM-DD")
+}
+
+// fields is one row as column → cell, answers apart.
+type rowFields struct {
+	get     func(col string) (string, bool)
+	answers map[string]int
+}
+
+func buildResponse(f rowFields) (*sipas.Response, error) {
+	var vs []sipas.Violation
+	addErr := func(err error) {
+		var de *sipas.Error
+		if errors.As(err, &de) {
+			vs = append(vs, de.Violations...)
+		}
+	}
+	s := func(col string) string { v, _ := f.get(col); return strings.TrimSpace(v) }
+	r := &sipas.Response{
+		ID:              strings.ToLower(s("response_id")),
+		QuestionnaireID: s("questionnaire"),
+		ProvinceCode:    s("province"),
+		UnitID:          s("unit"),
+		Answers:         f.answers,
+	}
+	if t, err := ParseCollectedAt(s("collected_at")); err != nil {
+		addErr(err)
+	} else {
+		r.CollectedAt = t
+	}
+	if ch, err := parseEnum("channel", s("channel")); err != nil {
+		addErr(err)
+	} else {
+		r.Channel = sipas.Channel(ch)
+	}
+	d := &r.Demographics
+	enums := []struct {
+		col string
+		set func(int)
+	}{
+		{"gender", func(v int) { d.Gender = sipas.Gender(v) }},
+		{"ethnicity", func(v int) { d.Ethnicity = sipas.Ethnicity(v) }},
+		{"education", func(v int) { d.Education = sipas.Education(v) }},
+		{"occupation", func(v int) { d.Occupation = sipas.Occupation(v) }},
+		{"residence", func(v int) { d.Residence = sipas.Residence(v) }},
+		{"respondent_type", func(v int) { d.RespondentType = sipas.RespondentType(v) }},
+	}
+	for _, e := range enums {
+		v, err := parseEnum(e.col, s(e.col))
+		if err != nil {
+			addErr(err)
+			continue
+		}
+		e.set(v)
+	}
+	if by := s("birth_year"); by != "" {
+		n, err := strconv.Atoi(by)
+		if err != nil {
+			vs = append(vs, sipas.Violation{Field: "birth_year", Reason: "INVALID_BIRTH_YEAR", Description: "birth_year must be a four-digit year or empty"})
+		} else {
+			d.BirthYear = n
+		}
+	}
+	if b, err := parseBool(s("did_procedure")); err != nil {
+		addErr(err)
+	} else {
+		d.DidProcedure = b
+	}
+	if len(vs) > 0 {
+		return nil, sipas.Invalid("parse batch row", vs...)
+	}
+	return r, nil
+}
+
+func parseCSVRow(header, rec []string) (*sipas.Response, error) {
+	idx := make(map[string]int, len(BatchColumns))
+	answers := map[string]int{}
+	var vs []sipas.Violation
+	fixed := map[string]bool{}
+	for _, c := range BatchColumns {
+		fixed[c] = true
+	}
+	for i, h := range header {
+		if fixed[h] {
+			idx[h] = i
+			continue
+		}
+		cell := strings.TrimSpace(rec[i])
+		if cell == "" {
+			continue
+		}
+		n, err := strconv.Atoi(cell)
+		if err != nil {
+			vs = append(vs, sipas.Violation{Field: "answers[" + h + "]", Reason: "INVALID_ANSWER_CODE",
+				Description: "answer of item " + h + " must be a whole number (the answer code) or empty"})
+			continue
+		}
+		answers[h] = n
+	}
+	r, err := buildResponse(rowFields{get: func(col string) (string, bool) {
+		i, ok := idx[col]
+		if !ok {
+			return "", false
+		}
+		return rec[i], true
+	}, answers: answers})
+	if err != nil {
+		var de *sipas.Error
+		if errors.As(err, &de) {
+			vs = append(vs, de.Violations...)
+		}
+	}
+	if len(vs) > 0 {
+		return nil, sipas.Invalid("parse batch row", vs...)
+	}
+	return r, nil
+}
+
+func parseJSONLRow(b []byte) (*sipas.Response, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, rowError("row", "INVALID_JSON", "the line is not a JSON object")
+	}
+	str := map[string]string{}
+	for k, v := range raw {
+		if k == "answers" {
+			continue
+		}
+		var sv any
+		if err := json.Unmarshal(v, &sv); err != nil {
+			continue
+		}
+		switch x := sv.(type) {
+		case string:
+			str[k] = x
+		case float64:
+			str[k] = strconv.FormatFloat(x, 'f', -1, 64)
+		case bool:
+			str[k] = strconv.FormatBool(x)
+		}
+	}
+	answers := map[string]int{}
+	if a, ok := raw["answers"]; ok {
+		var m map[string]*int
+		if err := json.Unmarshal(a, &m); err != nil {
+			return nil, rowError("answers", "INVALID_ANSWERS", `"answers" must be an object of item code to whole-number answer code`)
+		}
+		for k, v := range m {
+			if v != nil {
+				answers[k] = *v
+			}
+		}
+	}
+	return buildResponse(rowFields{get: func(col string) (string, bool) { v, ok := str[col]; return v, ok }, answers: answers})
+}
+
+// AssignIDs gives every row of the batch file at path that has an empty
+// response_id a fresh UUIDv7, rewriting the file durably: a temporary file in
+// the same directory, fsync, rename over the original, fsync of the
+// directory. It returns how many ids it wrote; with none missing the file is
+// left untouched. Line numbers do not change.
+func AssignIDs(path, format string) (int, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var out bytes.Buffer
+	var n int
+	switch format {
+	case FormatCSV:
+		n, err = assignCSV(src, &out)
+	case FormatJSONL:
+		n, err = assignJSONL(src, &out)
+	default:
+		err = fmt.Errorf("unknown batch format %q", format)
+	}
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	return n, WriteFileAtomic(path, out.Bytes())
+}
+
+func assignCSV(src []byte, out *bytes.Buffer) (int, error) {
+	hasBOM := bytes.HasPrefix(src, []byte{0xEF, 0xBB, 0xBF})
+	cr := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(src, []byte{0xEF, 0xBB, 0xBF})))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	col := -1
+	for i, h := range recs[0] {
+		if strings.TrimSpace(h) == "response_id" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return 0, errors.New("line 1: the header lacks column \"response_id\"")
+	}
+	n := 0
+	for _, rec := range recs[1:] {
+		if col < len(rec) && strings.TrimSpace(rec[col]) == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return 0, err
+			}
+			rec[col] = id.String()
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if hasBOM {
+		out.Write([]byte{0xEF, 0xBB, 0xBF})
+	}
+	cw := csv.NewWriter(out)
+	cw.UseCRLF = bytes.Contains(src, []byte("\r\n"))
+	if err := cw.WriteAll(recs); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func assignJSONL(src []byte, out *bytes.Buffer) (int, error) {
+	n := 0
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	for i, l := range lines {
+		body := bytes.TrimRight(l, "\r\n")
+		eol := l[len(body):]
+		trim := bytes.TrimSpace(body)
+		if len(trim) == 0 {
+			out.Write(l)
+			continue
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(trim, &raw); err != nil {
+			return 0, fmt.Errorf("line %d: not a JSON object", i+1)
+		}
+		var id string
+		if v, ok := raw["response_id"]; ok {
+			_ = json.Unmarshal(v, &id)
+		}
+		if strings.TrimSpace(id) != "" {
+			out.Write(l)
+			continue
+		}
+		u, err := uuid.NewV7()
+		if err != nil {
+			return 0, err
+		}
+		raw["response_id"], _ = json.Marshal(u.String())
+		b, err := json.Marshal(raw)
+		if err != nil {
+			return 0, err
+		}
+		out.Write(b)
+		if len(eol) == 0 && i < len(lines)-1 {
+			eol = []byte("\n")
+		}
+		out.Write(eol)
+		n++
+	}
+	return n, nil
+}
+
+// WriteFileAtomic replaces path with data durably: a temporary file in the
+// same directory, fsync, rename, fsync of the directory. The file keeps its
+// mode.
+func WriteFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// WriteBatchCSV writes responses as a batch CSV with the given item columns
+// (all items answered in any response when nil).
+func WriteBatchCSV(w io.Writer, items []string, rs []*sipas.Response) error {
+	if items == nil {
+		seen := map[string]bool{}
+		for _, r := range rs {
+			for c := range r.Answers {
+				if !seen[c] {
+					seen[c] = true
+					items = append(items, c)
+				}
+			}
+		}
+		sort.Strings(items)
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(append(append([]string{}, BatchColumns...), items...)); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		d := r.Demographics
+		rec := []string{r.ID, r.QuestionnaireID, r.ProvinceCode, "", EnumName("channel", int(r.Channel)), r.UnitID,
+			EnumName("respondent_type", int(d.RespondentType)), EnumName("gender", int(d.Gender)), "",
+			EnumName("ethnicity", int(d.Ethnicity)), EnumName("education", int(d.Education)),
+			EnumName("occupation", int(d.Occupation)), EnumName("residence", int(d.Residence)), ""}
+		if !r.CollectedAt.IsZero() {
+			rec[3] = r.CollectedAt.In(sipas.VietnamZone).Format(time.RFC3339)
+		}
+		if d.BirthYear != 0 {
+			rec[8] = strconv.Itoa(d.BirthYear)
+		}
+		if d.DidProcedure != nil {
+			rec[13] = map[bool]string{true: "yes", false: "no"}[*d.DidProcedure]
+		}
+		for _, c := range items {
+			if v, ok := r.Answers[c]; ok {
+				rec = append(rec, strconv.Itoa(v))
+			} else {
+				rec = append(rec, "")
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,460 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+)
+
+// Backoff computes retry delays: exponential from Initial, capped at Max,
+// with full jitter in [d/2, d].
+type Backoff struct {
+	Initial, Max time.Duration
+}
+
+// Delay returns the delay before retry number attempt (1-based).
+func (b Backoff) Delay(attempt int) time.Duration {
+	ini, max := b.Initial, b.Max
+	if ini <= 0 {
+		ini = 500 * time.Millisecond
+	}
+	if max <= 0 {
+		max = 30 * time.Second
+	}
+	d := ini
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// SubmitResult is the server's acknowledgement of one response.
+type SubmitResult struct {
+	ResponseID   string
+	Duplicate    bool
+	ProvinceCode string
+	Warnings     []string
+}
+
+// Submit sends one response, retrying indeterminate outcomes (unavailable,
+// deadline, rate limit, internal) with backoff and jitter up to attempts
+// times (0 means 5). Retrying is safe: the response id makes the write
+// idempotent. A definite refusal (Definite) is returned at once. A response
+// without an id gets a UUIDv7 first, so retries reuse it.
+func (c *Client) Submit(ctx context.Context, r *sipas.Response, attempts int, bo Backoff) (*SubmitResult, error) {
+	if r.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
+		}
+		r.ID = id.String()
+	}
+	if attempts <= 0 {
+		attempts = 5
+	}
+	req := &sipasv1.SubmitResponseRequest{Response: ResponseToProto(r)}
+	var last error
+	for i := 1; ; i++ {
+		cctx, cancel := c.WithTimeout(ctx)
+		resp, err := c.Survey.SubmitResponse(cctx, req)
+		cancel()
+		if err == nil {
+			return &SubmitResult{ResponseID: resp.ResponseId, Duplicate: resp.Duplicate, ProvinceCode: resp.ProvinceCode, Warnings: resp.Warnings}, nil
+		}
+		last = FromStatus(err)
+		if Definite(last) || i >= attempts || ctx.Err() != nil {
+			return nil, last
+		}
+		if err := sleep(ctx, bo.Delay(i)); err != nil {
+			return nil, last
+		}
+	}
+}
+
+// BatchItem is one response of an upload with its line in the source file.
+type BatchItem struct {
+	Line     int64
+	Response *sipas.Response
+}
+
+// UploadOptions tune Client.Upload.
+type UploadOptions struct {
+	// BatchID names the upload in server logs; empty means a new UUIDv7.
+	BatchID string
+	// Window bounds the items sent but not yet acknowledged (and so the
+	// items held in memory for a resend). Default 4000; at least 1.
+	Window int
+	// MaxStreamItems is how many items one stream carries before the client
+	// closes it and opens the next (the server caps a stream). Default 100 000.
+	MaxStreamItems int
+	// Attempts is how many times in a row a broken stream is reopened
+	// without any acknowledgement in between. Default 6.
+	Attempts int
+	// Backoff between reconnects (default 0.5 s doubling to 30 s).
+	Backoff Backoff
+	// IdleTimeout: a stream that acknowledges nothing for this long while
+	// items are outstanding is abandoned and resumed. Default 2 min.
+	IdleTimeout time.Duration
+	// Progress, when set, is called after every acknowledged chunk (from
+	// the receiving goroutine; keep it quick).
+	Progress func(UploadProgress)
+	// OnRetry, when set, is told about each reconnect.
+	OnRetry func(attempt int, delay time.Duration, err error)
+}
+
+// UploadProgress is the state of an upload so far.
+type UploadProgress struct {
+	Sent, Acknowledged, Accepted, Duplicate, Rejected int64
+	// Resent counts items sent again after a broken stream.
+	Resent int64
+}
+
+// ItemRejection is one refused item.
+type ItemRejection struct {
+	Line       int64  `json:"line"`
+	ResponseID string `json:"response_id,omitempty"`
+	Reason     string `json:"reason"`
+	Field      string `json:"field,omitempty"`
+	Message    string `json:"message"`
+}
+
+// UploadSummary is the outcome of an upload.
+type UploadSummary struct {
+	BatchID   string          `json:"batch_id"`
+	Items     int64           `json:"items"`
+	Accepted  int64           `json:"accepted"`
+	Duplicate int64           `json:"duplicate"`
+	Rejected  int64           `json:"rejected"`
+	Rejects   []ItemRejection `json:"rejections"`
+	// Warnings are the server's notes (e.g. a retired province attributed
+	// to its successor), with the line they belong to.
+	Warnings []string `json:"warnings,omitempty"`
+	// Streams is how many streams were opened; Resent how many items were
+	// sent again after a break.
+	Streams  int           `json:"streams"`
+	Resent   int64         `json:"resent"`
+	Duration time.Duration `json:"-"`
+}
+
+// UploadSlice adapts a slice for Upload.
+func UploadSlice(items []BatchItem) iter.Seq[BatchItem] {
+	return func(yield func(BatchItem) bool) {
+		for _, it := range items {
+			if !yield(it) {
+				return
+			}
+		}
+	}
+}
+
+// UploadChan adapts a channel for Upload; the upload ends when ch is closed.
+func UploadChan(ch <-chan BatchItem) iter.Seq[BatchItem] {
+	return func(yield func(BatchItem) bool) {
+		for it := range ch {
+			if !yield(it) {
+				return
+			}
+		}
+	}
+}
+
+type pendingItem struct {
+	item BatchItem
+	msg  *sipasv1.BatchItem
+}
+
+// uploader is the state of one Upload across its streams.
+type uploader struct {
+	c    *Client
+	opts UploadOptions
+	next func() (BatchItem, bool)
+	sum  *UploadSummary
+	prog UploadProgress
+
+	mu      sync.Mutex
+	pending []pendingItem // sent on the current stream, not yet acknowledged, in order
+	requeue []pendingItem // to send first on the next stream
+	done    bool          // the source is exhausted
+}
+
+// Upload streams items through UploadBatch and returns the outcome of every
+// item. It sends without waiting per item (the server acknowledges chunks of
+// 500), keeps at most Window unacknowledged items in memory, and when a
+// stream breaks (an indeterminate failure) reopens one and resends exactly
+// the items not yet acknowledged, with backoff, up to Attempts times in a
+// row without progress. Resending is safe: an item already stored comes back
+// as duplicate. A definite failure of the stream itself (e.g. the credential
+// is refused) ends the upload with that error; the summary then holds what
+// was acknowledged before it.
+func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts UploadOptions) (*UploadSummary, error) {
+	start := time.Now()
+	if opts.Window <= 0 {
+		opts.Window = 4000
+	}
+	if opts.MaxStreamItems <= 0 {
+		opts.MaxStreamItems = 100_000
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 6
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.BatchID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
+		}
+		opts.BatchID = id.String()
+	}
+	next, stop := iter.Pull(items)
+	defer stop()
+	u := &uploader{c: c, opts: opts, next: next, sum: &UploadSummary{BatchID: opts.BatchID, Rejects: []ItemRejection{}}}
+	failures := 0
+	for {
+		progressed, err := u.stream(ctx)
+		u.sum.Streams++
+		if err == nil {
+			u.mu.Lock()
+			finished := u.done && len(u.requeue) == 0 && len(u.pending) == 0
+			u.mu.Unlock()
+			if finished {
+				break
+			}
+			// The stream closed cleanly after MaxStreamItems, or items the
+			// server could not store this time wait for a resend.
+			if progressed {
+				failures = 0
+			}
+			failures++
+			if failures > opts.Attempts {
+				u.sum.Duration = time.Since(start)
+				return u.sum, errors.New("the server could not store some items after repeated attempts; run again to resend them")
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			u.sum.Duration = time.Since(start)
+			return u.sum, ctx.Err()
+		}
+		err = FromStatus(err)
+		if Definite(err) {
+			u.sum.Duration = time.Since(start)
+			return u.sum, err
+		}
+		if progressed {
+			failures = 0
+		}
+		failures++
+		if failures >= opts.Attempts {
+			u.sum.Duration = time.Since(start)
+			return u.sum, fmt.Errorf("upload interrupted %d times in a row; acknowledged items are stored, run again to resend the rest: %w", failures, err)
+		}
+		d := opts.Backoff.Delay(failures)
+		if opts.OnRetry != nil {
+			opts.OnRetry(failures, d, err)
+		}
+		if serr := sleep(ctx, d); serr != nil {
+			u.sum.Duration = time.Since(start)
+			return u.sum, serr
+		}
+	}
+	u.sum.Duration = time.Since(start)
+	return u.sum, nil
+}
+
+// take returns the next item to send: a requeued one first, then the source.
+func (u *uploader) take() (pendingItem, bool) {
+	u.mu.Lock()
+	if len(u.requeue) > 0 {
+		p := u.requeue[0]
+		u.requeue[0] = pendingItem{}
+		u.requeue = u.requeue[1:]
+		u.pending = append(u.pending, p)
+		u.prog.Resent++
+		u.sum.Resent++
+		u.mu.Unlock()
+		return p, true
+	}
+	if u.done {
+		u.mu.Unlock()
+		return pendingItem{}, false
+	}
+	u.mu.Unlock()
+	it, ok := u.next()
+	if !ok {
+		u.mu.Lock()
+		u.done = true
+		u.mu.Unlock()
+		return pendingItem{}, false
+	}
+	p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: ResponseToProto(it.Response)}}
+	u.mu.Lock()
+	u.pending = append(u.pending, p)
+	u.sum.Items++
+	u.mu.Unlock()
+	return p, true
+}
+
+// stream runs one UploadBatch stream. It reports whether any chunk was
+// acknowledged. On failure the unacknowledged items move to the requeue.
+func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		u.mu.Lock()
+		if len(u.pending) > 0 {
+			u.requeue = append(u.pending, u.requeue...)
+			u.pending = nil
+		}
+		u.mu.Unlock()
+	}()
+	st, err := u.c.Survey.UploadBatch(sctx)
+	if err != nil {
+		return false, err
+	}
+	window := make(chan struct{}, u.opts.Window)
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		first := true
+		for n := 0; n < u.opts.MaxStreamItems; n++ {
+			select {
+			case window <- struct{}{}:
+			case <-sctx.Done():
+				return
+			}
+			p, ok := u.take()
+			if !ok {
+				break
+			}
+			req := &sipasv1.UploadBatchRequest{Item: p.msg}
+			if first {
+				req.BatchId = u.opts.BatchID
+				first = false
+			}
+			if err := st.Send(req); err != nil {
+				return // the receiver sees the cause
+			}
+			u.mu.Lock()
+			u.prog.Sent++
+			u.mu.Unlock()
+		}
+		_ = st.CloseSend()
+	}()
+	defer func() {
+		cancel()
+		<-sendDone
+	}()
+
+	idle := time.AfterFunc(u.opts.IdleTimeout, cancel)
+	defer idle.Stop()
+	for {
+		msg, err := st.Recv()
+		if err == io.EOF {
+			return progressed, errors.New("upload stream ended without a summary")
+		}
+		if err != nil {
+			return progressed, err
+		}
+		idle.Reset(u.opts.IdleTimeout)
+		switch k := msg.Kind.(type) {
+		case *sipasv1.UploadBatchResponse_Chunk:
+			progressed = true
+			u.ack(k.Chunk.GetResults())
+			for range k.Chunk.GetResults() {
+				select {
+				case <-window:
+				default:
+				}
+			}
+		case *sipasv1.UploadBatchResponse_Summary:
+			<-sendDone
+			u.mu.Lock()
+			left := len(u.pending)
+			u.mu.Unlock()
+			if left > 0 {
+				return progressed, fmt.Errorf("upload summary came with %d items unacknowledged", left)
+			}
+			return progressed, nil
+		}
+	}
+}
+
+// ack applies a chunk acknowledgement to the head of the pending items.
+func (u *uploader) ack(results []*sipasv1.ItemResult) {
+	u.mu.Lock()
+	var retry []pendingItem
+	for _, res := range results {
+		if len(u.pending) == 0 {
+			break
+		}
+		p := u.pending[0]
+		u.pending[0] = pendingItem{}
+		u.pending = u.pending[1:]
+		u.prog.Acknowledged++
+		switch res.GetOutcome() {
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED:
+			u.prog.Accepted++
+			u.sum.Accepted++
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
+			u.prog.Duplicate++
+			u.sum.Duplicate++
+		default:
+			if res.GetReason() == "INTERNAL" {
+				// The server could not store it this time: not a refusal of
+				// the item, so it goes round again.
+				u.prog.Acknowledged--
+				retry = append(retry, p)
+				continue
+			}
+			u.prog.Rejected++
+			u.sum.Rejected++
+			line := res.GetLine()
+			if line == 0 {
+				line = p.item.Line
+			}
+			u.sum.Rejects = append(u.sum.Rejects, ItemRejection{Line: line, ResponseID: res.GetResponseId(),
+				Reason: res.GetReason(), Field: res.GetField(), Message: res.GetMessage()})
+		}
+		for _, w := range res.GetWarnings() {
+			if len(u.sum.Warnings) < 1000 {
+				u.sum.Warnings = append(u.sum.Warnings, fmt.Sprintf("line %d: %s", p.item.Line, w))
+			}
+		}
+	}
+	if len(retry) > 0 {
+		u.requeue = append(u.requeue, retry...)
+	}
+	prog := u.prog
+	u.mu.Unlock()
+	if u.opts.Progress != nil {
+		u.opts.Progress(prog)
+	}
+}
