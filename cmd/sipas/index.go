@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sort"
 	"strings"
 
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
@@ -208,7 +209,10 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 			walk(ch, depth+1)
 		}
 	}
-	for _, r := range rep.Roots {
+	// The satisfaction tree (SIPAS) first: it is what readers look for.
+	roots := append([]*sipasv1.IndexNode{}, rep.Roots...)
+	sort.SliceStable(roots, func(i, j int) bool { return roots[i].Code == "SIPAS" && roots[j].Code != "SIPAS" })
+	for _, r := range roots {
 		walk(r, 0)
 	}
 	if c.format == "table" {
