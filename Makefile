@@ -6,6 +6,7 @@ GOFLAGS_BUILD := -tags '$(BUILD_TAGS)'
 DATA_DIR ?= ./data
 GRPC_ADDR ?= 127.0.0.1:7443
 HTTP_ADDR ?= 127.0.0.1:7080
+FUZZTIME ?= 2m
 
 .DEFAULT_GOAL := help
 
@@ -49,12 +50,18 @@ bench: ## Run the benchmarks; prints BENCH lines with each figure beside its cei
 	$(GO) run $(GOFLAGS_BUILD) ./cmd/sipasbench
 
 .PHONY: reliability
-reliability: ## The long crash test (200+ kill -9s) and longer fuzzing.
+reliability: ## The long crash test (200+ kill -9s) and longer fuzzing (FUZZTIME each, default 2m).
 	SIPAS_CRASH_KILLS=200 $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 60m -run TestCrash ./test/crash/
+	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzDecodeValidate -fuzztime $(FUZZTIME) ./server/
+	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzUploadBatch -fuzztime $(FUZZTIME) ./server/
 
 .PHONY: dev-certs
 dev-certs: ## Create a local CA and server/client certificates in ./dev-certs for trying TLS.
 	$(GO) run ./cmd/devcerts -out dev-certs
+
+.PHONY: docker
+docker: ## Build the container image (needs a Docker engine; see deploy/).
+	docker build -f deploy/Dockerfile -t sipas:dev .
 
 .PHONY: clean
 clean: ## Remove build output (not ./data).
