@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,25 @@ func drainUpload(t *testing.T, st sipasv1.SurveyService_UploadBatchClient) (*sip
 		if s := m.GetSummary(); s != nil {
 			sum = s
 		}
+	}
+}
+
+func TestLimitConnectionTimeout(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.ConnectionTimeout = 200 * time.Millisecond })
+	// A client that opens TCP and never sends the HTTP/2 preface (a slow
+	// handshake) is cut off after the connection timeout.
+	raw, err := net.Dial("tcp", e.conn.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	start := time.Now()
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(raw)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept a silent connection open for 5 s")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("silent connection closed after %s, want about 200ms", took)
 	}
 }
