@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sipas-vn/sipas/client"
+)
+
+// cliResult is the outcome of `sipas upload FILE.csv`.
+type cliResult struct {
+	pending bool
+	why     string
+	n       int
+	rate    float64
+	dur     time.Duration
+	stored  int64
+}
+
+// cliFigure measures `sipas upload` of a batch CSV of the same responses as
+// batch_upload, against the library's figure. Until the upload command
+// exists it prints value 0 and says so.
+func (b *bench) cliFigure() (result, error) {
+	bt, err := b.runBatch()
+	if err != nil {
+		return result{}, err
+	}
+	cr, err := b.runCLI()
+	if err != nil {
+		return result{}, err
+	}
+	r := result{name: figCLIUpload, unit: "rows/s", ceiling: bt.rate}
+	if cr.pending {
+		r.explain = "PENDING: " + cr.why + "; value 0. Ceiling: the library batch_upload figure of this run."
+		return r, nil
+	}
+	r.value = cr.rate
+	r.explain = fmt.Sprintf("`sipas upload FILE.csv` (the CLI binary, surveyor token in SIPAS_TOKEN) of a %d-row batch CSV of the batch_upload responses "+
+		"(client.WriteBatchCSV, every item column) to a fresh sipasd child: %s wall clock for the process, %d rows stored. "+
+		"Ceiling: the library batch_upload figure of this run.", cr.n, cr.dur.Round(10*time.Millisecond), cr.stored)
+	return r, nil
+}
+
+func (b *bench) runCLI() (*cliResult, error) {
+	if b.cli != nil {
+		return b.cli, nil
+	}
+	res := &cliResult{}
+	err := b.timed("cli upload", func() error {
+		bin, err := b.binary("sipas")
+		if err != nil {
+			return err
+		}
+		// Does this build have the upload command yet?
+		var probe bytes.Buffer
+		cmd := exec.Command(bin, "upload", "--help")
+		cmd.Stdout, cmd.Stderr = &probe, &probe
+		_ = cmd.Run()
+		if strings.Contains(probe.String(), "unknown command") {
+			res.pending, res.why = true, "`sipas upload` does not exist yet in cmd/sipas"
+			return nil
+		}
+		rs, err := b.batchResponses()
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(b.tmp, "batch.csv")
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := client.WriteBatchCSV(w, nil, rs); err != nil {
+			f.Close()
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		c, err := b.startServer("cli")
+		if err != nil {
+			return err
+		}
+		stopped := false
+		defer func() {
+			if !stopped {
+				c.kill()
+			}
+		}()
+		admin, err := c.adminClient()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		tok, err := newSurveyor(admin, "bench cli upload")
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		up := exec.Command(bin, "upload", path)
+		up.Env = append(os.Environ(), "SIPAS_SERVER="+c.addr, "SIPAS_TOKEN="+tok, "SIPAS_TOKEN_FILE=")
+		up.Stdout, up.Stderr = &out, &out
+		start := time.Now()
+		err = up.Run()
+		res.dur = time.Since(start)
+		if err != nil {
+			return fmt.Errorf("sipas upload: %w\n%s", err, tail(out.String(), 2000))
+		}
+		res.n = len(rs)
+		res.rate = float64(len(rs)) / res.dur.Seconds()
+		stopped = true
+		if err := c.stop(); err != nil {
+			return fmt.Errorf("stopping sipasd: %w", err)
+		}
+		res.stored, err = c.countRows()
+		if err == nil && res.stored != int64(len(rs)) {
+			err = fmt.Errorf("sipas upload stored %d of %d rows\n%s", res.stored, len(rs), tail(out.String(), 2000))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.cli = res
+	return res, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}

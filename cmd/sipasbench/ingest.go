@@ -1,0 +1,536 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	_ "github.com/mattn/go-sqlite3" // registers "sqlite3" for the plain-insert floor
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/client"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/store"
+)
+
+const (
+	unaryWorkers = 64 // concurrent clients
+	unaryConns   = 4  // gRPC connections they share (one kiosk credential each)
+	unaryRounds  = 2  // health and submit runs alternate, twice each
+	floorTxRows  = 10_000
+)
+
+// memory of a child after its load, in MiB.
+type memory struct {
+	hwm, maxSampled, after float64
+}
+
+// unaryResult is the outcome of the unary load on its own sipasd.
+type unaryResult struct {
+	health, submit []float64 // calls per second of each run
+	dur, warm      time.Duration
+	mem            memory
+	commits        string
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(max(len(v), 1))
+}
+
+func (u *unaryResult) figure() result {
+	return result{name: figUnary, value: mean(u.submit), unit: "submissions/s", ceiling: mean(u.health),
+		explain: fmt.Sprintf("SubmitResponse (kiosk credentials, ~20 DV answers, UUIDv7 ids, durable: synchronous=FULL group commit) "+
+			"from %d goroutines over %d gRPC connections to a sipasd child on loopback, rate limit off; runs %s/s. "+
+			"Ceiling: grpc.health.v1.Health/Check over the same connections and goroutines, which passes the same "+
+			"interceptor chain (recovery, logging, metrics, auth, limits) but is an open method, so no token lookup; runs %s/s. "+
+			"Each run %s after %s warm-up, health and submit alternating. Server: %s. Goal ratio >= 0.5.",
+			unaryWorkers, unaryConns, fmtRates(u.submit), fmtRates(u.health), u.dur, u.warm, u.commits)}
+}
+
+func fmtRates(v []float64) string {
+	s := ""
+	for i, x := range v {
+		if i > 0 {
+			s += " and "
+		}
+		s += formatNum(x)
+	}
+	return s
+}
+
+// load runs call from workers goroutines: warm, then counts completed calls
+// for dur. Any failed call fails the run.
+func load(workers int, warm, dur time.Duration, call func(w int) error) (float64, error) {
+	var ops, nerr atomic.Int64
+	var stop atomic.Bool
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if err := call(w); err != nil {
+					if nerr.Add(1) == 1 {
+						firstErr.Store(err)
+					}
+					continue
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	time.Sleep(warm)
+	c0, t0 := ops.Load(), time.Now()
+	time.Sleep(dur)
+	c1, el := ops.Load(), time.Since(t0)
+	stop.Store(true)
+	wg.Wait()
+	if n := nerr.Load(); n > 0 {
+		return 0, fmt.Errorf("%d calls failed, first: %v", n, firstErr.Load())
+	}
+	return float64(c1-c0) / el.Seconds(), nil
+}
+
+// runUnary starts a sipasd, issues kiosk credentials and measures the
+// health Check rate and the SubmitResponse rate at 64 concurrent clients.
+func (b *bench) runUnary() (*unaryResult, error) {
+	if b.unary != nil || b.unaryErr != nil {
+		return b.unary, b.unaryErr
+	}
+	res := &unaryResult{dur: b.unaryD, warm: b.warmD}
+	err := b.timed("unary load on sipasd", func() error {
+		g, err := newGen(b.cat, b.reg)
+		if err != nil {
+			return err
+		}
+		c, err := b.startServer("unary")
+		if err != nil {
+			return err
+		}
+		stopped := false
+		defer func() {
+			if !stopped {
+				c.kill()
+			}
+		}()
+		admin, err := c.adminClient()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		clients := make([]*client.Client, unaryConns)
+		health := make([]healthpb.HealthClient, unaryConns)
+		for i := range clients {
+			tok, err := newKiosk(admin, fmt.Sprintf("BENCH-K%d", i), g.codes2026[(i*7)%len(g.codes2026)])
+			if err != nil {
+				return err
+			}
+			if clients[i], err = c.dial(tok); err != nil {
+				return err
+			}
+			defer clients[i].Close()
+			health[i] = healthpb.NewHealthClient(clients[i].Conn())
+		}
+		// Each worker rotates over a few prepared kiosk responses (the
+		// kiosk's unit and province come from its credential) and gives
+		// each send a fresh UUIDv7.
+		const perWorker = 8
+		tpls := make([][]*sipasv1.Response, unaryWorkers)
+		rng := rand.New(rand.NewPCG(1, 2))
+		at := timestamppb.New(time.Now().Add(-time.Minute))
+		for w := range tpls {
+			for range perWorker {
+				a := g.dvAnswers(rng)
+				m := make(map[string]int32, len(a))
+				for k, v := range a {
+					m[k] = int32(v)
+				}
+				tpls[w] = append(tpls[w], &sipasv1.Response{QuestionnaireId: questionnaireID, CollectedAt: at,
+					Channel: sipasv1.Channel_CHANNEL_KIOSK, Answers: m})
+			}
+		}
+		next := make([]int, unaryWorkers)
+		check := func(w int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			r, err := health[w%unaryConns].Check(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("health: %s", r.Status)
+			}
+			return err
+		}
+		submit := func(w int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			t := tpls[w][next[w]%perWorker]
+			next[w]++
+			t.ResponseId = uuid.Must(uuid.NewV7()).String()
+			r, err := clients[w%unaryConns].Survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: t})
+			if err == nil && r.Duplicate {
+				err = errors.New("unexpected duplicate")
+			}
+			return err
+		}
+		for round := range unaryRounds {
+			h, err := load(unaryWorkers, b.warmD, b.unaryD, check)
+			if err != nil {
+				return fmt.Errorf("health load: %w", err)
+			}
+			s, err := load(unaryWorkers, b.warmD, b.unaryD, submit)
+			if err != nil {
+				return fmt.Errorf("submit load: %w", err)
+			}
+			b.logf("unary round %d: health %.0f/s, submit %.0f/s", round+1, h, s)
+			res.health, res.submit = append(res.health, h), append(res.submit, s)
+		}
+		if res.mem.hwm, res.mem.maxSampled, res.mem.after, err = c.memory(); err != nil {
+			return err
+		}
+		res.commits = c.commitStats()
+		stopped = true
+		return c.stop()
+	})
+	if err != nil {
+		b.unaryErr = err
+		return nil, err
+	}
+	b.unary = res
+	return res, nil
+}
+
+// batchN is the number of responses of the upload and the floor.
+func (b *bench) batchN() int {
+	if b.quick {
+		return 2_000
+	}
+	return 100_000
+}
+
+// batchResponses are the responses of the upload and of the floor: every
+// item answered, demographics given, channel field, provinces of 2024 and
+// 2026. Generated once with a fixed seed.
+func (b *bench) batchResponses() ([]*sipas.Response, error) {
+	if b.batchRS != nil {
+		return b.batchRS, nil
+	}
+	g, err := newGen(b.cat, b.reg)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	rs := make([]*sipas.Response, b.batchN())
+	for i := range rs {
+		rs[i] = g.fullResponse(rng)
+	}
+	b.batchRS = rs
+	return rs, nil
+}
+
+// batchResult is the outcome of the upload on its own sipasd.
+type batchResult struct {
+	n          int
+	streams    int
+	rate       float64
+	dur        time.Duration
+	mem        memory
+	dbBytes    int64
+	rows       int64
+	avgPayload float64
+	commits    string
+}
+
+// runBatch uploads the responses through one UploadBatch stream with the
+// client library, then stops the server and measures its database.
+func (b *bench) runBatch() (*batchResult, error) {
+	if b.batch != nil || b.batchErr != nil {
+		return b.batch, b.batchErr
+	}
+	rs, err := b.batchResponses()
+	if err != nil {
+		return nil, err
+	}
+	res := &batchResult{n: len(rs)}
+	err = b.timed("batch upload on sipasd", func() error {
+		c, err := b.startServer("batch")
+		if err != nil {
+			return err
+		}
+		stopped := false
+		defer func() {
+			if !stopped {
+				c.kill()
+			}
+		}()
+		admin, err := c.adminClient()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		tok, err := newSurveyor(admin, "bench batch upload")
+		if err != nil {
+			return err
+		}
+		cl, err := c.dial(tok)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		items := make([]client.BatchItem, len(rs))
+		for i, r := range rs {
+			items[i] = client.BatchItem{Line: int64(i + 2), Response: r}
+		}
+		start := time.Now()
+		sum, err := cl.Upload(context.Background(), client.UploadSlice(items), client.UploadOptions{MaxStreamItems: len(items) + 1})
+		res.dur = time.Since(start)
+		if err != nil {
+			return fmt.Errorf("upload: %w", err)
+		}
+		res.streams = sum.Streams
+		if sum.Accepted != int64(len(rs)) {
+			first := ""
+			if len(sum.Rejects) > 0 {
+				first = fmt.Sprintf("; first rejection: line %d %s %s", sum.Rejects[0].Line, sum.Rejects[0].Reason, sum.Rejects[0].Message)
+			}
+			return fmt.Errorf("upload: %d accepted, %d duplicate, %d rejected of %d over %d streams%s",
+				sum.Accepted, sum.Duplicate, sum.Rejected, len(rs), sum.Streams, first)
+		}
+		res.rate = float64(len(rs)) / res.dur.Seconds()
+		res.commits = c.commitStats()
+		if res.mem.hwm, res.mem.maxSampled, res.mem.after, err = c.memory(); err != nil {
+			return err
+		}
+		stopped = true
+		if err := c.stop(); err != nil {
+			return fmt.Errorf("stopping sipasd: %w", err)
+		}
+		if res.dbBytes, err = c.dbBytes(); err != nil {
+			return err
+		}
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(c.dir, "sipas.db")+"?mode=ro")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.QueryRow("SELECT count(*), avg(length(payload)) FROM responses").Scan(&res.rows, &res.avgPayload)
+	})
+	if err != nil {
+		b.batchErr = err
+		return nil, err
+	}
+	b.batch = res
+	return res, nil
+}
+
+// floorResult is the plain-insert floor of the same rows.
+type floorResult struct {
+	n          int
+	rate       float64
+	dur        time.Duration
+	dbBytes    int64
+	payloadLen float64
+	validateUS float64 // sipas.Validate + payload encoding per response, one goroutine
+	marshalUS  float64 // client.ResponseToProto + proto.Marshal per response
+}
+
+// floorRow is one row of the responses table, computed before timing.
+type floorRow struct {
+	id         []byte
+	province   string
+	provinceID string
+	collected  int64
+	month      int
+	channel    int64
+	hash       []byte
+	payload    []byte
+}
+
+// runFloor inserts the same rows as the upload with one prepared INSERT in
+// 10,000-row transactions, on a database made by store.Open (same schema
+// and settings) and then written through database/sql with the writer's
+// DSN: no validation, no deduplication read, no aggregates, no gRPC.
+func (b *bench) runFloor() (*floorResult, error) {
+	if b.floor != nil {
+		return b.floor, nil
+	}
+	rs, err := b.batchResponses()
+	if err != nil {
+		return nil, err
+	}
+	q := b.cat.Get(questionnaireID)
+	rows := make([]floorRow, len(rs))
+	now := time.Now()
+	var plen int
+	prepStart := time.Now()
+	for i, r := range rs {
+		r2 := *r
+		acc, err := sipas.Validate(b.cat, b.reg, &r2, now)
+		if err != nil {
+			return nil, fmt.Errorf("floor rows: %w", err)
+		}
+		id := uuid.MustParse(r.ID)
+		p := encodePayload(q, r)
+		plen += len(p)
+		rows[i] = floorRow{id: id[:], province: r.ProvinceCode, provinceID: acc.Province.ID,
+			collected: r.CollectedAt.UnixNano(), month: sipas.MonthOf(r.CollectedAt), channel: int64(r.Channel),
+			hash: append([]byte(nil), acc.Hash[:]...), payload: p}
+	}
+	res := &floorResult{n: len(rows), payloadLen: float64(plen) / float64(len(rows)),
+		validateUS: float64(time.Since(prepStart).Microseconds()) / float64(len(rows))}
+	// For the explanation: what one full response costs to convert and
+	// marshal (client side; the server unmarshals and converts back).
+	mStart := time.Now()
+	for _, r := range rs {
+		if _, err := proto.Marshal(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Response: client.ResponseToProto(r)}}); err != nil {
+			return nil, err
+		}
+	}
+	res.marshalUS = float64(time.Since(mStart).Microseconds()) / float64(len(rows))
+	err = b.timed("plain-insert floor", func() error {
+		dir := filepath.Join(b.tmp, "floor")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, "sipas.db")
+		st, err := store.Open(context.Background(), path, b.cat, store.Options{})
+		if err != nil {
+			return err
+		}
+		if err := st.Close(); err != nil {
+			return err
+		}
+		// The store's writer DSN (store/store.go writerDSN).
+		db, err := sql.Open("sqlite3", fmt.Sprintf("file:%s?mode=rwc&_journal=WAL&_sync=FULL&_busy_timeout=2000&_txlock=immediate&_fk=1", path))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		ins, err := db.Prepare(`INSERT INTO responses
+			(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		start := time.Now()
+		for off := 0; off < len(rows); off += floorTxRows {
+			tx, err := db.Begin()
+			if err != nil {
+				return err
+			}
+			st := tx.Stmt(ins)
+			for _, r := range rows[off:min(off+floorTxRows, len(rows))] {
+				if _, err := st.Exec(r.id, questionnaireID, r.province, r.provinceID, r.collected, r.month, r.channel, "", r.hash, r.payload); err != nil {
+					tx.Rollback()
+					return err
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+		}
+		res.dur = time.Since(start)
+		res.rate = float64(len(rows)) / res.dur.Seconds()
+		var busy, logFrames, done int
+		if err := db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+			return err
+		}
+		if busy != 0 {
+			return errors.New("floor checkpoint: database busy")
+		}
+		ins.Close()
+		db.Close()
+		for _, f := range []string{"sipas.db", "sipas.db-wal"} {
+			if st, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				res.dbBytes += st.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.floor = res
+	return res, nil
+}
+
+// encodePayload is store/payload.go's encoding (unexported there), copied
+// so that the floor stores payloads of exactly the same bytes; the batch
+// run checks the length against the server's database.
+func encodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
+	d := &r.Demographics
+	b := make([]byte, 0, 24+len(q.Items))
+	b = append(b, 1)
+	for _, v := range []int64{int64(d.Gender), int64(d.BirthYear), int64(d.Ethnicity), int64(d.Education),
+		int64(d.Occupation), int64(d.Residence), int64(d.RespondentType)} {
+		b = binary.AppendVarint(b, v)
+	}
+	switch {
+	case d.DidProcedure == nil:
+		b = append(b, 0)
+	case *d.DidProcedure:
+		b = append(b, 2)
+	default:
+		b = append(b, 1)
+	}
+	b = binary.AppendUvarint(b, uint64(len(q.Items)))
+	for _, it := range q.Items {
+		a, ok := r.Answers[it.Code]
+		if !ok || a < 0 {
+			b = append(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(a)+1)
+	}
+	return append(b, 0) // validated responses have no non-positional answers
+}
+
+func batchFigure(bt *batchResult, fl *floorResult) result {
+	return result{name: figBatch, value: bt.rate, unit: "responses/s", ceiling: fl.rate,
+		explain: fmt.Sprintf("%d full sipas-2023 responses (106 answers, demographics, channel field, 63 provinces in 2024 and 34 in 2026, UUIDv7) "+
+			"through UploadBatch with client.Upload (%d stream(s); validation, dedup, aggregates, chunk acks of 500) to a sipasd child: %s (%s). "+
+			"Ceiling: the same rows (same payload encoding, %.1f bytes/payload) with one prepared INSERT in %d-row transactions "+
+			"into a store.Open-made database with the writer's DSN, no validation or aggregates: %s. "+
+			"For reference, in this process on one goroutine: sipas.Validate + payload encoding %.1f µs/response, "+
+			"ResponseToProto + proto.Marshal %.1f µs/response. Goal ratio >= 0.5.",
+			bt.n, bt.streams, bt.dur.Round(10*time.Millisecond), bt.commits, fl.payloadLen, floorTxRows, fl.dur.Round(10*time.Millisecond), fl.validateUS, fl.marshalUS)}
+}
+
+func rssFigure(u *unaryResult, bt *batchResult) result {
+	v := max(u.mem.hwm, bt.mem.hwm)
+	return result{name: figRSS, value: v, unit: "MiB", ceiling: 150,
+		explain: fmt.Sprintf("peak resident memory (VmHWM of /proc/PID/status) of the sipasd child processes, the larger of the two loads: "+
+			"unary load VmHWM %.1f MiB (largest sampled VmRSS %.1f, VmRSS after %.1f); batch upload VmHWM %.1f MiB "+
+			"(largest sampled VmRSS %.1f, VmRSS after %.1f). Ceiling: the 150 MiB budget.",
+			u.mem.hwm, u.mem.maxSampled, u.mem.after, bt.mem.hwm, bt.mem.maxSampled, bt.mem.after)}
+}
+
+func bytesFigure(bt *batchResult, fl *floorResult) result {
+	v := float64(bt.dbBytes) / float64(bt.n)
+	c := float64(fl.dbBytes) / float64(fl.n)
+	note := ""
+	if bt.avgPayload != fl.payloadLen {
+		note = fmt.Sprintf(" WARNING: the server's payloads average %.2f bytes, the floor's %.2f: the copied payload encoding differs.", bt.avgPayload, fl.payloadLen)
+	}
+	return result{name: figBytes, value: v, unit: "bytes/response", ceiling: c,
+		explain: fmt.Sprintf("sipas.db (+ WAL, empty after the checkpoint of the graceful SIGTERM stop) of the batch-upload server: %d bytes for %d responses "+
+			"(%d rows, average payload %.1f bytes). Ceiling: the plain-insert floor's database of the same rows after a TRUNCATE checkpoint: %d bytes.%s",
+			bt.dbBytes, bt.n, bt.rows, bt.avgPayload, fl.dbBytes, note)}
+}
