@@ -17,6 +17,18 @@ const hashVersion = "sipas.response.v1"
 // content has an equal hash whatever the order of the answers map. The id is
 // hashed as stored; Validate normalises it first.
 func ContentHash(r *Response) [32]byte {
+	codes := make([]string, 0, len(r.Answers))
+	for c := range r.Answers {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	return contentHash(r, codes)
+}
+
+// contentHash is ContentHash with the answer codes in byte order given:
+// either exactly the answered codes, or a sorted superset of them (a
+// questionnaire's codes, which saves sorting per response).
+func contentHash(r *Response, sortedCodes []string) [32]byte {
 	b := make([]byte, 0, 128+16*len(r.Answers))
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -51,15 +63,12 @@ func ContentHash(r *Response) [32]byte {
 	default:
 		num(1)
 	}
-	codes := make([]string, 0, len(r.Answers))
-	for c := range r.Answers {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	num(int64(len(codes)))
-	for _, c := range codes {
-		str(c)
-		num(int64(r.Answers[c]))
+	num(int64(len(r.Answers)))
+	for _, c := range sortedCodes {
+		if a, ok := r.Answers[c]; ok {
+			str(c)
+			num(int64(a))
+		}
 	}
 	return sha256.Sum256(b)
 }

@@ -313,6 +313,10 @@ func LoadQuestionnaire(fsys fs.FS, dir string, scales map[string]*Scale, source 
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	for _, it := range q.Items {
+		q.sortedCodes = append(q.sortedCodes, it.Code)
+	}
+	sort.Strings(q.sortedCodes)
 	return q, nil
 }
 

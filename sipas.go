@@ -136,6 +136,7 @@ type Questionnaire struct {
 	Slots int
 
 	itemsByCode map[string]*Item
+	sortedCodes []string // item codes in byte order: the canonical answer order
 }
 
 // Item returns the item with the given code, or nil.

@@ -132,23 +132,42 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 	case q != nil && len(r.Answers) > len(q.Items):
 		add("answers", "TOO_MANY_ANSWERS", "%d answers, but questionnaire %s has %d items", len(r.Answers), q.ID, len(q.Items))
 	case q != nil:
-		codes := make([]string, 0, len(r.Answers))
-		for c := range r.Answers {
-			codes = append(codes, c)
+		// Walk the questionnaire's codes in byte order: no sorting per
+		// response, and field names are only built for violations, which are
+		// reported in item-code order.
+		type answerViolation struct {
+			code string
+			v    Violation
 		}
-		sort.Strings(codes)
-		for _, c := range codes {
-			a := r.Answers[c]
-			field := "answers[" + fieldSafe(c) + "]"
-			it := q.Item(c)
-			if it == nil {
-				add(field, "UNKNOWN_ITEM", "item %s is not in questionnaire %s", fieldSafe(c), q.ID)
+		var avs []answerViolation
+		known := 0
+		for _, c := range q.sortedCodes {
+			a, ok := r.Answers[c]
+			if !ok {
 				continue
 			}
-			if SlotOf(it, a) < 0 {
-				add(field, "INVALID_ANSWER_CODE", "answer code %d is not valid for item %s: want %s, 8 (don't know) or 9 (not applicable)",
-					a, it.Code, scaleCodeList(it.Scale))
+			known++
+			if it := q.Item(c); SlotOf(it, a) < 0 {
+				avs = append(avs, answerViolation{c, Violation{Field: "answers[" + c + "]", Reason: "INVALID_ANSWER_CODE",
+					Description: fmt.Sprintf("answer code %d is not valid for item %s: want %s, 8 (don't know) or 9 (not applicable)",
+						a, it.Code, scaleCodeList(it.Scale))}})
 			}
+		}
+		if known < len(r.Answers) {
+			var unknown []string
+			for c := range r.Answers {
+				if q.Item(c) == nil {
+					unknown = append(unknown, c)
+				}
+			}
+			for _, c := range unknown {
+				avs = append(avs, answerViolation{c, Violation{Field: "answers[" + fieldSafe(c) + "]", Reason: "UNKNOWN_ITEM",
+					Description: fmt.Sprintf("item %s is not in questionnaire %s", fieldSafe(c), q.ID)}})
+			}
+		}
+		sort.Slice(avs, func(i, j int) bool { return avs[i].code < avs[j].code })
+		for _, av := range avs {
+			vs = append(vs, av.v)
 		}
 	}
 
@@ -188,7 +207,7 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 	if len(vs) > 0 {
 		return nil, Invalid(opValidate, vs...)
 	}
-	return &Accepted{Response: r, Province: province, Warnings: warnings, Hash: ContentHash(r)}, nil
+	return &Accepted{Response: r, Province: province, Warnings: warnings, Hash: contentHash(r, q.sortedCodes)}, nil
 }
 
 func validChannel(c Channel) bool {

@@ -338,7 +338,9 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		}
 	}
 	periods := []*sipasv1.Period{{Year: 2023}, {Year: 2025}, {Year: 2026}, {Year: 2025, Quarter: 3}, {Year: 2026, Month: 2}, {Year: 2023, Quarter: 1}}
-	provinceScope := func(c string) *sipasv1.Scope { return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: c}} }
+	provinceScope := func(c string) *sipasv1.Scope {
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: c}}
+	}
 	for _, qid := range []string{"sipas-2023", "sipas-2017"} {
 		for _, per := range periods {
 			for _, code := range []string{"48", "01", "15", "24", "46", "79", "96"} {
