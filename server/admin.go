@@ -231,6 +231,7 @@ func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.Revoke
 	if err := h.s.cfg.Store.RevokeCredential(ctx, id, h.s.cfg.Now()); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
+	h.s.auth.forget(id)
 	if err := h.audit(ctx, "credential.revoke", "credentials/"+id, ""); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}

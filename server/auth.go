@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -86,6 +87,53 @@ func principalFrom(ctx context.Context) *Principal {
 type authenticator struct {
 	store *store.Store
 	now   func() time.Time
+
+	// cache holds recently authenticated credentials by token hash, so that
+	// a busy kiosk costs no database read per call. Revocation through this
+	// server evicts at once (forget); cacheTTL bounds how long a change made
+	// elsewhere (another process on the same database) can go unseen.
+	mu    sync.Mutex
+	cache map[[32]byte]cachedPrincipal
+}
+
+// cacheTTL is how long an authenticated credential is trusted without a
+// database read. Expiry is still checked on every call.
+const cacheTTL = 5 * time.Second
+
+type cachedPrincipal struct {
+	p       *Principal
+	expires *time.Time // the credential's own expiry
+	until   time.Time  // end of trust in this entry
+}
+
+// forget evicts a credential from the cache (after a revocation).
+func (a *authenticator) forget(credentialID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, c := range a.cache {
+		if c.p.CredentialID == credentialID {
+			delete(a.cache, k)
+		}
+	}
+}
+
+func (a *authenticator) cached(hash [32]byte, now time.Time) *Principal {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.cache[hash]
+	if !ok || !now.Before(c.until) || (c.expires != nil && !now.Before(*c.expires)) {
+		return nil
+	}
+	return c.p
+}
+
+func (a *authenticator) remember(hash [32]byte, p *Principal, expires *time.Time, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cache == nil || len(a.cache) > 100_000 {
+		a.cache = map[[32]byte]cachedPrincipal{} // bounded: start over rather than grow
+	}
+	a.cache[hash] = cachedPrincipal{p: p, expires: expires, until: now.Add(cacheTTL)}
 }
 
 var errUnauthenticated = &sipas.Error{Kind: sipas.KindUnauthenticated, Reason: "UNAUTHENTICATED",
@@ -105,6 +153,11 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 		return nil, errUnauthenticated
 	}
 	hash := HashToken(token)
+	now := a.now()
+	key := [32]byte(hash)
+	if p := a.cached(key, now); p != nil {
+		return p, nil
+	}
 	cred, err := a.store.CredentialByTokenHash(ctx, hash)
 	if err != nil {
 		if sipas.KindOf(err) == sipas.KindNotFound {
@@ -117,7 +170,6 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 	if subtle.ConstantTimeCompare(cred.TokenHash, hash) != 1 {
 		return nil, errUnauthenticated
 	}
-	now := a.now()
 	if cred.RevokeTime != nil || (cred.ExpireTime != nil && !now.Before(*cred.ExpireTime)) {
 		return nil, errUnauthenticated
 	}
@@ -138,6 +190,7 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 		}
 		p.UnitID, p.UnitProvince = u.ID, u.ProvinceCode
 	}
+	a.remember(key, p, cred.ExpireTime, now)
 	return p, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/store"
@@ -381,5 +382,23 @@ func TestRevocationImmediate(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no audit event for the revocation in %v", evs.Events)
+	}
+}
+
+// TestExpiryWhileCached: a credential that expires fails at once, even
+// though it was authenticated (and cached) a moment before.
+func TestExpiryWhileCached(t *testing.T) {
+	e := newTestEnv(t, nil)
+	resp, err := e.admin.CreateCredential(e.as("admin"), &sipasv1.CreateCredentialRequest{
+		Credential: &sipasv1.Credential{Role: sipasv1.Role_ROLE_ANALYST, AllProvinces: true}, Ttl: durationpb.New(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.survey.ListQuestionnaires(e.as(resp.Token), &sipasv1.ListQuestionnairesRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(resp.Credential.ExpireTime.AsTime()) + 50*time.Millisecond)
+	if _, err := e.survey.ListQuestionnaires(e.as(resp.Token), &sipasv1.ListQuestionnairesRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after expiry: %v, want Unauthenticated", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/store"
 )
 
 // surveyService implements sipas.v1.SurveyService.
@@ -143,9 +144,11 @@ func channelLabel(ch sipas.Channel) string {
 }
 
 // UploadBatch reads items, validates each, commits them in chunks and
-// acknowledges every chunk as it commits. The receive loop only reads the
-// next message after the previous chunk committed, so HTTP/2 flow control
-// holds the sender back and server memory stays bounded by one chunk.
+// acknowledges every chunk as it commits. Reading and validating the next
+// chunk overlaps with the commit of the previous one; at most one chunk is
+// committing at a time and the next is read only while it is, so HTTP/2 flow
+// control holds the sender back and server memory stays bounded by two
+// chunks whatever the size of the batch.
 func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServer) error {
 	s := h.s
 	ctx := stream.Context()
@@ -175,61 +178,74 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 	summary := &sipasv1.BatchSummary{}
 	var (
 		chunkNo  int64
-		results  []*sipasv1.ItemResult // outcomes of the pending chunk, in order
-		accepted []*sipas.Accepted     // the valid items of the pending chunk
-		slots    []int                 // index in results of each accepted item
-		channels []sipas.Channel
+		cur      = &uploadChunk{}
+		inflight *uploadChunk // committing while cur fills up
 	)
-	flush := func() error {
-		if len(results) == 0 {
+	// acknowledge fills in the outcomes of the committed chunk in flight and
+	// sends its acknowledgement; acknowledgements go out in chunk order.
+	acknowledge := func(err error) error {
+		c := inflight
+		inflight = nil
+		if err != nil {
+			return toStatus(ctx, s.log, err)
+		}
+		s.recordOutcomes(c, summary)
+		chunkNo++
+		return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
+			Chunk: &sipasv1.ChunkAck{Chunk: chunkNo, Results: c.results}}})
+	}
+	wait := func() error {
+		if inflight == nil {
 			return nil
 		}
-		if len(accepted) > 0 {
-			ins, err := s.cfg.Store.Insert(ctx, accepted)
-			if err != nil {
-				return toStatus(ctx, s.log, err)
-			}
-			for i, r := range ins {
-				res := results[slots[i]]
-				switch {
-				case r.Err != nil:
-					fillRejected(res, r.Err)
-					s.countRefusal(channels[i], r.Err)
-				case r.Duplicate:
-					res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE
-					s.metrics.ResponsesIngested.WithLabelValues(channelLabel(channels[i]), "duplicate").Inc()
-				default:
-					res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED
-					s.metrics.ResponsesIngested.WithLabelValues(channelLabel(channels[i]), "accepted").Inc()
-				}
-			}
+		return acknowledge(<-inflight.done)
+	}
+	// flush starts committing the current chunk, after the one in flight.
+	flush := func() error {
+		if len(cur.results) == 0 {
+			return nil
 		}
-		for _, res := range results {
-			switch res.Outcome {
-			case sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED:
-				summary.Accepted++
-			case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
-				summary.Duplicate++
-			default:
-				summary.Rejected++
-			}
+		if err := wait(); err != nil {
+			return err
 		}
-		chunkNo++
-		err := stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
-			Chunk: &sipasv1.ChunkAck{Chunk: chunkNo, Results: results}}})
-		results, accepted, slots, channels = results[:0:0], accepted[:0], slots[:0], channels[:0]
-		return err
+		c := cur
+		cur = &uploadChunk{}
+		c.done = make(chan error, 1)
+		inflight = c
+		go func() {
+			var err error
+			if len(c.accepted) > 0 {
+				c.inserted, err = s.cfg.Store.Insert(ctx, c.accepted)
+			}
+			c.done <- err
+		}()
+		return nil
+	}
+	// drain commits everything pending and waits for it.
+	drain := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		return wait()
 	}
 
 	idle := time.NewTimer(s.cfg.StreamIdleTimeout)
 	defer idle.Stop()
 	var chunkTimer <-chan time.Time
 	for {
+		var committed <-chan error
+		if inflight != nil {
+			committed = inflight.done
+		}
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case err := <-committed:
+			if err := acknowledge(err); err != nil {
+				return err
+			}
 		case <-idle.C:
-			if err := flush(); err != nil {
+			if err := drain(); err != nil {
 				return err
 			}
 			return status.Errorf(codes.DeadlineExceeded, "upload stream sent nothing for %s; acknowledged chunks are stored, resend the rest", s.cfg.StreamIdleTimeout)
@@ -240,7 +256,7 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			}
 		case m := <-in:
 			if m.err == io.EOF {
-				if err := flush(); err != nil {
+				if err := drain(); err != nil {
 					return err
 				}
 				return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Summary{Summary: summary}})
@@ -254,31 +270,14 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			}
 			summary.Received++
 			if summary.Received > int64(s.cfg.StreamMaxItems) {
-				if err := flush(); err != nil {
+				if err := drain(); err != nil {
 					return err
 				}
 				return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_ITEM_LIMIT",
 					Message: "an upload stream may carry at most " + itoa(s.cfg.StreamMaxItems) + " items; acknowledged chunks are stored, send the rest in a new stream"})
 			}
-			item := m.req.GetItem()
-			r := responseFromProto(item.GetResponse())
-			res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
-			if item.GetResponse() == nil {
-				fillRejected(res, sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"}))
-				s.countRefusal(sipas.ChannelUnspecified, errors.New("missing"))
-			} else if acc, err := s.accept(p, r); err != nil {
-				fillRejected(res, err)
-				s.countRefusal(r.Channel, err)
-			} else {
-				res.ResponseId = acc.Response.ID
-				res.ProvinceCode = acc.Province.Code
-				res.Warnings = acc.Warnings
-				slots = append(slots, len(results))
-				accepted = append(accepted, acc)
-				channels = append(channels, r.Channel)
-			}
-			results = append(results, res)
-			if len(results) >= s.cfg.ChunkItems {
+			s.takeItem(p, m.req.GetItem(), cur)
+			if len(cur.results) >= s.cfg.ChunkItems {
 				chunkTimer = nil
 				if err := flush(); err != nil {
 					return err
@@ -286,6 +285,68 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			} else if chunkTimer == nil {
 				chunkTimer = time.After(s.cfg.ChunkDelay)
 			}
+		}
+	}
+}
+
+// uploadChunk is the items of one upload chunk and, once committed, their
+// store results.
+type uploadChunk struct {
+	results  []*sipasv1.ItemResult // every item, in the order received
+	accepted []*sipas.Accepted     // the valid items
+	slots    []int                 // index in results of each accepted item
+	channels []sipas.Channel       // channel of each accepted item
+	inserted []store.InsertResult  // store outcome of each accepted item
+	done     chan error            // the commit's error, once done
+}
+
+// takeItem validates one batch item into the chunk.
+func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk) {
+	r := responseFromProto(item.GetResponse())
+	res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
+	c.results = append(c.results, res)
+	if item.GetResponse() == nil {
+		err := sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
+		fillRejected(res, err)
+		s.countRefusal(sipas.ChannelUnspecified, err)
+		return
+	}
+	acc, err := s.accept(p, r)
+	if err != nil {
+		fillRejected(res, err)
+		s.countRefusal(r.Channel, err)
+		return
+	}
+	res.ResponseId, res.ProvinceCode, res.Warnings = acc.Response.ID, acc.Province.Code, acc.Warnings
+	c.slots = append(c.slots, len(c.results)-1)
+	c.accepted = append(c.accepted, acc)
+	c.channels = append(c.channels, r.Channel)
+}
+
+// recordOutcomes fills in the outcomes of a committed chunk and counts them.
+func (s *Server) recordOutcomes(c *uploadChunk, summary *sipasv1.BatchSummary) {
+	for i, r := range c.inserted {
+		res := c.results[c.slots[i]]
+		switch {
+		case r.Err != nil:
+			fillRejected(res, r.Err)
+			s.countRefusal(c.channels[i], r.Err)
+		case r.Duplicate:
+			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE
+			s.metrics.ResponsesIngested.WithLabelValues(channelLabel(c.channels[i]), "duplicate").Inc()
+		default:
+			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED
+			s.metrics.ResponsesIngested.WithLabelValues(channelLabel(c.channels[i]), "accepted").Inc()
+		}
+	}
+	for _, res := range c.results {
+		switch res.Outcome {
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED:
+			summary.Accepted++
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
+			summary.Duplicate++
+		default:
+			summary.Rejected++
 		}
 	}
 }
