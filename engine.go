@@ -430,13 +430,16 @@ const (
 // scan calls fn for every cell of the questionnaire in from..to (cell
 // months) that passes the channel filter. A cell laid out for another
 // version of the questionnaire is an internal error.
-func (e *Engine) scan(op string, p *prepared, from, to int, fn func(k CellKey, t *Tally)) error {
+// scan calls fn for the cells of the query's questionnaire and channel in
+// from..to. Unit cells are passed only when units is true: a query that
+// does not need them never touches their memory (most cells are unit cells).
+func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(k CellKey, t *Tally)) error {
 	if e.Source == nil {
 		return Errorf(KindOther, op, "no cell source")
 	}
 	var bad int
 	e.Source.EachCell(p.qn.ID, from, to, func(k CellKey, t *Tally) {
-		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) {
+		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) || (!units && k.UnitID != "") {
 			return
 		}
 		if len(t.Slots) != p.qn.Slots || len(t.NodeN) != len(p.qn.Nodes) {
@@ -553,7 +556,7 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	from, to := q.Period.Months()
 	scope := NewTally(p.qn)
 	provs := newTallies(p.qn)
-	err = e.scan(op, p, from, to, func(k CellKey, t *Tally) {
+	err = e.scan(op, p, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if p.inScope(k) {
 			scope.Merge(t)
 		}
@@ -605,22 +608,29 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	pooled := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+	err = e.scan(op, p, pfrom, to, false, func(k CellKey, t *Tally) {
 		if k.UnitID != "" {
 			return
 		}
 		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
-		if k.Month >= from {
-			pooled.Merge(t)
+		switch {
+		case k.Month < from:
 			if ok {
-				cur.add(code, t)
+				prev.add(code, t)
 			}
-		} else if ok {
-			prev.add(code, t)
+		case ok:
+			cur.add(code, t)
+		default:
+			pooled.Merge(t) // a cell of no listed province still counts nationally
 		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The pooled figure is the sum of the provinces' sums: one merge per
+	// province instead of one per cell.
+	for _, t := range cur.m {
+		pooled.Merge(t)
 	}
 	rows := func(ts *tallies, per Period) []RankRow {
 		keys := ts.keys()
@@ -662,7 +672,7 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	province := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+	err = e.scan(op, p, pfrom, to, true, func(k CellKey, t *Tally) {
 		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
 		if !ok || code != q.Scope.ProvinceCode {
 			return
@@ -731,7 +741,7 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	mfrom, _ := from.Months()
 	_, mto := to.Months()
 	base := from.ordinal()
-	err = e.scan(op, p, mfrom, mto, func(k CellKey, t *Tally) {
+	err = e.scan(op, p, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if !p.inScope(k) {
 			return
 		}
@@ -797,7 +807,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	cur, prev, nation := NewTally(p.qn), NewTally(p.qn), NewTally(p.qn)
 	units := newTallies(p.qn)
 	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
-	err = e.scan(op, p, pfrom, to, func(k CellKey, t *Tally) {
+	err = e.scan(op, p, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if k.Month < from {
 			if p.inScope(k) {
 				prev.Merge(t)

@@ -37,6 +37,34 @@ type Tally struct {
 	// NodeN[i] counts respondents with at least one valid answer (a code of
 	// the item's scale) under Questionnaire.Nodes[i], at any depth.
 	NodeN []int64
+
+	// nonzero lists the non-zero slots of a sealed, sparse tally (see Seal).
+	nonzero []uint16
+}
+
+// Seal marks t as no longer changing and, when most of its slots are zero
+// (a kiosk asks only the service block, a tenth of the items), records the
+// non-zero ones so that merging t reads only those: index reads are bound by
+// memory traffic over the cells, and kiosk cells are the most numerous. A
+// sealed tally must not be modified; Merge into it is not allowed.
+func (t *Tally) Seal() {
+	n := 0
+	for _, v := range t.Slots {
+		if v != 0 {
+			n++
+		}
+	}
+	if n*2 > len(t.Slots) || len(t.Slots) > 1<<16 {
+		t.nonzero = nil
+		return
+	}
+	nz := make([]uint16, 0, n)
+	for i, v := range t.Slots {
+		if v != 0 {
+			nz = append(nz, uint16(i))
+		}
+	}
+	t.nonzero = nz
 }
 
 // NewTally returns an empty tally laid out for q.
@@ -99,11 +127,31 @@ func (t *Tally) Add(q *Questionnaire, r *Response, seen []bool) {
 // Merge adds the counters of o to t. Both must be laid out for the same questionnaire.
 func (t *Tally) Merge(o *Tally) {
 	t.Respondents += o.Respondents
-	for i, v := range o.Slots {
-		t.Slots[i] += v
+	if o.nonzero != nil {
+		slots := t.Slots[:len(o.Slots)]
+		for _, i := range o.nonzero {
+			slots[i] += o.Slots[i]
+		}
+	} else {
+		addInto(t.Slots, o.Slots)
 	}
-	for i, v := range o.NodeN {
-		t.NodeN[i] += v
+	addInto(t.NodeN, o.NodeN)
+}
+
+// addInto adds src to dst element by element; it is the inner loop of every
+// index read, written so the compiler drops the bounds checks and unrolls.
+func addInto(dst, src []int64) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		d, s := dst[i:i+4:i+4], src[i:i+4:i+4]
+		d[0] += s[0]
+		d[1] += s[1]
+		d[2] += s[2]
+		d[3] += s[3]
+	}
+	for ; i < len(src); i++ {
+		dst[i] += src[i]
 	}
 }
 

@@ -28,12 +28,8 @@ func (s *Store) loadTallies(ctx context.Context) error {
 			return fmt.Errorf("load tallies: cell %v has %d slots and %d nodes, questionnaire %s has %d and %d",
 				k, len(t.Slots), len(t.NodeN), q.ID, q.Slots, len(q.Nodes))
 		}
-		m := s.cells[k.QuestionnaireID]
-		if m == nil {
-			m = map[sipas.CellKey]*sipas.Tally{}
-			s.cells[k.QuestionnaireID] = m
-		}
-		m[k] = t
+		t.Seal()
+		s.cells.put(k, t)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load tallies: %w", err)
@@ -67,14 +63,10 @@ func (s *Store) EachCell(questionnaireID string, fromMonth, toMonth int, fn func
 		t *sipas.Tally
 	}
 	s.cellsMu.RLock()
-	m := s.cells[questionnaireID]
-	cells := make([]cell, 0, len(m))
-	for k, t := range m {
-		if (fromMonth > 0 && k.Month < fromMonth) || (toMonth > 0 && k.Month > toMonth) {
-			continue
-		}
+	var cells []cell
+	s.cells.each(questionnaireID, fromMonth, toMonth, func(k sipas.CellKey, t *sipas.Tally) {
 		cells = append(cells, cell{k, t})
-	}
+	})
 	s.cellsMu.RUnlock()
 	for _, c := range cells {
 		fn(c.k, c.t)
@@ -87,11 +79,7 @@ func (s *Store) Cells() map[sipas.CellKey]*sipas.Tally {
 	s.cellsMu.RLock()
 	defer s.cellsMu.RUnlock()
 	out := map[sipas.CellKey]*sipas.Tally{}
-	for _, m := range s.cells {
-		for k, t := range m {
-			out[k] = t
-		}
-	}
+	s.cells.all(func(k sipas.CellKey, t *sipas.Tally) { out[k] = t })
 	return out
 }
 

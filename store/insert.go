@@ -155,14 +155,12 @@ func (s *Store) commitInserts(reqs []*request) {
 	dur := time.Since(start)
 	if err == nil {
 		// commitMu was taken by insertTx before COMMIT.
+		for _, t := range changed {
+			t.Seal() // published tallies never change again
+		}
 		s.cellsMu.Lock()
 		for k, t := range changed {
-			m := s.cells[k.QuestionnaireID]
-			if m == nil {
-				m = map[sipas.CellKey]*sipas.Tally{}
-				s.cells[k.QuestionnaireID] = m
-			}
-			m[k] = t
+			s.cells.put(k, t)
 		}
 		s.cellsMu.Unlock()
 		s.commitMu.Unlock()
@@ -329,7 +327,7 @@ func (s *Store) cellForWrite(changed map[sipas.CellKey]*sipas.Tally, k sipas.Cel
 		return t, nil
 	}
 	var t *sipas.Tally
-	switch old := s.cells[k.QuestionnaireID][k]; {
+	switch old := s.cells.get(k); {
 	case old == nil:
 		t = sipas.NewTally(q)
 	case len(old.Slots) == q.Slots && len(old.NodeN) == len(q.Nodes):

@@ -115,7 +115,7 @@ type Store struct {
 	// memory has been updated, so a checker can take a snapshot of the
 	// database and of memory that agree.
 	cellsMu  sync.RWMutex
-	cells    map[string]map[sipas.CellKey]*sipas.Tally // by questionnaire id
+	cells    cellIndex
 	commitMu sync.Mutex
 
 	// Writer queue.
@@ -165,7 +165,7 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		path:       path,
 		cat:        cat,
 		opts:       opts,
-		cells:      map[string]map[sipas.CellKey]*sipas.Tally{},
+		cells:      cellIndex{},
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		writerDone: make(chan struct{}),
