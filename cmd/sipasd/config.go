@@ -32,6 +32,7 @@ type Config struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	StreamMaxItems int
+	Pprof          bool
 }
 
 // envFlag describes one flag and its environment variable.
@@ -93,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.LogFormat, "log-format", "SIPAS_LOG_FORMAT", "json", "json or text")
 	dur(&c.ShutdownGrace, "shutdown-grace", "SIPAS_SHUTDOWN_GRACE", 30*time.Second, "how long in-flight calls may run after SIGTERM")
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
+	pprofDef := getenv("SIPAS_PPROF") == "true" || getenv("SIPAS_PPROF") == "1"
+	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
