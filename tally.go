@@ -241,3 +241,47 @@ func (t *Tally) UnmarshalBinary(b []byte) error {
 	}
 	return nil
 }
+
+// Contribution appends to slots the counter slots that response r adds one
+// to (one per answer of a known item and valid code, 8 and 9 included) and to
+// nodes the formula nodes whose respondent count it adds one to, and returns
+// both. Adding one at each of them, and one respondent, is exactly Add: the
+// store uses it to prepare a response's share outside the writer.
+func Contribution(q *Questionnaire, r *Response, slots, nodes []int32) ([]int32, []int32) {
+	var seen [256]bool
+	var seenBig []bool
+	if len(q.Nodes) > len(seen) {
+		seenBig = make([]bool, len(q.Nodes))
+	}
+	mark := func(i int) bool {
+		if seenBig != nil {
+			was := seenBig[i]
+			seenBig[i] = true
+			return was
+		}
+		was := seen[i]
+		seen[i] = true
+		return was
+	}
+	for code, a := range r.Answers {
+		it := q.Item(code)
+		if it == nil {
+			continue
+		}
+		s := SlotOf(it, a)
+		if s < 0 {
+			continue
+		}
+		slots = append(slots, int32(s))
+		if s >= it.Slot+len(it.Scale.Codes) {
+			continue // 8 or 9: not a valid answer for n
+		}
+		for n := it.Node; n != nil; n = n.Parent {
+			if mark(n.Index) {
+				break // this node and its ancestors are already counted
+			}
+			nodes = append(nodes, int32(n.Index))
+		}
+	}
+	return slots, nodes
+}

@@ -36,43 +36,27 @@ type prepared struct {
 	delta   delta // what the response adds to each of its cells
 }
 
-// delta is the tally of one response in sparse form: the counters it
-// increments. It is computed with sipas.Tally.Add in the caller's goroutine,
-// so the writer only adds a few dozen numbers per cell.
+// delta is the share of one response in a tally, in sparse form: one
+// respondent, and one at each listed counter slot and node. It is computed
+// in the caller's goroutine (sipas.Contribution), so the writer only adds a
+// few dozen numbers per cell.
 type delta struct {
-	respondents int64
-	slots       []int32
-	slotN       []int64
-	nodes       []int32
-	nodeN       []int64
+	slots []int32
+	nodes []int32
 }
 
 func newDelta(q *sipas.Questionnaire, r *sipas.Response) delta {
-	one := sipas.NewTally(q)
-	one.Add(q, r, nil)
-	d := delta{respondents: one.Respondents}
-	for i, v := range one.Slots {
-		if v != 0 {
-			d.slots = append(d.slots, int32(i))
-			d.slotN = append(d.slotN, v)
-		}
-	}
-	for i, v := range one.NodeN {
-		if v != 0 {
-			d.nodes = append(d.nodes, int32(i))
-			d.nodeN = append(d.nodeN, v)
-		}
-	}
-	return d
+	slots, nodes := sipas.Contribution(q, r, make([]int32, 0, len(r.Answers)), make([]int32, 0, 16))
+	return delta{slots: slots, nodes: nodes}
 }
 
 func (d *delta) addTo(t *sipas.Tally) {
-	t.Respondents += d.respondents
-	for i, s := range d.slots {
-		t.Slots[s] += d.slotN[i]
+	t.Respondents++
+	for _, s := range d.slots {
+		t.Slots[s]++
 	}
-	for i, n := range d.nodes {
-		t.NodeN[n] += d.nodeN[i]
+	for _, n := range d.nodes {
+		t.NodeN[n]++
 	}
 }
 

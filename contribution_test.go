@@ -1,0 +1,49 @@
+package sipas_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/questionnaires"
+)
+
+// TestContributionEqualsAdd: adding one at every slot and node that
+// Contribution lists gives the same tally as Tally.Add.
+func TestContributionEqualsAdd(t *testing.T) {
+	cat, _, err := questionnaires.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, q := range cat.List() {
+		viaAdd, viaContribution := sipas.NewTally(q), sipas.NewTally(q)
+		for range 500 {
+			r := &sipas.Response{Answers: map[string]int{}}
+			for _, it := range q.Items {
+				switch x := rng.IntN(10); {
+				case x < 4: // not asked
+				case x == 4:
+					r.Answers[it.Code] = 8 + rng.IntN(2)
+				case x == 5:
+					r.Answers[it.Code] = 7 // invalid: ignored by both
+				default:
+					r.Answers[it.Code] = it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code
+				}
+			}
+			r.Answers["NOT-AN-ITEM"] = 1
+			viaAdd.Add(q, r, nil)
+			slots, nodes := sipas.Contribution(q, r, nil, nil)
+			viaContribution.Respondents++
+			for _, s := range slots {
+				viaContribution.Slots[s]++
+			}
+			for _, n := range nodes {
+				viaContribution.NodeN[n]++
+			}
+		}
+		if !viaAdd.Equal(viaContribution) {
+			t.Fatalf("%s: Contribution disagrees with Add", q.ID)
+		}
+	}
+}
