@@ -1,17 +1,12 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
-	"database/sql"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +14,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
+	"github.com/sipas-vn/sipas/internal/sipasdtest"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -28,106 +24,31 @@ import (
 var sipasdBin string
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "sipas-client-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		sipasdBin = filepath.Join(dir, "sipasd")
-		cmd := exec.Command("go", "build", "-tags", "sqlite_omit_load_extension", "-o", sipasdBin, "github.com/sipas-vn/sipas/cmd/sipasd")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building sipasd:", err)
-			return 1
-		}
-		return m.Run()
-	}()
+	dir, cleanup, err := sipasdtest.Build("sipasd")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sipasdBin = filepath.Join(dir, "sipasd")
+	code := m.Run()
+	cleanup()
 	os.Exit(code)
 }
 
-// daemon is a running sipasd.
-type daemon struct {
-	t    testing.TB
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
+// daemon is a running sipasd with the helpers these tests need.
+type daemon struct{ *sipasdtest.Daemon }
 
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// startDaemon starts sipasd with its data in dir, serving gRPC on addr
-// ("127.0.0.1:0" for any port), and waits until it serves.
 func startDaemon(t testing.TB, dir, addr string) *daemon {
 	t.Helper()
-	cmd := exec.Command(sipasdBin, "--data-dir", dir, "--grpc-addr", addr, "--http-addr", "127.0.0.1:0",
-		"--rate-limit", "1000000", "--log-level", "error", "--shutdown-grace", "2s")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "sipasd: serving gRPC on "); ok {
-				got <- strings.Fields(a)[0]
-			}
-		}
-	}()
-	d := &daemon{t: t, dir: dir, cmd: cmd}
-	select {
-	case d.addr = <-got:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("sipasd did not start in 30 s")
-	}
-	t.Cleanup(func() { d.kill() })
-	return d
+	return &daemon{sipasdtest.Start(t, sipasdBin, dir, addr)}
 }
 
-func (d *daemon) kill() {
-	if d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Signal(syscall.SIGKILL)
-		_ = d.cmd.Wait()
-	}
-}
-
-func (d *daemon) stop() {
-	if d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		_ = d.cmd.Wait()
-	}
-}
-
-func (d *daemon) adminToken() string {
-	b, err := os.ReadFile(filepath.Join(d.dir, "admin.token"))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// credential creates a credential and returns its token.
+// credential creates a credential (and, for a kiosk, its unit in province
+// 48) and returns its token.
 func (d *daemon) credential(cred *sipasv1.Credential) string {
-	d.t.Helper()
-	adm, err := client.Dial(client.Options{Server: d.addr, Token: d.adminToken()})
+	adm, err := client.Dial(client.Options{Server: d.Addr, Token: d.AdminToken()})
 	if err != nil {
-		d.t.Fatal(err)
+		panic(err)
 	}
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -135,36 +56,21 @@ func (d *daemon) credential(cred *sipasv1.Credential) string {
 	if cred.Role == sipasv1.Role_ROLE_KIOSK {
 		_, err := adm.Admin.CreateUnit(ctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{UnitId: cred.UnitId, DisplayName: "Một cửa " + cred.UnitId, ProvinceCode: "48"}})
 		if err != nil && !strings.Contains(err.Error(), "exist") {
-			d.t.Fatal(err)
+			panic(err)
 		}
 	}
 	resp, err := adm.Admin.CreateCredential(ctx, &sipasv1.CreateCredentialRequest{Credential: cred})
 	if err != nil {
-		d.t.Fatal(err)
+		panic(err)
 	}
 	return resp.Token
-}
-
-// counts returns the stored responses and distinct ids, read from the
-// server's database file.
-func counts(t testing.TB, dataDir string) (rows, distinct int) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dataDir, "sipas.db")+"?mode=ro&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.QueryRow(`SELECT count(*), count(DISTINCT response_id) FROM responses`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	return rows, distinct
 }
 
 func waitCount(t testing.TB, dataDir string, atLeast int, timeout time.Duration) int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		n, _ := counts(t, dataDir)
+		n, _ := sipasdtest.Counts(t, dataDir)
 		if n >= atLeast || time.Now().After(deadline) {
 			return n
 		}
@@ -198,11 +104,11 @@ var fastBackoff = client.Backoff{Initial: 20 * time.Millisecond, Max: 300 * time
 func TestOutboxBacklogExactlyOnce(t *testing.T) {
 	const total = 10_000
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sipasdtest.FreeAddr(t)
 	// Provision a kiosk credential, then take the server down.
 	d := startDaemon(t, dataDir, addr)
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_KIOSK, UnitId: "dn-test"})
-	d.stop()
+	d.Stop()
 
 	cl, err := client.Dial(client.Options{Server: addr, Token: token, Timeout: 5 * time.Second})
 	if err != nil {
@@ -249,8 +155,8 @@ func TestOutboxBacklogExactlyOnce(t *testing.T) {
 	if n := waitCount(t, dataDir, 2500, 60*time.Second); n < 2500 {
 		t.Fatalf("drain stalled at %d", n)
 	}
-	d.kill()
-	killedAt, _ := counts(t, dataDir)
+	d.Kill()
+	killedAt, _ := sipasdtest.Counts(t, dataDir)
 	time.Sleep(200 * time.Millisecond)
 	d = startDaemon(t, dataDir, addr)
 	if n := waitCount(t, dataDir, killedAt+2500, 60*time.Second); n < killedAt+2500 {
@@ -260,7 +166,7 @@ func TestOutboxBacklogExactlyOnce(t *testing.T) {
 	if err := ob.Close(); err != nil {
 		t.Fatal(err)
 	}
-	closedAt, _ := counts(t, dataDir)
+	closedAt, _ := sipasdtest.Counts(t, dataDir)
 	ob, err = client.OpenOutbox(path, cl, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +184,7 @@ func TestOutboxBacklogExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	drain := time.Since(drainStart)
-	rows, distinct := counts(t, dataDir)
+	rows, distinct := sipasdtest.Counts(t, dataDir)
 	if rows != total || distinct != total {
 		t.Fatalf("server holds %d rows (%d distinct), want exactly %d", rows, distinct, total)
 	}
@@ -298,7 +204,7 @@ func TestOutboxDrainSpeed(t *testing.T) {
 	const total = 10_000
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_KIOSK, UnitId: "dn-speed"})
-	cl, err := client.Dial(client.Options{Server: d.addr, Token: token})
+	cl, err := client.Dial(client.Options{Server: d.Addr, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +231,7 @@ func TestOutboxDrainSpeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	el := time.Since(start)
-	if rows, distinct := counts(t, d.dir); rows != total || distinct != total {
+	if rows, distinct := sipasdtest.Counts(t, d.Dir); rows != total || distinct != total {
 		t.Fatalf("stored %d (%d distinct), want %d", rows, distinct, total)
 	}
 	t.Logf("outbox drained %d responses in %s (%.0f/s)", total, el.Round(time.Millisecond), float64(total)/el.Seconds())
@@ -336,7 +242,7 @@ func TestOutboxDrainSpeed(t *testing.T) {
 func TestOutboxDeadLetter(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_KIOSK, UnitId: "dn-dead"})
-	cl, err := client.Dial(client.Options{Server: d.addr, Token: token})
+	cl, err := client.Dial(client.Options{Server: d.Addr, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +288,7 @@ func TestOutboxDeadLetter(t *testing.T) {
 	if r := reasons[other.ID]; !strings.Contains(r, "OTHER_UNIT") {
 		t.Errorf("other unit dead letter reason %q", r)
 	}
-	if rows, _ := counts(t, d.dir); rows != 2 {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 2 {
 		t.Errorf("server stored %d, want 2", rows)
 	}
 	// Resubmitting a stored id is harmless: acknowledged as duplicate.
@@ -401,7 +307,7 @@ func TestOutboxDeadLetter(t *testing.T) {
 func TestOutboxConcurrentSubmit(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_KIOSK, UnitId: "dn-conc"})
-	cl, err := client.Dial(client.Options{Server: d.addr, Token: token})
+	cl, err := client.Dial(client.Options{Server: d.Addr, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +339,7 @@ func TestOutboxConcurrentSubmit(t *testing.T) {
 	if err := ob.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rows, distinct := counts(t, d.dir); rows != 400 || distinct != 400 {
+	if rows, distinct := sipasdtest.Counts(t, d.Dir); rows != 400 || distinct != 400 {
 		t.Fatalf("stored %d (%d distinct), want 400", rows, distinct)
 	}
 	if ob.Acknowledged() != 400 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
+	"github.com/sipas-vn/sipas/internal/sipasdtest"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -36,7 +37,7 @@ func fieldItems(n int) []client.BatchItem {
 func surveyor(t testing.TB) (*daemon, *client.Client) {
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_SURVEYOR, ProvinceCodes: []string{"48"}})
-	cl, err := client.Dial(client.Options{Server: d.addr, Token: token})
+	cl, err := client.Dial(client.Options{Server: d.Addr, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestUpload10kThenDuplicates(t *testing.T) {
 		t.Errorf("progress called %d times, want one per chunk", calls.Load())
 	}
 	t.Logf("library upload: %d rows in %s = %.0f rows/s (%d streams)", n, el.Round(time.Millisecond), n/el.Seconds(), sum.Streams)
-	if rows, distinct := counts(t, d.dir); rows != n || distinct != n {
+	if rows, distinct := sipasdtest.Counts(t, d.Dir); rows != n || distinct != n {
 		t.Fatalf("stored %d (%d distinct)", rows, distinct)
 	}
 	// Resending everything is safe.
@@ -74,7 +75,7 @@ func TestUpload10kThenDuplicates(t *testing.T) {
 	if sum.Accepted != 0 || sum.Duplicate != n {
 		t.Fatalf("resend: %+v", sum)
 	}
-	if rows, _ := counts(t, d.dir); rows != n {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != n {
 		t.Fatalf("stored %d after resend", rows)
 	}
 }
@@ -115,7 +116,7 @@ func TestUploadRejectionsWithLines(t *testing.T) {
 func TestUploadResumesAfterServerKill(t *testing.T) {
 	const n = 20_000
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sipasdtest.FreeAddr(t)
 	d := startDaemon(t, dataDir, addr)
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_SURVEYOR, ProvinceCodes: []string{"48"}})
 	cl, err := client.Dial(client.Options{Server: addr, Token: token})
@@ -131,7 +132,7 @@ func TestUploadResumesAfterServerKill(t *testing.T) {
 			if i == n/3 {
 				go func() {
 					waitCount(t, dataDir, 2000, 30*time.Second)
-					d.kill()
+					d.Kill()
 					killed.Store(true)
 					time.Sleep(300 * time.Millisecond)
 					restarted <- startDaemon(t, dataDir, addr)
@@ -156,7 +157,7 @@ func TestUploadResumesAfterServerKill(t *testing.T) {
 	if sum.Items != n || sum.Accepted+sum.Duplicate != n || sum.Rejected != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
-	if rows, distinct := counts(t, dataDir); rows != n || distinct != n {
+	if rows, distinct := sipasdtest.Counts(t, dataDir); rows != n || distinct != n {
 		t.Fatalf("stored %d (%d distinct), want exactly %d", rows, distinct, n)
 	}
 	t.Logf("resumed after SIGKILL: %d streams, %d items resent, %d duplicates", sum.Streams, sum.Resent, sum.Duplicate)
@@ -165,7 +166,7 @@ func TestUploadResumesAfterServerKill(t *testing.T) {
 func TestUploadDefiniteStreamError(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
 	token := d.credential(&sipasv1.Credential{Role: sipasv1.Role_ROLE_KIOSK, UnitId: "dn-k"})
-	cl, err := client.Dial(client.Options{Server: d.addr, Token: token})
+	cl, err := client.Dial(client.Options{Server: d.Addr, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,24 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/sipas-vn/sipas/internal/sipasdtest"
 )
 
 // End-to-end tests through the real binaries: sipasd on loopback with a
@@ -27,89 +24,23 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "sipas-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		cmd := exec.Command("go", "build", "-tags", "sqlite_omit_load_extension", "-o", dir+string(os.PathSeparator),
-			"github.com/sipas-vn/sipas/cmd/sipasd", "github.com/sipas-vn/sipas/cmd/sipas")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building the binaries:", err)
-			return 1
-		}
-		return m.Run()
-	}()
+	dir, cleanup, err := sipasdtest.Build("sipasd", "sipas")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	cleanup()
 	os.Exit(code)
 }
 
-type daemon struct {
-	t    *testing.T
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+type daemon = sipasdtest.Daemon
 
 func startDaemon(t *testing.T, dir, addr string) *daemon {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "sipasd"), "--data-dir", dir, "--grpc-addr", addr, "--http-addr", "127.0.0.1:0",
-		"--rate-limit", "1000000", "--log-level", "error", "--shutdown-grace", "2s")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "sipasd: serving gRPC on "); ok {
-				got <- strings.Fields(a)[0]
-			}
-		}
-	}()
-	d := &daemon{t: t, dir: dir, cmd: cmd}
-	select {
-	case d.addr = <-got:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("sipasd did not start in 30 s")
-	}
-	t.Cleanup(d.kill)
-	return d
+	return sipasdtest.Start(t, filepath.Join(binDir, "sipasd"), dir, addr)
 }
-
-func (d *daemon) kill() {
-	if d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Kill()
-		_ = d.cmd.Wait()
-	}
-}
-
-func (d *daemon) stop() {
-	if d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		_ = d.cmd.Wait()
-	}
-}
-
-func (d *daemon) adminTokenFile() string { return filepath.Join(d.dir, "admin.token") }
 
 // result of one sipas run.
 type result struct {
@@ -146,7 +77,7 @@ func mustCode(t *testing.T, r result, want int, what string) {
 // credentialFile creates a credential with the CLI and writes its token to a file.
 func credentialFile(t *testing.T, d *daemon, args ...string) string {
 	t.Helper()
-	r := sipasCmd(t, d.addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.adminTokenFile(), "--format", "json"}, args...)...)
+	r := sipasCmd(t, d.Addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--format", "json"}, args...)...)
 	mustCode(t, r, 0, "credentials create")
 	var c struct{ Token string }
 	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.Token == "" {
@@ -157,19 +88,6 @@ func credentialFile(t *testing.T, d *daemon, args ...string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func storedCount(t *testing.T, dataDir string) (rows, distinct int) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dataDir, "sipas.db")+"?mode=ro&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.QueryRow(`SELECT count(*), count(DISTINCT response_id) FROM responses`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	return rows, distinct
 }
 
 func uploadJSON(t *testing.T, r result) uploadReport {
@@ -216,19 +134,19 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	example := "../../testdata/example-48.csv"
 
 	// 1. The example file goes in.
-	r := sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--format", "json", example)
+	r := sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", example)
 	mustCode(t, r, 0, "upload example")
 	rep := uploadJSON(t, r)
 	if rep.Rows != 30 || rep.Accepted != 30 || rep.Duplicate != 0 || rep.Rejected != 0 {
 		t.Fatalf("first upload: %+v", rep)
 	}
 	// 2. Again: all duplicate, nothing counted twice.
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--format", "json", example)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", example)
 	mustCode(t, r, 0, "re-upload example")
 	if rep = uploadJSON(t, r); rep.Accepted != 0 || rep.Duplicate != 30 {
 		t.Fatalf("re-upload: %+v", rep)
 	}
-	if rows, _ := storedCount(t, d.dir); rows != 30 {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 30 {
 		t.Fatalf("stored %d, want 30", rows)
 	}
 
@@ -243,24 +161,24 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	bad[3][14+2] = "7" // line 4: answer code outside SAT5
 	bad[7][2] = "99"   // line 8: no such province
 	path := writeCSV(t, bad)
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, path)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, path)
 	mustCode(t, r, exitRejected, "upload with bad rows")
 	for _, want := range []string{":4: INVALID_ANSWER_CODE", ":8: "} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
 	}
-	if rows, _ := storedCount(t, d.dir); rows != 30 {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 30 {
 		t.Fatalf("a refused file stored rows: %d", rows)
 	}
 	// ...and with --skip-invalid the 8 good rows go in (exit 3: some were refused).
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--skip-invalid", "--format", "json", path)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--skip-invalid", "--format", "json", path)
 	mustCode(t, r, exitRejected, "upload --skip-invalid")
 	rep = uploadJSON(t, r)
 	if rep.Accepted != 8 || rep.Invalid != 2 || len(rep.Rejections) != 2 || rep.Rejections[0].Line != 4 || rep.Rejections[1].Line != 8 {
 		t.Fatalf("--skip-invalid: %+v", rep)
 	}
-	if rows, _ := storedCount(t, d.dir); rows != 38 {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 38 {
 		t.Fatalf("stored %d, want 38", rows)
 	}
 
@@ -272,17 +190,17 @@ func TestE2EUploadAndIndex(t *testing.T) {
 		noIDs = append(noIDs, rec)
 	}
 	path = writeCSV(t, noIDs)
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, path)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, path)
 	mustCode(t, r, exitRejected, "upload without ids")
 	if !strings.Contains(r.stderr, "--assign-ids") {
 		t.Errorf("no hint about --assign-ids: %s", r.stderr)
 	}
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--assign-ids", "--format", "json", path)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--assign-ids", "--format", "json", path)
 	mustCode(t, r, 0, "upload --assign-ids")
 	if rep = uploadJSON(t, r); rep.Accepted != 5 || rep.IDsAssigned != 5 {
 		t.Fatalf("--assign-ids: %+v", rep)
 	}
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--format", "json", path)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", path)
 	mustCode(t, r, 0, "re-upload after --assign-ids")
 	if rep = uploadJSON(t, r); rep.Duplicate != 5 {
 		t.Fatalf("the ids written into the file were not the ones uploaded: %+v", rep)
@@ -294,7 +212,7 @@ func TestE2EUploadAndIndex(t *testing.T) {
 		return fmt.Sprintf(`{"response_id":%q,"questionnaire":"sipas-2023","province":"48","collected_at":"2026-04-02","channel":"phone","gender":"female","answers":{"V23.HL.29":%d,"V23.HL.31":4}}`, id, code)
 	}
 	os.WriteFile(jl, []byte(line(uuid.Must(uuid.NewV7()).String(), 5)+"\n\n"+line(uuid.Must(uuid.NewV7()).String(), 3)+"\n"), 0o644)
-	r = sipasCmd(t, d.addr, "", "upload", "--token-file", team, "--format", "json", jl)
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", jl)
 	mustCode(t, r, 0, "upload jsonl")
 	if rep = uploadJSON(t, r); rep.Accepted != 2 {
 		t.Fatalf("jsonl: %+v", rep)
@@ -302,7 +220,7 @@ func TestE2EUploadAndIndex(t *testing.T) {
 
 	// 6. The index over what went in.
 	analyst := credentialFile(t, d, "--role", "analyst", "--provinces", "all")
-	r = sipasCmd(t, d.addr, "", "index", "rank", "--token-file", analyst, "--year", "2026", "--format", "json")
+	r = sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", analyst, "--year", "2026", "--format", "json")
 	if r.code != 0 {
 		low := strings.ToLower(r.stderr)
 		if strings.Contains(low, "unimplemented") || strings.Contains(low, "not implemented") {
@@ -338,13 +256,13 @@ func TestE2EUploadAndIndex(t *testing.T) {
 func TestE2EKioskSimulateSurvivesKill(t *testing.T) {
 	const total = 3000
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := sipasdtest.FreeAddr(t)
 	d := startDaemon(t, dataDir, addr)
-	r := sipasCmd(t, addr, "", "admin", "units", "create", "--token-file", d.adminTokenFile(), "--id", "dn-haichau",
+	r := sipasCmd(t, addr, "", "admin", "units", "create", "--token-file", d.AdminTokenFile(), "--id", "dn-haichau",
 		"--name", "Bộ phận Một cửa phường Hải Châu", "--province", "48")
 	mustCode(t, r, 0, "units create")
 	kiosk := credentialFile(t, d, "--role", "kiosk", "--unit", "dn-haichau")
-	d.stop()
+	d.Stop()
 
 	outboxes := t.TempDir()
 	sim := func(extra ...string) []string {
@@ -370,14 +288,14 @@ func TestE2EKioskSimulateSurvivesKill(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if n, _ := storedCount(t, dataDir); n >= total/4 || time.Now().After(deadline) {
+		if n, _ := sipasdtest.Counts(t, dataDir); n >= total/4 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	killedAt, _ := storedCount(t, dataDir)
+	killedAt, _ := sipasdtest.Counts(t, dataDir)
 	if killedAt >= total {
 		t.Logf("the drain finished before the kill (%d stored)", killedAt)
 	}
@@ -390,7 +308,7 @@ func TestE2EKioskSimulateSurvivesKill(t *testing.T) {
 	if out.Total.Pending != 0 || out.Total.Dead != 0 {
 		t.Fatalf("after drain: %+v", out.Total)
 	}
-	rows, distinct := storedCount(t, dataDir)
+	rows, distinct := sipasdtest.Counts(t, dataDir)
 	if rows != total || distinct != total {
 		t.Fatalf("server holds %d rows (%d distinct), want exactly %d (kiosk killed at %d)", rows, distinct, total, killedAt)
 	}
@@ -399,7 +317,7 @@ func TestE2EKioskSimulateSurvivesKill(t *testing.T) {
 
 func TestE2EKioskInteractive(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
-	r := sipasCmd(t, d.addr, "", "admin", "units", "create", "--token-file", d.adminTokenFile(), "--id", "dn-k1",
+	r := sipasCmd(t, d.Addr, "", "admin", "units", "create", "--token-file", d.AdminTokenFile(), "--id", "dn-k1",
 		"--name", "Một cửa", "--province", "48")
 	mustCode(t, r, 0, "units create")
 	kiosk := credentialFile(t, d, "--role", "kiosk", "--unit", "dn-k1")
@@ -414,7 +332,7 @@ func TestE2EKioskInteractive(t *testing.T) {
 	// Response 3: nothing answered: not recorded. Then q.
 	in.WriteString(strings.Repeat("\n", 23) + "q\n")
 	outbox := filepath.Join(t.TempDir(), "kiosk.db")
-	r = sipasCmd(t, d.addr, in.String(), "kiosk", "--token-file", kiosk, "--outbox", outbox)
+	r = sipasCmd(t, d.Addr, in.String(), "kiosk", "--token-file", kiosk, "--outbox", outbox)
 	mustCode(t, r, 0, "kiosk")
 	for _, want := range []string{"Rất hài lòng", "Câu trả lời không hợp lệ", "Xin cảm ơn", "[23/23]"} {
 		if !strings.Contains(r.stdout, want) {
@@ -424,7 +342,7 @@ func TestE2EKioskInteractive(t *testing.T) {
 	if !strings.Contains(r.stderr, "2 responses recorded") || !strings.Contains(r.stderr, "0 waiting") {
 		t.Errorf("kiosk summary: %s", r.stderr)
 	}
-	if rows, _ := storedCount(t, d.dir); rows != 2 {
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 2 {
 		t.Fatalf("stored %d, want 2", rows)
 	}
 }
