@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -207,5 +208,45 @@ func TestLimitConnectionTimeout(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("silent connection closed after %s, want about 200ms", took)
+	}
+}
+
+// TestLimitKeepaliveEnforcement floods the server with HTTP/2 PINGs on an
+// idle connection (faster than the 20 s minimum kiosks are allowed) and
+// expects it to hang up with GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+func TestLimitKeepaliveEnforcement(t *testing.T) {
+	e := newTestEnv(t, nil)
+	raw, err := net.Dial("tcp", e.conn.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := raw.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(raw, raw)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := range 50 {
+			if fr.WritePing(false, [8]byte{byte(i)}) != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || !strings.Contains(string(ga.DebugData()), "too_many_pings") {
+				t.Fatalf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", ga.ErrCode, ga.DebugData())
+			}
+			return
+		}
 	}
 }
