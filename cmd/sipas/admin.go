@@ -54,13 +54,11 @@ func unitsCreate(ctx context.Context, e *env, args []string) error {
 	if id == "" || name == "" || province == "" {
 		return usageError{"--id, --name and --province are required"}
 	}
-	cl, err := c.dial(e)
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	u, err := cl.Admin.CreateUnit(cctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
 		UnitId: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune}})
 	if err != nil {
@@ -187,13 +185,11 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 	if expires > 0 {
 		req.Ttl = durationpb.New(expires)
 	}
-	cl, err := c.dial(e)
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	resp, err := cl.Admin.CreateCredential(cctx, req)
 	if err != nil {
 		return err
@@ -259,13 +255,11 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{"give the id of the credential to revoke (see 'sipas admin credentials list')"}
 	}
-	cl, err := c.dial(e)
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	cred, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + fs.Arg(0)})
 	if err != nil {
 		return err

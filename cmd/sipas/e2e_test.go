@@ -221,13 +221,7 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	// 6. The index over what went in.
 	analyst := credentialFile(t, d, "--role", "analyst", "--provinces", "all")
 	r = sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", analyst, "--year", "2026", "--format", "json")
-	if r.code != 0 {
-		low := strings.ToLower(r.stderr)
-		if strings.Contains(low, "unimplemented") || strings.Contains(low, "not implemented") {
-			t.Skipf("index engine not landed yet (index rank exit %d): %s", r.code, r.stderr)
-		}
-		t.Skipf("index rank failed (exit %d) — the index engine may still be landing: %s", r.code, r.stderr)
-	}
+	mustCode(t, r, 0, "index rank")
 	var ranking []struct {
 		Province string   `json:"province"`
 		Value    *float64 `json:"value"`
@@ -248,6 +242,59 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	if !found {
 		t.Errorf("province 48 missing from the ranking: %s", r.stdout)
 	}
+
+	// The tree of the province, as JSON and as a table.
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026", "--format", "json")
+	mustCode(t, r, 0, "index show")
+	var show struct {
+		Respondents *int64 `json:"respondents"`
+		Nodes       []struct {
+			Code     string           `json:"code"`
+			Value    *float64         `json:"value"`
+			N        *int64           `json:"n"`
+			CILow    *float64         `json:"ci_low"`
+			CIHigh   *float64         `json:"ci_high"`
+			Children []map[string]any `json:"children"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &show); err != nil {
+		t.Fatalf("index show output %q: %v", r.stdout, err)
+	}
+	sipasRoot := false
+	for _, n := range show.Nodes {
+		if n.Code == "SIPAS" {
+			sipasRoot = true
+			if n.Value == nil || n.N == nil || *n.N != 45 || n.CILow == nil || n.CIHigh == nil || len(n.Children) != 2 {
+				t.Errorf("SIPAS node %+v: want a value, n 45, an interval and children CS and DV", n)
+			}
+		}
+	}
+	if !sipasRoot || show.Respondents == nil || *show.Respondents != 45 {
+		t.Errorf("index show: no SIPAS root or respondents != 45: %s", r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026")
+	mustCode(t, r, 0, "index show table")
+	if !strings.Contains(r.stdout, "SIPAS") || !strings.Contains(r.stdout, "V23.HL.31") {
+		t.Errorf("index show table lacks the tree: %s", r.stdout)
+	}
+	// A series over the months, and the weak points.
+	r = sipasCmd(t, d.Addr, "", "index", "series", "--token-file", analyst, "--province", "48", "--from", "2026-01", "--to", "2026-12", "--format", "json")
+	mustCode(t, r, 0, "index series")
+	var pts []struct {
+		Period string `json:"period"`
+		N      int64  `json:"n"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts) != 12 || pts[0].Period != "2026-01" {
+		t.Errorf("index series: %v %s", err, r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "index", "weak", "--token-file", analyst, "--province", "48", "--year", "2026")
+	mustCode(t, r, 0, "index weak")
+	if !strings.Contains(r.stdout, "Lowest values") {
+		t.Errorf("index weak: %s", r.stdout)
+	}
+	// A surveyor may not read indices: exit code 4.
+	r = sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", team, "--year", "2026")
+	mustCode(t, r, 4, "index rank as surveyor")
 }
 
 // TestE2EKioskSimulateSurvivesKill builds a backlog in a kiosk outbox while

@@ -45,6 +45,16 @@ func (p *periodFlags) period() (*sipasv1.Period, error) {
 	return &sipasv1.Period{Year: int32(p.year), Quarter: int32(p.quarter), Month: int32(p.month)}, nil
 }
 
+// query reads the period, boundaries and channel flags.
+func (p *periodFlags) query() (*sipasv1.Period, sipasv1.Boundaries, sipasv1.Channel, error) {
+	period, err := p.period()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	b, ch, err := p.enums()
+	return period, b, ch, err
+}
+
 func (p *periodFlags) enums() (sipasv1.Boundaries, sipasv1.Channel, error) {
 	var b sipasv1.Boundaries
 	switch p.boundaries {
@@ -154,21 +164,15 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	period, err := pf.period()
+	period, b, ch, err := pf.query()
 	if err != nil {
 		return err
 	}
-	b, ch, err := pf.enums()
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	cl, err := c.dial(e)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	rep, err := cl.Index.GetIndex(cctx, &sipasv1.GetIndexRequest{QuestionnaireId: pf.questionnaire, Scope: scope,
 		Period: period, Boundaries: b, Channel: ch})
 	if err != nil {
@@ -275,21 +279,15 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	period, err := pf.period()
+	period, b, ch, err := pf.query()
 	if err != nil {
 		return err
 	}
-	b, ch, err := pf.enums()
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	cl, err := c.dial(e)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	var rk *sipasv1.Ranking
 	if province != "" {
 		rk, err = cl.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
@@ -400,13 +398,11 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.dial(e)
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	s, err := cl.Index.GetSeries(cctx, &sipasv1.GetSeriesRequest{QuestionnaireId: questionnaire, Scope: scope, NodeCode: node,
 		From: pFrom, To: pTo, Boundaries: b, Channel: ch})
 	if err != nil {
@@ -481,21 +477,15 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	if province == "" {
 		return usageError{"--province is required"}
 	}
-	period, err := pf.period()
+	period, b, _, err := pf.query()
 	if err != nil {
 		return err
 	}
-	b, _, err := pf.enums()
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	cl, err := c.dial(e)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	w, err := cl.Index.GetWeakPoints(cctx, &sipasv1.GetWeakPointsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
 		Period: period, Boundaries: b, Limit: int32(limit)})
 	if err != nil {

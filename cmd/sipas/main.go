@@ -169,6 +169,17 @@ func (c *common) dial(e *env) (*client.Client, error) {
 		CertFile: c.certFile, KeyFile: c.keyFile, Insecure: c.insecure, Getenv: e.getenv})
 }
 
+// connect dials with the common flags and returns the client, a context
+// bounded by the client's unary deadline, and a function that releases both.
+func (c *common) connect(ctx context.Context, e *env) (*client.Client, context.Context, func(), error) {
+	cl, err := c.dial(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := cl.WithTimeout(ctx)
+	return cl, cctx, func() { cancel(); cl.Close() }, nil
+}
+
 func checkFormat(f string) error {
 	switch f {
 	case "table", "csv", "json":

@@ -43,13 +43,11 @@ func questionnaireShow(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
 	}
-	cl, err := c.dial(e)
+	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
+	defer done()
 	q, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
 	if err != nil {
 		return err
