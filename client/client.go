@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -56,6 +57,9 @@ type Options struct {
 type Client struct {
 	conn    *grpc.ClientConn
 	timeout time.Duration
+
+	ordersMu sync.Mutex
+	orders   map[string]*itemOrder // by questionnaire id; nil value: unavailable
 	Survey  sipasv1.SurveyServiceClient
 	Index   sipasv1.IndexServiceClient
 	Admin   sipasv1.AdminServiceClient
@@ -254,4 +258,33 @@ func Definite(err error) bool {
 		return true
 	}
 	return false
+}
+
+// itemOrder returns the item order of a questionnaire as the server defines
+// it, fetched once per client, or nil when the server does not give it.
+func (c *Client) itemOrder(ctx context.Context, questionnaireID string) *itemOrder {
+	c.ordersMu.Lock()
+	defer c.ordersMu.Unlock()
+	if o, ok := c.orders[questionnaireID]; ok {
+		return o
+	}
+	if c.orders == nil {
+		c.orders = map[string]*itemOrder{}
+	}
+	cctx, cancel := c.WithTimeout(ctx)
+	defer cancel()
+	q, err := c.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + questionnaireID})
+	if err != nil {
+		if Definite(FromStatus(err)) {
+			c.orders[questionnaireID] = nil // the map form works without it
+		}
+		return nil
+	}
+	o := &itemOrder{pos: make(map[string]int, len(q.Items))}
+	for i, it := range q.Items {
+		o.codes = append(o.codes, it.Code)
+		o.pos[it.Code] = i
+	}
+	c.orders[questionnaireID] = o
+	return o
 }

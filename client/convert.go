@@ -41,3 +41,38 @@ func ResponseToProto(r *sipas.Response) *sipasv1.Response {
 	}
 	return out
 }
+
+// itemOrder is a questionnaire's item codes in questionnaire order, as the
+// server defines it, with each code's position.
+type itemOrder struct {
+	codes []string
+	pos   map[string]int
+}
+
+// ResponseToProtoPacked is ResponseToProto with the answers in the compact
+// packed form (answer code + 1 per item in questionnaire order, 0 for an
+// item not asked): bulk uploads spend most of their time encoding and
+// decoding the answer map otherwise. A response naming an item the order
+// does not know keeps the map form, so the server reports that item.
+func ResponseToProtoPacked(r *sipas.Response, order *itemOrder) *sipasv1.Response {
+	out := ResponseToProto(&sipas.Response{ID: r.ID, QuestionnaireID: r.QuestionnaireID, ProvinceCode: r.ProvinceCode,
+		CollectedAt: r.CollectedAt, Channel: r.Channel, UnitID: r.UnitID, Demographics: r.Demographics})
+	out.Answers = nil
+	last := -1
+	for code := range r.Answers {
+		i, ok := order.pos[code]
+		if !ok {
+			return ResponseToProto(r)
+		}
+		last = max(last, i)
+	}
+	packed := make([]uint32, last+1)
+	for code, a := range r.Answers {
+		if a < 0 {
+			return ResponseToProto(r) // not representable; the server refuses it with its reason
+		}
+		packed[order.pos[code]] = uint32(a) + 1
+	}
+	out.PackedAnswers = packed
+	return out
+}

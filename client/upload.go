@@ -192,6 +192,7 @@ type pendingItem struct {
 // uploader is the state of one Upload across its streams.
 type uploader struct {
 	c    *Client
+	ctx  context.Context // the Upload's, for fetching item orders
 	opts UploadOptions
 	next func() (BatchItem, bool)
 	sum  *UploadSummary
@@ -235,7 +236,7 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 	}
 	next, stop := iter.Pull(items)
 	defer stop()
-	u := &uploader{c: c, opts: opts, next: next, sum: &UploadSummary{BatchID: opts.BatchID, Rejects: []ItemRejection{}}}
+	u := &uploader{c: c, ctx: ctx, opts: opts, next: next, sum: &UploadSummary{BatchID: opts.BatchID, Rejects: []ItemRejection{}}}
 	failures := 0
 	for {
 		progressed, err := u.stream(ctx)
@@ -314,7 +315,7 @@ func (u *uploader) take() (pendingItem, bool) {
 		u.mu.Unlock()
 		return pendingItem{}, false
 	}
-	p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: ResponseToProto(it.Response)}}
+	p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: u.encode(it.Response)}}
 	u.mu.Lock()
 	u.pending = append(u.pending, p)
 	u.sum.Items++
@@ -457,4 +458,16 @@ func (u *uploader) ack(results []*sipasv1.ItemResult) {
 	if u.opts.Progress != nil {
 		u.opts.Progress(prog)
 	}
+}
+
+// encode converts a response for the stream, in the packed answer form when
+// the server gave the questionnaire's item order.
+func (u *uploader) encode(r *sipas.Response) *sipasv1.Response {
+	if r == nil {
+		return nil
+	}
+	if o := u.c.itemOrder(u.ctx, r.QuestionnaireID); o != nil {
+		return ResponseToProtoPacked(r, o)
+	}
+	return ResponseToProto(r)
 }

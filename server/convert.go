@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/sipas-vn/sipas"
@@ -52,9 +53,40 @@ func nodeToProto(n *sipas.Node) *sipasv1.FormulaNode {
 	return out
 }
 
-// responseFromProto converts an API response into the domain form. Checks of
-// content are the domain's (sipas.Validate); this only copies.
-func responseFromProto(r *sipasv1.Response) *sipas.Response {
+// responseFromProto converts an API response into the domain form, reading
+// the answers from either of their two forms. Checks of content are the
+// domain's (sipas.Validate); this copies, and refuses only what the domain
+// cannot see: both answer forms at once, or more packed answers than the
+// questionnaire has items.
+func responseFromProto(cat *sipas.Catalog, r *sipasv1.Response) (*sipas.Response, error) {
+	out := responseFieldsFromProto(r)
+	packed := r.GetPackedAnswers()
+	if len(packed) == 0 {
+		return out, nil
+	}
+	const op = "read answers"
+	if len(r.GetAnswers()) > 0 {
+		return out, sipas.Invalid(op, sipas.Violation{Field: "packed_answers", Reason: "BOTH_ANSWER_FORMS",
+			Description: "send the answers either in answers or in packed_answers, not both"})
+	}
+	q := cat.Get(r.GetQuestionnaireId())
+	if q == nil {
+		return out, nil // validation reports the unknown questionnaire
+	}
+	if len(packed) > len(q.Items) {
+		return out, sipas.Invalid(op, sipas.Violation{Field: "packed_answers", Reason: "TOO_MANY_ANSWERS",
+			Description: fmt.Sprintf("%d packed answers, but questionnaire %s has %d items", len(packed), q.ID, len(q.Items))})
+	}
+	for i, v := range packed {
+		if v != 0 {
+			out.Answers[q.Items[i].Code] = int(int64(v) - 1)
+		}
+	}
+	return out, nil
+}
+
+// responseFieldsFromProto copies every field, answers from the map form.
+func responseFieldsFromProto(r *sipasv1.Response) *sipas.Response {
 	if r == nil {
 		return &sipas.Response{}
 	}

@@ -50,7 +50,13 @@ func FuzzDecodeValidate(f *testing.F) {
 		if proto.Unmarshal(data, &req) != nil {
 			return
 		}
-		r := responseFromProto(req.GetItem().GetResponse())
+		r, err := responseFromProto(cat, req.GetItem().GetResponse())
+		if err != nil {
+			if sipas.KindOf(err) != sipas.KindInvalid {
+				t.Fatalf("conversion error of kind %v: %v", sipas.KindOf(err), err)
+			}
+			return
+		}
 		acc, err := sipas.Validate(cat, reg, r, now)
 		if err != nil {
 			if sipas.KindOf(err) != sipas.KindInvalid && sipas.KindOf(err) != sipas.KindFailedPrecondition {
@@ -58,7 +64,8 @@ func FuzzDecodeValidate(f *testing.F) {
 			}
 			return
 		}
-		again, err := sipas.Validate(cat, reg, responseFromProto(req.GetItem().GetResponse()), now)
+		r2, _ := responseFromProto(cat, req.GetItem().GetResponse())
+		again, err := sipas.Validate(cat, reg, r2, now)
 		if err != nil || again.Hash != acc.Hash || acc.Province == nil {
 			t.Fatalf("accepted response not stable: %v", err)
 		}

@@ -265,6 +265,9 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 			prov := p.provinces[rng.IntN(len(p.provinces))]
 			at := p.from.Add(time.Duration(rng.Int64N(int64(p.to.Sub(p.from)))))
 			r := genResponse(rng, q, prov, at, sipasv1.Channel_CHANNEL_FIELD)
+			if line%2 == 0 {
+				r = pack(t, q, r) // half of the batch in the compact form
+			}
 			line++
 			if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: line, Response: r}}); err != nil {
 				t.Fatal(err)

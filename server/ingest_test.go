@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -294,5 +295,72 @@ func TestNoSecretsOrDemographicsInLogs(t *testing.T) {
 				t.Errorf("error message %q contains canary %q", m, canary)
 			}
 		}
+	}
+}
+
+// pack moves a response's answers into the packed form.
+func pack(t *testing.T, q *sipas.Questionnaire, r *sipasv1.Response) *sipasv1.Response {
+	t.Helper()
+	out := proto.Clone(r).(*sipasv1.Response)
+	out.Answers = nil
+	last := 0
+	out.PackedAnswers = make([]uint32, len(q.Items))
+	for i, it := range q.Items {
+		if a, ok := r.Answers[it.Code]; ok {
+			out.PackedAnswers[i] = uint32(a + 1)
+			last = i + 1
+		}
+	}
+	out.PackedAnswers = out.PackedAnswers[:last] // trailing items not asked left out
+	return out
+}
+
+// TestPackedAnswers: the compact form is the same response as the map form
+// (a duplicate, not a conflict), and its own mistakes are refused.
+func TestPackedAnswers(t *testing.T) {
+	e := surveyorEnv(t, nil)
+	q := e.cat.Get("sipas-2023")
+	ctx := e.as("surveyor")
+	r := serviceResponse(t, e.cat, "48", time.Now())
+	r.Answers["V23.NX.10"] = 0 // a TICK item's 0 is an answer, packed as 1
+	first, err := e.survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: pack(t, q, r)})
+	if err != nil || first.Duplicate {
+		t.Fatalf("packed submit: %v %v", first, err)
+	}
+	again, err := e.survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: r})
+	if err != nil || !again.Duplicate {
+		t.Fatalf("the same response in map form: %v %v, want a duplicate", again, err)
+	}
+	stored, _, _, err := e.store.GetResponse(context.Background(), r.ResponseId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Answers) != len(r.Answers) || stored.Answers["V23.NX.10"] != 0 || int32(stored.Answers["V23.HL.31"]) != r.Answers["V23.HL.31"] {
+		t.Fatalf("stored answers %v, want %v", stored.Answers, r.Answers)
+	}
+	for _, c := range []struct {
+		name   string
+		mutate func(p *sipasv1.Response)
+		field  string
+		reason string
+	}{
+		{"both forms", func(p *sipasv1.Response) { p.Answers = map[string]int32{"V23.HL.31": 4} }, "packed_answers", "BOTH_ANSWER_FORMS"},
+		{"too many", func(p *sipasv1.Response) { p.PackedAnswers = make([]uint32, len(q.Items)+1) }, "packed_answers", "TOO_MANY_ANSWERS"},
+		{"bad code", func(p *sipasv1.Response) { p.PackedAnswers[q.Item("V23.HL.31").Index] = 7 + 1 }, "answers[V23.HL.31]", "INVALID_ANSWER_CODE"},
+		{"none asked", func(p *sipasv1.Response) { p.PackedAnswers = []uint32{0, 0, 0} }, "answers", "NO_ANSWERS"},
+	} {
+		p := pack(t, q, serviceResponse(t, e.cat, "48", time.Now()))
+		c.mutate(p)
+		_, err := e.survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: p})
+		found := false
+		for _, v := range fieldViolations(err) {
+			found = found || (v.Field == c.field && v.Reason == c.reason)
+		}
+		if status.Code(err) != codes.InvalidArgument || !found {
+			t.Errorf("%s: %v, want InvalidArgument %s/%s", c.name, err, c.field, c.reason)
+		}
+	}
+	if n := e.countResponses(); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
 	}
 }

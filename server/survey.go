@@ -61,7 +61,11 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("submit response", sipas.Violation{
 			Field: "response", Reason: "REQUIRED", Description: "a response is required"}))
 	}
-	r := responseFromProto(req.GetResponse())
+	r, err := responseFromProto(h.s.cfg.Catalog, req.GetResponse())
+	if err != nil {
+		h.s.countRefusal(r.Channel, err)
+		return nil, toStatus(ctx, h.s.log, err)
+	}
 	acc, err := h.s.accept(p, r)
 	if err != nil {
 		h.s.countRefusal(r.Channel, err)
@@ -302,13 +306,15 @@ type uploadChunk struct {
 
 // takeItem validates one batch item into the chunk.
 func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk) {
-	r := responseFromProto(item.GetResponse())
+	r, err := responseFromProto(s.cfg.Catalog, item.GetResponse())
 	res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
 	c.results = append(c.results, res)
 	if item.GetResponse() == nil {
-		err := sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
+		err = sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
+	}
+	if err != nil {
 		fillRejected(res, err)
-		s.countRefusal(sipas.ChannelUnspecified, err)
+		s.countRefusal(r.Channel, err)
 		return
 	}
 	acc, err := s.accept(p, r)

@@ -1327,8 +1327,15 @@ type Response struct {
 	UnitId string `protobuf:"bytes,6,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
 	// Optional.
 	Demographics *Demographics `protobuf:"bytes,7,opt,name=demographics,proto3" json:"demographics,omitempty"`
-	// Required. Raw answer codes by item code; an item not asked is left out.
-	Answers       map[string]int32 `protobuf:"bytes,8,rep,name=answers,proto3" json:"answers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Raw answer codes by item code; an item not asked is left out.
+	// Exactly one of answers and packed_answers carries the answers.
+	Answers map[string]int32 `protobuf:"bytes,8,rep,name=answers,proto3" json:"answers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The same answers in compact form, for bulk clients: one value per item
+	// in questionnaire order (the order of Questionnaire.items), each the
+	// answer code plus one, 0 for an item not asked; trailing items not asked
+	// may be left out. A response sent either way is the same response (the
+	// same content for deduplication).
+	PackedAnswers []uint32 `protobuf:"varint,9,rep,packed,name=packed_answers,json=packedAnswers,proto3" json:"packed_answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1415,6 +1422,13 @@ func (x *Response) GetDemographics() *Demographics {
 func (x *Response) GetAnswers() map[string]int32 {
 	if x != nil {
 		return x.Answers
+	}
+	return nil
+}
+
+func (x *Response) GetPackedAnswers() []uint32 {
+	if x != nil {
+		return x.PackedAnswers
 	}
 	return nil
 }
@@ -2041,7 +2055,7 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\tresidence\x18\x06 \x01(\x0e2\x13.sipas.v1.ResidenceR\tresidence\x12A\n" +
 	"\x0frespondent_type\x18\a \x01(\x0e2\x18.sipas.v1.RespondentTypeR\x0erespondentType\x12(\n" +
 	"\rdid_procedure\x18\b \x01(\bH\x00R\fdidProcedure\x88\x01\x01B\x10\n" +
-	"\x0e_did_procedure\"\xb3\x03\n" +
+	"\x0e_did_procedure\"\xda\x03\n" +
 	"\bResponse\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12)\n" +
@@ -2051,7 +2065,8 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x17\n" +
 	"\aunit_id\x18\x06 \x01(\tR\x06unitId\x12:\n" +
 	"\fdemographics\x18\a \x01(\v2\x16.sipas.v1.DemographicsR\fdemographics\x129\n" +
-	"\aanswers\x18\b \x03(\v2\x1f.sipas.v1.Response.AnswersEntryR\aanswers\x1a:\n" +
+	"\aanswers\x18\b \x03(\v2\x1f.sipas.v1.Response.AnswersEntryR\aanswers\x12%\n" +
+	"\x0epacked_answers\x18\t \x03(\rR\rpackedAnswers\x1a:\n" +
 	"\fAnswersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"G\n" +
