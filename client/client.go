@@ -60,9 +60,9 @@ type Client struct {
 
 	ordersMu sync.Mutex
 	orders   map[string]*itemOrder // by questionnaire id; nil value: unavailable
-	Survey  sipasv1.SurveyServiceClient
-	Index   sipasv1.IndexServiceClient
-	Admin   sipasv1.AdminServiceClient
+	Survey   sipasv1.SurveyServiceClient
+	Index    sipasv1.IndexServiceClient
+	Admin    sipasv1.AdminServiceClient
 }
 
 // retryPolicy retries only UNAVAILABLE, which means the call did not take
