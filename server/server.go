@@ -154,6 +154,11 @@ func New(cfg Config) (*Server, error) {
 			MaxConnectionIdle: 5 * time.Minute, MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: 15 * time.Minute,
 		}),
 		grpc.WaitForHandlers(true),
+		// Handlers run on a pool of long-lived goroutines whose stacks stay
+		// grown, instead of a new goroutine per call that grows its stack
+		// through the interceptor chain every time (≈ 7% of the server's CPU
+		// under kiosk load went to stack growth).
+		grpc.NumStreamWorkers(64),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(recoveryOpt),
 			s.logUnary,
