@@ -165,6 +165,17 @@ func rowError(field, reason, desc string) error {
 	return sipas.Invalid("parse batch row", sipas.Violation{Field: field, Reason: reason, Description: desc})
 }
 
+// enumAliases are other spellings teams key in: Vietnamese, with or without
+// diacritics, and American English; each maps to the API's number.
+var enumAliases = map[string]map[string]int{
+	"gender": {"m": 1, "nam": 1, "f": 2, "nữ": 2, "nu": 2, "khác": 3, "khac": 3},
+	"ethnicity": {"dân tộc kinh": 1, "dan toc kinh": 1, "khác": 2, "khac": 2,
+		"dân tộc khác": 2, "dan toc khac": 2, "dân tộc thiểu số": 2, "dan toc thieu so": 2},
+	"residence": {"thành thị": 1, "thanh thi": 1, "đô thị": 1, "do thi": 1, "nông thôn": 2, "nong thon": 2},
+	"respondent_type": {"organization": 2, "người dân": 1, "nguoi dan": 1, "cá nhân": 1, "ca nhan": 1,
+		"công dân": 1, "cong dan": 1, "tổ chức": 2, "to chuc": 2, "doanh nghiệp": 2, "doanh nghiep": 2},
+}
+
 // enum value names per column, in the API's numbering (index = value).
 var enumNames = map[string][]string{
 	"gender":          {"", "male", "female", "other"},
@@ -187,8 +198,11 @@ func parseEnum(col, v string) (int, error) {
 			return i, nil
 		}
 	}
-	if col == "respondent_type" && v == "organization" {
-		return 2, nil
+	if i, ok := enumAliases[col][v]; ok {
+		return i, nil
+	}
+	if i, err := strconv.Atoi(v); err == nil && i > 0 && i < len(names) {
+		return i, nil // the API's number
 	}
 	// The value itself is not echoed: it may be a demographic.
 	return 0, rowError(col, "INVALID_ENUM", col+" must be one of "+strings.Join(names[1:], ", ")+" or empty")
