@@ -241,12 +241,15 @@ func ParseCollectedAt(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
-	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
+	// Vietnamese spreadsheets write dates day first (02/01/2006): accepted,
+	// never month first.
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04",
+		"2/1/2006", "2/1/2006 15:04", "2/1/2006 15:04:05"} {
 		if t, err := time.ParseInLocation(layout, v, sipas.VietnamZone); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, rowError("collected_at", "INVALID_TIME", "collected_at must be RFC 3339 (2026-03-14T09:30:00+07:00) or YYYY-MM-DD")
+	return time.Time{}, rowError("collected_at", "INVALID_TIME", "collected_at must be RFC 3339 (2026-03-14T09:30:00+07:00), YYYY-MM-DD or DD/MM/YYYY")
 }
 
 // fields is one row as column → cell, answers apart.

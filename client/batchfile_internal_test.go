@@ -31,3 +31,17 @@ func TestEnumSpellings(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectedAtDayFirst(t *testing.T) {
+	got, err := ParseCollectedAt("14/03/2026")
+	if err != nil || got.Year() != 2026 || got.Month() != 3 || got.Day() != 14 {
+		t.Fatalf("14/03/2026: %v %v", got, err)
+	}
+	if _, err := ParseCollectedAt("03/14/2026"); err == nil {
+		t.Fatal("month-first 03/14/2026 was accepted")
+	}
+	got, err = ParseCollectedAt("4/3/2026 09:30")
+	if err != nil || got.Day() != 4 || got.Month() != 3 || got.Hour() != 9 {
+		t.Fatalf("4/3/2026 09:30: %v %v", got, err)
+	}
+}
