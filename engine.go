@@ -19,6 +19,54 @@ type CellSource interface {
 // number of responses: each query makes one pass over the cells of its
 // months, sums them into one Tally per reported unit, and computes each
 // unit's formula tree once.
+//
+// # Disclosure control
+//
+// A unit (province or one-stop unit) with 0 < respondents < k, the
+// disclosure threshold (Thresholds.Disclosure, default 10), is suppressed
+// (primary suppression): every figure withheld, counts zeroed, its
+// respondent count reported as 0. Because the engine also publishes the
+// margins — a province's own figures above its units, the nation's above
+// the provinces — a lone suppressed unit could be recovered by
+// differencing (province − visible units). The engine therefore applies
+// complementary suppression (Thresholds.ComplementarySuppression) to two
+// kinds of sibling sets, each for the query's questionnaire, period,
+// channel and boundaries:
+//
+//   - the units of one province: the unit cells (UnitID set) whose
+//     province counts, on the query's boundaries, for that province code;
+//   - the provinces of the nation: the province-level cells grouped by
+//     province code on the query's boundaries.
+//
+// When the primarily suppressed siblings of a set hold fewer than k
+// respondents together, the visible sibling with the fewest respondents
+// (ties by id) is suppressed too. A sibling so suppressed is suppressed
+// everywhere it is published for that period: its RankProvinces /
+// RankUnits rows (also as the previous period of a later ranking), Index
+// of that province or unit, its WeakPoints (as the scope, as a unit row,
+// and as the previous period of the scope), and the Series points of that
+// province or unit, the rule being applied per point's period. It is then
+// indistinguishable from a primarily suppressed one, and it is left out of
+// means (Ranking.Mean, Report.NationalMean) like one. The margins — the
+// nation's figures, a province's own figures, Ranking.Pooled — stay
+// published unless they are themselves below k.
+//
+// A unit queried without a province (Scope.UnitID only) sums its cells of
+// every province; it is suppressed when it is suppressed, by either rule,
+// among the units of any province it has respondents in (otherwise its
+// total minus its visible part in one province would give its hidden part
+// in another).
+//
+// Computing the sets costs no extra pass: the respondents of each sibling
+// are summed in the query's one pass over the cells of its months, which
+// already reads the province-level cells, and the unit cells when units are
+// involved.
+//
+// Not covered: differencing across overlapping periods (a year minus its
+// visible months or quarters), across channels (all channels minus one
+// channel), and across boundaries (the same cells grouped as collected and
+// on current boundaries). Each set is protected within one period, channel
+// and boundaries only.
 type Engine struct {
 	Catalog    *Catalog
 	Registry   *Registry
@@ -196,8 +244,9 @@ func (t target) code() string {
 }
 
 // compute returns the target's figure over t, computing only its subtree.
-func (tg target) compute(q *Questionnaire, t *Tally, th Thresholds) *NodeValue {
-	c := treeComputer{q: q, t: t, th: th, suppressed: th.Suppressed(t.Respondents)}
+// force suppresses it whatever the respondents (complementary suppression).
+func (tg target) compute(q *Questionnaire, t *Tally, th Thresholds, force bool) *NodeValue {
+	c := treeComputer{q: q, t: t, th: th, suppressed: force || th.Suppressed(t.Respondents)}
 	if tg.item != nil {
 		return c.item(tg.item)
 	}
@@ -524,12 +573,109 @@ func (ts *tallies) keys() []string {
 	return ks
 }
 
+// sibSet names one set of siblings of a query (see Engine, Disclosure
+// control): the provinces of the nation (units false, province "") or the
+// units of one province (units true, province its code), in one of the
+// query's periods (an index the query chooses: current or previous period,
+// or the point of a series).
+type sibSet struct {
+	period   int
+	units    bool
+	province string
+}
+
+// siblings sums the respondents of each sibling of a query's sibling sets
+// during its pass over the cells, and applies the complementary
+// suppression rule to each set once, when first asked.
+type siblings struct {
+	th   Thresholds
+	sets map[sibSet]map[string]int64
+	comp map[sibSet]map[string]bool
+}
+
+func newSiblings(th Thresholds) *siblings {
+	return &siblings{th: th, sets: map[sibSet]map[string]int64{}, comp: map[sibSet]map[string]bool{}}
+}
+
+func (s *siblings) add(set sibSet, id string, n int64) {
+	m := s.sets[set]
+	if m == nil {
+		m = map[string]int64{}
+		s.sets[set] = m
+	}
+	m[id] += n
+}
+
+// addTallies adds every tally of ts as a sibling of set.
+func (s *siblings) addTallies(set sibSet, ts *tallies) {
+	for id, t := range ts.m {
+		s.add(set, id, t.Respondents)
+	}
+}
+
+// complementary reports whether the complementary rule suppresses sibling
+// id of set (false for a primarily suppressed one).
+func (s *siblings) complementary(set sibSet, id string) bool {
+	c, ok := s.comp[set]
+	if !ok {
+		c = map[string]bool{}
+		for _, x := range s.th.ComplementarySuppression(s.sets[set]) {
+			c[x] = true
+		}
+		s.comp[set] = c
+	}
+	return c[id]
+}
+
+// count adds cell k of the query's period with the given index to its
+// sibling sets: a province-level cell to the provinces of the nation; a
+// unit cell, when the query is about a unit, to the units of its province
+// (of the query's province only, when it names one).
+func (p *prepared) count(s *siblings, period int, k CellKey, t *Tally) {
+	code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+	if !ok {
+		return // a cell of no listed province is in no published row
+	}
+	switch sc := p.q.Scope; {
+	case k.UnitID == "":
+		s.add(sibSet{period: period}, code, t.Respondents)
+	case sc.UnitID != "" && (sc.ProvinceCode == "" || sc.ProvinceCode == code):
+		s.add(sibSet{period: period, units: true, province: code}, k.UnitID, t.Respondents)
+	}
+}
+
+// scopeForced reports whether the query's scope is suppressed in the
+// period with the given index by the complementary rule: a province
+// complementarily suppressed among the provinces; a unit suppressed (by
+// either rule) among the units of any province it has respondents in. The
+// nation is a margin and never is.
+func (p *prepared) scopeForced(s *siblings, period int) bool {
+	sc := p.q.Scope
+	switch {
+	case sc.Nation:
+		return false
+	case sc.UnitID != "":
+		k := s.th.disclosure()
+		for set, m := range s.sets {
+			if !set.units || set.period != period {
+				continue
+			}
+			if n := m[sc.UnitID]; n > 0 && (n < k || s.complementary(set, sc.UnitID)) {
+				return true
+			}
+		}
+		return false
+	default:
+		return s.complementary(sibSet{period: period}, sc.ProvinceCode)
+	}
+}
+
 // meanOfProvinces returns the unweighted mean of the target figure over the
-// provinces in ts.
-func (e *Engine) meanOfProvinces(p *prepared, ts *tallies) *float64 {
+// provinces in ts, leaving out those suppressed (by either rule).
+func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, sibs *siblings, set sibSet) *float64 {
 	rows := make([]RankRow, 0, len(ts.m))
 	for _, k := range ts.keys() {
-		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds)))
+		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds, sibs.complementary(set, k))))
 	}
 	return MeanOfRanked(rows)
 }
@@ -544,6 +690,10 @@ func rowOf(id, name string, v *NodeValue) RankRow {
 // trees are the pooled figures (all respondents as one unit), and
 // NationalMean is the unweighted mean of the provinces.
 //
+// A province or unit suppressed by the complementary rule (see Engine,
+// Disclosure control) is reported exactly like a primarily suppressed one;
+// NationalMean leaves out the provinces suppressed by either rule.
+//
 // Errors: KindInvalid for a malformed query, KindFailedPrecondition for an
 // unknown questionnaire, KindNotFound for an unknown province (on current
 // boundaries: a province code that no longer exists).
@@ -556,6 +706,7 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	from, to := q.Period.Months()
 	scope := NewTally(p.qn)
 	provs := newTallies(p.qn)
+	sibs := newSiblings(e.Thresholds)
 	err = e.scan(op, p, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if p.inScope(k) {
 			scope.Merge(t)
@@ -564,23 +715,27 @@ func (e *Engine) Index(q Query) (*Report, error) {
 			if code, ok := p.ps.key(k.ProvinceID, k.Month, p.b); ok {
 				provs.add(code, t)
 			}
+		} else {
+			p.count(sibs, 0, k, t)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
+	sibs.addTallies(sibSet{}, provs) // the provinces of the nation
+	forced := p.scopeForced(sibs, 0)
 	r := &Report{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, Boundaries: p.b, Channel: q.Channel,
-		Respondents: scope.Respondents, Suppressed: e.Thresholds.Suppressed(scope.Respondents)}
+		Respondents: scope.Respondents, Suppressed: forced || e.Thresholds.Suppressed(scope.Respondents)}
 	if r.Suppressed {
 		r.Respondents = 0
 	}
 	if q.NodeCode != "" {
-		r.Roots = []*NodeValue{p.target.compute(p.qn, scope, e.Thresholds)}
+		r.Roots = []*NodeValue{p.target.compute(p.qn, scope, e.Thresholds, forced)}
 	} else {
-		r.Roots = ComputeTree(p.qn, scope, e.Thresholds)
+		r.Roots = computeTree(p.qn, scope, e.Thresholds, forced)
 	}
-	r.NationalMean = e.meanOfProvinces(p, provs)
+	r.NationalMean = e.meanOfProvinces(p, provs, sibs, sibSet{})
 	return r, nil
 }
 
@@ -595,8 +750,11 @@ func (e *Engine) Index(q Query) (*Report, error) {
 // as collected a re-used code compares with whatever that code was then.
 // Rows without a value, insufficient (n below MinSample) or suppressed (fewer
 // respondents than the disclosure threshold) are listed after the ranked
-// ones with rank 0. Mean is the unweighted mean of the ranked provinces,
-// Pooled the figure of all province-level cells as one unit.
+// ones with rank 0; so are the provinces suppressed by the complementary
+// rule among the provinces of that period (see Engine, Disclosure control),
+// in the previous period's figures too. Mean is the unweighted mean of the
+// ranked provinces, Pooled the figure of all province-level cells as one
+// unit (the margin, published).
 func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	const op = "rank provinces"
 	p, err := e.prepare(op, q, scopeIgnored)
@@ -632,7 +790,11 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	for _, t := range cur.m {
 		pooled.Merge(t)
 	}
-	rows := func(ts *tallies, per Period) []RankRow {
+	sibs := newSiblings(e.Thresholds)
+	curSet, prevSet := sibSet{period: 0}, sibSet{period: 1}
+	sibs.addTallies(curSet, cur)
+	sibs.addTallies(prevSet, prev)
+	rows := func(ts *tallies, per Period, set sibSet) []RankRow {
 		keys := ts.keys()
 		if p.b == BoundariesCurrent {
 			keys = keys[:0]
@@ -643,24 +805,27 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 		}
 		out := make([]RankRow, 0, len(keys))
 		for _, code := range keys {
-			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds)))
+			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, sibs.complementary(set, code))))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
-	r.Rows = rows(cur, q.Period)
-	ComparePrevious(r.Rows, rows(prev, prevP))
+	r.Rows = rows(cur, q.Period, curSet)
+	ComparePrevious(r.Rows, rows(prev, prevP, prevSet))
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds).Value
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, false).Value
 	return r, nil
 }
 
 // RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
 // on the query's boundaries) by the figure of Query.NodeCode, like
-// RankProvinces. Pooled is the province's own figure; Mean the unweighted
-// mean of the ranked units.
+// RankProvinces. The units are one sibling set per period: a unit
+// suppressed by the complementary rule (see Engine, Disclosure control) is
+// listed as suppressed, in the previous period's figures too. Pooled is the
+// province's own figure (the margin, published); Mean the unweighted mean
+// of the ranked units.
 func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	const op = "rank units"
 	p, err := e.prepare(op, q, scopeProvince)
@@ -691,20 +856,23 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := func(ts *tallies) []RankRow {
+	sibs := newSiblings(e.Thresholds)
+	rows := func(ts *tallies, period int) []RankRow {
+		set := sibSet{period: period, units: true, province: q.Scope.ProvinceCode}
+		sibs.addTallies(set, ts)
 		out := make([]RankRow, 0, len(ts.m))
 		for _, id := range ts.keys() {
-			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds)))
+			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, sibs.complementary(set, id))))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
-	r.Rows = rows(cur)
-	ComparePrevious(r.Rows, rows(prev))
+	r.Rows = rows(cur, 0)
+	ComparePrevious(r.Rows, rows(prev, 1))
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, province, e.Thresholds).Value
+	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, false).Value
 	return r, nil
 }
 
@@ -712,6 +880,9 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 // the consecutive periods from..to, which must have the same granularity (at
 // most MaxSeriesPoints periods). Query.Period is ignored. As collected, each
 // point counts the rows of the province code valid in that point's period.
+// Each point is its own period for disclosure control: a point is
+// suppressed when the scope is suppressed, by either rule, in that period
+// (see Engine, Disclosure control).
 func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	const op = "series"
 	q.Period = from
@@ -741,12 +912,16 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	mfrom, _ := from.Months()
 	_, mto := to.Months()
 	base := from.ordinal()
+	sibs := newSiblings(e.Thresholds)
 	err = e.scan(op, p, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
-		if !p.inScope(k) {
+		i := periodOfMonth(k.Month, from).ordinal() - base
+		if i < 0 || i >= n {
 			return
 		}
-		i := periodOfMonth(k.Month, from).ordinal() - base
-		if i >= 0 && i < n {
+		if !q.Scope.Nation {
+			p.count(sibs, i, k, t)
+		}
+		if p.inScope(k) {
 			ts[i].Merge(t)
 		}
 	})
@@ -755,9 +930,10 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	}
 	out := make([]SeriesPoint, n)
 	for i := range out {
-		v := p.target.compute(p.qn, ts[i], e.Thresholds)
+		forced := p.scopeForced(sibs, i)
+		v := p.target.compute(p.qn, ts[i], e.Thresholds, forced)
 		sp := SeriesPoint{Period: periods[i], Respondents: ts[i].Respondents, Value: v.Value, N: v.N,
-			CILow: v.CILow, CIHigh: v.CIHigh, Insufficient: v.Insufficient, Suppressed: e.Thresholds.Suppressed(ts[i].Respondents)}
+			CILow: v.CILow, CIHigh: v.CIHigh, Insufficient: v.Insufficient, Suppressed: forced || e.Thresholds.Suppressed(ts[i].Respondents)}
 		if sp.Suppressed {
 			sp.Respondents = 0
 		}
@@ -788,7 +964,11 @@ func periodOfMonth(m int, like Period) Period {
 // negative change). For a province, Units lists (unit, figure) rows of its
 // units the same way, lowest first. Every row carries the pooled national
 // value of the same figure. Each list holds at most limit rows (0: 10; at
-// most 500). A suppressed scope has empty lists.
+// most 500). A suppressed scope has empty lists. Disclosure control (see
+// Engine) applies as everywhere: a scope suppressed by the complementary
+// rule is a suppressed scope; one so suppressed in the previous period has
+// no previous values (and so no drops); units so suppressed among the
+// province's units have no rows.
 func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	const op = "weak points"
 	p, err := e.prepare(op, q, scopeAny)
@@ -807,7 +987,15 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	cur, prev, nation := NewTally(p.qn), NewTally(p.qn), NewTally(p.qn)
 	units := newTallies(p.qn)
 	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
+	sibs := newSiblings(e.Thresholds)
 	err = e.scan(op, p, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
+		if !q.Scope.Nation {
+			period := 0
+			if k.Month < from {
+				period = 1
+			}
+			p.count(sibs, period, k, t)
+		}
 		if k.Month < from {
 			if p.inScope(k) {
 				prev.Merge(t)
@@ -832,14 +1020,14 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	th := e.Thresholds
 	w := &WeakPoints{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, PreviousPeriod: prevP, Boundaries: p.b, Channel: q.Channel,
-		Respondents: cur.Respondents, Suppressed: th.Suppressed(cur.Respondents)}
+		Respondents: cur.Respondents, Suppressed: p.scopeForced(sibs, 0) || th.Suppressed(cur.Respondents)}
 	if w.Suppressed {
 		w.Respondents = 0
 		return w, nil
 	}
-	figures := func(t *Tally) map[string]*NodeValue {
+	figures := func(t *Tally, force bool) map[string]*NodeValue {
 		m := map[string]*NodeValue{}
-		for _, root := range ComputeTree(p.qn, t, th) {
+		for _, root := range computeTree(p.qn, t, th, force) {
 			if root.Kind != KindSatisfaction && root.Kind != KindAssessment {
 				continue
 			}
@@ -848,7 +1036,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		return m
 	}
 	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
-	curF, prevF, natF := figures(cur), figures(prev), figures(nation)
+	curF, prevF, natF := figures(cur, false), figures(prev, p.scopeForced(sibs, 1)), figures(nation, false)
 	point := func(unit string, v *NodeValue) WeakPoint {
 		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
 			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
@@ -891,8 +1079,10 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		}
 		return w.Drops[i].Code < w.Drops[j].Code
 	})
+	unitSet := sibSet{units: true, province: q.Scope.ProvinceCode}
+	sibs.addTallies(unitSet, units)
 	for _, id := range units.keys() {
-		uf := figures(units.m[id])
+		uf := figures(units.m[id], sibs.complementary(unitSet, id))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]
 			if !usable(v) {

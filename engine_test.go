@@ -58,7 +58,10 @@ func loadTestRegistry(t testing.TB) *Registry {
 // including the merged Lào Cai (old 10 + Yên Bái 15 → new 15) and Bắc Ninh
 // (Bắc Giang 24 + old Bắc Ninh 27 → new 24), a small province (46, Huế,
 // renamed on 2025-01-01) and a tiny one (02, suppressed), resolves them like
-// ingestion does and counts them into cells with Tally.Add.
+// ingestion does and counts them into cells with Tally.Add. Because 02 is
+// below the disclosure threshold, the complementary rule hides the smallest
+// visible province beside it (usually 46); 22 keeps at least three provinces
+// ranked in every period tested.
 func newEngineFixture(t testing.TB) *engineFixture {
 	t.Helper()
 	q := miniQuestionnaire()
@@ -73,7 +76,7 @@ func newEngineFixture(t testing.TB) *engineFixture {
 		code string
 		w    float64
 		pos  float64 // chance of a positive answer
-	}{{"01", 0.286, 0.85}, {"10", 0.15, 0.6}, {"15", 0.2, 0.7}, {"24", 0.15, 0.8}, {"27", 0.2, 0.75}, {"46", 0.012, 0.9}, {"02", 0.002, 0.5}}
+	}{{"01", 0.186, 0.85}, {"22", 0.1, 0.8}, {"10", 0.15, 0.6}, {"15", 0.2, 0.7}, {"24", 0.15, 0.8}, {"27", 0.2, 0.75}, {"46", 0.012, 0.9}, {"02", 0.002, 0.5}}
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, VietnamZone)
 	span := time.Date(2027, 1, 1, 0, 0, 0, 0, VietnamZone).Sub(start)
 	seen := make([]bool, len(q.Nodes))
@@ -265,6 +268,80 @@ func refFigures(q *Questionnaire, rs []rec, th Thresholds) map[string]refFig {
 	return out
 }
 
+// refHidden is the disclosure rule for one set of siblings (the provinces
+// of the nation, or the units of one province), written from its
+// definition independently of the engine: the siblings with 0 < n < k are
+// hidden; while the hidden ones hold fewer than k respondents together
+// (and at least one is hidden), the visible sibling with the fewest
+// respondents (> 0; ties by id) is hidden too. It returns every hidden
+// sibling, by either rule.
+func refHidden(sizes map[string]int, k int64) map[string]bool {
+	hidden := map[string]bool{}
+	var held int64
+	for id, n := range sizes {
+		if n > 0 && int64(n) < k {
+			hidden[id] = true
+			held += int64(n)
+		}
+	}
+	for len(hidden) > 0 && held < k {
+		best := ""
+		for id, n := range sizes {
+			if n > 0 && !hidden[id] && (best == "" || n < sizes[best] || (n == sizes[best] && id < best)) {
+				best = id
+			}
+		}
+		if best == "" {
+			break
+		}
+		hidden[best] = true
+		held += int64(sizes[best])
+	}
+	return hidden
+}
+
+// refHiddenGroups applies refHidden to groups of responses.
+func refHiddenGroups(groups map[string][]rec, k int64) map[string]bool {
+	sizes := map[string]int{}
+	for id, g := range groups {
+		sizes[id] = len(g)
+	}
+	return refHidden(sizes, k)
+}
+
+// refProvinceHidden reports whether province code is hidden among the
+// provinces (on boundaries b) in period per and channel ch.
+func (fx *engineFixture) refProvinceHidden(code string, per Period, ch Channel, b Boundaries) bool {
+	g := map[string][]rec{}
+	for _, x := range fx.sel(per, ch, func(rec) bool { return true }) {
+		g[provKey(x, b)] = append(g[provKey(x, b)], x)
+	}
+	return refHiddenGroups(g, fx.e.Thresholds.disclosure())[code]
+}
+
+// refUnitHidden reports whether unit id is hidden among the units of any
+// province (on boundaries b; only province, when given) it has responses
+// in, in period per and channel ch.
+func (fx *engineFixture) refUnitHidden(id, province string, per Period, ch Channel, b Boundaries) bool {
+	byProv := map[string]map[string][]rec{}
+	for _, x := range fx.sel(per, ch, func(x rec) bool { return x.r.UnitID != "" }) {
+		pc := provKey(x, b)
+		if province != "" && pc != province {
+			continue
+		}
+		if byProv[pc] == nil {
+			byProv[pc] = map[string][]rec{}
+		}
+		byProv[pc][x.r.UnitID] = append(byProv[pc][x.r.UnitID], x)
+	}
+	for _, units := range byProv {
+		if len(units[id]) > 0 && refHiddenGroups(units, fx.e.Thresholds.disclosure())[id] {
+			return true
+		}
+	}
+	return false
+}
+
 func refSIPAS(q *Questionnaire, rs []rec, th Thresholds) (v *float64, n int64, insufficient, suppressed bool) {
 	f := refFigures(q, rs, th)["n2:SIPAS"]
 	if int64(len(rs)) < th.disclosure() {
@@ -333,8 +410,10 @@ func TestEngineIndex(t *testing.T) {
 			func(x rec) bool { return x.p.Code == "24" }, "Tỉnh Bắc Giang", false},
 		{"02 2024 suppressed", Query{Scope: Scope{ProvinceCode: "02"}, Period: y24},
 			func(x rec) bool { return x.p.Code == "02" }, "Tỉnh Hà Giang", true},
-		{"46 2025 renamed", Query{Scope: Scope{ProvinceCode: "46"}, Period: y25},
-			func(x rec) bool { return x.p.Code == "46" }, "Thành phố Huế", false},
+		// 46 (27 respondents) is the smallest province beside the tiny 02
+		// and 08 (2025: 02's successor), hidden together with them.
+		{"46 2025 renamed, complementary suppression", Query{Scope: Scope{ProvinceCode: "46"}, Period: y25},
+			func(x rec) bool { return x.p.Code == "46" }, "Thành phố Huế", true},
 		{"unit", Query{Scope: Scope{UnitID: "U27-1"}, Period: y25},
 			func(x rec) bool { return x.r.UnitID == "U27-1" }, "U27-1", false},
 		{"unit within current province", Query{Scope: Scope{ProvinceCode: "15", UnitID: "U10-2"}, Period: y26, Boundaries: BoundariesCurrent},
@@ -348,7 +427,18 @@ func TestEngineIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			rs := fx.sel(q.Period, q.Channel, tc.match)
+			b := q.Boundaries
+			if b == 0 {
+				b = BoundariesAsCollected
+			}
 			supp := int64(len(rs)) < th.disclosure()
+			switch s := q.Scope; {
+			case s.Nation:
+			case s.UnitID != "":
+				supp = supp || fx.refUnitHidden(s.UnitID, s.ProvinceCode, q.Period, q.Channel, b)
+			default:
+				supp = supp || fx.refProvinceHidden(s.ProvinceCode, q.Period, q.Channel, b)
+			}
 			if supp != tc.wantSupp {
 				t.Fatalf("fixture: %d responses, suppressed %v, want %v", len(rs), supp, tc.wantSupp)
 			}
@@ -363,20 +453,18 @@ func TestEngineIndex(t *testing.T) {
 			}
 			checkTrees(t, tc.name, rep.Roots, refFigures(fx.q, rs, th), supp)
 
-			// National mean: unweighted over provinces on the same boundaries.
-			b := q.Boundaries
-			if b == 0 {
-				b = BoundariesAsCollected
-			}
+			// National mean: unweighted over provinces on the same boundaries,
+			// without the hidden ones.
 			groups := map[string][]rec{}
 			for _, x := range fx.sel(q.Period, q.Channel, func(rec) bool { return true }) {
 				groups[provKey(x, b)] = append(groups[provKey(x, b)], x)
 			}
+			hidden := refHiddenGroups(groups, th.disclosure())
 			var s float64
 			var n int
-			for _, g := range groups {
+			for code, g := range groups {
 				v, _, ins, sup := refSIPAS(fx.q, g, th)
-				if v != nil && !ins && !sup {
+				if v != nil && !ins && !sup && !hidden[code] {
 					s += *v
 					n++
 				}
@@ -440,11 +528,16 @@ func TestEngineErrors(t *testing.T) {
 // refRanking ranks groups of responses by the SIPAS figure, straight from
 // the definition: rank = 1 + number of ranked rows with a larger value at
 // two decimals.
+// Groups hidden by the disclosure rule (refHidden) are suppressed.
 func refRanking(fx *engineFixture, groups map[string][]rec) map[string]RankRow {
 	th := fx.e.Thresholds
+	hidden := refHiddenGroups(groups, th.disclosure())
 	out := map[string]RankRow{}
 	for id, g := range groups {
 		v, n, ins, sup := refSIPAS(fx.q, g, th)
+		if hidden[id] {
+			v, n, ins, sup = nil, 0, false, true
+		}
 		out[id] = RankRow{ID: id, Value: v, N: n, Insufficient: ins, Suppressed: sup}
 	}
 	for id, r := range out {

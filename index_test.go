@@ -419,3 +419,28 @@ func TestComputeTreeSIPAS2023(t *testing.T) {
 		t.Errorf("NX root should have no value: %+v", v)
 	}
 }
+
+func TestComplementarySuppression(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		th    Thresholds
+		sizes map[string]int64
+		want  []string // complementary only, in order
+	}{
+		{"one small, one large", Thresholds{}, map[string]int64{"A": 50, "B": 3}, []string{"A"}},
+		{"small ones hold k", Thresholds{}, map[string]int64{"A": 50, "B": 40, "C": 3, "D": 8}, nil},
+		{"small ones hold exactly k", Thresholds{}, map[string]int64{"A": 50, "C": 3, "D": 7}, nil},
+		{"smallest visible", Thresholds{}, map[string]int64{"A": 50, "B": 40, "C": 3}, []string{"B"}},
+		{"tie by id", Thresholds{}, map[string]int64{"B": 40, "A": 40, "C": 3}, []string{"A"}},
+		{"nothing small", Thresholds{}, map[string]int64{"A": 50, "B": 10}, nil},
+		{"zeros take no part", Thresholds{}, map[string]int64{"A": 50, "B": 0, "C": 0}, nil},
+		{"zeros are not picked", Thresholds{}, map[string]int64{"A": 50, "B": 0, "C": 2}, []string{"A"}},
+		{"all small", Thresholds{}, map[string]int64{"A": 2, "B": 3}, nil},
+		{"threshold", Thresholds{Disclosure: 5}, map[string]int64{"A": 6, "B": 4, "C": 5}, []string{"C"}},
+		{"empty", Thresholds{}, nil, nil},
+	} {
+		if got := tc.th.ComplementarySuppression(tc.sizes); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

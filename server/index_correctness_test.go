@@ -31,6 +31,49 @@ type naive struct {
 	q     *sipas.Questionnaire
 	resps []rawResponse
 	th    sipas.Thresholds
+	// hidden: the unit is suppressed by the complementary rule among its
+	// siblings (see hiddenAmong), whatever its own size.
+	hidden bool
+}
+
+// hiddenAmong applies the disclosure rule to one set of siblings (the
+// provinces of the nation, or the units of one province), from its
+// definition and independently of the engine: siblings with 0 < n < k are
+// suppressed; if any are and together they hold fewer than k responses,
+// the remaining siblings with responses are suppressed too, fewest
+// responses first (ties by id), until the suppressed ones hold at least k
+// or none is left. It returns every suppressed sibling.
+func hiddenAmong(sizes map[string]int, k int64) map[string]bool {
+	out := map[string]bool{}
+	var held int64
+	var rest []string
+	for id, n := range sizes {
+		switch {
+		case n == 0:
+		case int64(n) < k:
+			out[id] = true
+			held += int64(n)
+		default:
+			rest = append(rest, id)
+		}
+	}
+	if len(out) == 0 {
+		return out
+	}
+	sort.Slice(rest, func(i, j int) bool {
+		if sizes[rest[i]] != sizes[rest[j]] {
+			return sizes[rest[i]] < sizes[rest[j]]
+		}
+		return rest[i] < rest[j]
+	})
+	for _, id := range rest {
+		if held >= k {
+			break
+		}
+		out[id] = true
+		held += int64(sizes[id])
+	}
+	return out
 }
 
 type naiveValue struct {
@@ -147,7 +190,7 @@ func (nv *naive) trees() []*naiveValue {
 	for _, r := range nv.q.Roots {
 		out = append(out, nv.node(r))
 	}
-	if int64(len(nv.resps)) < nv.th.Disclosure {
+	if int64(len(nv.resps)) < nv.th.Disclosure || nv.hidden {
 		var sup func(v *naiveValue)
 		sup = func(v *naiveValue) {
 			*v = naiveValue{code: v.code, isItem: v.isItem, suppressed: true, children: v.children}
@@ -316,7 +359,44 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		}
 		return out
 	}
-	checked := 0
+	// provinceOf is the province code a response counts for.
+	provinceOf := func(rr rawResponse, b sipasv1.Boundaries) string {
+		if b == sipasv1.Boundaries_BOUNDARIES_CURRENT {
+			return e.reg.Current(rr.province).Code
+		}
+		return rr.province.Code
+	}
+	// hiddenScope reports whether the complementary rule hides the scope of
+	// req: a province among the provinces; a unit among the units of any
+	// province it has responses in. The nation is a margin.
+	hiddenScope := func(req *sipasv1.GetIndexRequest) bool {
+		p := periodFromProto(req.Period)
+		ch := sipas.Channel(req.Channel)
+		switch sc := req.Scope.Scope.(type) {
+		case *sipasv1.Scope_ProvinceCode:
+			sizes := map[string]int{}
+			for _, rr := range select1(req.QuestionnaireId, p, func(rawResponse) bool { return true }, ch) {
+				sizes[provinceOf(rr, req.Boundaries)]++
+			}
+			return hiddenAmong(sizes, th.Disclosure)[sc.ProvinceCode]
+		case *sipasv1.Scope_UnitId:
+			byProvince := map[string]map[string]int{}
+			for _, rr := range select1(req.QuestionnaireId, p, func(rr rawResponse) bool { return rr.r.UnitID != "" }, ch) {
+				code := provinceOf(rr, req.Boundaries)
+				if byProvince[code] == nil {
+					byProvince[code] = map[string]int{}
+				}
+				byProvince[code][rr.r.UnitID]++
+			}
+			for _, sizes := range byProvince {
+				if sizes[sc.UnitId] > 0 && hiddenAmong(sizes, th.Disclosure)[sc.UnitId] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	checked, hiddenChecked := 0, 0
 	check := func(name string, req *sipasv1.GetIndexRequest, keep func(rawResponse) bool) {
 		p := periodFromProto(req.Period)
 		sel := select1(req.QuestionnaireId, p, keep, sipas.Channel(req.Channel))
@@ -324,14 +404,18 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		hidden := hiddenScope(req)
 		wantResp := int64(len(sel))
-		if wantResp < th.Disclosure {
+		if wantResp < th.Disclosure || hidden {
 			wantResp = 0
+		}
+		if hidden && int64(len(sel)) >= th.Disclosure {
+			hiddenChecked++ // hidden by the complementary rule only
 		}
 		if got.Respondents != wantResp {
 			t.Fatalf("%s: respondents %d, want %d", name, got.Respondents, wantResp)
 		}
-		nv := &naive{q: e.cat.Get(req.QuestionnaireId), resps: sel, th: th}
+		nv := &naive{q: e.cat.Get(req.QuestionnaireId), resps: sel, th: th, hidden: hidden}
 		want := nv.trees()
 		if len(got.Roots) != len(want) {
 			t.Fatalf("%s: %d roots, want %d", name, len(got.Roots), len(want))
@@ -389,9 +473,14 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 			code string
 			key  int64
 		}
+		sizes := map[string]int{}
+		for code, rs := range groups {
+			sizes[code] = len(rs)
+		}
+		hidden := hiddenAmong(sizes, th.Disclosure)
 		var ranked []row
 		for code, rs := range groups {
-			nv := &naive{q: e.cat.Get("sipas-2023"), resps: rs, th: th}
+			nv := &naive{q: e.cat.Get("sipas-2023"), resps: rs, th: th, hidden: hidden[code]}
 			sipasNode := nv.trees()[1] // assessment, satisfaction, expectation
 			if sipasNode.value != nil && !sipasNode.suppressed && !sipasNode.insufficient {
 				ranked = append(ranked, row{code, int64(math.Round(*sipasNode.value * 100))})
@@ -418,5 +507,8 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 			t.Errorf("%v %v: %d ranked, want %d (at least 3)", rc.per, rc.b, gotRanked, len(ranked))
 		}
 	}
-	t.Logf("%d responses; %d nodes compared with the raw recomputation", len(raw), checked)
+	if hiddenChecked == 0 {
+		t.Error("fixture: no scope hidden by the complementary rule")
+	}
+	t.Logf("%d responses; %d nodes compared with the raw recomputation; %d scopes hidden by the complementary rule", len(raw), checked, hiddenChecked)
 }
