@@ -393,3 +393,38 @@ func TestE2EKioskInteractive(t *testing.T) {
 		t.Fatalf("stored %d, want 2", rows)
 	}
 }
+
+// TestE2EUploadServerOnlyQuestionnaire: a file of a questionnaire version
+// the server loaded with --questionnaires (and this tool does not carry) is
+// validated against the server's definition and uploaded.
+func TestE2EUploadServerOnlyQuestionnaire(t *testing.T) {
+	extra := t.TempDir()
+	if err := os.CopyFS(filepath.Join(extra, "sipas-2024"), os.DirFS(filepath.Join("..", "..", "questionnaires", "testdata", "sipas-2024"))); err != nil {
+		t.Fatal(err)
+	}
+	d := sipasdtest.Start(t, filepath.Join(binDir, "sipasd"), t.TempDir(), "127.0.0.1:0", "--questionnaires", extra)
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	recs := [][]string{{"response_id", "questionnaire", "province", "collected_at", "channel", "V24.HL.31", "V24.HL.32"}}
+	for i := range 5 {
+		recs = append(recs, []string{uuid.Must(uuid.NewV7()).String(), "sipas-2024", "48", "2026-03-14", "field", fmt.Sprint(1 + i%5), "4"})
+	}
+	recs = append(recs, []string{uuid.Must(uuid.NewV7()).String(), "sipas-2024", "48", "2026-03-14", "field", "7", "4"}) // bad code
+	path := writeCSV(t, recs)
+	r := sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", path)
+	mustCode(t, r, 3, "upload with one bad row")
+	if rep := uploadJSON(t, r); rep.Invalid != 1 || len(rep.Rejections) != 1 || rep.Rejections[0].Line != 7 || rep.Rejections[0].Reason != "INVALID_ANSWER_CODE" {
+		t.Fatalf("want only line 7 refused for its code against the server's definition: %s", r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", "--skip-invalid", path)
+	mustCode(t, r, 3, "upload --skip-invalid")
+	if rep := uploadJSON(t, r); rep.Accepted != 5 {
+		t.Fatalf("accepted %d, want 5: %+v", rep.Accepted, rep)
+	}
+	// A version nobody knows is reported per row.
+	recs[1][1] = "sipas-2099"
+	r = sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--dry-run", writeCSV(t, recs[:2]))
+	mustCode(t, r, 3, "unknown questionnaire")
+	if !strings.Contains(r.stderr, "UNKNOWN_QUESTIONNAIRE") {
+		t.Fatalf("unknown questionnaire not reported: %s", r.stderr)
+	}
+}

@@ -90,6 +90,16 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(check.unknown) > 0 {
+		// A version this tool does not carry may be one the server loaded
+		// (sipasd --questionnaires): validate against the server's definition.
+		if cat, err = withServerQuestionnaires(ctx, e, &c, cat, check.unknown); err != nil {
+			return err
+		}
+		if check, err = validateBatch(path, format, cat, reg, time.Now(), assignIDs); err != nil {
+			return err
+		}
+	}
 	rep.Rows, rep.Invalid = check.rows, len(check.invalid)
 	for _, line := range check.lines {
 		rep.Rejections = append(rep.Rejections, check.invalid[line])
@@ -216,6 +226,8 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 type batchCheck struct {
 	rows       int
 	missingIDs int
+	// unknown are questionnaire ids the local catalog lacks.
+	unknown map[string]bool
 	invalid    map[int64]client.ItemRejection
 	lines      []int64 // invalid lines in order
 }
@@ -231,7 +243,7 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	chk := &batchCheck{invalid: map[int64]client.ItemRejection{}}
+	chk := &batchCheck{invalid: map[int64]client.ItemRejection{}, unknown: map[string]bool{}}
 	type seen struct {
 		line int64
 		hash [32]byte
@@ -276,6 +288,9 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 		}
 		acc, err := sipas.Validate(cat, reg, r, now)
 		if err != nil {
+			if cat.Get(r.QuestionnaireID) == nil && r.QuestionnaireID != "" {
+				chk.unknown[r.QuestionnaireID] = true
+			}
 			if missing {
 				r.ID = ""
 			}
@@ -404,4 +419,27 @@ func (p *uploadProgress) finish() {
 	if p.plain {
 		p.line()
 	}
+}
+
+// withServerQuestionnaires adds to cat the definitions of the given
+// questionnaire ids that the server has. Ids the server does not know stay
+// unknown, and their rows are reported as such.
+func withServerQuestionnaires(ctx context.Context, e *env, c *common, cat *sipas.Catalog, ids map[string]bool) (*sipas.Catalog, error) {
+	cl, err := c.dial(e)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	qs := cat.List()
+	for id := range ids {
+		q, err := cl.Questionnaire(ctx, id)
+		if sipas.KindOf(err) == sipas.KindNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading questionnaire %s from the server: %w", id, err)
+		}
+		qs = append(qs, q)
+	}
+	return sipas.NewCatalog(qs...)
 }
