@@ -228,8 +228,8 @@ type batchCheck struct {
 	missingIDs int
 	// unknown are questionnaire ids the local catalog lacks.
 	unknown map[string]bool
-	invalid    map[int64]client.ItemRejection
-	lines      []int64 // invalid lines in order
+	invalid map[int64]client.ItemRejection
+	lines   []int64 // invalid lines in order
 }
 
 // validateBatch parses and validates every row of a batch file locally.
