@@ -476,10 +476,21 @@ func TestKubernetes(t *testing.T) {
 	if get(c, "securityContext", "allowPrivilegeEscalation") != false {
 		t.Error("container allowPrivilegeEscalation is not false")
 	}
-	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
-		if got := get(c, probe, "httpGet", "path"); got != path {
-			t.Errorf("%s path = %v, want %s", probe, got, path)
-		}
+	// Readiness through the gRPC health protocol, on sipasd's plaintext
+	// health-only listener (the kubelet's grpc probe cannot do TLS); liveness
+	// on /healthz, which does not fail on a full disk (that is readiness).
+	if got := get(c, "readinessProbe", "grpc", "port"); got != 7444 {
+		t.Errorf("readinessProbe grpc port = %v, want 7444 (the health-only listener)", got)
+	}
+	if got := get(c, "livenessProbe", "httpGet", "path"); got != "/healthz" {
+		t.Errorf("livenessProbe path = %v, want /healthz", got)
+	}
+	healthAddr := ""
+	if cm := kinds["ConfigMap"]; cm != nil {
+		healthAddr, _ = get(cm, "data", "SIPAS_HEALTH_GRPC_ADDR").(string)
+	}
+	if healthAddr != "0.0.0.0:7444" {
+		t.Errorf("ConfigMap SIPAS_HEALTH_GRPC_ADDR = %q, want 0.0.0.0:7444 for the grpc probe", healthAddr)
 	}
 	if g, _ := get(pod, "terminationGracePeriodSeconds").(int); time.Duration(g)*time.Second <= shutdownGrace {
 		t.Errorf("terminationGracePeriodSeconds = %d, want more than %v", g, shutdownGrace)

@@ -192,6 +192,16 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// HealthServer returns a plaintext gRPC server that serves only this
+// server's health status (no data, no credentials), for probes that cannot
+// speak TLS, such as the Kubernetes kubelet's.
+func (s *Server) HealthServer() *grpc.Server {
+	g := grpc.NewServer(grpc.ConnectionTimeout(s.cfg.ConnectionTimeout), grpc.MaxRecvMsgSize(1<<10),
+		grpc.MaxConcurrentStreams(4), grpc.MaxHeaderListSize(s.cfg.MaxHeaderListSize))
+	healthpb.RegisterHealthServer(g, s.health)
+	return g
+}
+
 // NoteBackup records a successful backup in the metrics.
 func (s *Server) NoteBackup() { s.metrics.LastBackup.SetToCurrentTime() }
 

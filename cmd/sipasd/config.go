@@ -15,6 +15,7 @@ type Config struct {
 	DataDir        string
 	GRPCAddr       string
 	HTTPAddr       string
+	HealthAddr     string
 	Questionnaires string
 	TLSCert        string
 	TLSKey         string
@@ -69,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.DataDir, "data-dir", "SIPAS_DATA_DIR", "./data", "directory of the database and admin.token")
 	str(&c.GRPCAddr, "grpc-addr", "SIPAS_GRPC_ADDR", "127.0.0.1:7443", "gRPC listen address")
 	str(&c.HTTPAddr, "http-addr", "SIPAS_HTTP_ADDR", "127.0.0.1:7080", "HTTP listen address for /metrics, /healthz, /readyz")
+	str(&c.HealthAddr, "health-grpc-addr", "SIPAS_HEALTH_GRPC_ADDR", "", "plaintext listen address serving only the gRPC health service, for probes that cannot do TLS (Kubernetes); empty: off")
 	str(&c.Questionnaires, "questionnaires", "SIPAS_QUESTIONNAIRES", "", "directory of extra questionnaire definitions (one subdirectory each)")
 	str(&c.TLSCert, "tls-cert", "SIPAS_TLS_CERT", "", "TLS certificate file (PEM)")
 	str(&c.TLSKey, "tls-key", "SIPAS_TLS_KEY", "", "TLS private key file (PEM)")

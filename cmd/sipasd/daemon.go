@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -40,6 +41,10 @@ type daemon struct {
 	httpSrv  *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
+	// health serves the gRPC health service alone, in plaintext, when
+	// --health-grpc-addr is set.
+	health    *grpc.Server
+	healthLis net.Listener
 	ready    atomic.Bool
 	cancel   context.CancelFunc
 	bgDone   chan struct{}
@@ -109,6 +114,14 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 		d.grpcLis.Close()
 		return fail(err)
 	}
+	if cfg.HealthAddr != "" {
+		if d.healthLis, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
+			d.grpcLis.Close()
+			d.httpLis.Close()
+			return fail(err)
+		}
+		d.health = d.srv.HealthServer()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{Registry: reg2}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -130,6 +143,10 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	d.checkReady(bg)
 	go d.background(bg)
 	go func() { d.serveErr <- d.srv.GRPC().Serve(d.grpcLis) }()
+	if d.health != nil {
+		go func() { d.serveErr <- d.health.Serve(d.healthLis) }()
+		fmt.Fprintf(stdout, "sipasd: serving gRPC health (plaintext, health only) on %s\n", d.healthLis.Addr())
+	}
 	go func() {
 		if err := d.httpSrv.Serve(d.httpLis); !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- err
@@ -277,6 +294,9 @@ func (d *daemon) stop() error {
 func (d *daemon) shutdown() error {
 	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String())
 	d.srv.Shutdown(d.cfg.ShutdownGrace)
+	if d.health != nil {
+		d.health.Stop()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = d.httpSrv.Shutdown(sctx)

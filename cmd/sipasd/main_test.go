@@ -327,3 +327,22 @@ func TestRateLimitZeroDisables(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthOnlyListener: --health-grpc-addr serves the health status in
+// plaintext (for the kubelet's gRPC probes) and nothing else.
+func TestHealthOnlyListener(t *testing.T) {
+	dir := t.TempDir()
+	d, _, out := startDaemon(t, dir, "--health-grpc-addr", "127.0.0.1:0")
+	if !strings.Contains(out, "serving gRPC health (plaintext, health only) on "+d.healthLis.Addr().String()) {
+		t.Fatalf("start-up output does not name the health listener: %q", out)
+	}
+	conn, ctx := dialAs(t, d.healthLis.Addr().String(), readToken(t, dir))
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health on the health-only listener: %v %v", h, err)
+	}
+	_, err = sipasv1.NewSurveyServiceClient(conn).ListQuestionnaires(ctx, &sipasv1.ListQuestionnairesRequest{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("the health-only listener served the survey service: %v", err)
+	}
+}
