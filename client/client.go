@@ -288,3 +288,24 @@ func (c *Client) itemOrder(ctx context.Context, questionnaireID string) *itemOrd
 	c.orders[questionnaireID] = o
 	return o
 }
+
+// RetryDelay returns the delay the server asked for with a refusal
+// (google.rpc.RetryInfo, sent with UNAVAILABLE and RESOURCE_EXHAUSTED), or 0.
+func RetryDelay(err error) time.Duration {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+// retryAfter is the wait before retrying after err: the backoff for this
+// attempt, or longer when the server asked for longer.
+func retryAfter(b Backoff, attempt int, err error) time.Duration {
+	return max(b.Delay(attempt), RetryDelay(err))
+}

@@ -2,6 +2,12 @@ package client
 
 import (
 	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -17,5 +23,19 @@ func TestResponseToProtoPacked(t *testing.T) {
 	r.Answers["Z"] = 4
 	if p := ResponseToProtoPacked(r, order); len(p.PackedAnswers) != 0 || len(p.Answers) != 3 {
 		t.Fatalf("unknown item: packed %v answers %v, want the map form", p.PackedAnswers, p.Answers)
+	}
+}
+
+func TestRetryDelayHonoursRetryInfo(t *testing.T) {
+	st, _ := status.New(codes.ResourceExhausted, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(7 * time.Second)})
+	err := FromStatus(st.Err()) // as the client's callers see it
+	if d := RetryDelay(err); d != 7*time.Second {
+		t.Fatalf("RetryDelay = %v, want 7s", d)
+	}
+	if d := retryAfter(Backoff{Initial: time.Millisecond, Max: time.Millisecond}, 1, err); d != 7*time.Second {
+		t.Fatalf("retryAfter = %v, want the server's 7s over a 1ms backoff", d)
+	}
+	if d := RetryDelay(status.Error(codes.Unavailable, "x")); d != 0 {
+		t.Fatalf("RetryDelay without RetryInfo = %v", d)
 	}
 }

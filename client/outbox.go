@@ -366,7 +366,7 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 			return
 		}
 		failures++
-		d := o.opts.Backoff.Delay(failures)
+		d := retryAfter(o.opts.Backoff, failures, firstErr)
 		o.logf("outbox: %d of %d responses not acknowledged (%v); retrying in %s", indeterminate, len(batch), firstErr, d.Round(time.Millisecond))
 		if sleep(ctx, d) != nil {
 			return

@@ -91,7 +91,7 @@ func (c *Client) Submit(ctx context.Context, r *sipas.Response, attempts int, bo
 		if Definite(last) || i >= attempts || ctx.Err() != nil {
 			return nil, last
 		}
-		if err := sleep(ctx, bo.Delay(i)); err != nil {
+		if err := sleep(ctx, retryAfter(bo, i, last)); err != nil {
 			return nil, last
 		}
 	}
@@ -277,7 +277,7 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 			u.sum.Duration = time.Since(start)
 			return u.sum, fmt.Errorf("upload interrupted %d times in a row; acknowledged items are stored, run again to resend the rest: %w", failures, err)
 		}
-		d := opts.Backoff.Delay(failures)
+		d := retryAfter(opts.Backoff, failures, err)
 		if opts.OnRetry != nil {
 			opts.OnRetry(failures, d, err)
 		}
