@@ -402,3 +402,25 @@ func TestExpiryWhileCached(t *testing.T) {
 		t.Fatalf("after expiry: %v, want Unauthenticated", err)
 	}
 }
+
+// TestAnalystScopeCoversPredecessors: an analyst of a province formed by the
+// 2025 merger reads its predecessors' history; other provinces stay out.
+func TestAnalystScopeCoversPredecessors(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.mustCredential("lao-cai", &sipasv1.Credential{Role: sipasv1.Role_ROLE_ANALYST, ProvinceCodes: []string{"15"}})
+	read := func(code string) error {
+		_, err := e.index.GetIndex(e.as("lao-cai"), &sipasv1.GetIndexRequest{QuestionnaireId: "sipas-2023",
+			Scope: &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: code}}, Period: &sipasv1.Period{Year: 2023}})
+		return err
+	}
+	for _, code := range []string{"15", "10"} { // Lào Cai now; old Lào Cai (10) merged into it
+		if err := read(code); err != nil {
+			t.Errorf("province %s: %v, want allowed", code, err)
+		}
+	}
+	for _, code := range []string{"48", "01"} {
+		if err := read(code); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("province %s: %v, want PermissionDenied", code, err)
+		}
+	}
+}

@@ -83,7 +83,9 @@ func (h *indexService) allowScope(ctx context.Context, sc sipas.Scope) error {
 		}
 		return nil
 	case sc.ProvinceCode != "":
-		if !p.InProvince(sc.ProvinceCode) {
+		// A province folded into one in scope by the 2025 merger is in scope
+		// too: a new province reads its predecessors' history.
+		if !h.s.inScopeCurrent(p, sc.ProvinceCode) {
 			return errOutOfScope
 		}
 		return nil
