@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sipas-vn/sipas/client"
@@ -15,8 +14,6 @@ import (
 
 // cliResult is the outcome of `sipas upload FILE.csv`.
 type cliResult struct {
-	pending bool
-	why     string
 	n       int
 	rate    float64
 	dur     time.Duration
@@ -24,8 +21,7 @@ type cliResult struct {
 }
 
 // cliFigure measures `sipas upload` of a batch CSV of the same responses as
-// batch_upload, against the library's figure. Until the upload command
-// exists it prints value 0 and says so.
+// batch_upload, against the library's figure.
 func (b *bench) cliFigure() (result, error) {
 	bt, err := b.runBatch()
 	if err != nil {
@@ -35,12 +31,7 @@ func (b *bench) cliFigure() (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	r := result{name: figCLIUpload, unit: "rows/s", ceiling: bt.rate}
-	if cr.pending {
-		r.explain = "PENDING: " + cr.why + "; value 0. Ceiling: the library batch_upload figure of this run."
-		return r, nil
-	}
-	r.value = cr.rate
+	r := result{name: figCLIUpload, unit: "rows/s", ceiling: bt.rate, value: cr.rate}
 	r.explain = fmt.Sprintf("`sipas upload FILE.csv` (the CLI binary, surveyor token in SIPAS_TOKEN) of a %d-row batch CSV of the batch_upload responses "+
 		"(client.WriteBatchCSV, every item column) to a fresh sipasd child: %s wall clock for the process, %d rows stored. "+
 		"Ceiling: the library batch_upload figure of this run.", cr.n, cr.dur.Round(10*time.Millisecond), cr.stored)
@@ -56,15 +47,6 @@ func (b *bench) runCLI() (*cliResult, error) {
 		bin, err := b.binary("sipas")
 		if err != nil {
 			return err
-		}
-		// Does this build have the upload command yet?
-		var probe bytes.Buffer
-		cmd := exec.Command(bin, "upload", "--help")
-		cmd.Stdout, cmd.Stderr = &probe, &probe
-		_ = cmd.Run()
-		if strings.Contains(probe.String(), "unknown command") {
-			res.pending, res.why = true, "`sipas upload` does not exist yet in cmd/sipas"
-			return nil
 		}
 		rs, err := b.batchResponses()
 		if err != nil {
