@@ -94,10 +94,9 @@ func (b *bench) startServer(name string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	// --rate-limit -1: a negative rate disables the limiter (0 would be
-	// replaced by server.Config's default of 200/s, see the report).
+	// --rate-limit 0 disables the per-credential limiter.
 	cmd := exec.Command(bin, "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--rate-limit", "-1", "--shutdown-grace", "30s")
+		"--rate-limit", "0", "--shutdown-grace", "30s")
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

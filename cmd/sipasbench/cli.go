@@ -14,10 +14,10 @@ import (
 
 // cliResult is the outcome of `sipas upload FILE.csv`.
 type cliResult struct {
-	n       int
-	rate    float64
-	dur     time.Duration
-	stored  int64
+	n      int
+	rate   float64
+	dur    time.Duration
+	stored int64
 }
 
 // cliFigure measures `sipas upload` of a batch CSV of the same responses as

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
 	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
@@ -34,23 +34,23 @@ const dbFile = "sipas.db"
 
 // daemon is a running sipasd: store, gRPC and HTTP listeners.
 type daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	srv      *server.Server
-	httpSrv  *http.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	srv     *server.Server
+	httpSrv *http.Server
+	grpcLis net.Listener
+	httpLis net.Listener
 	// health serves the gRPC health service alone, in plaintext, when
 	// --health-grpc-addr is set.
 	health    *grpc.Server
 	healthLis net.Listener
-	ready    atomic.Bool
-	cancel   context.CancelFunc
-	bgDone   chan struct{}
-	serveErr chan error
-	stopOnce sync.Once
-	stopErr  error
+	ready     atomic.Bool
+	cancel    context.CancelFunc
+	bgDone    chan struct{}
+	serveErr  chan error
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
