@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -427,4 +428,61 @@ func TestE2EUploadServerOnlyQuestionnaire(t *testing.T) {
 	if !strings.Contains(r.stderr, "UNKNOWN_QUESTIONNAIRE") {
 		t.Fatalf("unknown questionnaire not reported: %s", r.stderr)
 	}
+}
+
+// TestE2EUploadInterruptedAndResumed stops an upload with Ctrl-C halfway,
+// then runs the same command again: exit 130 first, then every row stored
+// exactly once, the ones acknowledged before coming back as duplicates.
+func TestE2EUploadInterruptedAndResumed(t *testing.T) {
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir, "127.0.0.1:0")
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	const rows = 30000
+	recs := [][]string{{"response_id", "questionnaire", "province", "collected_at", "channel"}}
+	for j := 29; j <= 51; j++ {
+		recs[0] = append(recs[0], fmt.Sprintf("V23.HL.%02d", j))
+	}
+	for i := range rows {
+		rec := []string{uuid.Must(uuid.NewV7()).String(), "sipas-2023", "48", "2026-03-14", "field"}
+		for j := 29; j <= 51; j++ {
+			rec = append(rec, fmt.Sprint(1+(i+j)%5))
+		}
+		recs = append(recs, rec)
+	}
+	path := writeCSV(t, recs)
+	cmd := exec.Command(filepath.Join(binDir, "sipas"), "upload", "--token-file", team, "--progress", "none", path)
+	cmd.Env = append(os.Environ(), "SIPAS_SERVER="+d.Addr, "SIPAS_TOKEN=", "SIPAS_TOKEN_FILE=")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n, _ := sipasdtest.Counts(t, dataDir); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing stored after 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "Run the same command again") {
+		t.Fatalf("interrupted upload: %v, stderr %q; want exit 130 and how to go on", err, errb.String())
+	}
+	before, _ := sipasdtest.Counts(t, dataDir)
+	if before >= rows {
+		t.Skipf("the upload finished (%d rows) before the interrupt landed", before)
+	}
+	r := sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", "--progress", "none", path)
+	mustCode(t, r, 0, "resumed upload")
+	rep := uploadJSON(t, r)
+	n, distinct := sipasdtest.Counts(t, dataDir)
+	if n != rows || distinct != rows || rep.Accepted+rep.Duplicate != rows || rep.Duplicate < int64(before) {
+		t.Fatalf("after resuming: %d rows (%d distinct), report %+v; %d stored before; want %d once each", n, distinct, rep, before, rows)
+	}
+	t.Logf("interrupted after %d of %d rows; the rerun found %d duplicates and accepted %d", before, rows, rep.Duplicate, rep.Accepted)
 }

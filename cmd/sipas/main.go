@@ -27,6 +27,9 @@ const (
 	exitRejected = 3 // the command ran but some input was rejected (e.g. bad rows)
 	exitAuth     = 4 // missing, invalid or insufficient credential
 	exitNetwork  = 5 // the server could not be reached; retrying later is safe
+	// exitInterrupted is the shell's convention for a command stopped by
+	// Ctrl-C (128 + SIGINT).
+	exitInterrupted = 130
 )
 
 // env is what a command runs with: streams, environment and arguments.
@@ -83,13 +86,20 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nEvery command takes --server (env SIPAS_SERVER), --token-file (env SIPAS_TOKEN_FILE,")
 	fmt.Fprintln(w, "or the token itself in SIPAS_TOKEN) and --format table|csv|json. Run 'sipas COMMAND --help'.")
-	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 error, 2 usage, 3 some input rejected, 4 credential refused, 5 server unreachable.")
+	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 error, 2 usage, 3 some input rejected, 4 credential refused, 5 server unreachable,")
+	fmt.Fprintln(w, "130 interrupted (Ctrl-C; run the same command again to go on).")
 }
 
 // usageError marks a bad invocation (exit 2).
 type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
+
+// interruptedError marks a run the user stopped (exit 130); what was done
+// before is kept and the message says how to go on.
+type interruptedError struct{ msg string }
+
+func (i interruptedError) Error() string { return i.msg }
 
 // rejectedError marks a run that completed but refused some input (exit 3).
 type rejectedError struct{ msg string }
@@ -107,6 +117,11 @@ func exitCode(e *env, err error) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintln(e.stderr, "sipas:", ue.msg)
 		return exitUsage
+	}
+	var ie interruptedError
+	if errors.As(err, &ie) {
+		fmt.Fprintln(e.stderr, "sipas:", ie.msg)
+		return exitInterrupted
 	}
 	var re rejectedError
 	if errors.As(err, &re) {

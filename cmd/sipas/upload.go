@@ -212,7 +212,7 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	}
 	if uerr != nil {
 		if errors.Is(uerr, context.Canceled) {
-			return fmt.Errorf("upload interrupted; %d rows acknowledged. Run the same command again: acknowledged rows come back as duplicate", rep.Accepted+rep.Duplicate+rep.Rejected)
+			return interruptedError{fmt.Sprintf("upload interrupted; %d rows acknowledged. Run the same command again: acknowledged rows come back as duplicate", rep.Accepted+rep.Duplicate+rep.Rejected)}
 		}
 		return uerr
 	}
