@@ -235,16 +235,11 @@ func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.Revoke
 	if err := h.audit(ctx, "credential.revoke", "credentials/"+id, ""); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	creds, err := h.s.cfg.Store.ListCredentials(ctx, "", 0, true)
+	c, err := h.s.cfg.Store.GetCredential(ctx, id)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	for _, c := range creds {
-		if c.ID == id {
-			return credentialToProto(c), nil
-		}
-	}
-	return &sipasv1.Credential{Name: "credentials/" + id, CredentialId: id, RevokeTime: timestamppb.New(h.s.cfg.Now())}, nil
+	return credentialToProto(c), nil
 }
 
 // backupChunk is the size of one Backup stream message (below MaxSendMsgSize).

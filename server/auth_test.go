@@ -361,10 +361,14 @@ func TestRevocationImmediate(t *testing.T) {
 		Period: &sipasv1.Period{Year: int32(time.Now().Year())}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/" + e.credIDs["analyst-all"]}); err != nil {
+	revoked, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/" + e.credIDs["analyst-all"]})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.index.RankProvinces(e.as("analyst-all"), &sipasv1.RankProvincesRequest{QuestionnaireId: "sipas-2023",
+	if revoked.CredentialId != e.credIDs["analyst-all"] || revoked.RevokeTime == nil || revoked.Role != sipasv1.Role_ROLE_ANALYST {
+		t.Fatalf("revoke answered %v, want the credential with its revoke time", revoked)
+	}
+	_, err = e.index.RankProvinces(e.as("analyst-all"), &sipasv1.RankProvincesRequest{QuestionnaireId: "sipas-2023",
 		Period: &sipasv1.Period{Year: int32(time.Now().Year())}})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("after revocation: %v, want Unauthenticated", err)

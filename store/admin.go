@@ -375,3 +375,17 @@ func (s *Store) ListAudit(ctx context.Context, beforeSeq int64, limit int) ([]Au
 	}
 	return es, nil
 }
+
+// GetCredential returns the credential with the given id, or a
+// KindNotFound error.
+func (s *Store) GetCredential(ctx context.Context, id string) (*Credential, error) {
+	const op = "store.get_credential"
+	c, err := scanCredential(s.reader.QueryRowContext(ctx, "SELECT "+credentialColumns+" FROM credentials WHERE credential_id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &sipas.Error{Kind: sipas.KindNotFound, Op: op, Reason: "CREDENTIAL_NOT_FOUND", Message: fmt.Sprintf("no credential %q", id)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c, nil
+}

@@ -107,6 +107,12 @@ func TestCredentials(t *testing.T) {
 	if err := s.RevokeCredential(ctx, "nope", now); sipas.KindOf(err) != sipas.KindNotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
+	if byID, err := s.GetCredential(ctx, "team"); err != nil || byID.RevokeTime == nil || !byID.RevokeTime.Equal(now) || string(byID.TokenHash) != "hash-team" {
+		t.Fatalf("GetCredential(team) = %+v, %v", byID, err)
+	}
+	if _, err := s.GetCredential(ctx, "nope"); sipas.KindOf(err) != sipas.KindNotFound {
+		t.Fatalf("GetCredential(nope): %v", err)
+	}
 	if active, _ := s.ListCredentials(ctx, "", 0, false); len(active) != 1 {
 		t.Fatalf("active after revoke = %d", len(active))
 	}
