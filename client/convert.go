@@ -49,30 +49,37 @@ type itemOrder struct {
 	pos   map[string]int
 }
 
-// ResponseToProtoPacked is ResponseToProto with the answers in the compact
+// responseToProtoPacked is ResponseToProto with the answers in the compact
 // packed form (answer code + 1 per item in questionnaire order, 0 for an
 // item not asked): bulk uploads spend most of their time encoding and
 // decoding the answer map otherwise. A response naming an item the order
 // does not know keeps the map form, so the server reports that item.
-func ResponseToProtoPacked(r *sipas.Response, order *itemOrder) *sipasv1.Response {
-	out := ResponseToProto(&sipas.Response{ID: r.ID, QuestionnaireID: r.QuestionnaireID, ProvinceCode: r.ProvinceCode,
-		CollectedAt: r.CollectedAt, Channel: r.Channel, UnitID: r.UnitID, Demographics: r.Demographics})
-	out.Answers = nil
+func responseToProtoPacked(r *sipas.Response, order *itemOrder) *sipasv1.Response {
+	out := ResponseToProto(r)
+	packAnswers(out, order)
+	return out
+}
+
+// packAnswers moves the map answers of an API response into the packed
+// form, when the order knows every item and every code is representable;
+// otherwise it leaves the response as it is. Both forms are the same
+// response for the server (same content, same deduplication), so a
+// response first sent one way may be retried the other.
+func packAnswers(r *sipasv1.Response, order *itemOrder) {
+	if order == nil || len(r.Answers) == 0 || len(r.PackedAnswers) > 0 {
+		return
+	}
 	last := -1
-	for code := range r.Answers {
+	for code, a := range r.Answers {
 		i, ok := order.pos[code]
-		if !ok {
-			return ResponseToProto(r)
+		if !ok || a < 0 {
+			return
 		}
 		last = max(last, i)
 	}
 	packed := make([]uint32, last+1)
 	for code, a := range r.Answers {
-		if a < 0 {
-			return ResponseToProto(r) // not representable; the server refuses it with its reason
-		}
 		packed[order.pos[code]] = uint32(a) + 1
 	}
-	out.PackedAnswers = packed
-	return out
+	r.PackedAnswers, r.Answers = packed, nil
 }

@@ -439,6 +439,8 @@ func (o *Outbox) sendOne(ctx context.Context, q queued) error {
 		// A corrupt row can never be sent: dead-letter it.
 		return &sipas.Error{Kind: sipas.KindInvalid, Reason: "CORRUPT_OUTBOX_ROW", Message: "the queued payload cannot be decoded", Err: err}
 	}
+	// The compact answer form: a tenth of the bytes on a kiosk's poor link.
+	packAnswers(&r, o.c.itemOrder(ctx, r.GetQuestionnaireId()))
 	cctx, cancel := o.c.WithTimeout(ctx)
 	defer cancel()
 	_, err := o.c.Survey.SubmitResponse(cctx, &sipasv1.SubmitResponseRequest{Response: &r})

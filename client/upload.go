@@ -79,6 +79,7 @@ func (c *Client) Submit(ctx context.Context, r *sipas.Response, attempts int, bo
 		attempts = 5
 	}
 	req := &sipasv1.SubmitResponseRequest{Response: ResponseToProto(r)}
+	packAnswers(req.Response, c.itemOrder(ctx, r.QuestionnaireID))
 	var last error
 	for i := 1; ; i++ {
 		cctx, cancel := c.WithTimeout(ctx)
@@ -467,7 +468,7 @@ func (u *uploader) encode(r *sipas.Response) *sipasv1.Response {
 		return nil
 	}
 	if o := u.c.itemOrder(u.ctx, r.QuestionnaireID); o != nil {
-		return ResponseToProtoPacked(r, o)
+		return responseToProtoPacked(r, o)
 	}
 	return ResponseToProto(r)
 }
