@@ -12,7 +12,7 @@ import (
 	"github.com/sipas-vn/sipas"
 )
 
-func TestresponseToProtoPacked(t *testing.T) {
+func TestResponseToProtoPacked(t *testing.T) {
 	order := &itemOrder{codes: []string{"A", "B", "C", "D"}, pos: map[string]int{"A": 0, "B": 1, "C": 2, "D": 3}}
 	r := &sipas.Response{ID: "x", QuestionnaireID: "q", Answers: map[string]int{"A": 0, "C": 9}}
 	p := responseToProtoPacked(r, order)
