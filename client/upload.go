@@ -78,8 +78,7 @@ func (c *Client) Submit(ctx context.Context, r *sipas.Response, attempts int, bo
 	if attempts <= 0 {
 		attempts = 5
 	}
-	req := &sipasv1.SubmitResponseRequest{Response: ResponseToProto(r)}
-	packAnswers(req.Response, c.itemOrder(ctx, r.QuestionnaireID))
+	req := &sipasv1.SubmitResponseRequest{Response: c.WireResponse(ctx, r)}
 	var last error
 	for i := 1; ; i++ {
 		cctx, cancel := c.WithTimeout(ctx)
@@ -471,4 +470,13 @@ func (u *uploader) encode(r *sipas.Response) *sipasv1.Response {
 		return responseToProtoPacked(r, o)
 	}
 	return ResponseToProto(r)
+}
+
+// WireResponse returns the API form in which this client sends r: the
+// packed answer form when the server gave the questionnaire's item order,
+// else the answer map.
+func (c *Client) WireResponse(ctx context.Context, r *sipas.Response) *sipasv1.Response {
+	out := ResponseToProto(r)
+	packAnswers(out, c.itemOrder(ctx, r.QuestionnaireID))
+	return out
 }
