@@ -280,8 +280,8 @@ func (c *Client) itemOrder(ctx context.Context, questionnaireID string) *itemOrd
 		}
 		return nil
 	}
-	o := &itemOrder{pos: make(map[string]int, len(q.Items))}
-	for i, it := range q.Items {
+	o := &itemOrder{pos: make(map[string]int, len(q.GetQuestionnaire().GetItems()))}
+	for i, it := range q.GetQuestionnaire().GetItems() {
 		o.codes = append(o.codes, it.Code)
 		o.pos[it.Code] = i
 	}

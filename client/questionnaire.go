@@ -24,7 +24,7 @@ func (c *Client) Questionnaire(ctx context.Context, id string) (*sipas.Questionn
 	if err != nil {
 		return nil, FromStatus(err)
 	}
-	return QuestionnaireFromProto(q)
+	return QuestionnaireFromProto(q.GetQuestionnaire())
 }
 
 // QuestionnaireFromProto rebuilds a domain questionnaire from its API form.

@@ -45,7 +45,7 @@ func unitToProto(u *store.Unit) *sipasv1.Unit {
 		CommuneCode: u.CommuneCode, CreateTime: timestamppb.New(u.CreateTime)}
 }
 
-func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRequest) (*sipasv1.Unit, error) {
+func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRequest) (*sipasv1.CreateUnitResponse, error) {
 	const op = "create unit"
 	u := req.GetUnit()
 	var vs []sipas.Violation
@@ -72,10 +72,10 @@ func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRe
 	if err := h.audit(ctx, "unit.create", "units/"+su.ID, "province="+su.ProvinceCode); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	return unitToProto(&su), nil
+	return &sipasv1.CreateUnitResponse{Unit: unitToProto(&su)}, nil
 }
 
-func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.Unit, error) {
+func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.GetUnitResponse, error) {
 	id, ok := strings.CutPrefix(req.GetName(), "units/")
 	if !ok || id == "" {
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get unit", sipas.Violation{Field: "name", Reason: "INVALID_NAME", Description: `must be "units/{unit_id}"`}))
@@ -84,7 +84,7 @@ func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	return unitToProto(u), nil
+	return &sipasv1.GetUnitResponse{Unit: unitToProto(u)}, nil
 }
 
 func (h *adminService) ListUnits(ctx context.Context, req *sipasv1.ListUnitsRequest) (*sipasv1.ListUnitsResponse, error) {
@@ -223,7 +223,7 @@ func (h *adminService) ListCredentials(ctx context.Context, req *sipasv1.ListCre
 	return out, nil
 }
 
-func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.RevokeCredentialRequest) (*sipasv1.Credential, error) {
+func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.RevokeCredentialRequest) (*sipasv1.RevokeCredentialResponse, error) {
 	id, ok := strings.CutPrefix(req.GetName(), "credentials/")
 	if !ok || id == "" {
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("revoke credential", sipas.Violation{Field: "name", Reason: "INVALID_NAME", Description: `must be "credentials/{credential_id}"`}))
@@ -239,7 +239,7 @@ func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.Revoke
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	return credentialToProto(c), nil
+	return &sipasv1.RevokeCredentialResponse{Credential: credentialToProto(c)}, nil
 }
 
 // backupChunk is the size of one Backup stream message (below MaxSendMsgSize).
@@ -271,7 +271,7 @@ func (h *adminService) Backup(_ *sipasv1.BackupRequest, stream sipasv1.AdminServ
 		k, rerr := io.ReadFull(f, buf)
 		if k > 0 {
 			sum.Write(buf[:k])
-			if err := stream.Send(&sipasv1.BackupChunk{Data: buf[:k]}); err != nil {
+			if err := stream.Send(&sipasv1.BackupResponse{Data: buf[:k]}); err != nil {
 				return err
 			}
 		}
@@ -283,7 +283,7 @@ func (h *adminService) Backup(_ *sipasv1.BackupRequest, stream sipasv1.AdminServ
 		}
 	}
 	h.s.NoteBackup()
-	return stream.Send(&sipasv1.BackupChunk{Responses: n, Sha256: hex.EncodeToString(sum.Sum(nil))})
+	return stream.Send(&sipasv1.BackupResponse{Responses: n, Sha256: hex.EncodeToString(sum.Sum(nil))})
 }
 
 func (h *adminService) ListAuditEvents(ctx context.Context, req *sipasv1.ListAuditEventsRequest) (*sipasv1.ListAuditEventsResponse, error) {

@@ -361,10 +361,11 @@ func TestRevocationImmediate(t *testing.T) {
 		Period: &sipasv1.Period{Year: int32(time.Now().Year())}}); err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/" + e.credIDs["analyst-all"]})
+	rv, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/" + e.credIDs["analyst-all"]})
 	if err != nil {
 		t.Fatal(err)
 	}
+	revoked := rv.GetCredential()
 	if revoked.CredentialId != e.credIDs["analyst-all"] || revoked.RevokeTime == nil || revoked.Role != sipasv1.Role_ROLE_ANALYST {
 		t.Fatalf("revoke answered %v, want the credential with its revoke time", revoked)
 	}

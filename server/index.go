@@ -109,7 +109,7 @@ func (h *indexService) observe(method string, start time.Time) {
 	h.s.metrics.IndexReadSeconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
 }
 
-func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexRequest) (*sipasv1.IndexReport, error) {
+func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexRequest) (*sipasv1.GetIndexResponse, error) {
 	defer h.observe("GetIndex", time.Now())
 	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -137,7 +137,7 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 	for _, r := range rep.Roots {
 		out.Roots = append(out.Roots, nodeValueToProto(r))
 	}
-	return out, nil
+	return &sipasv1.GetIndexResponse{Report: out}, nil
 }
 
 func boundariesToProto(b sipas.Boundaries) sipasv1.Boundaries {
@@ -171,7 +171,7 @@ func rankingToProto(r *sipas.Ranking) *sipasv1.Ranking {
 	return out
 }
 
-func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvincesRequest) (*sipasv1.Ranking, error) {
+func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvincesRequest) (*sipasv1.RankProvincesResponse, error) {
 	defer h.observe("RankProvinces", time.Now())
 	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -184,10 +184,10 @@ func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvi
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	return rankingToProto(r), nil
+	return &sipasv1.RankProvincesResponse{Ranking: rankingToProto(r)}, nil
 }
 
-func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequest) (*sipasv1.Ranking, error) {
+func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequest) (*sipasv1.RankUnitsResponse, error) {
 	defer h.observe("RankUnits", time.Now())
 	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -206,7 +206,7 @@ func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequ
 	}
 	out := rankingToProto(r)
 	h.nameUnits(ctx, out.Rows)
-	return out, nil
+	return &sipasv1.RankUnitsResponse{Ranking: out}, nil
 }
 
 // nameUnits fills unit display names from the unit registry.
@@ -221,7 +221,7 @@ func (h *indexService) nameUnits(ctx context.Context, rows []*sipasv1.RankRow) {
 	}
 }
 
-func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequest) (*sipasv1.Series, error) {
+func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequest) (*sipasv1.GetSeriesResponse, error) {
 	defer h.observe("GetSeries", time.Now())
 	if err := checkPeriod(req.GetFrom(), "from"); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -255,10 +255,10 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 		out.Points = append(out.Points, &sipasv1.SeriesPoint{Period: periodToProto(p.Period), Value: p.Value, N: p.N,
 			CiLow: p.CILow, CiHigh: p.CIHigh, Insufficient: p.Insufficient, Suppressed: p.Suppressed})
 	}
-	return out, nil
+	return &sipasv1.GetSeriesResponse{Series: out}, nil
 }
 
-func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPointsRequest) (*sipasv1.WeakPoints, error) {
+func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPointsRequest) (*sipasv1.GetWeakPointsResponse, error) {
 	defer h.observe("GetWeakPoints", time.Now())
 	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -306,5 +306,5 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 	for _, wp := range w.Drops {
 		out.LargestDrops = append(out.LargestDrops, conv(wp))
 	}
-	return out, nil
+	return &sipasv1.GetWeakPointsResponse{WeakPoints: out}, nil
 }

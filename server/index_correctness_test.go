@@ -400,10 +400,11 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 	check := func(name string, req *sipasv1.GetIndexRequest, keep func(rawResponse) bool) {
 		p := periodFromProto(req.Period)
 		sel := select1(req.QuestionnaireId, p, keep, sipas.Channel(req.Channel))
-		got, err := e.index.GetIndex(e.as("admin"), req)
+		gotResp, err := e.index.GetIndex(e.as("admin"), req)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		got := gotResp.GetReport()
 		hidden := hiddenScope(req)
 		wantResp := int64(len(sel))
 		if wantResp < th.Disclosure || hidden {
@@ -456,10 +457,11 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		per *sipasv1.Period
 		b   sipasv1.Boundaries
 	}{{&sipasv1.Period{Year: 2026}, sipasv1.Boundaries_BOUNDARIES_AS_COLLECTED}, {&sipasv1.Period{Year: 2025}, sipasv1.Boundaries_BOUNDARIES_CURRENT}, {&sipasv1.Period{Year: 2023}, sipasv1.Boundaries_BOUNDARIES_AS_COLLECTED}} {
-		rk, err := e.index.RankProvinces(e.as("admin"), &sipasv1.RankProvincesRequest{QuestionnaireId: "sipas-2023", Period: rc.per, Boundaries: rc.b})
+		rkResp, err := e.index.RankProvinces(e.as("admin"), &sipasv1.RankProvincesRequest{QuestionnaireId: "sipas-2023", Period: rc.per, Boundaries: rc.b})
 		if err != nil {
 			t.Fatal(err)
 		}
+		rk := rkResp.GetRanking()
 		p := periodFromProto(rc.per)
 		groups := map[string][]rawResponse{}
 		for _, rr := range select1("sipas-2023", p, func(rawResponse) bool { return true }, 0) {

@@ -21,7 +21,7 @@ type surveyService struct {
 	s *Server
 }
 
-func (h *surveyService) GetQuestionnaire(ctx context.Context, req *sipasv1.GetQuestionnaireRequest) (*sipasv1.Questionnaire, error) {
+func (h *surveyService) GetQuestionnaire(ctx context.Context, req *sipasv1.GetQuestionnaireRequest) (*sipasv1.GetQuestionnaireResponse, error) {
 	id, ok := strings.CutPrefix(req.GetName(), "questionnaires/")
 	if !ok || id == "" {
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("get questionnaire", sipas.Violation{
@@ -32,7 +32,7 @@ func (h *surveyService) GetQuestionnaire(ctx context.Context, req *sipasv1.GetQu
 		return nil, toStatus(ctx, h.s.log, &sipas.Error{Kind: sipas.KindNotFound, Reason: "UNKNOWN_QUESTIONNAIRE",
 			Op: "get questionnaire", Message: "no questionnaire " + quote(id)})
 	}
-	return questionnaireToProto(q), nil
+	return &sipasv1.GetQuestionnaireResponse{Questionnaire: questionnaireToProto(q)}, nil
 }
 
 func (h *surveyService) ListQuestionnaires(ctx context.Context, req *sipasv1.ListQuestionnairesRequest) (*sipasv1.ListQuestionnairesResponse, error) {

@@ -59,12 +59,12 @@ func unitsCreate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	u, err := cl.Admin.CreateUnit(cctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
+	resp, err := cl.Admin.CreateUnit(cctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
 		UnitId: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune}})
 	if err != nil {
 		return err
 	}
-	return unitTable([]*sipasv1.Unit{u}).write(e.stdout, c.format)
+	return unitTable([]*sipasv1.Unit{resp.Unit}).write(e.stdout, c.format)
 }
 
 func unitTable(units []*sipasv1.Unit) *table {
@@ -260,11 +260,11 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	cred, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + fs.Arg(0)})
+	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + fs.Arg(0)})
 	if err != nil {
 		return err
 	}
-	return credentialTable([]credentialJSON{credentialToJSON(cred)}).write(e.stdout, c.format)
+	return credentialTable([]credentialJSON{credentialToJSON(resp.Credential)}).write(e.stdout, c.format)
 }
 
 func adminAudit(ctx context.Context, e *env, args []string) error {
@@ -342,7 +342,7 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 	}
 	h := sha256.New()
 	w := io.MultiWriter(f, h)
-	var last *sipasv1.BackupChunk
+	var last *sipasv1.BackupResponse
 	for {
 		chunk, err := stream.Recv()
 		if err == io.EOF {

@@ -173,11 +173,12 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	rep, err := cl.Index.GetIndex(cctx, &sipasv1.GetIndexRequest{QuestionnaireId: pf.questionnaire, Scope: scope,
+	resp, err := cl.Index.GetIndex(cctx, &sipasv1.GetIndexRequest{QuestionnaireId: pf.questionnaire, Scope: scope,
 		Period: period, Boundaries: b, Channel: ch})
 	if err != nil {
 		return err
 	}
+	rep := resp.GetReport()
 	if c.format == "json" {
 		roots := make([]*nodeJSON, 0, len(rep.Roots))
 		for _, r := range rep.Roots {
@@ -290,11 +291,15 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	defer done()
 	var rk *sipasv1.Ranking
 	if province != "" {
-		rk, err = cl.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
+		var resp *sipasv1.RankUnitsResponse
+		resp, err = cl.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
 			Period: period, Channel: ch, NodeCode: node})
+		rk = resp.GetRanking()
 	} else {
-		rk, err = cl.Index.RankProvinces(cctx, &sipasv1.RankProvincesRequest{QuestionnaireId: pf.questionnaire,
+		var resp *sipasv1.RankProvincesResponse
+		resp, err = cl.Index.RankProvinces(cctx, &sipasv1.RankProvincesRequest{QuestionnaireId: pf.questionnaire,
 			Period: period, Boundaries: b, Channel: ch, NodeCode: node})
+		rk = resp.GetRanking()
 	}
 	if err != nil {
 		return err
@@ -403,11 +408,12 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	s, err := cl.Index.GetSeries(cctx, &sipasv1.GetSeriesRequest{QuestionnaireId: questionnaire, Scope: scope, NodeCode: node,
+	sresp, err := cl.Index.GetSeries(cctx, &sipasv1.GetSeriesRequest{QuestionnaireId: questionnaire, Scope: scope, NodeCode: node,
 		From: pFrom, To: pTo, Boundaries: b, Channel: ch})
 	if err != nil {
 		return err
 	}
+	s := sresp.GetSeries()
 	type pointJSON struct {
 		Period       string   `json:"period"`
 		Value        *float64 `json:"value"`
@@ -486,11 +492,12 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	w, err := cl.Index.GetWeakPoints(cctx, &sipasv1.GetWeakPointsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
+	wresp, err := cl.Index.GetWeakPoints(cctx, &sipasv1.GetWeakPointsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
 		Period: period, Boundaries: b, Limit: int32(limit)})
 	if err != nil {
 		return err
 	}
+	w := wresp.GetWeakPoints()
 	if c.format == "json" {
 		return writeJSON(e.stdout, w)
 	}

@@ -131,7 +131,8 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 	var title string
 	var items []kioskItem
 	cctx, cancel := cl.WithTimeout(ctx)
-	q, qerr := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + qid})
+	qresp, qerr := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + qid})
+	q := qresp.GetQuestionnaire()
 	cancel()
 	switch {
 	case qerr == nil:

@@ -48,10 +48,11 @@ func questionnaireShow(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	q, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
+	resp, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
 	if err != nil {
 		return err
 	}
+	q := resp.GetQuestionnaire()
 	t := &table{header: []string{"code", "kind", "group", "role", "scale", "label_vi", "label_en", "provenance"}}
 	items := make([]questionnaireItem, 0, len(q.Items))
 	for _, it := range q.Items {

@@ -90,7 +90,7 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := sha256.New()
-	var last *sipasv1.BackupChunk
+	var last *sipasv1.BackupResponse
 	for {
 		c, err := stream.Recv()
 		if err == io.EOF {
@@ -148,11 +148,12 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	th := sipas.Thresholds{MinSample: 1, Disclosure: 5}
 	engine := &sipas.Engine{Catalog: cat, Registry: reg, Source: mapSource(recount), Thresholds: th}
 	for _, code := range []string{"48", "01", "79"} {
-		got, err := sipasv1.NewIndexServiceClient(rconn).GetIndex(rctx, &sipasv1.GetIndexRequest{QuestionnaireId: "sipas-2023",
+		gotResp, err := sipasv1.NewIndexServiceClient(rconn).GetIndex(rctx, &sipasv1.GetIndexRequest{QuestionnaireId: "sipas-2023",
 			Scope: &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: code}}, Period: &sipasv1.Period{Year: year}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := gotResp.GetReport()
 		want, err := engine.Index(sipas.Query{QuestionnaireID: "sipas-2023", Scope: sipas.Scope{ProvinceCode: code}, Period: sipas.Period{Year: int(year)}})
 		if err != nil {
 			t.Fatal(err)

@@ -86,10 +86,11 @@ func TestFirstStartWritesAdminTokenOnly(t *testing.T) {
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
 	}
-	q, err := sipasv1.NewSurveyServiceClient(conn).GetQuestionnaire(ctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/sipas-2023"})
+	qr, err := sipasv1.NewSurveyServiceClient(conn).GetQuestionnaire(ctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/sipas-2023"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	q := qr.GetQuestionnaire()
 	counts := map[sipasv1.ItemKind]int{}
 	for _, it := range q.Items {
 		counts[it.Kind]++
@@ -175,10 +176,11 @@ func TestExtraQuestionnaireServed(t *testing.T) {
 	dir := t.TempDir()
 	_, addr, _ := startDaemon(t, dir, "--questionnaires", extra)
 	conn, ctx := dialAs(t, addr, readToken(t, dir))
-	q, err := sipasv1.NewSurveyServiceClient(conn).GetQuestionnaire(ctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/sipas-2024"})
+	qr, err := sipasv1.NewSurveyServiceClient(conn).GetQuestionnaire(ctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/sipas-2024"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	q := qr.GetQuestionnaire()
 	counts := map[sipasv1.ItemKind]int{}
 	for _, it := range q.Items {
 		counts[it.Kind]++

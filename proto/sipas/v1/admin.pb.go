@@ -220,6 +220,51 @@ func (x *CreateUnitRequest) GetUnit() *Unit {
 	return nil
 }
 
+// CreateUnitResponse is the unit as stored.
+type CreateUnitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          *Unit                  `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUnitResponse) Reset() {
+	*x = CreateUnitResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUnitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUnitResponse) ProtoMessage() {}
+
+func (x *CreateUnitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUnitResponse.ProtoReflect.Descriptor instead.
+func (*CreateUnitResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateUnitResponse) GetUnit() *Unit {
+	if x != nil {
+		return x.Unit
+	}
+	return nil
+}
+
 // GetUnitRequest names a unit.
 type GetUnitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -231,7 +276,7 @@ type GetUnitRequest struct {
 
 func (x *GetUnitRequest) Reset() {
 	*x = GetUnitRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	mi := &file_sipas_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +288,7 @@ func (x *GetUnitRequest) String() string {
 func (*GetUnitRequest) ProtoMessage() {}
 
 func (x *GetUnitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	mi := &file_sipas_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +301,7 @@ func (x *GetUnitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnitRequest.ProtoReflect.Descriptor instead.
 func (*GetUnitRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetUnitRequest) GetName() string {
@@ -264,6 +309,51 @@ func (x *GetUnitRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+// GetUnitResponse carries the unit.
+type GetUnitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          *Unit                  `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnitResponse) Reset() {
+	*x = GetUnitResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnitResponse) ProtoMessage() {}
+
+func (x *GetUnitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnitResponse.ProtoReflect.Descriptor instead.
+func (*GetUnitResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetUnitResponse) GetUnit() *Unit {
+	if x != nil {
+		return x.Unit
+	}
+	return nil
 }
 
 // ListUnitsRequest pages through units.
@@ -281,7 +371,7 @@ type ListUnitsRequest struct {
 
 func (x *ListUnitsRequest) Reset() {
 	*x = ListUnitsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[3]
+	mi := &file_sipas_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +383,7 @@ func (x *ListUnitsRequest) String() string {
 func (*ListUnitsRequest) ProtoMessage() {}
 
 func (x *ListUnitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[3]
+	mi := &file_sipas_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +396,7 @@ func (x *ListUnitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnitsRequest.ProtoReflect.Descriptor instead.
 func (*ListUnitsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListUnitsRequest) GetPageSize() int32 {
@@ -341,7 +431,7 @@ type ListUnitsResponse struct {
 
 func (x *ListUnitsResponse) Reset() {
 	*x = ListUnitsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	mi := &file_sipas_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +443,7 @@ func (x *ListUnitsResponse) String() string {
 func (*ListUnitsResponse) ProtoMessage() {}
 
 func (x *ListUnitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	mi := &file_sipas_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +456,7 @@ func (x *ListUnitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnitsResponse.ProtoReflect.Descriptor instead.
 func (*ListUnitsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListUnitsResponse) GetUnits() []*Unit {
@@ -412,7 +502,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[5]
+	mi := &file_sipas_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +514,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[5]
+	mi := &file_sipas_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +527,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Credential) GetName() string {
@@ -523,7 +613,7 @@ type CreateCredentialRequest struct {
 
 func (x *CreateCredentialRequest) Reset() {
 	*x = CreateCredentialRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[6]
+	mi := &file_sipas_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +625,7 @@ func (x *CreateCredentialRequest) String() string {
 func (*CreateCredentialRequest) ProtoMessage() {}
 
 func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[6]
+	mi := &file_sipas_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +638,7 @@ func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialRequest.ProtoReflect.Descriptor instead.
 func (*CreateCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateCredentialRequest) GetCredential() *Credential {
@@ -577,7 +667,7 @@ type CreateCredentialResponse struct {
 
 func (x *CreateCredentialResponse) Reset() {
 	*x = CreateCredentialResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[7]
+	mi := &file_sipas_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +679,7 @@ func (x *CreateCredentialResponse) String() string {
 func (*CreateCredentialResponse) ProtoMessage() {}
 
 func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[7]
+	mi := &file_sipas_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +692,7 @@ func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialResponse.ProtoReflect.Descriptor instead.
 func (*CreateCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateCredentialResponse) GetCredential() *Credential {
@@ -634,7 +724,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[8]
+	mi := &file_sipas_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +736,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[8]
+	mi := &file_sipas_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +749,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListCredentialsRequest) GetPageSize() int32 {
@@ -694,7 +784,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[9]
+	mi := &file_sipas_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +796,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[9]
+	mi := &file_sipas_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +809,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -747,7 +837,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[10]
+	mi := &file_sipas_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +849,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[10]
+	mi := &file_sipas_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +862,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeCredentialRequest) GetName() string {
@@ -780,6 +870,51 @@ func (x *RevokeCredentialRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+// RevokeCredentialResponse is the credential with its revoke time.
+type RevokeCredentialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Credential    *Credential            `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCredentialResponse) Reset() {
+	*x = RevokeCredentialResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCredentialResponse) ProtoMessage() {}
+
+func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RevokeCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
 }
 
 // BackupRequest asks for an online backup.
@@ -791,7 +926,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[11]
+	mi := &file_sipas_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +938,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[11]
+	mi := &file_sipas_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,11 +951,11 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
-// BackupChunk is a piece of the backup file, in order.
-type BackupChunk struct {
+// BackupResponse is a piece of the backup file, in order.
+type BackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	// Set on the last chunk: the number of responses in the copy.
@@ -831,21 +966,21 @@ type BackupChunk struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *BackupChunk) Reset() {
-	*x = BackupChunk{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[12]
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *BackupChunk) String() string {
+func (x *BackupResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*BackupChunk) ProtoMessage() {}
+func (*BackupResponse) ProtoMessage() {}
 
-func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[12]
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,26 +991,26 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
-func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{12}
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *BackupChunk) GetData() []byte {
+func (x *BackupResponse) GetData() []byte {
 	if x != nil {
 		return x.Data
 	}
 	return nil
 }
 
-func (x *BackupChunk) GetResponses() int64 {
+func (x *BackupResponse) GetResponses() int64 {
 	if x != nil {
 		return x.Responses
 	}
 	return 0
 }
 
-func (x *BackupChunk) GetSha256() string {
+func (x *BackupResponse) GetSha256() string {
 	if x != nil {
 		return x.Sha256
 	}
@@ -903,7 +1038,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	mi := &file_sipas_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1050,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	mi := &file_sipas_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1063,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuditEvent) GetSequence() int64 {
@@ -986,7 +1121,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[14]
+	mi := &file_sipas_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1133,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[14]
+	mi := &file_sipas_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1146,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -1039,7 +1174,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[15]
+	mi := &file_sipas_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1186,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[15]
+	mi := &file_sipas_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1199,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1095,9 +1230,13 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"7\n" +
 	"\x11CreateUnitRequest\x12\"\n" +
+	"\x04unit\x18\x01 \x01(\v2\x0e.sipas.v1.UnitR\x04unit\"8\n" +
+	"\x12CreateUnitResponse\x12\"\n" +
 	"\x04unit\x18\x01 \x01(\v2\x0e.sipas.v1.UnitR\x04unit\"$\n" +
 	"\x0eGetUnitRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"s\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"5\n" +
+	"\x0fGetUnitResponse\x12\"\n" +
+	"\x04unit\x18\x01 \x01(\v2\x0e.sipas.v1.UnitR\x04unit\"s\n" +
 	"\x10ListUnitsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -1141,9 +1280,13 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\vcredentials\x18\x01 \x03(\v2\x14.sipas.v1.CredentialR\vcredentials\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
 	"\x17RevokeCredentialRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x0f\n" +
-	"\rBackupRequest\"W\n" +
-	"\vBackupChunk\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"P\n" +
+	"\x18RevokeCredentialResponse\x124\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x14.sipas.v1.CredentialR\n" +
+	"credential\"\x0f\n" +
+	"\rBackupRequest\"Z\n" +
+	"\x0eBackupResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1c\n" +
 	"\tresponses\x18\x02 \x01(\x03R\tresponses\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"\xb6\x01\n" +
@@ -1169,16 +1312,16 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\rROLE_SURVEYOR\x10\x02\x12\x10\n" +
 	"\fROLE_ANALYST\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xd8\x04\n" +
-	"\fAdminService\x129\n" +
+	"ROLE_ADMIN\x10\x042\x82\x05\n" +
+	"\fAdminService\x12G\n" +
 	"\n" +
-	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x0e.sipas.v1.Unit\x123\n" +
-	"\aGetUnit\x12\x18.sipas.v1.GetUnitRequest\x1a\x0e.sipas.v1.Unit\x12D\n" +
+	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x1c.sipas.v1.CreateUnitResponse\x12>\n" +
+	"\aGetUnit\x12\x18.sipas.v1.GetUnitRequest\x1a\x19.sipas.v1.GetUnitResponse\x12D\n" +
 	"\tListUnits\x12\x1a.sipas.v1.ListUnitsRequest\x1a\x1b.sipas.v1.ListUnitsResponse\x12Y\n" +
 	"\x10CreateCredential\x12!.sipas.v1.CreateCredentialRequest\x1a\".sipas.v1.CreateCredentialResponse\x12V\n" +
-	"\x0fListCredentials\x12 .sipas.v1.ListCredentialsRequest\x1a!.sipas.v1.ListCredentialsResponse\x12K\n" +
-	"\x10RevokeCredential\x12!.sipas.v1.RevokeCredentialRequest\x1a\x14.sipas.v1.Credential\x12:\n" +
-	"\x06Backup\x12\x17.sipas.v1.BackupRequest\x1a\x15.sipas.v1.BackupChunk0\x01\x12V\n" +
+	"\x0fListCredentials\x12 .sipas.v1.ListCredentialsRequest\x1a!.sipas.v1.ListCredentialsResponse\x12Y\n" +
+	"\x10RevokeCredential\x12!.sipas.v1.RevokeCredentialRequest\x1a\".sipas.v1.RevokeCredentialResponse\x12=\n" +
+	"\x06Backup\x12\x17.sipas.v1.BackupRequest\x1a\x18.sipas.v1.BackupResponse0\x01\x12V\n" +
 	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
@@ -1194,63 +1337,69 @@ func file_sipas_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_sipas_v1_admin_proto_goTypes = []any{
 	(Role)(0),                        // 0: sipas.v1.Role
 	(*Unit)(nil),                     // 1: sipas.v1.Unit
 	(*CreateUnitRequest)(nil),        // 2: sipas.v1.CreateUnitRequest
-	(*GetUnitRequest)(nil),           // 3: sipas.v1.GetUnitRequest
-	(*ListUnitsRequest)(nil),         // 4: sipas.v1.ListUnitsRequest
-	(*ListUnitsResponse)(nil),        // 5: sipas.v1.ListUnitsResponse
-	(*Credential)(nil),               // 6: sipas.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 7: sipas.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 8: sipas.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 9: sipas.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 10: sipas.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 11: sipas.v1.RevokeCredentialRequest
-	(*BackupRequest)(nil),            // 12: sipas.v1.BackupRequest
-	(*BackupChunk)(nil),              // 13: sipas.v1.BackupChunk
-	(*AuditEvent)(nil),               // 14: sipas.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 15: sipas.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 16: sipas.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(*CreateUnitResponse)(nil),       // 3: sipas.v1.CreateUnitResponse
+	(*GetUnitRequest)(nil),           // 4: sipas.v1.GetUnitRequest
+	(*GetUnitResponse)(nil),          // 5: sipas.v1.GetUnitResponse
+	(*ListUnitsRequest)(nil),         // 6: sipas.v1.ListUnitsRequest
+	(*ListUnitsResponse)(nil),        // 7: sipas.v1.ListUnitsResponse
+	(*Credential)(nil),               // 8: sipas.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 9: sipas.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 10: sipas.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 11: sipas.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 12: sipas.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 13: sipas.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 14: sipas.v1.RevokeCredentialResponse
+	(*BackupRequest)(nil),            // 15: sipas.v1.BackupRequest
+	(*BackupResponse)(nil),           // 16: sipas.v1.BackupResponse
+	(*AuditEvent)(nil),               // 17: sipas.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 18: sipas.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 19: sipas.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
 }
 var file_sipas_v1_admin_proto_depIdxs = []int32{
-	17, // 0: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
+	20, // 0: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
-	1,  // 2: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
-	0,  // 3: sipas.v1.Credential.role:type_name -> sipas.v1.Role
-	17, // 4: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	17, // 5: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 6: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
-	18, // 8: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
-	6,  // 9: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
-	6,  // 10: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
-	17, // 11: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	14, // 12: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
-	2,  // 13: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
-	3,  // 14: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
-	4,  // 15: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
-	7,  // 16: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
-	9,  // 17: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
-	11, // 18: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
-	12, // 19: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
-	15, // 20: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
-	1,  // 21: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.Unit
-	1,  // 22: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.Unit
-	5,  // 23: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
-	8,  // 24: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
-	10, // 25: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
-	6,  // 26: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.Credential
-	13, // 27: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupChunk
-	16, // 28: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 2: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
+	1,  // 3: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
+	1,  // 4: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
+	0,  // 5: sipas.v1.Credential.role:type_name -> sipas.v1.Role
+	20, // 6: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	20, // 7: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 8: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
+	21, // 10: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 11: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
+	8,  // 12: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
+	8,  // 13: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
+	20, // 14: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	17, // 15: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
+	2,  // 16: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
+	4,  // 17: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
+	6,  // 18: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
+	9,  // 19: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
+	11, // 20: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
+	13, // 21: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
+	15, // 22: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
+	18, // 23: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
+	3,  // 24: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
+	5,  // 25: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
+	7,  // 26: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
+	10, // 27: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
+	12, // 28: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
+	14, // 29: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
+	16, // 30: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
+	19, // 31: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_admin_proto_init() }
@@ -1264,7 +1413,7 @@ func file_sipas_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_admin_proto_rawDesc), len(file_sipas_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,9 +37,9 @@ const (
 // Only admin credentials may call it.
 type AdminServiceClient interface {
 	// CreateUnit registers a one-stop counter or centre.
-	CreateUnit(ctx context.Context, in *CreateUnitRequest, opts ...grpc.CallOption) (*Unit, error)
+	CreateUnit(ctx context.Context, in *CreateUnitRequest, opts ...grpc.CallOption) (*CreateUnitResponse, error)
 	// GetUnit returns one unit.
-	GetUnit(ctx context.Context, in *GetUnitRequest, opts ...grpc.CallOption) (*Unit, error)
+	GetUnit(ctx context.Context, in *GetUnitRequest, opts ...grpc.CallOption) (*GetUnitResponse, error)
 	// ListUnits pages through units.
 	ListUnits(ctx context.Context, in *ListUnitsRequest, opts ...grpc.CallOption) (*ListUnitsResponse, error)
 	// CreateCredential issues a credential. The token is in the response and never again.
@@ -47,9 +47,9 @@ type AdminServiceClient interface {
 	// ListCredentials pages through credentials; tokens are never shown.
 	ListCredentials(ctx context.Context, in *ListCredentialsRequest, opts ...grpc.CallOption) (*ListCredentialsResponse, error)
 	// RevokeCredential revokes a credential; it fails from the next call on.
-	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*Credential, error)
+	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
 	// Backup takes a consistent online copy of the database and streams it.
-	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
@@ -62,9 +62,9 @@ func NewAdminServiceClient(cc grpc.ClientConnInterface) AdminServiceClient {
 	return &adminServiceClient{cc}
 }
 
-func (c *adminServiceClient) CreateUnit(ctx context.Context, in *CreateUnitRequest, opts ...grpc.CallOption) (*Unit, error) {
+func (c *adminServiceClient) CreateUnit(ctx context.Context, in *CreateUnitRequest, opts ...grpc.CallOption) (*CreateUnitResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Unit)
+	out := new(CreateUnitResponse)
 	err := c.cc.Invoke(ctx, AdminService_CreateUnit_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -72,9 +72,9 @@ func (c *adminServiceClient) CreateUnit(ctx context.Context, in *CreateUnitReque
 	return out, nil
 }
 
-func (c *adminServiceClient) GetUnit(ctx context.Context, in *GetUnitRequest, opts ...grpc.CallOption) (*Unit, error) {
+func (c *adminServiceClient) GetUnit(ctx context.Context, in *GetUnitRequest, opts ...grpc.CallOption) (*GetUnitResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Unit)
+	out := new(GetUnitResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetUnit_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -112,9 +112,9 @@ func (c *adminServiceClient) ListCredentials(ctx context.Context, in *ListCreden
 	return out, nil
 }
 
-func (c *adminServiceClient) RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*Credential, error) {
+func (c *adminServiceClient) RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Credential)
+	out := new(RevokeCredentialResponse)
 	err := c.cc.Invoke(ctx, AdminService_RevokeCredential_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -122,13 +122,13 @@ func (c *adminServiceClient) RevokeCredential(ctx context.Context, in *RevokeCre
 	return out, nil
 }
 
-func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type AdminService_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -159,9 +159,9 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 // Only admin credentials may call it.
 type AdminServiceServer interface {
 	// CreateUnit registers a one-stop counter or centre.
-	CreateUnit(context.Context, *CreateUnitRequest) (*Unit, error)
+	CreateUnit(context.Context, *CreateUnitRequest) (*CreateUnitResponse, error)
 	// GetUnit returns one unit.
-	GetUnit(context.Context, *GetUnitRequest) (*Unit, error)
+	GetUnit(context.Context, *GetUnitRequest) (*GetUnitResponse, error)
 	// ListUnits pages through units.
 	ListUnits(context.Context, *ListUnitsRequest) (*ListUnitsResponse, error)
 	// CreateCredential issues a credential. The token is in the response and never again.
@@ -169,9 +169,9 @@ type AdminServiceServer interface {
 	// ListCredentials pages through credentials; tokens are never shown.
 	ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error)
 	// RevokeCredential revokes a credential; it fails from the next call on.
-	RevokeCredential(context.Context, *RevokeCredentialRequest) (*Credential, error)
+	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
 	// Backup takes a consistent online copy of the database and streams it.
-	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -184,10 +184,10 @@ type AdminServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAdminServiceServer struct{}
 
-func (UnimplementedAdminServiceServer) CreateUnit(context.Context, *CreateUnitRequest) (*Unit, error) {
+func (UnimplementedAdminServiceServer) CreateUnit(context.Context, *CreateUnitRequest) (*CreateUnitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUnit not implemented")
 }
-func (UnimplementedAdminServiceServer) GetUnit(context.Context, *GetUnitRequest) (*Unit, error) {
+func (UnimplementedAdminServiceServer) GetUnit(context.Context, *GetUnitRequest) (*GetUnitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUnit not implemented")
 }
 func (UnimplementedAdminServiceServer) ListUnits(context.Context, *ListUnitsRequest) (*ListUnitsResponse, error) {
@@ -199,10 +199,10 @@ func (UnimplementedAdminServiceServer) CreateCredential(context.Context, *Create
 func (UnimplementedAdminServiceServer) ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCredentials not implemented")
 }
-func (UnimplementedAdminServiceServer) RevokeCredential(context.Context, *RevokeCredentialRequest) (*Credential, error) {
+func (UnimplementedAdminServiceServer) RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCredential not implemented")
 }
-func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
@@ -342,11 +342,11 @@ func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) err
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(AdminServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+	return srv.(AdminServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type AdminService_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
 func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)

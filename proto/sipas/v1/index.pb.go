@@ -1510,6 +1510,231 @@ func (x *WeakPoints) GetLargestDrops() []*WeakPoint {
 	return nil
 }
 
+// GetIndexResponse carries the index tree.
+type GetIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *IndexReport           `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIndexResponse) Reset() {
+	*x = GetIndexResponse{}
+	mi := &file_sipas_v1_index_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIndexResponse) ProtoMessage() {}
+
+func (x *GetIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_index_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIndexResponse.ProtoReflect.Descriptor instead.
+func (*GetIndexResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_index_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetIndexResponse) GetReport() *IndexReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// RankProvincesResponse carries the ranking of provinces.
+type RankProvincesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranking       *Ranking               `protobuf:"bytes,1,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankProvincesResponse) Reset() {
+	*x = RankProvincesResponse{}
+	mi := &file_sipas_v1_index_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankProvincesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankProvincesResponse) ProtoMessage() {}
+
+func (x *RankProvincesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_index_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankProvincesResponse.ProtoReflect.Descriptor instead.
+func (*RankProvincesResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_index_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RankProvincesResponse) GetRanking() *Ranking {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
+// RankUnitsResponse carries the ranking of a province's units.
+type RankUnitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranking       *Ranking               `protobuf:"bytes,1,opt,name=ranking,proto3" json:"ranking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankUnitsResponse) Reset() {
+	*x = RankUnitsResponse{}
+	mi := &file_sipas_v1_index_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankUnitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankUnitsResponse) ProtoMessage() {}
+
+func (x *RankUnitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_index_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankUnitsResponse.ProtoReflect.Descriptor instead.
+func (*RankUnitsResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_index_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RankUnitsResponse) GetRanking() *Ranking {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
+// GetSeriesResponse carries the series.
+type GetSeriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        *Series                `protobuf:"bytes,1,opt,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSeriesResponse) Reset() {
+	*x = GetSeriesResponse{}
+	mi := &file_sipas_v1_index_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSeriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSeriesResponse) ProtoMessage() {}
+
+func (x *GetSeriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_index_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSeriesResponse.ProtoReflect.Descriptor instead.
+func (*GetSeriesResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_index_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetSeriesResponse) GetSeries() *Series {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+// GetWeakPointsResponse carries the weak points.
+type GetWeakPointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WeakPoints    *WeakPoints            `protobuf:"bytes,1,opt,name=weak_points,json=weakPoints,proto3" json:"weak_points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWeakPointsResponse) Reset() {
+	*x = GetWeakPointsResponse{}
+	mi := &file_sipas_v1_index_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWeakPointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWeakPointsResponse) ProtoMessage() {}
+
+func (x *GetWeakPointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_index_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWeakPointsResponse.ProtoReflect.Descriptor instead.
+func (*GetWeakPointsResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_index_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetWeakPointsResponse) GetWeakPoints() *WeakPoints {
+	if x != nil {
+		return x.WeakPoints
+	}
+	return nil
+}
+
 var File_sipas_v1_index_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_index_proto_rawDesc = "" +
@@ -1673,18 +1898,29 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06period\x18\x03 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x129\n" +
 	"\x0fprevious_period\x18\x04 \x01(\v2\x10.sipas.v1.PeriodR\x0epreviousPeriod\x12+\n" +
 	"\x06lowest\x18\x05 \x03(\v2\x13.sipas.v1.WeakPointR\x06lowest\x128\n" +
-	"\rlargest_drops\x18\x06 \x03(\v2\x13.sipas.v1.WeakPointR\flargestDrops*p\n" +
+	"\rlargest_drops\x18\x06 \x03(\v2\x13.sipas.v1.WeakPointR\flargestDrops\"A\n" +
+	"\x10GetIndexResponse\x12-\n" +
+	"\x06report\x18\x01 \x01(\v2\x15.sipas.v1.IndexReportR\x06report\"D\n" +
+	"\x15RankProvincesResponse\x12+\n" +
+	"\aranking\x18\x01 \x01(\v2\x11.sipas.v1.RankingR\aranking\"@\n" +
+	"\x11RankUnitsResponse\x12+\n" +
+	"\aranking\x18\x01 \x01(\v2\x11.sipas.v1.RankingR\aranking\"=\n" +
+	"\x11GetSeriesResponse\x12(\n" +
+	"\x06series\x18\x01 \x01(\v2\x10.sipas.v1.SeriesR\x06series\"N\n" +
+	"\x15GetWeakPointsResponse\x125\n" +
+	"\vweak_points\x18\x01 \x01(\v2\x14.sipas.v1.WeakPointsR\n" +
+	"weakPoints*p\n" +
 	"\vGranularity\x12\x1b\n" +
 	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10GRANULARITY_YEAR\x10\x01\x12\x17\n" +
 	"\x13GRANULARITY_QUARTER\x10\x02\x12\x15\n" +
-	"\x11GRANULARITY_MONTH\x10\x032\xce\x02\n" +
-	"\fIndexService\x12<\n" +
-	"\bGetIndex\x12\x19.sipas.v1.GetIndexRequest\x1a\x15.sipas.v1.IndexReport\x12B\n" +
-	"\rRankProvinces\x12\x1e.sipas.v1.RankProvincesRequest\x1a\x11.sipas.v1.Ranking\x12:\n" +
-	"\tRankUnits\x12\x1a.sipas.v1.RankUnitsRequest\x1a\x11.sipas.v1.Ranking\x129\n" +
-	"\tGetSeries\x12\x1a.sipas.v1.GetSeriesRequest\x1a\x10.sipas.v1.Series\x12E\n" +
-	"\rGetWeakPoints\x12\x1e.sipas.v1.GetWeakPointsRequest\x1a\x14.sipas.v1.WeakPointsB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\x11GRANULARITY_MONTH\x10\x032\x81\x03\n" +
+	"\fIndexService\x12A\n" +
+	"\bGetIndex\x12\x19.sipas.v1.GetIndexRequest\x1a\x1a.sipas.v1.GetIndexResponse\x12P\n" +
+	"\rRankProvinces\x12\x1e.sipas.v1.RankProvincesRequest\x1a\x1f.sipas.v1.RankProvincesResponse\x12D\n" +
+	"\tRankUnits\x12\x1a.sipas.v1.RankUnitsRequest\x1a\x1b.sipas.v1.RankUnitsResponse\x12D\n" +
+	"\tGetSeries\x12\x1a.sipas.v1.GetSeriesRequest\x1a\x1b.sipas.v1.GetSeriesResponse\x12P\n" +
+	"\rGetWeakPoints\x12\x1e.sipas.v1.GetWeakPointsRequest\x1a\x1f.sipas.v1.GetWeakPointsResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_index_proto_rawDescOnce sync.Once
@@ -1699,76 +1935,86 @@ func file_sipas_v1_index_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_index_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_sipas_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_sipas_v1_index_proto_goTypes = []any{
-	(Granularity)(0),             // 0: sipas.v1.Granularity
-	(*Scope)(nil),                // 1: sipas.v1.Scope
-	(*GetIndexRequest)(nil),      // 2: sipas.v1.GetIndexRequest
-	(*IndexNode)(nil),            // 3: sipas.v1.IndexNode
-	(*IndexReport)(nil),          // 4: sipas.v1.IndexReport
-	(*RankProvincesRequest)(nil), // 5: sipas.v1.RankProvincesRequest
-	(*RankUnitsRequest)(nil),     // 6: sipas.v1.RankUnitsRequest
-	(*RankRow)(nil),              // 7: sipas.v1.RankRow
-	(*Ranking)(nil),              // 8: sipas.v1.Ranking
-	(*GetSeriesRequest)(nil),     // 9: sipas.v1.GetSeriesRequest
-	(*SeriesPoint)(nil),          // 10: sipas.v1.SeriesPoint
-	(*Series)(nil),               // 11: sipas.v1.Series
-	(*GetWeakPointsRequest)(nil), // 12: sipas.v1.GetWeakPointsRequest
-	(*WeakPoint)(nil),            // 13: sipas.v1.WeakPoint
-	(*WeakPoints)(nil),           // 14: sipas.v1.WeakPoints
-	(*Period)(nil),               // 15: sipas.v1.Period
-	(Boundaries)(0),              // 16: sipas.v1.Boundaries
-	(Channel)(0),                 // 17: sipas.v1.Channel
-	(ItemRole)(0),                // 18: sipas.v1.ItemRole
+	(Granularity)(0),              // 0: sipas.v1.Granularity
+	(*Scope)(nil),                 // 1: sipas.v1.Scope
+	(*GetIndexRequest)(nil),       // 2: sipas.v1.GetIndexRequest
+	(*IndexNode)(nil),             // 3: sipas.v1.IndexNode
+	(*IndexReport)(nil),           // 4: sipas.v1.IndexReport
+	(*RankProvincesRequest)(nil),  // 5: sipas.v1.RankProvincesRequest
+	(*RankUnitsRequest)(nil),      // 6: sipas.v1.RankUnitsRequest
+	(*RankRow)(nil),               // 7: sipas.v1.RankRow
+	(*Ranking)(nil),               // 8: sipas.v1.Ranking
+	(*GetSeriesRequest)(nil),      // 9: sipas.v1.GetSeriesRequest
+	(*SeriesPoint)(nil),           // 10: sipas.v1.SeriesPoint
+	(*Series)(nil),                // 11: sipas.v1.Series
+	(*GetWeakPointsRequest)(nil),  // 12: sipas.v1.GetWeakPointsRequest
+	(*WeakPoint)(nil),             // 13: sipas.v1.WeakPoint
+	(*WeakPoints)(nil),            // 14: sipas.v1.WeakPoints
+	(*GetIndexResponse)(nil),      // 15: sipas.v1.GetIndexResponse
+	(*RankProvincesResponse)(nil), // 16: sipas.v1.RankProvincesResponse
+	(*RankUnitsResponse)(nil),     // 17: sipas.v1.RankUnitsResponse
+	(*GetSeriesResponse)(nil),     // 18: sipas.v1.GetSeriesResponse
+	(*GetWeakPointsResponse)(nil), // 19: sipas.v1.GetWeakPointsResponse
+	(*Period)(nil),                // 20: sipas.v1.Period
+	(Boundaries)(0),               // 21: sipas.v1.Boundaries
+	(Channel)(0),                  // 22: sipas.v1.Channel
+	(ItemRole)(0),                 // 23: sipas.v1.ItemRole
 }
 var file_sipas_v1_index_proto_depIdxs = []int32{
 	1,  // 0: sipas.v1.GetIndexRequest.scope:type_name -> sipas.v1.Scope
-	15, // 1: sipas.v1.GetIndexRequest.period:type_name -> sipas.v1.Period
-	16, // 2: sipas.v1.GetIndexRequest.boundaries:type_name -> sipas.v1.Boundaries
-	17, // 3: sipas.v1.GetIndexRequest.channel:type_name -> sipas.v1.Channel
-	18, // 4: sipas.v1.IndexNode.role:type_name -> sipas.v1.ItemRole
+	20, // 1: sipas.v1.GetIndexRequest.period:type_name -> sipas.v1.Period
+	21, // 2: sipas.v1.GetIndexRequest.boundaries:type_name -> sipas.v1.Boundaries
+	22, // 3: sipas.v1.GetIndexRequest.channel:type_name -> sipas.v1.Channel
+	23, // 4: sipas.v1.IndexNode.role:type_name -> sipas.v1.ItemRole
 	3,  // 5: sipas.v1.IndexNode.children:type_name -> sipas.v1.IndexNode
 	1,  // 6: sipas.v1.IndexReport.scope:type_name -> sipas.v1.Scope
-	15, // 7: sipas.v1.IndexReport.period:type_name -> sipas.v1.Period
-	16, // 8: sipas.v1.IndexReport.boundaries:type_name -> sipas.v1.Boundaries
-	17, // 9: sipas.v1.IndexReport.channel:type_name -> sipas.v1.Channel
+	20, // 7: sipas.v1.IndexReport.period:type_name -> sipas.v1.Period
+	21, // 8: sipas.v1.IndexReport.boundaries:type_name -> sipas.v1.Boundaries
+	22, // 9: sipas.v1.IndexReport.channel:type_name -> sipas.v1.Channel
 	3,  // 10: sipas.v1.IndexReport.roots:type_name -> sipas.v1.IndexNode
-	15, // 11: sipas.v1.RankProvincesRequest.period:type_name -> sipas.v1.Period
-	16, // 12: sipas.v1.RankProvincesRequest.boundaries:type_name -> sipas.v1.Boundaries
-	17, // 13: sipas.v1.RankProvincesRequest.channel:type_name -> sipas.v1.Channel
-	15, // 14: sipas.v1.RankUnitsRequest.period:type_name -> sipas.v1.Period
-	17, // 15: sipas.v1.RankUnitsRequest.channel:type_name -> sipas.v1.Channel
-	15, // 16: sipas.v1.Ranking.period:type_name -> sipas.v1.Period
-	15, // 17: sipas.v1.Ranking.previous_period:type_name -> sipas.v1.Period
+	20, // 11: sipas.v1.RankProvincesRequest.period:type_name -> sipas.v1.Period
+	21, // 12: sipas.v1.RankProvincesRequest.boundaries:type_name -> sipas.v1.Boundaries
+	22, // 13: sipas.v1.RankProvincesRequest.channel:type_name -> sipas.v1.Channel
+	20, // 14: sipas.v1.RankUnitsRequest.period:type_name -> sipas.v1.Period
+	22, // 15: sipas.v1.RankUnitsRequest.channel:type_name -> sipas.v1.Channel
+	20, // 16: sipas.v1.Ranking.period:type_name -> sipas.v1.Period
+	20, // 17: sipas.v1.Ranking.previous_period:type_name -> sipas.v1.Period
 	7,  // 18: sipas.v1.Ranking.rows:type_name -> sipas.v1.RankRow
 	1,  // 19: sipas.v1.GetSeriesRequest.scope:type_name -> sipas.v1.Scope
-	15, // 20: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
-	15, // 21: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
-	16, // 22: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
-	17, // 23: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
-	15, // 24: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
+	20, // 20: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
+	20, // 21: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
+	21, // 22: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
+	22, // 23: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
+	20, // 24: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
 	10, // 25: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
-	15, // 26: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
-	16, // 27: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
-	15, // 28: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
-	15, // 29: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
+	20, // 26: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
+	21, // 27: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
+	20, // 28: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
+	20, // 29: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
 	13, // 30: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
 	13, // 31: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
-	2,  // 32: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
-	5,  // 33: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
-	6,  // 34: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
-	9,  // 35: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
-	12, // 36: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
-	4,  // 37: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.IndexReport
-	8,  // 38: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.Ranking
-	8,  // 39: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.Ranking
-	11, // 40: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.Series
-	14, // 41: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.WeakPoints
-	37, // [37:42] is the sub-list for method output_type
-	32, // [32:37] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 32: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
+	8,  // 33: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
+	8,  // 34: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
+	11, // 35: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
+	14, // 36: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
+	2,  // 37: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
+	5,  // 38: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
+	6,  // 39: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
+	9,  // 40: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
+	12, // 41: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
+	15, // 42: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
+	16, // 43: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
+	17, // 44: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
+	18, // 45: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
+	19, // 46: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
+	42, // [42:47] is the sub-list for method output_type
+	37, // [37:42] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_index_proto_init() }
@@ -1795,7 +2041,7 @@ func file_sipas_v1_index_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_index_proto_rawDesc), len(file_sipas_v1_index_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

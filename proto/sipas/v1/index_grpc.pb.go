@@ -36,17 +36,17 @@ const (
 type IndexServiceClient interface {
 	// GetIndex returns the index tree of one unit (a province, a one-stop unit or
 	// the nation) for one period.
-	GetIndex(ctx context.Context, in *GetIndexRequest, opts ...grpc.CallOption) (*IndexReport, error)
+	GetIndex(ctx context.Context, in *GetIndexRequest, opts ...grpc.CallOption) (*GetIndexResponse, error)
 	// RankProvinces ranks the provinces for a period, with the change against the
 	// previous period of the same length.
-	RankProvinces(ctx context.Context, in *RankProvincesRequest, opts ...grpc.CallOption) (*Ranking, error)
+	RankProvinces(ctx context.Context, in *RankProvincesRequest, opts ...grpc.CallOption) (*RankProvincesResponse, error)
 	// RankUnits ranks the one-stop units inside one province.
-	RankUnits(ctx context.Context, in *RankUnitsRequest, opts ...grpc.CallOption) (*Ranking, error)
+	RankUnits(ctx context.Context, in *RankUnitsRequest, opts ...grpc.CallOption) (*RankUnitsResponse, error)
 	// GetSeries returns one node of one unit over consecutive periods.
-	GetSeries(ctx context.Context, in *GetSeriesRequest, opts ...grpc.CallOption) (*Series, error)
+	GetSeries(ctx context.Context, in *GetSeriesRequest, opts ...grpc.CallOption) (*GetSeriesResponse, error)
 	// GetWeakPoints lists a province's items, elements and units ordered by value
 	// and by drop against the previous period, with the national value beside each.
-	GetWeakPoints(ctx context.Context, in *GetWeakPointsRequest, opts ...grpc.CallOption) (*WeakPoints, error)
+	GetWeakPoints(ctx context.Context, in *GetWeakPointsRequest, opts ...grpc.CallOption) (*GetWeakPointsResponse, error)
 }
 
 type indexServiceClient struct {
@@ -57,9 +57,9 @@ func NewIndexServiceClient(cc grpc.ClientConnInterface) IndexServiceClient {
 	return &indexServiceClient{cc}
 }
 
-func (c *indexServiceClient) GetIndex(ctx context.Context, in *GetIndexRequest, opts ...grpc.CallOption) (*IndexReport, error) {
+func (c *indexServiceClient) GetIndex(ctx context.Context, in *GetIndexRequest, opts ...grpc.CallOption) (*GetIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(IndexReport)
+	out := new(GetIndexResponse)
 	err := c.cc.Invoke(ctx, IndexService_GetIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -67,9 +67,9 @@ func (c *indexServiceClient) GetIndex(ctx context.Context, in *GetIndexRequest, 
 	return out, nil
 }
 
-func (c *indexServiceClient) RankProvinces(ctx context.Context, in *RankProvincesRequest, opts ...grpc.CallOption) (*Ranking, error) {
+func (c *indexServiceClient) RankProvinces(ctx context.Context, in *RankProvincesRequest, opts ...grpc.CallOption) (*RankProvincesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Ranking)
+	out := new(RankProvincesResponse)
 	err := c.cc.Invoke(ctx, IndexService_RankProvinces_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -77,9 +77,9 @@ func (c *indexServiceClient) RankProvinces(ctx context.Context, in *RankProvince
 	return out, nil
 }
 
-func (c *indexServiceClient) RankUnits(ctx context.Context, in *RankUnitsRequest, opts ...grpc.CallOption) (*Ranking, error) {
+func (c *indexServiceClient) RankUnits(ctx context.Context, in *RankUnitsRequest, opts ...grpc.CallOption) (*RankUnitsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Ranking)
+	out := new(RankUnitsResponse)
 	err := c.cc.Invoke(ctx, IndexService_RankUnits_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -87,9 +87,9 @@ func (c *indexServiceClient) RankUnits(ctx context.Context, in *RankUnitsRequest
 	return out, nil
 }
 
-func (c *indexServiceClient) GetSeries(ctx context.Context, in *GetSeriesRequest, opts ...grpc.CallOption) (*Series, error) {
+func (c *indexServiceClient) GetSeries(ctx context.Context, in *GetSeriesRequest, opts ...grpc.CallOption) (*GetSeriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Series)
+	out := new(GetSeriesResponse)
 	err := c.cc.Invoke(ctx, IndexService_GetSeries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -97,9 +97,9 @@ func (c *indexServiceClient) GetSeries(ctx context.Context, in *GetSeriesRequest
 	return out, nil
 }
 
-func (c *indexServiceClient) GetWeakPoints(ctx context.Context, in *GetWeakPointsRequest, opts ...grpc.CallOption) (*WeakPoints, error) {
+func (c *indexServiceClient) GetWeakPoints(ctx context.Context, in *GetWeakPointsRequest, opts ...grpc.CallOption) (*GetWeakPointsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(WeakPoints)
+	out := new(GetWeakPointsResponse)
 	err := c.cc.Invoke(ctx, IndexService_GetWeakPoints_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -117,17 +117,17 @@ func (c *indexServiceClient) GetWeakPoints(ctx context.Context, in *GetWeakPoint
 type IndexServiceServer interface {
 	// GetIndex returns the index tree of one unit (a province, a one-stop unit or
 	// the nation) for one period.
-	GetIndex(context.Context, *GetIndexRequest) (*IndexReport, error)
+	GetIndex(context.Context, *GetIndexRequest) (*GetIndexResponse, error)
 	// RankProvinces ranks the provinces for a period, with the change against the
 	// previous period of the same length.
-	RankProvinces(context.Context, *RankProvincesRequest) (*Ranking, error)
+	RankProvinces(context.Context, *RankProvincesRequest) (*RankProvincesResponse, error)
 	// RankUnits ranks the one-stop units inside one province.
-	RankUnits(context.Context, *RankUnitsRequest) (*Ranking, error)
+	RankUnits(context.Context, *RankUnitsRequest) (*RankUnitsResponse, error)
 	// GetSeries returns one node of one unit over consecutive periods.
-	GetSeries(context.Context, *GetSeriesRequest) (*Series, error)
+	GetSeries(context.Context, *GetSeriesRequest) (*GetSeriesResponse, error)
 	// GetWeakPoints lists a province's items, elements and units ordered by value
 	// and by drop against the previous period, with the national value beside each.
-	GetWeakPoints(context.Context, *GetWeakPointsRequest) (*WeakPoints, error)
+	GetWeakPoints(context.Context, *GetWeakPointsRequest) (*GetWeakPointsResponse, error)
 	mustEmbedUnimplementedIndexServiceServer()
 }
 
@@ -138,19 +138,19 @@ type IndexServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedIndexServiceServer struct{}
 
-func (UnimplementedIndexServiceServer) GetIndex(context.Context, *GetIndexRequest) (*IndexReport, error) {
+func (UnimplementedIndexServiceServer) GetIndex(context.Context, *GetIndexRequest) (*GetIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIndex not implemented")
 }
-func (UnimplementedIndexServiceServer) RankProvinces(context.Context, *RankProvincesRequest) (*Ranking, error) {
+func (UnimplementedIndexServiceServer) RankProvinces(context.Context, *RankProvincesRequest) (*RankProvincesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RankProvinces not implemented")
 }
-func (UnimplementedIndexServiceServer) RankUnits(context.Context, *RankUnitsRequest) (*Ranking, error) {
+func (UnimplementedIndexServiceServer) RankUnits(context.Context, *RankUnitsRequest) (*RankUnitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RankUnits not implemented")
 }
-func (UnimplementedIndexServiceServer) GetSeries(context.Context, *GetSeriesRequest) (*Series, error) {
+func (UnimplementedIndexServiceServer) GetSeries(context.Context, *GetSeriesRequest) (*GetSeriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSeries not implemented")
 }
-func (UnimplementedIndexServiceServer) GetWeakPoints(context.Context, *GetWeakPointsRequest) (*WeakPoints, error) {
+func (UnimplementedIndexServiceServer) GetWeakPoints(context.Context, *GetWeakPointsRequest) (*GetWeakPointsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWeakPoints not implemented")
 }
 func (UnimplementedIndexServiceServer) mustEmbedUnimplementedIndexServiceServer() {}

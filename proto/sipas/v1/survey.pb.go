@@ -1095,6 +1095,51 @@ func (x *GetQuestionnaireRequest) GetName() string {
 	return ""
 }
 
+// GetQuestionnaireResponse carries the questionnaire.
+type GetQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaire *Questionnaire         `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuestionnaireResponse) Reset() {
+	*x = GetQuestionnaireResponse{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuestionnaireResponse) ProtoMessage() {}
+
+func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*GetQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
 // ListQuestionnairesRequest pages through questionnaires.
 type ListQuestionnairesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1108,7 +1153,7 @@ type ListQuestionnairesRequest struct {
 
 func (x *ListQuestionnairesRequest) Reset() {
 	*x = ListQuestionnairesRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	mi := &file_sipas_v1_survey_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1165,7 @@ func (x *ListQuestionnairesRequest) String() string {
 func (*ListQuestionnairesRequest) ProtoMessage() {}
 
 func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	mi := &file_sipas_v1_survey_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1178,7 @@ func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesRequest.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListQuestionnairesRequest) GetPageSize() int32 {
@@ -1162,7 +1207,7 @@ type ListQuestionnairesResponse struct {
 
 func (x *ListQuestionnairesResponse) Reset() {
 	*x = ListQuestionnairesResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[7]
+	mi := &file_sipas_v1_survey_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1219,7 @@ func (x *ListQuestionnairesResponse) String() string {
 func (*ListQuestionnairesResponse) ProtoMessage() {}
 
 func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[7]
+	mi := &file_sipas_v1_survey_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1232,7 @@ func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesResponse.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListQuestionnairesResponse) GetQuestionnaires() []*Questionnaire {
@@ -1224,7 +1269,7 @@ type Demographics struct {
 
 func (x *Demographics) Reset() {
 	*x = Demographics{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[8]
+	mi := &file_sipas_v1_survey_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1281,7 @@ func (x *Demographics) String() string {
 func (*Demographics) ProtoMessage() {}
 
 func (x *Demographics) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[8]
+	mi := &file_sipas_v1_survey_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1294,7 @@ func (x *Demographics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demographics.ProtoReflect.Descriptor instead.
 func (*Demographics) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Demographics) GetGender() Gender {
@@ -1342,7 +1387,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[9]
+	mi := &file_sipas_v1_survey_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1399,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[9]
+	mi := &file_sipas_v1_survey_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1412,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Response) GetResponseId() string {
@@ -1444,7 +1489,7 @@ type SubmitResponseRequest struct {
 
 func (x *SubmitResponseRequest) Reset() {
 	*x = SubmitResponseRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[10]
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1501,7 @@ func (x *SubmitResponseRequest) String() string {
 func (*SubmitResponseRequest) ProtoMessage() {}
 
 func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[10]
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1514,7 @@ func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitResponseRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitResponseRequest) GetResponse() *Response {
@@ -1497,7 +1542,7 @@ type SubmitResponseResponse struct {
 
 func (x *SubmitResponseResponse) Reset() {
 	*x = SubmitResponseResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1554,7 @@ func (x *SubmitResponseResponse) String() string {
 func (*SubmitResponseResponse) ProtoMessage() {}
 
 func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1567,7 @@ func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponseResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitResponseResponse) GetResponseId() string {
@@ -1567,7 +1612,7 @@ type UploadBatchRequest struct {
 
 func (x *UploadBatchRequest) Reset() {
 	*x = UploadBatchRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1624,7 @@ func (x *UploadBatchRequest) String() string {
 func (*UploadBatchRequest) ProtoMessage() {}
 
 func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1637,7 @@ func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchRequest.ProtoReflect.Descriptor instead.
 func (*UploadBatchRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadBatchRequest) GetBatchId() string {
@@ -1622,7 +1667,7 @@ type BatchItem struct {
 
 func (x *BatchItem) Reset() {
 	*x = BatchItem{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1679,7 @@ func (x *BatchItem) String() string {
 func (*BatchItem) ProtoMessage() {}
 
 func (x *BatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1692,7 @@ func (x *BatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItem.ProtoReflect.Descriptor instead.
 func (*BatchItem) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BatchItem) GetLine() int64 {
@@ -1678,7 +1723,7 @@ type UploadBatchResponse struct {
 
 func (x *UploadBatchResponse) Reset() {
 	*x = UploadBatchResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1735,7 @@ func (x *UploadBatchResponse) String() string {
 func (*UploadBatchResponse) ProtoMessage() {}
 
 func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1748,7 @@ func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchResponse.ProtoReflect.Descriptor instead.
 func (*UploadBatchResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadBatchResponse) GetKind() isUploadBatchResponse_Kind {
@@ -1773,7 +1818,7 @@ type ItemResult struct {
 
 func (x *ItemResult) Reset() {
 	*x = ItemResult{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1830,7 @@ func (x *ItemResult) String() string {
 func (*ItemResult) ProtoMessage() {}
 
 func (x *ItemResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1843,7 @@ func (x *ItemResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemResult.ProtoReflect.Descriptor instead.
 func (*ItemResult) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ItemResult) GetLine() int64 {
@@ -1869,7 +1914,7 @@ type ChunkAck struct {
 
 func (x *ChunkAck) Reset() {
 	*x = ChunkAck{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1926,7 @@ func (x *ChunkAck) String() string {
 func (*ChunkAck) ProtoMessage() {}
 
 func (x *ChunkAck) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1939,7 @@ func (x *ChunkAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkAck.ProtoReflect.Descriptor instead.
 func (*ChunkAck) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChunkAck) GetChunk() int64 {
@@ -1925,7 +1970,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +1982,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +1995,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BatchSummary) GetBatchId() string {
@@ -2035,7 +2080,9 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\n" +
 	"item_codes\x18\b \x03(\tR\titemCodes\"-\n" +
 	"\x17GetQuestionnaireRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"W\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Y\n" +
+	"\x18GetQuestionnaireResponse\x12=\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x17.sipas.v1.QuestionnaireR\rquestionnaire\"W\n" +
 	"\x19ListQuestionnairesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -2163,9 +2210,9 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\x18ITEM_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ITEM_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n" +
 	"\x16ITEM_OUTCOME_DUPLICATE\x10\x02\x12\x19\n" +
-	"\x15ITEM_OUTCOME_REJECTED\x10\x032\xe5\x02\n" +
-	"\rSurveyService\x12N\n" +
-	"\x10GetQuestionnaire\x12!.sipas.v1.GetQuestionnaireRequest\x1a\x17.sipas.v1.Questionnaire\x12_\n" +
+	"\x15ITEM_OUTCOME_REJECTED\x10\x032\xf0\x02\n" +
+	"\rSurveyService\x12Y\n" +
+	"\x10GetQuestionnaire\x12!.sipas.v1.GetQuestionnaireRequest\x1a\".sipas.v1.GetQuestionnaireResponse\x12_\n" +
 	"\x12ListQuestionnaires\x12#.sipas.v1.ListQuestionnairesRequest\x1a$.sipas.v1.ListQuestionnairesResponse\x12S\n" +
 	"\x0eSubmitResponse\x12\x1f.sipas.v1.SubmitResponseRequest\x1a .sipas.v1.SubmitResponseResponse\x12N\n" +
 	"\vUploadBatch\x12\x1c.sipas.v1.UploadBatchRequest\x1a\x1d.sipas.v1.UploadBatchResponse(\x010\x01B2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
@@ -2183,7 +2230,7 @@ func file_sipas_v1_survey_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_survey_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sipas_v1_survey_proto_goTypes = []any{
 	(ItemKind)(0),                      // 0: sipas.v1.ItemKind
 	(ItemRole)(0),                      // 1: sipas.v1.ItemRole
@@ -2201,21 +2248,22 @@ var file_sipas_v1_survey_proto_goTypes = []any{
 	(*ScaleCode)(nil),                  // 13: sipas.v1.ScaleCode
 	(*FormulaNode)(nil),                // 14: sipas.v1.FormulaNode
 	(*GetQuestionnaireRequest)(nil),    // 15: sipas.v1.GetQuestionnaireRequest
-	(*ListQuestionnairesRequest)(nil),  // 16: sipas.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil), // 17: sipas.v1.ListQuestionnairesResponse
-	(*Demographics)(nil),               // 18: sipas.v1.Demographics
-	(*Response)(nil),                   // 19: sipas.v1.Response
-	(*SubmitResponseRequest)(nil),      // 20: sipas.v1.SubmitResponseRequest
-	(*SubmitResponseResponse)(nil),     // 21: sipas.v1.SubmitResponseResponse
-	(*UploadBatchRequest)(nil),         // 22: sipas.v1.UploadBatchRequest
-	(*BatchItem)(nil),                  // 23: sipas.v1.BatchItem
-	(*UploadBatchResponse)(nil),        // 24: sipas.v1.UploadBatchResponse
-	(*ItemResult)(nil),                 // 25: sipas.v1.ItemResult
-	(*ChunkAck)(nil),                   // 26: sipas.v1.ChunkAck
-	(*BatchSummary)(nil),               // 27: sipas.v1.BatchSummary
-	nil,                                // 28: sipas.v1.Response.AnswersEntry
-	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
-	(Channel)(0),                       // 30: sipas.v1.Channel
+	(*GetQuestionnaireResponse)(nil),   // 16: sipas.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),  // 17: sipas.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil), // 18: sipas.v1.ListQuestionnairesResponse
+	(*Demographics)(nil),               // 19: sipas.v1.Demographics
+	(*Response)(nil),                   // 20: sipas.v1.Response
+	(*SubmitResponseRequest)(nil),      // 21: sipas.v1.SubmitResponseRequest
+	(*SubmitResponseResponse)(nil),     // 22: sipas.v1.SubmitResponseResponse
+	(*UploadBatchRequest)(nil),         // 23: sipas.v1.UploadBatchRequest
+	(*BatchItem)(nil),                  // 24: sipas.v1.BatchItem
+	(*UploadBatchResponse)(nil),        // 25: sipas.v1.UploadBatchResponse
+	(*ItemResult)(nil),                 // 26: sipas.v1.ItemResult
+	(*ChunkAck)(nil),                   // 27: sipas.v1.ChunkAck
+	(*BatchSummary)(nil),               // 28: sipas.v1.BatchSummary
+	nil,                                // 29: sipas.v1.Response.AnswersEntry
+	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
+	(Channel)(0),                       // 31: sipas.v1.Channel
 }
 var file_sipas_v1_survey_proto_depIdxs = []int32{
 	11, // 0: sipas.v1.Questionnaire.items:type_name -> sipas.v1.Item
@@ -2227,37 +2275,38 @@ var file_sipas_v1_survey_proto_depIdxs = []int32{
 	0,  // 6: sipas.v1.FormulaNode.kind:type_name -> sipas.v1.ItemKind
 	2,  // 7: sipas.v1.FormulaNode.aggregation:type_name -> sipas.v1.Aggregation
 	14, // 8: sipas.v1.FormulaNode.children:type_name -> sipas.v1.FormulaNode
-	10, // 9: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
-	3,  // 10: sipas.v1.Demographics.gender:type_name -> sipas.v1.Gender
-	4,  // 11: sipas.v1.Demographics.ethnicity:type_name -> sipas.v1.Ethnicity
-	5,  // 12: sipas.v1.Demographics.education:type_name -> sipas.v1.Education
-	6,  // 13: sipas.v1.Demographics.occupation:type_name -> sipas.v1.Occupation
-	7,  // 14: sipas.v1.Demographics.residence:type_name -> sipas.v1.Residence
-	8,  // 15: sipas.v1.Demographics.respondent_type:type_name -> sipas.v1.RespondentType
-	29, // 16: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
-	30, // 17: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
-	18, // 18: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
-	28, // 19: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
-	19, // 20: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
-	23, // 21: sipas.v1.UploadBatchRequest.item:type_name -> sipas.v1.BatchItem
-	19, // 22: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
-	26, // 23: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
-	27, // 24: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
-	9,  // 25: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
-	25, // 26: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
-	15, // 27: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
-	16, // 28: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
-	20, // 29: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
-	22, // 30: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
-	10, // 31: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.Questionnaire
-	17, // 32: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
-	21, // 33: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
-	24, // 34: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
-	31, // [31:35] is the sub-list for method output_type
-	27, // [27:31] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	10, // 9: sipas.v1.GetQuestionnaireResponse.questionnaire:type_name -> sipas.v1.Questionnaire
+	10, // 10: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
+	3,  // 11: sipas.v1.Demographics.gender:type_name -> sipas.v1.Gender
+	4,  // 12: sipas.v1.Demographics.ethnicity:type_name -> sipas.v1.Ethnicity
+	5,  // 13: sipas.v1.Demographics.education:type_name -> sipas.v1.Education
+	6,  // 14: sipas.v1.Demographics.occupation:type_name -> sipas.v1.Occupation
+	7,  // 15: sipas.v1.Demographics.residence:type_name -> sipas.v1.Residence
+	8,  // 16: sipas.v1.Demographics.respondent_type:type_name -> sipas.v1.RespondentType
+	30, // 17: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
+	31, // 18: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
+	19, // 19: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
+	29, // 20: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
+	20, // 21: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
+	24, // 22: sipas.v1.UploadBatchRequest.item:type_name -> sipas.v1.BatchItem
+	20, // 23: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
+	27, // 24: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
+	28, // 25: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
+	9,  // 26: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
+	26, // 27: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
+	15, // 28: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
+	17, // 29: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
+	21, // 30: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
+	23, // 31: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
+	16, // 32: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.GetQuestionnaireResponse
+	18, // 33: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
+	22, // 34: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
+	25, // 35: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
+	32, // [32:36] is the sub-list for method output_type
+	28, // [28:32] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_survey_proto_init() }
@@ -2266,8 +2315,8 @@ func file_sipas_v1_survey_proto_init() {
 		return
 	}
 	file_sipas_v1_common_proto_init()
-	file_sipas_v1_survey_proto_msgTypes[8].OneofWrappers = []any{}
-	file_sipas_v1_survey_proto_msgTypes[14].OneofWrappers = []any{
+	file_sipas_v1_survey_proto_msgTypes[9].OneofWrappers = []any{}
+	file_sipas_v1_survey_proto_msgTypes[15].OneofWrappers = []any{
 		(*UploadBatchResponse_Chunk)(nil),
 		(*UploadBatchResponse_Summary)(nil),
 	}
@@ -2277,7 +2326,7 @@ func file_sipas_v1_survey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_survey_proto_rawDesc), len(file_sipas_v1_survey_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

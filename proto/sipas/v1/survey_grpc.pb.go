@@ -34,7 +34,7 @@ const (
 type SurveyServiceClient interface {
 	// GetQuestionnaire returns one questionnaire definition with its items,
 	// scales and formula tree.
-	GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*Questionnaire, error)
+	GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*GetQuestionnaireResponse, error)
 	// ListQuestionnaires lists the questionnaire definitions the server knows.
 	ListQuestionnaires(ctx context.Context, in *ListQuestionnairesRequest, opts ...grpc.CallOption) (*ListQuestionnairesResponse, error)
 	// SubmitResponse stores one response durably before answering. Resending the
@@ -58,9 +58,9 @@ func NewSurveyServiceClient(cc grpc.ClientConnInterface) SurveyServiceClient {
 	return &surveyServiceClient{cc}
 }
 
-func (c *surveyServiceClient) GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*Questionnaire, error) {
+func (c *surveyServiceClient) GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*GetQuestionnaireResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Questionnaire)
+	out := new(GetQuestionnaireResponse)
 	err := c.cc.Invoke(ctx, SurveyService_GetQuestionnaire_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ type SurveyService_UploadBatchClient = grpc.BidiStreamingClient[UploadBatchReque
 type SurveyServiceServer interface {
 	// GetQuestionnaire returns one questionnaire definition with its items,
 	// scales and formula tree.
-	GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*Questionnaire, error)
+	GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*GetQuestionnaireResponse, error)
 	// ListQuestionnaires lists the questionnaire definitions the server knows.
 	ListQuestionnaires(context.Context, *ListQuestionnairesRequest) (*ListQuestionnairesResponse, error)
 	// SubmitResponse stores one response durably before answering. Resending the
@@ -134,7 +134,7 @@ type SurveyServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedSurveyServiceServer struct{}
 
-func (UnimplementedSurveyServiceServer) GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*Questionnaire, error) {
+func (UnimplementedSurveyServiceServer) GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*GetQuestionnaireResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetQuestionnaire not implemented")
 }
 func (UnimplementedSurveyServiceServer) ListQuestionnaires(context.Context, *ListQuestionnairesRequest) (*ListQuestionnairesResponse, error) {
