@@ -21,59 +21,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Granularity of a series.
-type Granularity int32
-
-const (
-	Granularity_GRANULARITY_UNSPECIFIED Granularity = 0
-	Granularity_GRANULARITY_YEAR        Granularity = 1
-	Granularity_GRANULARITY_QUARTER     Granularity = 2
-	Granularity_GRANULARITY_MONTH       Granularity = 3
-)
-
-// Enum value maps for Granularity.
-var (
-	Granularity_name = map[int32]string{
-		0: "GRANULARITY_UNSPECIFIED",
-		1: "GRANULARITY_YEAR",
-		2: "GRANULARITY_QUARTER",
-		3: "GRANULARITY_MONTH",
-	}
-	Granularity_value = map[string]int32{
-		"GRANULARITY_UNSPECIFIED": 0,
-		"GRANULARITY_YEAR":        1,
-		"GRANULARITY_QUARTER":     2,
-		"GRANULARITY_MONTH":       3,
-	}
-)
-
-func (x Granularity) Enum() *Granularity {
-	p := new(Granularity)
-	*p = x
-	return p
-}
-
-func (x Granularity) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (Granularity) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_index_proto_enumTypes[0].Descriptor()
-}
-
-func (Granularity) Type() protoreflect.EnumType {
-	return &file_sipas_v1_index_proto_enumTypes[0]
-}
-
-func (x Granularity) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use Granularity.Descriptor instead.
-func (Granularity) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_index_proto_rawDescGZIP(), []int{0}
-}
-
 // Scope is what an index is computed for. Exactly one field is set.
 type Scope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1909,12 +1856,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06series\x18\x01 \x01(\v2\x10.sipas.v1.SeriesR\x06series\"N\n" +
 	"\x15GetWeakPointsResponse\x125\n" +
 	"\vweak_points\x18\x01 \x01(\v2\x14.sipas.v1.WeakPointsR\n" +
-	"weakPoints*p\n" +
-	"\vGranularity\x12\x1b\n" +
-	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n" +
-	"\x10GRANULARITY_YEAR\x10\x01\x12\x17\n" +
-	"\x13GRANULARITY_QUARTER\x10\x02\x12\x15\n" +
-	"\x11GRANULARITY_MONTH\x10\x032\x81\x03\n" +
+	"weakPoints2\x81\x03\n" +
 	"\fIndexService\x12A\n" +
 	"\bGetIndex\x12\x19.sipas.v1.GetIndexRequest\x1a\x1a.sipas.v1.GetIndexResponse\x12P\n" +
 	"\rRankProvinces\x12\x1e.sipas.v1.RankProvincesRequest\x1a\x1f.sipas.v1.RankProvincesResponse\x12D\n" +
@@ -1934,82 +1876,80 @@ func file_sipas_v1_index_proto_rawDescGZIP() []byte {
 	return file_sipas_v1_index_proto_rawDescData
 }
 
-var file_sipas_v1_index_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_sipas_v1_index_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_sipas_v1_index_proto_goTypes = []any{
-	(Granularity)(0),              // 0: sipas.v1.Granularity
-	(*Scope)(nil),                 // 1: sipas.v1.Scope
-	(*GetIndexRequest)(nil),       // 2: sipas.v1.GetIndexRequest
-	(*IndexNode)(nil),             // 3: sipas.v1.IndexNode
-	(*IndexReport)(nil),           // 4: sipas.v1.IndexReport
-	(*RankProvincesRequest)(nil),  // 5: sipas.v1.RankProvincesRequest
-	(*RankUnitsRequest)(nil),      // 6: sipas.v1.RankUnitsRequest
-	(*RankRow)(nil),               // 7: sipas.v1.RankRow
-	(*Ranking)(nil),               // 8: sipas.v1.Ranking
-	(*GetSeriesRequest)(nil),      // 9: sipas.v1.GetSeriesRequest
-	(*SeriesPoint)(nil),           // 10: sipas.v1.SeriesPoint
-	(*Series)(nil),                // 11: sipas.v1.Series
-	(*GetWeakPointsRequest)(nil),  // 12: sipas.v1.GetWeakPointsRequest
-	(*WeakPoint)(nil),             // 13: sipas.v1.WeakPoint
-	(*WeakPoints)(nil),            // 14: sipas.v1.WeakPoints
-	(*GetIndexResponse)(nil),      // 15: sipas.v1.GetIndexResponse
-	(*RankProvincesResponse)(nil), // 16: sipas.v1.RankProvincesResponse
-	(*RankUnitsResponse)(nil),     // 17: sipas.v1.RankUnitsResponse
-	(*GetSeriesResponse)(nil),     // 18: sipas.v1.GetSeriesResponse
-	(*GetWeakPointsResponse)(nil), // 19: sipas.v1.GetWeakPointsResponse
-	(*Period)(nil),                // 20: sipas.v1.Period
-	(Boundaries)(0),               // 21: sipas.v1.Boundaries
-	(Channel)(0),                  // 22: sipas.v1.Channel
-	(ItemRole)(0),                 // 23: sipas.v1.ItemRole
+	(*Scope)(nil),                 // 0: sipas.v1.Scope
+	(*GetIndexRequest)(nil),       // 1: sipas.v1.GetIndexRequest
+	(*IndexNode)(nil),             // 2: sipas.v1.IndexNode
+	(*IndexReport)(nil),           // 3: sipas.v1.IndexReport
+	(*RankProvincesRequest)(nil),  // 4: sipas.v1.RankProvincesRequest
+	(*RankUnitsRequest)(nil),      // 5: sipas.v1.RankUnitsRequest
+	(*RankRow)(nil),               // 6: sipas.v1.RankRow
+	(*Ranking)(nil),               // 7: sipas.v1.Ranking
+	(*GetSeriesRequest)(nil),      // 8: sipas.v1.GetSeriesRequest
+	(*SeriesPoint)(nil),           // 9: sipas.v1.SeriesPoint
+	(*Series)(nil),                // 10: sipas.v1.Series
+	(*GetWeakPointsRequest)(nil),  // 11: sipas.v1.GetWeakPointsRequest
+	(*WeakPoint)(nil),             // 12: sipas.v1.WeakPoint
+	(*WeakPoints)(nil),            // 13: sipas.v1.WeakPoints
+	(*GetIndexResponse)(nil),      // 14: sipas.v1.GetIndexResponse
+	(*RankProvincesResponse)(nil), // 15: sipas.v1.RankProvincesResponse
+	(*RankUnitsResponse)(nil),     // 16: sipas.v1.RankUnitsResponse
+	(*GetSeriesResponse)(nil),     // 17: sipas.v1.GetSeriesResponse
+	(*GetWeakPointsResponse)(nil), // 18: sipas.v1.GetWeakPointsResponse
+	(*Period)(nil),                // 19: sipas.v1.Period
+	(Boundaries)(0),               // 20: sipas.v1.Boundaries
+	(Channel)(0),                  // 21: sipas.v1.Channel
+	(ItemRole)(0),                 // 22: sipas.v1.ItemRole
 }
 var file_sipas_v1_index_proto_depIdxs = []int32{
-	1,  // 0: sipas.v1.GetIndexRequest.scope:type_name -> sipas.v1.Scope
-	20, // 1: sipas.v1.GetIndexRequest.period:type_name -> sipas.v1.Period
-	21, // 2: sipas.v1.GetIndexRequest.boundaries:type_name -> sipas.v1.Boundaries
-	22, // 3: sipas.v1.GetIndexRequest.channel:type_name -> sipas.v1.Channel
-	23, // 4: sipas.v1.IndexNode.role:type_name -> sipas.v1.ItemRole
-	3,  // 5: sipas.v1.IndexNode.children:type_name -> sipas.v1.IndexNode
-	1,  // 6: sipas.v1.IndexReport.scope:type_name -> sipas.v1.Scope
-	20, // 7: sipas.v1.IndexReport.period:type_name -> sipas.v1.Period
-	21, // 8: sipas.v1.IndexReport.boundaries:type_name -> sipas.v1.Boundaries
-	22, // 9: sipas.v1.IndexReport.channel:type_name -> sipas.v1.Channel
-	3,  // 10: sipas.v1.IndexReport.roots:type_name -> sipas.v1.IndexNode
-	20, // 11: sipas.v1.RankProvincesRequest.period:type_name -> sipas.v1.Period
-	21, // 12: sipas.v1.RankProvincesRequest.boundaries:type_name -> sipas.v1.Boundaries
-	22, // 13: sipas.v1.RankProvincesRequest.channel:type_name -> sipas.v1.Channel
-	20, // 14: sipas.v1.RankUnitsRequest.period:type_name -> sipas.v1.Period
-	22, // 15: sipas.v1.RankUnitsRequest.channel:type_name -> sipas.v1.Channel
-	20, // 16: sipas.v1.Ranking.period:type_name -> sipas.v1.Period
-	20, // 17: sipas.v1.Ranking.previous_period:type_name -> sipas.v1.Period
-	7,  // 18: sipas.v1.Ranking.rows:type_name -> sipas.v1.RankRow
-	1,  // 19: sipas.v1.GetSeriesRequest.scope:type_name -> sipas.v1.Scope
-	20, // 20: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
-	20, // 21: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
-	21, // 22: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
-	22, // 23: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
-	20, // 24: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
-	10, // 25: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
-	20, // 26: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
-	21, // 27: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
-	20, // 28: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
-	20, // 29: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
-	13, // 30: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
-	13, // 31: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
-	4,  // 32: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
-	8,  // 33: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
-	8,  // 34: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
-	11, // 35: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
-	14, // 36: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
-	2,  // 37: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
-	5,  // 38: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
-	6,  // 39: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
-	9,  // 40: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
-	12, // 41: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
-	15, // 42: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
-	16, // 43: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
-	17, // 44: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
-	18, // 45: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
-	19, // 46: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
+	0,  // 0: sipas.v1.GetIndexRequest.scope:type_name -> sipas.v1.Scope
+	19, // 1: sipas.v1.GetIndexRequest.period:type_name -> sipas.v1.Period
+	20, // 2: sipas.v1.GetIndexRequest.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 3: sipas.v1.GetIndexRequest.channel:type_name -> sipas.v1.Channel
+	22, // 4: sipas.v1.IndexNode.role:type_name -> sipas.v1.ItemRole
+	2,  // 5: sipas.v1.IndexNode.children:type_name -> sipas.v1.IndexNode
+	0,  // 6: sipas.v1.IndexReport.scope:type_name -> sipas.v1.Scope
+	19, // 7: sipas.v1.IndexReport.period:type_name -> sipas.v1.Period
+	20, // 8: sipas.v1.IndexReport.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 9: sipas.v1.IndexReport.channel:type_name -> sipas.v1.Channel
+	2,  // 10: sipas.v1.IndexReport.roots:type_name -> sipas.v1.IndexNode
+	19, // 11: sipas.v1.RankProvincesRequest.period:type_name -> sipas.v1.Period
+	20, // 12: sipas.v1.RankProvincesRequest.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 13: sipas.v1.RankProvincesRequest.channel:type_name -> sipas.v1.Channel
+	19, // 14: sipas.v1.RankUnitsRequest.period:type_name -> sipas.v1.Period
+	21, // 15: sipas.v1.RankUnitsRequest.channel:type_name -> sipas.v1.Channel
+	19, // 16: sipas.v1.Ranking.period:type_name -> sipas.v1.Period
+	19, // 17: sipas.v1.Ranking.previous_period:type_name -> sipas.v1.Period
+	6,  // 18: sipas.v1.Ranking.rows:type_name -> sipas.v1.RankRow
+	0,  // 19: sipas.v1.GetSeriesRequest.scope:type_name -> sipas.v1.Scope
+	19, // 20: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
+	19, // 21: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
+	20, // 22: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 23: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
+	19, // 24: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
+	9,  // 25: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
+	19, // 26: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
+	20, // 27: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
+	19, // 28: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
+	19, // 29: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
+	12, // 30: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
+	12, // 31: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
+	3,  // 32: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
+	7,  // 33: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
+	7,  // 34: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
+	10, // 35: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
+	13, // 36: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
+	1,  // 37: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
+	4,  // 38: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
+	5,  // 39: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
+	8,  // 40: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
+	11, // 41: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
+	14, // 42: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
+	15, // 43: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
+	16, // 44: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
+	17, // 45: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
+	18, // 46: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
 	42, // [42:47] is the sub-list for method output_type
 	37, // [37:42] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
@@ -2040,14 +1980,13 @@ func file_sipas_v1_index_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_index_proto_rawDesc), len(file_sipas_v1_index_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      0,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_sipas_v1_index_proto_goTypes,
 		DependencyIndexes: file_sipas_v1_index_proto_depIdxs,
-		EnumInfos:         file_sipas_v1_index_proto_enumTypes,
 		MessageInfos:      file_sipas_v1_index_proto_msgTypes,
 	}.Build()
 	File_sipas_v1_index_proto = out.File
