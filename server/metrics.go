@@ -41,6 +41,9 @@ func (m *Metrics) watchStore(st *store.Store) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_writer_queue_depth", Help: "Write requests waiting for the writer."},
 			func() float64 { return float64(st.Stats().QueueDepth) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_commit_failures_total",
+			Help: "Response transactions rolled back (their callers got an indeterminate error; retrying is safe)."},
+			func() float64 { return float64(st.Stats().FailedCommits) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_db_size_bytes", Help: "Size of the database file."},
 			func() float64 { db, _ := st.Sizes(); return float64(db) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_wal_size_bytes", Help: "Size of the write-ahead log."},

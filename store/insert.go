@@ -178,7 +178,6 @@ func (s *Store) commitInserts(reqs []*request) {
 	if err != nil {
 		s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
 	} else {
-		s.metrics.observe(n, dur)
 		if s.opts.OnCommit != nil {
 			s.opts.OnCommit(n, dur)
 		}

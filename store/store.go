@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -61,8 +60,6 @@ type Options struct {
 	// Now returns the current time (default time.Now); used for audit
 	// events, create times and credential expiry.
 	Now func() time.Time
-	// Registerer, when set, receives the store's metrics (sipas_store_*).
-	Registerer prometheus.Registerer
 	// Logger receives failures of write transactions (causes only, never
 	// response content); nil discards.
 	Logger *slog.Logger
@@ -107,7 +104,6 @@ type Store struct {
 	credByHash *sql.Stmt // prepared on the reader pool: the auth hot path
 
 	sqliteVersion string
-	metrics       *storeMetrics
 
 	// Aggregates. cells is replaced cell by cell (copy on write) by the
 	// writer after each commit; a *sipas.Tally reachable from it is never
@@ -218,12 +214,6 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 	}
 	if err := s.loadTallies(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	s.metrics = newStoreMetrics(s)
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.metrics); err != nil {
-			return nil, fmt.Errorf("%s: metrics: %w", op, err)
-		}
 	}
 	go s.writeLoop()
 	return s, nil

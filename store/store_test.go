@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sipas-vn/sipas"
 )
 
@@ -698,24 +696,9 @@ func TestWriterPanicAnswersCallers(t *testing.T) {
 	}
 }
 
-func TestMetricsRegistered(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	s := openTest(t, "", Options{Registerer: reg})
+func TestStats(t *testing.T) {
+	s := openTest(t, "", Options{})
 	mustInsert(t, s, newGen(t, 13).accepted())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
-	for _, n := range []string{"sipas_store_queue_depth", "sipas_store_commits_total", "sipas_store_commit_failures_total",
-		"sipas_store_responses_total", "sipas_store_file_bytes", "sipas_store_commit_batch_size", "sipas_store_commit_duration_seconds"} {
-		if !names[n] {
-			t.Errorf("metric %s missing", n)
-		}
-	}
 	if st := s.Stats(); st.Commits != 1 || st.Inserted != 1 || st.LastBatchSize != 1 {
 		t.Errorf("stats = %+v", st)
 	}
