@@ -86,7 +86,7 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 		q:       q,
 		id:      id,
 		month:   sipas.MonthOf(r.CollectedAt),
-		payload: encodePayload(q, r),
+		payload: EncodePayload(q, r),
 		delta:   newDelta(q, r),
 	}, nil
 }

@@ -31,8 +31,10 @@ const payloadV1 = 1
 
 var errPayloadCorrupt = errors.New("corrupt response payload")
 
-// encodePayload encodes r's demographics and answers for questionnaire q.
-func encodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
+// EncodePayload encodes r's demographics and answers for questionnaire q,
+// as they are stored in the payload column. It is exported for tools that
+// must write exactly the stored bytes (the benchmark's plain-insert floor).
+func EncodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
 	d := &r.Demographics
 	b := make([]byte, 0, 24+len(q.Items))
 	b = append(b, payloadV1)

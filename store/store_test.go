@@ -648,7 +648,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 		Demographics: sipas.Demographics{Gender: 2, BirthYear: 1975, Ethnicity: 1, Education: 7, Occupation: 8, Residence: 2, RespondentType: 1, DidProcedure: &yes},
 		Answers:      map[string]int{q.Items[0].Code: 0, q.Items[5].Code: 9, q.Items[len(q.Items)-1].Code: 5, "NOT.AN.ITEM": 3, q.Items[2].Code: -1},
 	}
-	b := encodePayload(q, r)
+	b := EncodePayload(q, r)
 	var got sipas.Response
 	if err := decodePayload(q, b, &got); err != nil {
 		t.Fatal(err)
@@ -660,7 +660,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	for _, it := range q.Items {
 		full.Answers[it.Code] = it.Scale.Codes[0].Code
 	}
-	t.Logf("payload of a full %d-item response: %d bytes", len(q.Items), len(encodePayload(q, full)))
+	t.Logf("payload of a full %d-item response: %d bytes", len(q.Items), len(EncodePayload(q, full)))
 	for i := range b {
 		if err := decodePayload(q, b[:i], &got); err == nil {
 			t.Errorf("truncated payload (%d of %d bytes) decoded", i, len(b))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -383,7 +382,7 @@ func (b *bench) runFloor() (*floorResult, error) {
 			return nil, fmt.Errorf("floor rows: %w", err)
 		}
 		id := uuid.MustParse(r.ID)
-		p := encodePayload(q, r)
+		p := store.EncodePayload(q, r)
 		plen += len(p)
 		rows[i] = floorRow{id: id[:], province: r.ProvinceCode, provinceID: acc.Province.ID,
 			collected: r.CollectedAt.UnixNano(), month: sipas.MonthOf(r.CollectedAt), channel: int64(r.Channel),
@@ -467,37 +466,6 @@ func (b *bench) runFloor() (*floorResult, error) {
 	}
 	b.floor = res
 	return res, nil
-}
-
-// encodePayload is store/payload.go's encoding (unexported there), copied
-// so that the floor stores payloads of exactly the same bytes; the batch
-// run checks the length against the server's database.
-func encodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
-	d := &r.Demographics
-	b := make([]byte, 0, 24+len(q.Items))
-	b = append(b, 1)
-	for _, v := range []int64{int64(d.Gender), int64(d.BirthYear), int64(d.Ethnicity), int64(d.Education),
-		int64(d.Occupation), int64(d.Residence), int64(d.RespondentType)} {
-		b = binary.AppendVarint(b, v)
-	}
-	switch {
-	case d.DidProcedure == nil:
-		b = append(b, 0)
-	case *d.DidProcedure:
-		b = append(b, 2)
-	default:
-		b = append(b, 1)
-	}
-	b = binary.AppendUvarint(b, uint64(len(q.Items)))
-	for _, it := range q.Items {
-		a, ok := r.Answers[it.Code]
-		if !ok || a < 0 {
-			b = append(b, 0)
-			continue
-		}
-		b = binary.AppendUvarint(b, uint64(a)+1)
-	}
-	return append(b, 0) // validated responses have no non-positional answers
 }
 
 func batchFigure(bt *batchResult, fl *floorResult) result {
