@@ -153,7 +153,8 @@ func (b *bench) startServer(name string) (*child, error) {
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
-// kill ends the child at once (error paths only).
+// kill ends the child at once (error paths). After stop it does nothing,
+// so callers may defer it.
 func (c *child) kill() {
 	_ = c.cmd.Process.Kill()
 	<-c.exited
@@ -270,6 +271,27 @@ func (c *child) dial(token string) (*client.Client, error) {
 func (c *child) adminClient() (*client.Client, error) { return c.dial(c.adminTok) }
 
 // newSurveyor issues a surveyor credential for every province.
+// startWithSurveyor starts a child sipasd and issues it a surveyor
+// credential for every province; defer the child's kill.
+func (b *bench) startWithSurveyor(name, note string) (*child, string, error) {
+	c, err := b.startServer(name)
+	if err != nil {
+		return nil, "", err
+	}
+	admin, err := c.adminClient()
+	if err != nil {
+		c.kill()
+		return nil, "", err
+	}
+	defer admin.Close()
+	tok, err := newSurveyor(admin, note)
+	if err != nil {
+		c.kill()
+		return nil, "", err
+	}
+	return c, tok, nil
+}
+
 func newSurveyor(admin *client.Client, note string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

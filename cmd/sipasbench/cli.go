@@ -69,25 +69,11 @@ func (b *bench) runCLI() (*cliResult, error) {
 		if err := f.Close(); err != nil {
 			return err
 		}
-		c, err := b.startServer("cli")
+		c, tok, err := b.startWithSurveyor("cli", "bench cli upload")
 		if err != nil {
 			return err
 		}
-		stopped := false
-		defer func() {
-			if !stopped {
-				c.kill()
-			}
-		}()
-		admin, err := c.adminClient()
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		tok, err := newSurveyor(admin, "bench cli upload")
-		if err != nil {
-			return err
-		}
+		defer c.kill()
 		var out bytes.Buffer
 		up := exec.Command(bin, "upload", path)
 		up.Env = append(os.Environ(), "SIPAS_SERVER="+c.addr, "SIPAS_TOKEN="+tok, "SIPAS_TOKEN_FILE=")
@@ -100,7 +86,6 @@ func (b *bench) runCLI() (*cliResult, error) {
 		}
 		res.n = len(rs)
 		res.rate = float64(len(rs)) / res.dur.Seconds()
-		stopped = true
 		if err := c.stop(); err != nil {
 			return fmt.Errorf("stopping sipasd: %w", err)
 		}

@@ -123,12 +123,7 @@ func (b *bench) runUnary() (*unaryResult, error) {
 		if err != nil {
 			return err
 		}
-		stopped := false
-		defer func() {
-			if !stopped {
-				c.kill()
-			}
-		}()
+		defer c.kill()
 		admin, err := c.adminClient()
 		if err != nil {
 			return err
@@ -201,7 +196,6 @@ func (b *bench) runUnary() (*unaryResult, error) {
 			return err
 		}
 		res.commits = c.commitStats()
-		stopped = true
 		return c.stop()
 	})
 	if err != nil {
@@ -265,25 +259,11 @@ func (b *bench) runBatch() (*batchResult, error) {
 	}
 	res := &batchResult{n: len(rs)}
 	err = b.timed("batch upload on sipasd", func() error {
-		c, err := b.startServer("batch")
+		c, tok, err := b.startWithSurveyor("batch", "bench batch upload")
 		if err != nil {
 			return err
 		}
-		stopped := false
-		defer func() {
-			if !stopped {
-				c.kill()
-			}
-		}()
-		admin, err := c.adminClient()
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		tok, err := newSurveyor(admin, "bench batch upload")
-		if err != nil {
-			return err
-		}
+		defer c.kill()
 		cl, err := c.dial(tok)
 		if err != nil {
 			return err
@@ -313,7 +293,6 @@ func (b *bench) runBatch() (*batchResult, error) {
 		if res.mem.hwm, res.mem.maxSampled, res.mem.after, err = c.memory(); err != nil {
 			return err
 		}
-		stopped = true
 		if err := c.stop(); err != nil {
 			return fmt.Errorf("stopping sipasd: %w", err)
 		}

@@ -221,7 +221,7 @@ func (b *bench) figure(name string) (result, error) {
 			return result{}, err
 		}
 		return u.figure(), nil
-	case figBatch:
+	case figBatch, figBytes:
 		bt, err := b.runBatch()
 		if err != nil {
 			return result{}, err
@@ -229,6 +229,9 @@ func (b *bench) figure(name string) (result, error) {
 		fl, err := b.runFloor()
 		if err != nil {
 			return result{}, err
+		}
+		if name == figBytes {
+			return bytesFigure(bt, fl), nil
 		}
 		return batchFigure(bt, fl), nil
 	case figRSS:
@@ -241,16 +244,6 @@ func (b *bench) figure(name string) (result, error) {
 			return result{}, err
 		}
 		return rssFigure(u, bt), nil
-	case figBytes:
-		bt, err := b.runBatch()
-		if err != nil {
-			return result{}, err
-		}
-		fl, err := b.runFloor()
-		if err != nil {
-			return result{}, err
-		}
-		return bytesFigure(bt, fl), nil
 	case figRank, figTree:
 		ix, err := b.runIndex()
 		if err != nil {
