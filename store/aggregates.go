@@ -143,10 +143,12 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sip
 	return out, nil
 }
 
-// CheckAggregates verifies that the aggregates in memory, the tallies table
-// and a recount from the stored responses all agree, as of one instant: the
-// database snapshot and the copy of memory are taken between two commits.
-// It returns nil when they agree, else an error listing the differences.
+// CheckAggregates verifies that the aggregates in memory, what a restart
+// would rebuild (the tallies checkpoint plus the responses stored after it)
+// and a recount from every stored response all agree, as of one instant:
+// the database snapshot and the copy of memory are taken between two
+// commits. It returns nil when they agree, else an error listing the
+// differences.
 func (s *Store) CheckAggregates(ctx context.Context) error {
 	const op = "store.check_aggregates"
 	tx, err := s.reader.BeginTx(ctx, nil)
@@ -158,15 +160,14 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	// so with it held the latest commit is in both or in neither. The first
 	// read of a deferred transaction fixes its snapshot.
 	s.commitMu.Lock()
-	var n int64
-	err = tx.QueryRowContext(ctx, "SELECT count(*) FROM tallies").Scan(&n)
+	seq, err := tallySeq(ctx, tx)
 	mem := s.Cells()
 	s.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 
-	stored := map[sipas.CellKey]*sipas.Tally{}
+	rebuilt := map[sipas.CellKey]*sipas.Tally{}
 	rows, err := tx.QueryContext(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, data FROM tallies")
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -177,10 +178,20 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		stored[k] = t
+		rebuilt[k] = t
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if _, _, err := s.replay(ctx, tx, seq, func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
+		t := rebuilt[k]
+		if t == nil {
+			t = sipas.NewTally(q)
+			rebuilt[k] = t
+		}
+		return t, nil
+	}); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	recount, err := s.recount(ctx, tx)
@@ -188,8 +199,8 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var diffs []string
-	diffs = append(diffs, diffCells("recount", recount, "tallies table", stored)...)
-	diffs = append(diffs, diffCells("tallies table", stored, "memory", mem)...)
+	diffs = append(diffs, diffCells("recount", recount, "checkpoint+replay", rebuilt)...)
+	diffs = append(diffs, diffCells("recount", recount, "memory", mem)...)
 	if len(diffs) == 0 {
 		return nil
 	}

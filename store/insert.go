@@ -134,7 +134,7 @@ func (s *Store) commitInserts(reqs []*request) {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
-	changed, err := s.insertTx(ctx, reqs, n)
+	changed, lastSeq, err := s.insertTx(ctx, reqs, n)
 	cancel()
 	dur := time.Since(start)
 	if err == nil {
@@ -145,8 +145,11 @@ func (s *Store) commitInserts(reqs []*request) {
 		s.cellsMu.Lock()
 		for k, t := range changed {
 			s.cells.put(k, t)
+			s.dirty[k] = struct{}{}
 		}
 		s.cellsMu.Unlock()
+		s.uncheckpointed += int(lastSeq - s.lastSeq)
+		s.lastSeq = lastSeq
 		s.commitMu.Unlock()
 	} else {
 		s.resetConn()
@@ -191,16 +194,18 @@ func (s *Store) commitInserts(reqs []*request) {
 }
 
 // insertTx runs the insert transaction. On success it returns the new
-// tallies of the changed cells with commitMu held; on failure nothing
-// changed in memory and commitMu is not held.
-func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas.CellKey]*sipas.Tally, error) {
+// tallies of the changed cells and the seq of the last response stored,
+// with commitMu held; on failure nothing changed in memory and commitMu is
+// not held. The tallies table is not written here: it is a checkpoint of
+// memory, written by checkpointTallies.
+func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas.CellKey]*sipas.Tally, int64, error) {
 	c, err := s.conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("writer connection: %w", err)
+		return nil, 0, fmt.Errorf("writer connection: %w", err)
 	}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return nil, 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO responses
@@ -208,27 +213,28 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (response_id) DO NOTHING`)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer ins.Close()
 	sel, err := tx.PrepareContext(ctx, "SELECT content_hash FROM responses WHERE response_id = ?")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer sel.Close()
 
 	changed := map[sipas.CellKey]*sipas.Tally{}
+	lastSeq := s.lastSeq
 	for _, r := range reqs {
 		for _, p := range r.items {
 			resp := p.acc.Response
 			res, err := ins.ExecContext(ctx, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
 				resp.CollectedAt.UnixNano(), p.month, int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
 			if err != nil {
-				return nil, fmt.Errorf("insert: %w", err)
+				return nil, 0, fmt.Errorf("insert: %w", err)
 			}
 			rows, err := res.RowsAffected()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if rows == 0 {
 				// The id is taken (by an earlier transaction or earlier in
@@ -237,7 +243,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 				// other writer can come in between.
 				var h []byte
 				if err := sel.QueryRowContext(ctx, p.id[:]).Scan(&h); err != nil {
-					return nil, fmt.Errorf("read stored hash: %w", err)
+					return nil, 0, fmt.Errorf("read stored hash: %w", err)
 				}
 				if bytes.Equal(h, p.acc.Hash[:]) {
 					r.results[p.idx] = InsertResult{Duplicate: true}
@@ -249,45 +255,30 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 				continue
 			}
 			r.results[p.idx] = InsertResult{}
+			if lastSeq, err = res.LastInsertId(); err != nil {
+				return nil, 0, err
+			}
 			for _, k := range cellKeys(p.acc, p.month) {
 				t, err := s.cellForWrite(changed, k, p.q)
 				if err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 				p.delta.addTo(t)
 			}
 		}
 	}
 
-	if len(changed) > 0 {
-		up, err := tx.PrepareContext(ctx, `INSERT INTO tallies (questionnaire_id, province_id, month, channel, unit_id, data)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (questionnaire_id, province_id, month, channel, unit_id) DO UPDATE SET data = excluded.data`)
-		if err != nil {
-			return nil, err
-		}
-		defer up.Close()
-		for k, t := range changed {
-			data, err := t.MarshalBinary()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := up.ExecContext(ctx, k.QuestionnaireID, k.ProvinceID, k.Month, int64(k.Channel), k.UnitID, data); err != nil {
-				return nil, fmt.Errorf("write tally: %w", err)
-			}
-		}
-	}
 	if s.opts.BeforeCommit != nil {
 		if err := s.opts.BeforeCommit(n); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	s.commitMu.Lock()
 	if err := tx.Commit(); err != nil {
 		s.commitMu.Unlock()
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
-	return changed, nil
+	return changed, lastSeq, nil
 }
 
 // cellKeys returns the cells a response is counted in: its province cell

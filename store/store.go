@@ -7,11 +7,12 @@
 // queries. Every connection setting comes from the DSN and is asserted on each
 // new connection (see reliability.md §4).
 //
-// Running totals of every aggregate cell live in memory; the changed cells'
-// rows in the tallies table are rewritten in the same transaction as the
-// responses they count, and memory is updated only after that transaction
-// has committed, so memory, the tallies table and the responses never
-// disagree.
+// Running totals of every aggregate cell live in memory, updated only after
+// the transaction holding the responses they count has committed. The
+// tallies table is a checkpoint of memory with the seq of the last response
+// it counts; at start-up the responses after it are replayed (see
+// checkpoint.go), so the aggregates never disagree with the stored
+// responses, also after a crash.
 package store
 
 import (
@@ -49,6 +50,13 @@ type Options struct {
 	// TxTimeout bounds each write transaction (default 10s). Write
 	// transactions never see the caller's context (pitfall 6).
 	TxTimeout time.Duration
+	// CheckpointRows and CheckpointInterval: the aggregates are checkpointed
+	// into the tallies table after this many new responses (default 50000)
+	// or this long after the previous checkpoint (default 30s), whichever
+	// comes first, and on Close. They bound the responses replayed at
+	// start-up after a crash.
+	CheckpointRows     int
+	CheckpointInterval time.Duration
 	// OnCommit, when set, is called by the writer after each successful
 	// group commit of responses with the number of responses in it and the
 	// time from BEGIN to the end of COMMIT.
@@ -80,6 +88,12 @@ func (o *Options) fill() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CheckpointRows <= 0 {
+		o.CheckpointRows = 50000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -113,6 +127,15 @@ type Store struct {
 	cellsMu  sync.RWMutex
 	cells    cellIndex
 	commitMu sync.Mutex
+
+	// Checkpoint state, owned by the writer goroutine: the cells changed
+	// since the last checkpoint, the seq of the last response counted in
+	// memory and in the checkpoint, and the responses stored since it.
+	dirty          map[sipas.CellKey]struct{}
+	lastSeq        int64
+	tallySeq       int64
+	uncheckpointed int
+	lastCheckpoint time.Time
 
 	// Writer queue.
 	qmu          sync.Mutex
@@ -162,6 +185,7 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		cat:        cat,
 		opts:       opts,
 		cells:      cellIndex{},
+		dirty:      map[sipas.CellKey]struct{}{},
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -215,6 +239,10 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 	if err := s.loadTallies(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := s.recoverTallies(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	s.lastCheckpoint = time.Now()
 	go s.writeLoop()
 	return s, nil
 }
@@ -226,7 +254,7 @@ func (s *Store) SQLiteVersion() string { return s.sqliteVersion }
 func (s *Store) Path() string { return s.path }
 
 // Close stops accepting writes, lets the writer commit what is queued,
-// checkpoints the WAL into the database file (TRUNCATE) and closes every
+// checkpoints the aggregates into the tallies table and the WAL into the database file (TRUNCATE) and closes every
 // connection. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {

@@ -59,6 +59,9 @@ type WriterStats struct {
 	Commits uint64
 	// FailedCommits counts response transactions that were rolled back.
 	FailedCommits uint64
+	// Checkpoints and FailedCheckpoints count checkpoints of the
+	// aggregates into the tallies table.
+	Checkpoints, FailedCheckpoints uint64
 	// Inserted, Duplicates and Conflicts count committed outcomes.
 	Inserted, Duplicates, Conflicts uint64
 	// LastBatchSize and LastCommit describe the latest successful commit.
@@ -188,14 +191,21 @@ func (s *Store) take() []*request {
 
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
+	tick := time.NewTicker(s.opts.CheckpointInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-s.wake:
+		case <-tick.C:
+			s.maybeCheckpoint(false)
+			continue
 		case <-s.stop:
-			// Closed: no new requests can arrive; write what is queued.
+			// Closed: no new requests can arrive; write what is queued,
+			// then checkpoint the aggregates.
 			for {
 				batch := s.take()
 				if len(batch) == 0 {
+					s.maybeCheckpoint(true)
 					return
 				}
 				s.run(batch)
@@ -207,6 +217,7 @@ func (s *Store) writeLoop() {
 				break
 			}
 			s.run(batch)
+			s.maybeCheckpoint(false)
 		}
 	}
 }
