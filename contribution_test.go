@@ -9,7 +9,8 @@ import (
 )
 
 // TestContributionEqualsAdd: adding one at every slot and node that
-// Contribution lists gives the same tally as Tally.Add.
+// Contribution lists for the packed answers gives the same tally as
+// Tally.Add of the map form.
 func TestContributionEqualsAdd(t *testing.T) {
 	cat, _, err := questionnaires.Load("")
 	if err != nil {
@@ -20,6 +21,7 @@ func TestContributionEqualsAdd(t *testing.T) {
 		viaAdd, viaContribution := sipas.NewTally(q), sipas.NewTally(q)
 		for range 500 {
 			r := &sipas.Response{Answers: map[string]int{}}
+			packed := make([]uint8, len(q.Items))
 			for _, it := range q.Items {
 				switch x := rng.IntN(10); {
 				case x < 4: // not asked
@@ -31,9 +33,14 @@ func TestContributionEqualsAdd(t *testing.T) {
 					r.Answers[it.Code] = it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code
 				}
 			}
+			for i, it := range q.Items {
+				if a, ok := r.Answers[it.Code]; ok {
+					packed[i] = uint8(a + 1)
+				}
+			}
 			r.Answers["NOT-AN-ITEM"] = 1
 			viaAdd.Add(q, r, nil)
-			slots, nodes := sipas.Contribution(q, r, nil, nil)
+			slots, nodes := sipas.Contribution(q, packed, nil, nil)
 			viaContribution.Respondents++
 			for _, s := range slots {
 				viaContribution.Slots[s]++

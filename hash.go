@@ -15,21 +15,43 @@ const hashVersion = "sipas.response.v1"
 // the answers sorted by item code. Strings are length-prefixed and integers
 // varint-encoded, so no two different responses share an encoding: equal
 // content has an equal hash whatever the order of the answers map. The id is
-// hashed as stored; Validate normalises it first.
+// hashed as stored; Validate normalises it first. ContentHash reads the map
+// form (Answers); Validate computes the same hash from either form.
 func ContentHash(r *Response) [32]byte {
 	codes := make([]string, 0, len(r.Answers))
 	for c := range r.Answers {
 		codes = append(codes, c)
 	}
 	sort.Strings(codes)
-	return contentHash(r, codes)
+	b := hashHeader(r, len(r.Answers))
+	for _, c := range codes {
+		b = hashAnswer(b, c, r.Answers[c])
+	}
+	return sha256.Sum256(b)
 }
 
-// contentHash is ContentHash with the answer codes in byte order given:
-// either exactly the answered codes, or a sorted superset of them (a
-// questionnaire's codes, which saves sorting per response).
-func contentHash(r *Response, sortedCodes []string) [32]byte {
-	b := make([]byte, 0, 128+16*len(r.Answers))
+// answersHash is ContentHash computed from the packed answers of q's items
+// (Accepted.Answers), n of them given, whichever form r carries them in:
+// the same answers hash the same in both forms.
+func answersHash(r *Response, q *Questionnaire, answers []uint8, n int) [32]byte {
+	b := hashHeader(r, n)
+	for _, it := range q.sortedItems {
+		if v := answers[it.Index]; v != 0 {
+			b = hashAnswer(b, it.Code, int(v)-1)
+		}
+	}
+	return sha256.Sum256(b)
+}
+
+func hashAnswer(b []byte, code string, a int) []byte {
+	b = binary.AppendUvarint(b, uint64(len(code)))
+	b = append(b, code...)
+	return binary.AppendVarint(b, int64(a))
+}
+
+// hashHeader encodes every field but the answers, and the number of answers.
+func hashHeader(r *Response, answers int) []byte {
+	b := make([]byte, 0, 256+12*answers)
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -63,12 +85,6 @@ func contentHash(r *Response, sortedCodes []string) [32]byte {
 	default:
 		num(1)
 	}
-	num(int64(len(r.Answers)))
-	for _, c := range sortedCodes {
-		if a, ok := r.Answers[c]; ok {
-			str(c)
-			num(int64(a))
-		}
-	}
-	return sha256.Sum256(b)
+	num(int64(answers))
+	return b
 }

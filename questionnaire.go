@@ -315,8 +315,13 @@ func LoadQuestionnaire(fsys fs.FS, dir string, scales map[string]*Scale, source 
 	}
 	for _, it := range q.Items {
 		q.sortedCodes = append(q.sortedCodes, it.Code)
+		it.slotOf = slotTable(it)
 	}
 	sort.Strings(q.sortedCodes)
+	q.sortedItems = make([]*Item, len(q.sortedCodes))
+	for i, c := range q.sortedCodes {
+		q.sortedItems[i] = q.itemsByCode[c]
+	}
 	return q, nil
 }
 

@@ -100,6 +100,8 @@ type Item struct {
 	// Slot is the first of the item's counter slots in a Tally: one slot per
 	// scale code in scale order, then one for 8 and one for 9.
 	Slot int
+
+	slotOf []int32 // counter slot of each answer code (by code), -1 when not valid
 }
 
 // Node is a node of a questionnaire's formula tree. Trees are data: which
@@ -137,6 +139,7 @@ type Questionnaire struct {
 
 	itemsByCode map[string]*Item
 	sortedCodes []string // item codes in byte order: the canonical answer order
+	sortedItems []*Item  // the items in that order
 }
 
 // Item returns the item with the given code, or nil.
@@ -203,6 +206,13 @@ type Response struct {
 	Demographics    Demographics
 	// Answers maps item code to raw answer code; items not asked are absent.
 	Answers map[string]int
+	// Packed is the other form of the answers, the one bulk clients send
+	// (the API's packed_answers): answer code + 1 of each of the
+	// questionnaire's items in order, 0 for an item not asked; trailing
+	// items not asked may be left off. A response uses one form or the
+	// other; both forms of the same answers are the same response (same
+	// content hash).
+	Packed []uint32
 }
 
 // Accepted is a validated response with what the registry made of it.
@@ -216,4 +226,11 @@ type Accepted struct {
 	// Hash is the SHA-256 of the response's canonical content: two sends of
 	// the same response have the same hash.
 	Hash [32]byte
+	// Questionnaire is the questionnaire the response was validated against.
+	Questionnaire *Questionnaire
+	// Answers are the response's answers, from either form, by position:
+	// answer code + 1 of each item of Questionnaire.Items, 0 for an item not
+	// asked (answer codes are at most 99, so each fits a byte). Storage,
+	// hashing and counting work on this form only.
+	Answers []uint8
 }

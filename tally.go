@@ -75,6 +75,30 @@ func NewTally(q *Questionnaire) *Tally {
 // SlotOf returns the counter slot of answer code c of item it, or -1 when c
 // is not a valid code for the item.
 func SlotOf(it *Item, c int) int {
+	if it.slotOf != nil {
+		if c < 0 || c >= len(it.slotOf) {
+			return -1
+		}
+		return int(it.slotOf[c])
+	}
+	return slotOfScan(it, c)
+}
+
+// slotTable is the slot of every answer code of it up to the largest valid
+// one, by code (-1 for codes that are not valid).
+func slotTable(it *Item) []int32 {
+	hi := CodeNotApplicable
+	for _, sc := range it.Scale.Codes {
+		hi = max(hi, sc.Code)
+	}
+	t := make([]int32, hi+1)
+	for c := range t {
+		t[c] = int32(slotOfScan(it, c))
+	}
+	return t
+}
+
+func slotOfScan(it *Item, c int) int {
 	for i, sc := range it.Scale.Codes {
 		if sc.Code == c {
 			return it.Slot + i
@@ -242,12 +266,13 @@ func (t *Tally) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// Contribution appends to slots the counter slots that response r adds one
-// to (one per answer of a known item and valid code, 8 and 9 included) and to
-// nodes the formula nodes whose respondent count it adds one to, and returns
-// both. Adding one at each of them, and one respondent, is exactly Add: the
-// store uses it to prepare a response's share outside the writer.
-func Contribution(q *Questionnaire, r *Response, slots, nodes []int32) ([]int32, []int32) {
+// Contribution appends to slots the counter slots that a response with the
+// given answers (Accepted.Answers: code + 1 by item position) adds one to
+// (one per answer with a valid code, 8 and 9 included) and to nodes the
+// formula nodes whose respondent count it adds one to, and returns both.
+// Adding one at each of them, and one respondent, is exactly Add: the store
+// uses it to prepare a response's share outside the writer.
+func Contribution(q *Questionnaire, answers []uint8, slots, nodes []int32) ([]int32, []int32) {
 	var seen [256]bool
 	var seenBig []bool
 	if len(q.Nodes) > len(seen) {
@@ -263,12 +288,13 @@ func Contribution(q *Questionnaire, r *Response, slots, nodes []int32) ([]int32,
 		seen[i] = true
 		return was
 	}
-	for code, a := range r.Answers {
-		it := q.Item(code)
-		if it == nil {
+	items := q.Items[:min(len(answers), len(q.Items))]
+	for i, it := range items {
+		v := int(answers[i])
+		if v == 0 || v > len(it.slotOf) {
 			continue
 		}
-		s := SlotOf(it, a)
+		s := int(it.slotOf[v-1])
 		if s < 0 {
 			continue
 		}

@@ -125,44 +125,55 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 		add("unit_id", "INVALID_UNIT_ID", "unit_id must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'")
 	}
 
-	// answers
+	// answers, from either form, into their packed form
+	var answers []uint8
+	answered := 0
 	switch {
-	case len(r.Answers) == 0:
-		add("answers", "NO_ANSWERS", "at least one answer is required")
+	case len(r.Answers) > 0 && len(r.Packed) > 0:
+		add("packed_answers", "BOTH_ANSWER_FORMS", "send the answers either in answers or in packed_answers, not both")
 	case q != nil && len(r.Answers) > len(q.Items):
 		add("answers", "TOO_MANY_ANSWERS", "%d answers, but questionnaire %s has %d items", len(r.Answers), q.ID, len(q.Items))
+	case q != nil && len(r.Packed) > len(q.Items):
+		add("packed_answers", "TOO_MANY_ANSWERS", "%d packed answers, but questionnaire %s has %d items", len(r.Packed), q.ID, len(q.Items))
+	case len(r.Answers) == 0 && !anyAnswer(r.Packed):
+		add("answers", "NO_ANSWERS", "at least one answer is required")
 	case q != nil:
-		// Walk the questionnaire's codes in byte order: no sorting per
-		// response, and field names are only built for violations, which are
-		// reported in item-code order.
+		answers = make([]uint8, len(q.Items))
+		// Field names are only built for violations, which are reported in
+		// item-code order whichever form the answers came in.
 		type answerViolation struct {
 			code string
 			v    Violation
 		}
 		var avs []answerViolation
-		known := 0
-		for _, c := range q.sortedCodes {
-			a, ok := r.Answers[c]
-			if !ok {
+		badCode := func(it *Item, a int64) {
+			avs = append(avs, answerViolation{it.Code, Violation{Field: "answers[" + it.Code + "]", Reason: "INVALID_ANSWER_CODE",
+				Description: fmt.Sprintf("answer code %d is not valid for item %s: want %s, 8 (don't know) or 9 (not applicable)",
+					a, it.Code, scaleCodeList(it.Scale))}})
+		}
+		for i, v := range r.Packed {
+			if v == 0 {
 				continue
 			}
-			known++
-			if it := q.Item(c); SlotOf(it, a) < 0 {
-				avs = append(avs, answerViolation{c, Violation{Field: "answers[" + c + "]", Reason: "INVALID_ANSWER_CODE",
-					Description: fmt.Sprintf("answer code %d is not valid for item %s: want %s, 8 (don't know) or 9 (not applicable)",
-						a, it.Code, scaleCodeList(it.Scale))}})
+			it := q.Items[i]
+			if a := int64(v) - 1; a >= int64(len(it.slotOf)) || it.slotOf[a] < 0 {
+				badCode(it, a)
+				continue
 			}
+			answers[i] = uint8(v)
+			answered++
 		}
-		if known < len(r.Answers) {
-			var unknown []string
-			for c := range r.Answers {
-				if q.Item(c) == nil {
-					unknown = append(unknown, c)
-				}
-			}
-			for _, c := range unknown {
+		for c, a := range r.Answers {
+			it := q.Item(c)
+			switch {
+			case it == nil:
 				avs = append(avs, answerViolation{c, Violation{Field: "answers[" + fieldSafe(c) + "]", Reason: "UNKNOWN_ITEM",
 					Description: fmt.Sprintf("item %s is not in questionnaire %s", fieldSafe(c), q.ID)}})
+			case SlotOf(it, a) < 0:
+				badCode(it, int64(a))
+			default:
+				answers[it.Index] = uint8(a + 1)
+				answered++
 			}
 		}
 		sort.Slice(avs, func(i, j int) bool { return avs[i].code < avs[j].code })
@@ -207,7 +218,17 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 	if len(vs) > 0 {
 		return nil, Invalid(opValidate, vs...)
 	}
-	return &Accepted{Response: r, Province: province, Warnings: warnings, Hash: contentHash(r, q.sortedCodes)}, nil
+	return &Accepted{Response: r, Province: province, Warnings: warnings, Hash: answersHash(r, q, answers, answered),
+		Questionnaire: q, Answers: answers}, nil
+}
+
+func anyAnswer(packed []uint32) bool {
+	for _, v := range packed {
+		if v != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func validChannel(c Channel) bool {

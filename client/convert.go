@@ -10,15 +10,28 @@ import (
 // This file is the client's one place where domain values become API messages.
 
 // ResponseToProto converts a domain response into its API form (used by the
-// client library and tests through the same mapping).
+// client library and tests through the same mapping), with the answers in
+// the form or forms r carries them in.
 func ResponseToProto(r *sipas.Response) *sipasv1.Response {
+	out := responseFieldsToProto(r)
+	if len(r.Answers) > 0 {
+		out.Answers = make(map[string]int32, len(r.Answers))
+		for k, v := range r.Answers {
+			out.Answers[k] = int32(v)
+		}
+	}
+	out.PackedAnswers = r.Packed
+	return out
+}
+
+// responseFieldsToProto converts every field but the answers.
+func responseFieldsToProto(r *sipas.Response) *sipasv1.Response {
 	out := &sipasv1.Response{
 		ResponseId:      r.ID,
 		QuestionnaireId: r.QuestionnaireID,
 		ProvinceCode:    r.ProvinceCode,
 		Channel:         sipasv1.Channel(r.Channel),
 		UnitId:          r.UnitID,
-		Answers:         make(map[string]int32, len(r.Answers)),
 	}
 	if !r.CollectedAt.IsZero() {
 		out.CollectedAt = timestamppb.New(r.CollectedAt)
@@ -36,9 +49,6 @@ func ResponseToProto(r *sipas.Response) *sipasv1.Response {
 			DidProcedure:   d.DidProcedure,
 		}
 	}
-	for k, v := range r.Answers {
-		out.Answers[k] = int32(v)
-	}
 	return out
 }
 
@@ -49,37 +59,54 @@ type itemOrder struct {
 	pos   map[string]int
 }
 
-// responseToProtoPacked is ResponseToProto with the answers in the compact
-// packed form (answer code + 1 per item in questionnaire order, 0 for an
-// item not asked): bulk uploads spend most of their time encoding and
-// decoding the answer map otherwise. A response naming an item the order
-// does not know keeps the map form, so the server reports that item.
-func responseToProtoPacked(r *sipas.Response, order *itemOrder) *sipasv1.Response {
-	out := ResponseToProto(r)
-	packAnswers(out, order)
-	return out
+// responseToWire is the API form in which the client sends r: the compact
+// packed answer form (answer code + 1 per item in questionnaire order, 0 for
+// an item not asked) when r carries it or when the order knows every item of
+// its answer map, else the map: bulk uploads spend most of their time
+// encoding and decoding the answer map otherwise. A response naming an item
+// the order does not know keeps the map form, so the server reports that
+// item. Both forms are the same response for the server (same content, same
+// deduplication), so a response first sent one way may be retried the other.
+func responseToWire(r *sipas.Response, order *itemOrder) *sipasv1.Response {
+	if len(r.Packed) == 0 {
+		if packed, ok := packMap(r.Answers, order); ok {
+			out := responseFieldsToProto(r)
+			out.PackedAnswers = packed
+			return out
+		}
+	}
+	return ResponseToProto(r)
 }
 
-// packAnswers moves the map answers of an API response into the packed
-// form, when the order knows every item and every code is representable;
-// otherwise it leaves the response as it is. Both forms are the same
-// response for the server (same content, same deduplication), so a
-// response first sent one way may be retried the other.
-func packAnswers(r *sipasv1.Response, order *itemOrder) {
-	if order == nil || len(r.Answers) == 0 || len(r.PackedAnswers) > 0 {
-		return
+// packMap returns answers in the packed form of order, trailing items not
+// asked left off, or false when order is nil or does not know an item or a
+// code cannot be represented.
+func packMap[V int | int32](answers map[string]V, order *itemOrder) ([]uint32, bool) {
+	if order == nil || len(answers) == 0 {
+		return nil, false
 	}
 	last := -1
-	for code, a := range r.Answers {
+	for code, a := range answers {
 		i, ok := order.pos[code]
 		if !ok || a < 0 {
-			return
+			return nil, false
 		}
 		last = max(last, i)
 	}
 	packed := make([]uint32, last+1)
-	for code, a := range r.Answers {
+	for code, a := range answers {
 		packed[order.pos[code]] = uint32(a) + 1
 	}
-	r.PackedAnswers, r.Answers = packed, nil
+	return packed, true
+}
+
+// packAnswers moves the map answers of an API response into the packed
+// form when packMap can; otherwise it leaves the response as it is.
+func packAnswers(r *sipasv1.Response, order *itemOrder) {
+	if len(r.PackedAnswers) > 0 {
+		return
+	}
+	if packed, ok := packMap(r.Answers, order); ok {
+		r.PackedAnswers, r.Answers = packed, nil
+	}
 }

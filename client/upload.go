@@ -194,7 +194,7 @@ type uploader struct {
 	c    *Client
 	ctx  context.Context // the Upload's, for fetching item orders
 	opts UploadOptions
-	next func() (BatchItem, bool)
+	feed <-chan pendingItem // the source's items, encoded ahead by the feeder
 	sum  *UploadSummary
 	prog UploadProgress
 
@@ -206,7 +206,10 @@ type uploader struct {
 
 // Upload streams items through UploadBatch and returns the outcome of every
 // item. It sends without waiting per item (the server acknowledges chunks of
-// 500), keeps at most Window unacknowledged items in memory, and when a
+// 500), items that are ready together in one message (up to 128), reads and
+// encodes the source on a goroutine of its own ahead of sending (so the
+// source is iterated on another goroutine; it is not called after Upload
+// returns), keeps at most Window unacknowledged items in memory, and when a
 // stream breaks (an indeterminate failure) reopens one and resends exactly
 // the items not yet acknowledged, with backoff, up to Attempts times in a
 // row without progress. Resending is safe: an item already stored comes back
@@ -234,9 +237,17 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 		}
 		opts.BatchID = id.String()
 	}
-	next, stop := iter.Pull(items)
-	defer stop()
-	u := &uploader{c: c, ctx: ctx, opts: opts, next: next, sum: &UploadSummary{BatchID: opts.BatchID, Rejects: []ItemRejection{}}}
+	feed := make(chan pendingItem, feedAhead)
+	quit, feederDone := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(quit)
+		<-feederDone // no call into the source after Upload returns
+	}()
+	u := &uploader{c: c, ctx: ctx, opts: opts, feed: feed, sum: &UploadSummary{BatchID: opts.BatchID, Rejects: []ItemRejection{}}}
+	go func() {
+		defer close(feederDone)
+		u.runFeeder(items, feed, quit)
+	}()
 	failures := 0
 	for {
 		progressed, err := u.stream(ctx)
@@ -290,8 +301,36 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 	return u.sum, nil
 }
 
-// take returns the next item to send: a requeued one first, then the source.
-func (u *uploader) take() (pendingItem, bool) {
+// feedAhead is how many items the feeder encodes ahead of the sender, and
+// messageItems how many items at most one stream message carries: items
+// ready to go share a message, which saves most of the per-message cost of a
+// large upload, and an item that is alone is sent at once.
+const (
+	feedAhead    = 256
+	messageItems = 128
+)
+
+// runFeeder pulls items from the source, encodes them and hands them to the
+// sender, so that encoding overlaps with sending. It stops when the source
+// is exhausted (closing feed) or when the upload ends (quit): then the next
+// item the source yields is its last, and Upload returns after that.
+func (u *uploader) runFeeder(items iter.Seq[BatchItem], feed chan<- pendingItem, quit <-chan struct{}) {
+	defer close(feed)
+	for it := range items {
+		p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: u.encode(it.Response)}}
+		select {
+		case feed <- p:
+		case <-quit:
+			return
+		}
+	}
+}
+
+// take returns the next item to send: a requeued one first, then the
+// source's. With wait it waits for the source (or ctx); without, it returns
+// false when no item is ready. It also returns false once the source is
+// exhausted.
+func (u *uploader) take(ctx context.Context, wait bool) (pendingItem, bool) {
 	u.mu.Lock()
 	if len(u.requeue) > 0 {
 		p := u.requeue[0]
@@ -308,18 +347,31 @@ func (u *uploader) take() (pendingItem, bool) {
 		return pendingItem{}, false
 	}
 	u.mu.Unlock()
-	it, ok := u.next()
+	var (
+		p  pendingItem
+		ok bool
+	)
+	if wait {
+		select {
+		case p, ok = <-u.feed:
+		case <-ctx.Done():
+			return pendingItem{}, false
+		}
+	} else {
+		select {
+		case p, ok = <-u.feed:
+		default:
+			return pendingItem{}, false
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	if !ok {
-		u.mu.Lock()
 		u.done = true
-		u.mu.Unlock()
 		return pendingItem{}, false
 	}
-	p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: u.encode(it.Response)}}
-	u.mu.Lock()
 	u.pending = append(u.pending, p)
 	u.sum.Items++
-	u.mu.Unlock()
 	return p, true
 }
 
@@ -344,18 +396,41 @@ func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
+		defer st.CloseSend()
 		first := true
-		for n := 0; n < u.opts.MaxStreamItems; n++ {
+		for n := 0; n < u.opts.MaxStreamItems; {
+			// The first item of a message: wait for room in the window and
+			// for an item.
 			select {
 			case window <- struct{}{}:
 			case <-sctx.Done():
 				return
 			}
-			p, ok := u.take()
+			p, ok := u.take(sctx, true)
 			if !ok {
-				break
+				<-window
+				return
 			}
-			req := &sipasv1.UploadBatchRequest{Item: p.msg}
+			req := &sipasv1.UploadBatchRequest{Items: make([]*sipasv1.BatchItem, 0, messageItems)}
+			req.Items = append(req.Items, p.msg)
+			n++
+			// More items join the message while they are ready and the
+			// window has room.
+		more:
+			for len(req.Items) < messageItems && n < u.opts.MaxStreamItems {
+				select {
+				case window <- struct{}{}:
+				default:
+					break more // the window is full
+				}
+				p, ok := u.take(sctx, false)
+				if !ok {
+					<-window // nothing ready: give the room back
+					break
+				}
+				req.Items = append(req.Items, p.msg)
+				n++
+			}
 			if first {
 				req.BatchId = u.opts.BatchID
 				first = false
@@ -364,10 +439,9 @@ func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
 				return // the receiver sees the cause
 			}
 			u.mu.Lock()
-			u.prog.Sent++
+			u.prog.Sent += int64(len(req.Items))
 			u.mu.Unlock()
 		}
-		_ = st.CloseSend()
 	}()
 	defer func() {
 		cancel()
@@ -466,17 +540,12 @@ func (u *uploader) encode(r *sipas.Response) *sipasv1.Response {
 	if r == nil {
 		return nil
 	}
-	if o := u.c.itemOrder(u.ctx, r.QuestionnaireID); o != nil {
-		return responseToProtoPacked(r, o)
-	}
-	return ResponseToProto(r)
+	return responseToWire(r, u.c.itemOrder(u.ctx, r.QuestionnaireID))
 }
 
 // WireResponse returns the API form in which this client sends r: the
 // packed answer form when the server gave the questionnaire's item order,
 // else the answer map.
 func (c *Client) WireResponse(ctx context.Context, r *sipas.Response) *sipasv1.Response {
-	out := ResponseToProto(r)
-	packAnswers(out, c.itemOrder(ctx, r.QuestionnaireID))
-	return out
+	return responseToWire(r, c.itemOrder(ctx, r.QuestionnaireID))
 }

@@ -109,7 +109,7 @@ func matrixCalls() map[string]call {
 			if err != nil {
 				return err
 			}
-			if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 2, Response: serviceResponse(e.t, e.cat, "48", time.Now())}}); err != nil && err != io.EOF {
+			if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 2, Response: serviceResponse(e.t, e.cat, "48", time.Now())}}}); err != nil && err != io.EOF {
 				return err
 			}
 			if err := st.CloseSend(); err != nil {
@@ -315,7 +315,7 @@ func TestSurveyorBatchOutOfScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range []string{"48", "01", "48", "79"} {
-		if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: int64(i + 2), Response: serviceResponse(t, e.cat, p, time.Now())}}); err != nil {
+		if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: int64(i + 2), Response: serviceResponse(t, e.cat, p, time.Now())}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/sipas-vn/sipas"
@@ -53,39 +52,16 @@ func nodeToProto(n *sipas.Node) *sipasv1.FormulaNode {
 	return out
 }
 
-// responseFromProto converts an API response into the domain form, reading
-// the answers from either of their two forms. Checks of content are the
-// domain's (sipas.Validate); this copies, and refuses only what the domain
-// cannot see: both answer forms at once, or more packed answers than the
-// questionnaire has items.
-func responseFromProto(cat *sipas.Catalog, r *sipasv1.Response) (*sipas.Response, error) {
+// responseFromProto converts an API response into the domain form, with the
+// answers in whichever form they were sent (the packed form is used as it
+// is, not copied). Checks of content are the domain's (sipas.Validate).
+func responseFromProto(r *sipasv1.Response) *sipas.Response {
 	out := responseFieldsFromProto(r)
-	packed := r.GetPackedAnswers()
-	if len(packed) == 0 {
-		return out, nil
-	}
-	const op = "read answers"
-	if len(r.GetAnswers()) > 0 {
-		return out, sipas.Invalid(op, sipas.Violation{Field: "packed_answers", Reason: "BOTH_ANSWER_FORMS",
-			Description: "send the answers either in answers or in packed_answers, not both"})
-	}
-	q := cat.Get(r.GetQuestionnaireId())
-	if q == nil {
-		return out, nil // validation reports the unknown questionnaire
-	}
-	if len(packed) > len(q.Items) {
-		return out, sipas.Invalid(op, sipas.Violation{Field: "packed_answers", Reason: "TOO_MANY_ANSWERS",
-			Description: fmt.Sprintf("%d packed answers, but questionnaire %s has %d items", len(packed), q.ID, len(q.Items))})
-	}
-	for i, v := range packed {
-		if v != 0 {
-			out.Answers[q.Items[i].Code] = int(int64(v) - 1)
-		}
-	}
-	return out, nil
+	out.Packed = r.GetPackedAnswers()
+	return out
 }
 
-// responseFieldsFromProto copies every field, answers from the map form.
+// responseFieldsFromProto copies every field but the packed answers.
 func responseFieldsFromProto(r *sipasv1.Response) *sipas.Response {
 	if r == nil {
 		return &sipas.Response{}
@@ -96,7 +72,9 @@ func responseFieldsFromProto(r *sipasv1.Response) *sipas.Response {
 		ProvinceCode:    r.GetProvinceCode(),
 		Channel:         sipas.Channel(r.GetChannel()),
 		UnitID:          r.GetUnitId(),
-		Answers:         make(map[string]int, len(r.GetAnswers())),
+	}
+	if len(r.GetAnswers()) > 0 {
+		out.Answers = make(map[string]int, len(r.GetAnswers()))
 	}
 	if r.GetCollectedAt() != nil {
 		out.CollectedAt = r.GetCollectedAt().AsTime()

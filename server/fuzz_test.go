@@ -24,7 +24,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	for _, bi := range append(badInputCatalogue(), badInput{name: "valid", mutate: func(*sipasv1.Response) {}}) {
 		r := proto.Clone(good).(*sipasv1.Response)
 		bi.mutate(r)
-		b, err := proto.Marshal(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 2, Response: r}})
+		b, err := proto.Marshal(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 2, Response: r}}})
 		if err != nil {
 			continue // a mutation the encoder itself refuses (invalid UTF-8)
 		}
@@ -50,24 +50,29 @@ func FuzzDecodeValidate(f *testing.F) {
 		if proto.Unmarshal(data, &req) != nil {
 			return
 		}
-		r, err := responseFromProto(cat, req.GetItem().GetResponse())
-		if err != nil {
-			if sipas.KindOf(err) != sipas.KindInvalid {
-				t.Fatalf("conversion error of kind %v: %v", sipas.KindOf(err), err)
+		for _, item := range req.GetItems() {
+			acc, err := sipas.Validate(cat, reg, responseFromProto(item.GetResponse()), now)
+			if err != nil {
+				if sipas.KindOf(err) != sipas.KindInvalid && sipas.KindOf(err) != sipas.KindFailedPrecondition {
+					t.Fatalf("validation error of kind %v: %v", sipas.KindOf(err), err)
+				}
+				continue
 			}
-			return
-		}
-		acc, err := sipas.Validate(cat, reg, r, now)
-		if err != nil {
-			if sipas.KindOf(err) != sipas.KindInvalid && sipas.KindOf(err) != sipas.KindFailedPrecondition {
-				t.Fatalf("validation error of kind %v: %v", sipas.KindOf(err), err)
+			again, err := sipas.Validate(cat, reg, responseFromProto(item.GetResponse()), now)
+			if err != nil || again.Hash != acc.Hash || acc.Province == nil {
+				t.Fatalf("accepted response not stable: %v", err)
 			}
-			return
-		}
-		r2, _ := responseFromProto(cat, req.GetItem().GetResponse())
-		again, err := sipas.Validate(cat, reg, r2, now)
-		if err != nil || again.Hash != acc.Hash || acc.Province == nil {
-			t.Fatalf("accepted response not stable: %v", err)
+			// Either answer form hashes as the map form of the same answers.
+			m := *acc.Response
+			m.Packed, m.Answers = nil, map[string]int{}
+			for i, v := range acc.Answers {
+				if v != 0 {
+					m.Answers[acc.Questionnaire.Items[i].Code] = int(v) - 1
+				}
+			}
+			if sipas.ContentHash(&m) != acc.Hash {
+				t.Fatal("the accepted hash differs from the hash of the same answers in the map form")
+			}
 		}
 	})
 }

@@ -312,7 +312,7 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 				r = pack(t, q, r) // half of the batch in the compact form
 			}
 			line++
-			if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: line, Response: r}}); err != nil {
+			if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: line, Response: r}}}); err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, r.ResponseId)

@@ -138,7 +138,7 @@ func TestBadInputCatalogue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 7, Response: r}}); err != nil {
+			if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 7, Response: r}}}); err != nil {
 				t.Fatal(err)
 			}
 			st.CloseSend()
@@ -276,7 +276,7 @@ func TestNoSecretsOrDemographicsInLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 2, Response: r}})
+		st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 2, Response: r}}})
 		st.CloseSend()
 		_, res := drainUpload(t, st)
 		for _, x := range res {

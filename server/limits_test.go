@@ -72,7 +72,7 @@ func TestLimitStreamIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 2, Response: serviceResponse(t, e.cat, "48", time.Now())}}); err != nil {
+	if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 2, Response: serviceResponse(t, e.cat, "48", time.Now())}}}); err != nil {
 		t.Fatal(err)
 	}
 	// Send nothing more: the server flushes what it has, then ends the stream.
@@ -100,7 +100,7 @@ func TestLimitStreamMaxItems(t *testing.T) {
 	}
 	go func() {
 		for i := range 10 {
-			if st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: int64(i + 2), Response: serviceResponse(t, e.cat, "48", time.Now())}}) != nil {
+			if st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: int64(i + 2), Response: serviceResponse(t, e.cat, "48", time.Now())}}}) != nil {
 				return
 			}
 		}
@@ -133,7 +133,7 @@ func TestLimitMaxConcurrentStreams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: 2, Response: serviceResponse(t, e.cat, "48", time.Now())}}); err != nil {
+		if err := st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: 2, Response: serviceResponse(t, e.cat, "48", time.Now())}}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.Recv(); err != nil { // the chunk ack proves the stream is open on the server

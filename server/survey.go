@@ -61,11 +61,7 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("submit response", sipas.Violation{
 			Field: "response", Reason: "REQUIRED", Description: "a response is required"}))
 	}
-	r, err := responseFromProto(h.s.cfg.Catalog, req.GetResponse())
-	if err != nil {
-		h.s.countRefusal(r.Channel, err)
-		return nil, toStatus(ctx, h.s.log, err)
-	}
+	r := responseFromProto(req.GetResponse())
 	acc, err := h.s.accept(p, r)
 	if err != nil {
 		h.s.countRefusal(r.Channel, err)
@@ -272,21 +268,24 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			if summary.BatchId == "" {
 				summary.BatchId = m.req.GetBatchId()
 			}
-			summary.Received++
-			if summary.Received > int64(s.cfg.StreamMaxItems) {
-				if err := drain(); err != nil {
-					return err
+			for _, item := range m.req.GetItems() {
+				summary.Received++
+				if summary.Received > int64(s.cfg.StreamMaxItems) {
+					if err := drain(); err != nil {
+						return err
+					}
+					return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_ITEM_LIMIT",
+						Message: "an upload stream may carry at most " + itoa(s.cfg.StreamMaxItems) + " items; acknowledged chunks are stored, send the rest in a new stream"})
 				}
-				return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_ITEM_LIMIT",
-					Message: "an upload stream may carry at most " + itoa(s.cfg.StreamMaxItems) + " items; acknowledged chunks are stored, send the rest in a new stream"})
+				s.takeItem(p, item, cur)
+				if len(cur.results) >= s.cfg.ChunkItems {
+					chunkTimer = nil
+					if err := flush(); err != nil {
+						return err
+					}
+				}
 			}
-			s.takeItem(p, m.req.GetItem(), cur)
-			if len(cur.results) >= s.cfg.ChunkItems {
-				chunkTimer = nil
-				if err := flush(); err != nil {
-					return err
-				}
-			} else if chunkTimer == nil {
+			if len(cur.results) > 0 && chunkTimer == nil {
 				chunkTimer = time.After(s.cfg.ChunkDelay)
 			}
 		}
@@ -306,13 +305,11 @@ type uploadChunk struct {
 
 // takeItem validates one batch item into the chunk.
 func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk) {
-	r, err := responseFromProto(s.cfg.Catalog, item.GetResponse())
+	r := responseFromProto(item.GetResponse())
 	res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
 	c.results = append(c.results, res)
 	if item.GetResponse() == nil {
-		err = sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
-	}
-	if err != nil {
+		err := sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
 		fillRejected(res, err)
 		s.countRefusal(r.Channel, err)
 		return

@@ -63,6 +63,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	last = after
 	var (
 		payload []byte
+		answers []uint8
 		slots   []int32
 		nodes   []int32
 	)
@@ -77,11 +78,10 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 		if qn == nil {
 			return 0, 0, fmt.Errorf("replay: stored response of unknown questionnaire %q", k.QuestionnaireID)
 		}
-		r := &sipas.Response{QuestionnaireID: k.QuestionnaireID}
-		if err := decodePayload(qn, payload, r); err != nil {
+		if answers, err = payloadAnswers(qn, payload, answers); err != nil {
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
-		slots, nodes = sipas.Contribution(qn, r, slots[:0], nodes[:0])
+		slots, nodes = sipas.Contribution(qn, answers, slots[:0], nodes[:0])
 		d := delta{slots: slots, nodes: nodes}
 		keys := []sipas.CellKey{k}
 		if k.UnitID != "" {

@@ -45,8 +45,8 @@ type delta struct {
 	nodes []int32
 }
 
-func newDelta(q *sipas.Questionnaire, r *sipas.Response) delta {
-	slots, nodes := sipas.Contribution(q, r, make([]int32, 0, len(r.Answers)), make([]int32, 0, 16))
+func newDelta(q *sipas.Questionnaire, answers []uint8) delta {
+	slots, nodes := sipas.Contribution(q, answers, make([]int32, 0, len(answers)), make([]int32, 0, 16))
 	return delta{slots: slots, nodes: nodes}
 }
 
@@ -65,9 +65,10 @@ const opInsert = "store.insert"
 // prepare checks what the store itself needs of an accepted response and
 // encodes it.
 func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
-	if acc == nil || acc.Response == nil || acc.Province == nil || acc.Province.ID == "" {
+	if acc == nil || acc.Response == nil || acc.Province == nil || acc.Province.ID == "" ||
+		acc.Questionnaire == nil || len(acc.Answers) != len(acc.Questionnaire.Items) {
 		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_ARGUMENT",
-			Message: "incomplete accepted response (no response or province)"}
+			Message: "incomplete accepted response (not made by sipas.Validate)"}
 	}
 	r := acc.Response
 	id, err := uuid.Parse(r.ID)
@@ -77,7 +78,7 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
 	}
 	q := s.cat.Get(r.QuestionnaireID)
-	if q == nil {
+	if q == nil || q != acc.Questionnaire {
 		return nil, &sipas.Error{Kind: sipas.KindFailedPrecondition, Op: opInsert, Reason: "UNKNOWN_QUESTIONNAIRE",
 			Message: fmt.Sprintf("unknown questionnaire %q", r.QuestionnaireID)}
 	}
@@ -86,8 +87,8 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 		q:       q,
 		id:      id,
 		month:   sipas.MonthOf(r.CollectedAt),
-		payload: EncodePayload(q, r),
-		delta:   newDelta(q, r),
+		payload: EncodePayload(q, &r.Demographics, acc.Answers),
+		delta:   newDelta(q, acc.Answers),
 	}, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -31,14 +30,16 @@ const payloadV1 = 1
 
 var errPayloadCorrupt = errors.New("corrupt response payload")
 
-// EncodePayload encodes r's demographics and answers for questionnaire q,
-// as they are stored in the payload column. It is exported for tools that
-// must write exactly the stored bytes (the benchmark's plain-insert floor).
-func EncodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
-	d := &r.Demographics
+// EncodePayload encodes a response's demographics and its answers in
+// packed form (sipas.Accepted.Answers: code + 1 by item position, one per
+// item of q) as they are stored in the payload column. Answer codes are at
+// most 99, so each positional uvarint is the byte itself. It is exported for
+// tools that must write exactly the stored bytes (the benchmark's
+// plain-insert floor).
+func EncodePayload(q *sipas.Questionnaire, d *sipas.Demographics, answers []uint8) []byte {
 	b := make([]byte, 0, 24+len(q.Items))
 	b = append(b, payloadV1)
-	for _, v := range []int64{int64(d.Gender), int64(d.BirthYear), int64(d.Ethnicity), int64(d.Education),
+	for _, v := range [...]int64{int64(d.Gender), int64(d.BirthYear), int64(d.Ethnicity), int64(d.Education),
 		int64(d.Occupation), int64(d.Residence), int64(d.RespondentType)} {
 		b = binary.AppendVarint(b, v)
 	}
@@ -51,37 +52,46 @@ func EncodePayload(q *sipas.Questionnaire, r *sipas.Response) []byte {
 		b = append(b, 1)
 	}
 	b = binary.AppendUvarint(b, uint64(len(q.Items)))
-	positional := 0
-	for _, it := range q.Items {
-		a, ok := r.Answers[it.Code]
-		if !ok || a < 0 {
-			b = append(b, 0)
-			continue
+	for i := range q.Items {
+		var v uint8
+		if i < len(answers) {
+			v = answers[i]
 		}
-		positional++
-		b = binary.AppendUvarint(b, uint64(a)+1)
+		b = binary.AppendUvarint(b, uint64(v))
 	}
-	if positional == len(r.Answers) {
-		return append(b, 0)
-	}
-	var extra []string
-	for code, a := range r.Answers {
-		if it := q.Item(code); it == nil || a < 0 {
-			extra = append(extra, code)
-		}
-	}
-	sort.Strings(extra)
-	b = binary.AppendUvarint(b, uint64(len(extra)))
-	for _, code := range extra {
-		b = binary.AppendUvarint(b, uint64(len(code)))
-		b = append(b, code...)
-		b = binary.AppendVarint(b, int64(r.Answers[code]))
-	}
-	return b
+	return append(b, 0) // no answers outside the positional form
 }
 
 // decodePayload fills r.Demographics and r.Answers from b.
 func decodePayload(q *sipas.Questionnaire, b []byte, r *sipas.Response) error {
+	r.Answers = make(map[string]int, len(q.Items))
+	return parsePayload(q, b, &r.Demographics,
+		func(i int, v uint64) { r.Answers[q.Items[i].Code] = int(v - 1) },
+		func(code string, a int64) { r.Answers[code] = int(a) })
+}
+
+// payloadAnswers returns the packed answers (code + 1 by item position) of
+// a stored payload, reusing dst. Answers outside the positional form and
+// codes beyond a byte are left out: they are not valid answers, and
+// counting ignores them.
+func payloadAnswers(q *sipas.Questionnaire, b []byte, dst []uint8) ([]uint8, error) {
+	if cap(dst) < len(q.Items) {
+		dst = make([]uint8, len(q.Items))
+	}
+	dst = dst[:len(q.Items)]
+	clear(dst)
+	var d sipas.Demographics
+	err := parsePayload(q, b, &d, func(i int, v uint64) {
+		if v <= 0xff {
+			dst[i] = uint8(v)
+		}
+	}, func(string, int64) {})
+	return dst, err
+}
+
+// parsePayload decodes b: the demographics into d, then each positional
+// answer that was given (item index, code + 1) and each extra answer.
+func parsePayload(q *sipas.Questionnaire, b []byte, d *sipas.Demographics, positional func(i int, v uint64), extra func(code string, a int64)) error {
 	if len(b) == 0 || b[0] != payloadV1 {
 		return fmt.Errorf("%w: unknown format", errPayloadCorrupt)
 	}
@@ -110,7 +120,6 @@ func decodePayload(q *sipas.Questionnaire, b []byte, r *sipas.Response) error {
 		}
 		dem[i] = v
 	}
-	d := &r.Demographics
 	*d = sipas.Demographics{
 		Gender:         sipas.Gender(dem[0]),
 		BirthYear:      int(dem[1]),
@@ -139,14 +148,13 @@ func decodePayload(q *sipas.Questionnaire, b []byte, r *sipas.Response) error {
 	if n != uint64(len(q.Items)) {
 		return fmt.Errorf("%w: %d items stored, questionnaire %s has %d", errPayloadCorrupt, n, q.ID, len(q.Items))
 	}
-	r.Answers = make(map[string]int, len(q.Items))
-	for _, it := range q.Items {
+	for i := range q.Items {
 		v, err := uvarint()
 		if err != nil {
 			return err
 		}
 		if v != 0 {
-			r.Answers[it.Code] = int(v - 1)
+			positional(i, v)
 		}
 	}
 	m, err := uvarint()
@@ -170,7 +178,7 @@ func decodePayload(q *sipas.Questionnaire, b []byte, r *sipas.Response) error {
 		if err != nil {
 			return err
 		}
-		r.Answers[code] = int(v)
+		extra(code, v)
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", errPayloadCorrupt, len(b))

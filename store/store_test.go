@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -646,9 +647,11 @@ func TestPayloadRoundTrip(t *testing.T) {
 	yes := false
 	r := &sipas.Response{
 		Demographics: sipas.Demographics{Gender: 2, BirthYear: 1975, Ethnicity: 1, Education: 7, Occupation: 8, Residence: 2, RespondentType: 1, DidProcedure: &yes},
-		Answers:      map[string]int{q.Items[0].Code: 0, q.Items[5].Code: 9, q.Items[len(q.Items)-1].Code: 5, "NOT.AN.ITEM": 3, q.Items[2].Code: -1},
+		Answers:      map[string]int{q.Items[0].Code: 0, q.Items[5].Code: 9, q.Items[len(q.Items)-1].Code: 5},
 	}
-	b := EncodePayload(q, r)
+	answers := make([]uint8, len(q.Items))
+	answers[0], answers[5], answers[len(q.Items)-1] = 1, 10, 6
+	b := EncodePayload(q, &r.Demographics, answers)
 	var got sipas.Response
 	if err := decodePayload(q, b, &got); err != nil {
 		t.Fatal(err)
@@ -656,11 +659,14 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got.Answers, r.Answers) || !reflect.DeepEqual(got.Demographics, r.Demographics) {
 		t.Fatalf("round trip: %+v, want %+v", got, r)
 	}
-	full := &sipas.Response{Answers: map[string]int{}}
-	for _, it := range q.Items {
-		full.Answers[it.Code] = it.Scale.Codes[0].Code
+	if back, err := payloadAnswers(q, b, nil); err != nil || !bytes.Equal(back, answers) {
+		t.Fatalf("packed answers back: %v, %v; want %v", back, err, answers)
 	}
-	t.Logf("payload of a full %d-item response: %d bytes", len(q.Items), len(EncodePayload(q, full)))
+	full := make([]uint8, len(q.Items))
+	for i, it := range q.Items {
+		full[i] = uint8(it.Scale.Codes[0].Code + 1)
+	}
+	t.Logf("payload of a full %d-item response: %d bytes", len(q.Items), len(EncodePayload(q, &sipas.Demographics{}, full)))
 	for i := range b {
 		if err := decodePayload(q, b[:i], &got); err == nil {
 			t.Errorf("truncated payload (%d of %d bytes) decoded", i, len(b))
@@ -668,6 +674,29 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 	if err := decodePayload(cat.Get("sipas-2017"), b, &got); err == nil {
 		t.Error("payload decoded with another questionnaire")
+	}
+
+	// Payloads written before the packed form may carry answers outside the
+	// positional form (an unknown item, a negative code): they decode into
+	// the map, and are not among the packed answers that are counted.
+	legacy := append([]byte(nil), b[:len(b)-1]...)
+	legacy = binary.AppendUvarint(legacy, 2)
+	for _, x := range []struct {
+		code string
+		a    int64
+	}{{"NOT.AN.ITEM", 3}, {q.Items[2].Code, -1}} {
+		legacy = binary.AppendUvarint(legacy, uint64(len(x.code)))
+		legacy = append(legacy, x.code...)
+		legacy = binary.AppendVarint(legacy, x.a)
+	}
+	if err := decodePayload(q, legacy, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Answers["NOT.AN.ITEM"] != 3 || got.Answers[q.Items[2].Code] != -1 || len(got.Answers) != 5 {
+		t.Errorf("legacy payload decoded to %v", got.Answers)
+	}
+	if back, err := payloadAnswers(q, legacy, nil); err != nil || !bytes.Equal(back, answers) {
+		t.Errorf("packed answers of the legacy payload: %v, %v; want %v", back, err, answers)
 	}
 }
 

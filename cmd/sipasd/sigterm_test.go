@@ -86,7 +86,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		}
 		go func() {
 			for i := range 5000 {
-				if st.Send(&sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: int64(i + 2), Response: newResponse(i)}}) != nil {
+				if st.Send(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: int64(i + 2), Response: newResponse(i)}}}) != nil {
 					return
 				}
 			}

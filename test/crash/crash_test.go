@@ -580,7 +580,7 @@ func (h *harness) upload(rng *rand.Rand, items []*item, final bool) []*item {
 		go func() {
 			defer close(sendDone)
 			for i, it := range items {
-				m := &sipasv1.UploadBatchRequest{Item: &sipasv1.BatchItem{Line: int64(i + 2), Response: it.resp}}
+				m := &sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{&sipasv1.BatchItem{Line: int64(i + 2), Response: it.resp}}}
 				if i == 0 {
 					m.BatchId = batchID
 				}

@@ -1604,8 +1604,12 @@ type UploadBatchRequest struct {
 	// Optional on every message; when set on the first, it names the batch in logs
 	// and acknowledgements (a UUID chosen by the client).
 	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	// Required. One response of the batch.
-	Item          *BatchItem `protobuf:"bytes,2,opt,name=item,proto3" json:"item,omitempty"`
+	// Required: one or more responses of the batch, in order. A stream may send
+	// them one per message or many per message (the client library sends up to
+	// 128, which saves most of the per-message cost of a large upload); the
+	// server treats them the same. (Field 2 was a single item before: a
+	// message with one item is encoded the same either way.)
+	Items         []*BatchItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1647,9 +1651,9 @@ func (x *UploadBatchRequest) GetBatchId() string {
 	return ""
 }
 
-func (x *UploadBatchRequest) GetItem() *BatchItem {
+func (x *UploadBatchRequest) GetItems() []*BatchItem {
 	if x != nil {
-		return x.Item
+		return x.Items
 	}
 	return nil
 }
@@ -2124,10 +2128,10 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"responseId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12#\n" +
 	"\rprovince_code\x18\x03 \x01(\tR\fprovinceCode\x12\x1a\n" +
-	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"X\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"Z\n" +
 	"\x12UploadBatchRequest\x12\x19\n" +
-	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12'\n" +
-	"\x04item\x18\x02 \x01(\v2\x13.sipas.v1.BatchItemR\x04item\"O\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12)\n" +
+	"\x05items\x18\x02 \x03(\v2\x13.sipas.v1.BatchItemR\x05items\"O\n" +
 	"\tBatchItem\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x03R\x04line\x12.\n" +
 	"\bresponse\x18\x02 \x01(\v2\x12.sipas.v1.ResponseR\bresponse\"}\n" +
@@ -2288,7 +2292,7 @@ var file_sipas_v1_survey_proto_depIdxs = []int32{
 	19, // 19: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
 	29, // 20: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
 	20, // 21: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
-	24, // 22: sipas.v1.UploadBatchRequest.item:type_name -> sipas.v1.BatchItem
+	24, // 22: sipas.v1.UploadBatchRequest.items:type_name -> sipas.v1.BatchItem
 	20, // 23: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
 	27, // 24: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
 	28, // 25: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
