@@ -23,7 +23,7 @@ func ContentHash(r *Response) [32]byte {
 		codes = append(codes, c)
 	}
 	sort.Strings(codes)
-	b := hashHeader(r, len(r.Answers))
+	b := appendHashHeader(nil, r, len(r.Answers))
 	for _, c := range codes {
 		b = hashAnswer(b, c, r.Answers[c])
 	}
@@ -34,10 +34,12 @@ func ContentHash(r *Response) [32]byte {
 // (Accepted.Answers), n of them given, whichever form r carries them in:
 // the same answers hash the same in both forms.
 func answersHash(r *Response, q *Questionnaire, answers []uint8, n int) [32]byte {
-	b := hashHeader(r, n)
+	var buf [2048]byte
+	b := appendHashHeader(buf[:0], r, n)
 	for _, it := range q.sortedItems {
 		if v := answers[it.Index]; v != 0 {
-			b = hashAnswer(b, it.Code, int(v)-1)
+			b = append(b, it.hashPrefix...)
+			b = binary.AppendVarint(b, int64(v)-1)
 		}
 	}
 	return sha256.Sum256(b)
@@ -49,9 +51,9 @@ func hashAnswer(b []byte, code string, a int) []byte {
 	return binary.AppendVarint(b, int64(a))
 }
 
-// hashHeader encodes every field but the answers, and the number of answers.
-func hashHeader(r *Response, answers int) []byte {
-	b := make([]byte, 0, 256+12*answers)
+// appendHashHeader appends the encoding of every field but the answers, and
+// the number of answers, to b.
+func appendHashHeader(b []byte, r *Response, answers int) []byte {
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)

@@ -38,16 +38,18 @@ type Tally struct {
 	// the item's scale) under Questionnaire.Nodes[i], at any depth.
 	NodeN []int64
 
-	// nonzero lists the non-zero slots of a sealed, sparse tally (see Seal).
+	// nonzero lists the non-zero slots while t tracks them (see
+	// TrackNonzero); nil for a dense tally.
 	nonzero []uint16
 }
 
-// Seal marks t as no longer changing and, when most of its slots are zero
-// (a kiosk asks only the service block, a tenth of the items), records the
-// non-zero ones so that merging t reads only those: index reads are bound by
-// memory traffic over the cells, and kiosk cells are the most numerous. A
-// sealed tally must not be modified; Merge into it is not allowed.
-func (t *Tally) Seal() {
+// TrackNonzero makes t record its non-zero slots when most of them are zero
+// (a kiosk asks only the service block, a tenth of the items), so that
+// merging t reads only those: index reads are bound by memory traffic over
+// the cells, and kiosk cells are the most numerous. AddContribution keeps
+// the record up to date (and drops it once half the slots are in use); Add,
+// Merge into t and UnmarshalBinary drop it, so it is never wrong.
+func (t *Tally) TrackNonzero() {
 	n := 0
 	for _, v := range t.Slots {
 		if v != 0 {
@@ -58,13 +60,32 @@ func (t *Tally) Seal() {
 		t.nonzero = nil
 		return
 	}
-	nz := make([]uint16, 0, n)
+	nz := make([]uint16, 0, max(n, 16))
 	for i, v := range t.Slots {
 		if v != 0 {
 			nz = append(nz, uint16(i))
 		}
 	}
 	t.nonzero = nz
+}
+
+// AddContribution counts one response whose share is the given slots and
+// nodes (as Contribution returns them): one respondent, and one at each.
+func (t *Tally) AddContribution(slots, nodes []int32) {
+	t.Respondents++
+	for _, s := range slots {
+		if t.Slots[s] == 0 && t.nonzero != nil {
+			if (len(t.nonzero)+1)*2 > len(t.Slots) {
+				t.nonzero = nil // dense now: merge every slot
+			} else {
+				t.nonzero = append(t.nonzero, uint16(s))
+			}
+		}
+		t.Slots[s]++
+	}
+	for _, n := range nodes {
+		t.NodeN[n]++
+	}
 }
 
 // NewTally returns an empty tally laid out for q.
@@ -123,6 +144,7 @@ func (t *Tally) Add(q *Questionnaire, r *Response, seen []bool) {
 	}
 	seen = seen[:len(q.Nodes)]
 	clear(seen)
+	t.nonzero = nil
 	t.Respondents++
 	for code, a := range r.Answers {
 		it := q.Item(code)
@@ -150,6 +172,7 @@ func (t *Tally) Add(q *Questionnaire, r *Response, seen []bool) {
 
 // Merge adds the counters of o to t. Both must be laid out for the same questionnaire.
 func (t *Tally) Merge(o *Tally) {
+	t.nonzero = nil
 	t.Respondents += o.Respondents
 	if o.nonzero != nil {
 		slots := t.Slots[:len(o.Slots)]
@@ -243,6 +266,7 @@ func (t *Tally) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	t.Respondents = int64(r)
+	t.nonzero = nil
 	for _, dst := range []*[]int64{&t.Slots, &t.NodeN} {
 		n, err := next()
 		if err != nil {

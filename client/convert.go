@@ -85,19 +85,17 @@ func packMap[V int | int32](answers map[string]V, order *itemOrder) ([]uint32, b
 	if order == nil || len(answers) == 0 {
 		return nil, false
 	}
+	packed := make([]uint32, len(order.codes))
 	last := -1
 	for code, a := range answers {
 		i, ok := order.pos[code]
 		if !ok || a < 0 {
 			return nil, false
 		}
+		packed[i] = uint32(a) + 1
 		last = max(last, i)
 	}
-	packed := make([]uint32, last+1)
-	for code, a := range answers {
-		packed[order.pos[code]] = uint32(a) + 1
-	}
-	return packed, true
+	return packed[:last+1], true
 }
 
 // packAnswers moves the map answers of an API response into the packed

@@ -108,7 +108,8 @@ type UploadOptions struct {
 	// BatchID names the upload in server logs; empty means a new UUIDv7.
 	BatchID string
 	// Window bounds the items sent but not yet acknowledged (and so the
-	// items held in memory for a resend). Default 4000; at least 1.
+	// items held in memory for a resend). Default 10000 (keep it above three
+	// of the server's chunks of 2000, so that chunks overlap); at least 1.
 	Window int
 	// MaxStreamItems is how many items one stream carries before the client
 	// closes it and opens the next (the server caps a stream). Default 100 000.
@@ -206,7 +207,7 @@ type uploader struct {
 
 // Upload streams items through UploadBatch and returns the outcome of every
 // item. It sends without waiting per item (the server acknowledges chunks of
-// 500), items that are ready together in one message (up to 128), reads and
+// 2000), items that are ready together in one message (up to 128), reads and
 // encodes the source on a goroutine of its own ahead of sending (so the
 // source is iterated on another goroutine; it is not called after Upload
 // returns), keeps at most Window unacknowledged items in memory, and when a
@@ -219,7 +220,7 @@ type uploader struct {
 func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts UploadOptions) (*UploadSummary, error) {
 	start := time.Now()
 	if opts.Window <= 0 {
-		opts.Window = 4000
+		opts.Window = 10000
 	}
 	if opts.MaxStreamItems <= 0 {
 		opts.MaxStreamItems = 100_000

@@ -74,7 +74,7 @@ func (c Config) withDefaults() Config {
 	set(&c.MaxRecvMsgSize, 64<<10)
 	set(&c.RateBurst, 400)
 	set(&c.StreamMaxItems, 250_000)
-	set(&c.ChunkItems, 500)
+	set(&c.ChunkItems, 2000)
 	if c.RatePerSecond == 0 {
 		c.RatePerSecond = 200
 	}

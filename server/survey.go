@@ -143,12 +143,19 @@ func channelLabel(ch sipas.Channel) string {
 	return "unspecified"
 }
 
+// maxChunksInFlight is how many chunks of one upload may be committing (or
+// queued for the writer) while the next one fills up: with two, the next
+// chunk is prepared and queued while the writer commits the previous one,
+// so the writer never waits for it.
+const maxChunksInFlight = 2
+
 // UploadBatch reads items, validates each, commits them in chunks and
 // acknowledges every chunk as it commits. Reading and validating the next
-// chunk overlaps with the commit of the previous one; at most one chunk is
-// committing at a time and the next is read only while it is, so HTTP/2 flow
-// control holds the sender back and server memory stays bounded by two
-// chunks whatever the size of the batch.
+// chunk overlaps with the commits of the previous ones; at most
+// maxChunksInFlight chunks are committing at a time and the next is read
+// only while they are, so HTTP/2 flow control holds the sender back and
+// server memory stays bounded by maxChunksInFlight+1 chunks whatever the
+// size of the batch.
 func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServer) error {
 	s := h.s
 	ctx := stream.Context()
@@ -179,13 +186,15 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 	var (
 		chunkNo  int64
 		cur      = &uploadChunk{}
-		inflight *uploadChunk // committing while cur fills up
+		inflight []*uploadChunk // committing, oldest first, while cur fills up
 	)
-	// acknowledge fills in the outcomes of the committed chunk in flight and
-	// sends its acknowledgement; acknowledgements go out in chunk order.
+	// acknowledge fills in the outcomes of the oldest chunk in flight, which
+	// has committed, and sends its acknowledgement; acknowledgements go out
+	// in chunk order.
 	acknowledge := func(err error) error {
-		c := inflight
-		inflight = nil
+		c := inflight[0]
+		inflight[0] = nil
+		inflight = inflight[1:]
 		if err != nil {
 			return toStatus(ctx, s.log, err)
 		}
@@ -194,24 +203,27 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 		return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
 			Chunk: &sipasv1.ChunkAck{Chunk: chunkNo, Results: c.results}}})
 	}
-	wait := func() error {
-		if inflight == nil {
-			return nil
+	// waitUntil acknowledges chunks in order until at most n are in flight.
+	waitUntil := func(n int) error {
+		for len(inflight) > n {
+			if err := acknowledge(<-inflight[0].done); err != nil {
+				return err
+			}
 		}
-		return acknowledge(<-inflight.done)
+		return nil
 	}
-	// flush starts committing the current chunk, after the one in flight.
+	// flush starts committing the current chunk, behind those in flight.
 	flush := func() error {
 		if len(cur.results) == 0 {
 			return nil
 		}
-		if err := wait(); err != nil {
+		if err := waitUntil(maxChunksInFlight - 1); err != nil {
 			return err
 		}
 		c := cur
 		cur = &uploadChunk{}
 		c.done = make(chan error, 1)
-		inflight = c
+		inflight = append(inflight, c)
 		go func() {
 			var err error
 			if len(c.accepted) > 0 {
@@ -226,7 +238,7 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 		if err := flush(); err != nil {
 			return err
 		}
-		return wait()
+		return waitUntil(0)
 	}
 
 	idle := time.NewTimer(s.cfg.StreamIdleTimeout)
@@ -234,8 +246,8 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 	var chunkTimer <-chan time.Time
 	for {
 		var committed <-chan error
-		if inflight != nil {
-			committed = inflight.done
+		if len(inflight) > 0 {
+			committed = inflight[0].done
 		}
 		select {
 		case <-ctx.Done():

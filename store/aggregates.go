@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,7 @@ func (s *Store) loadTallies(ctx context.Context) error {
 			return fmt.Errorf("load tallies: cell %v has %d slots and %d nodes, questionnaire %s has %d and %d",
 				k, len(t.Slots), len(t.NodeN), q.ID, q.Slots, len(q.Nodes))
 		}
-		t.Seal()
+		t.TrackNonzero()
 		s.cells.put(k, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -54,33 +55,34 @@ func scanTally(rows *sql.Rows) (sipas.CellKey, *sipas.Tally, error) {
 
 // EachCell calls fn for every aggregate cell of the questionnaire whose month
 // is within [fromMonth, toMonth] (year*100+month; 0 leaves that end open).
-// The cells are those of one instant between two commits. fn must not modify
-// t; it may keep it, as a stored *sipas.Tally is never changed (a commit
-// replaces the cells it changes). fn runs without the store's lock held.
+// The cells are those of one instant between two commits: fn runs with the
+// store's read lock held, and commits wait for it. fn must neither modify
+// nor keep t (cells are updated in place), nor call into the store.
 func (s *Store) EachCell(questionnaireID string, fromMonth, toMonth int, fn func(k sipas.CellKey, t *sipas.Tally)) {
-	type cell struct {
-		k sipas.CellKey
-		t *sipas.Tally
-	}
 	s.cellsMu.RLock()
-	var cells []cell
-	s.cells.each(questionnaireID, fromMonth, toMonth, func(k sipas.CellKey, t *sipas.Tally) {
-		cells = append(cells, cell{k, t})
-	})
-	s.cellsMu.RUnlock()
-	for _, c := range cells {
-		fn(c.k, c.t)
-	}
+	defer s.cellsMu.RUnlock()
+	s.cells.each(questionnaireID, fromMonth, toMonth, fn)
 }
 
-// Cells returns a snapshot of every aggregate cell in memory. The tallies
-// must not be modified.
+// Cells returns a copy of every aggregate cell in memory, as of one instant
+// between two commits.
 func (s *Store) Cells() map[sipas.CellKey]*sipas.Tally {
 	s.cellsMu.RLock()
 	defer s.cellsMu.RUnlock()
 	out := map[sipas.CellKey]*sipas.Tally{}
-	s.cells.all(func(k sipas.CellKey, t *sipas.Tally) { out[k] = t })
+	s.cells.all(func(k sipas.CellKey, t *sipas.Tally) {
+		out[k] = &sipas.Tally{Respondents: t.Respondents, Slots: slices.Clone(t.Slots), NodeN: slices.Clone(t.NodeN)}
+	})
 	return out
+}
+
+// CellCount returns the number of aggregate cells in memory.
+func (s *Store) CellCount() int {
+	s.cellsMu.RLock()
+	defer s.cellsMu.RUnlock()
+	n := 0
+	s.cells.all(func(sipas.CellKey, *sipas.Tally) { n++ })
+	return n
 }
 
 // Recount recomputes every aggregate cell from the stored responses, decoding

@@ -82,7 +82,6 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
 		slots, nodes = sipas.Contribution(qn, answers, slots[:0], nodes[:0])
-		d := delta{slots: slots, nodes: nodes}
 		keys := []sipas.CellKey{k}
 		if k.UnitID != "" {
 			p := k
@@ -94,7 +93,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 			if err != nil {
 				return 0, 0, fmt.Errorf("replay: %w", err)
 			}
-			d.addTo(t)
+			t.AddContribution(slots, nodes)
 		}
 		n++
 	}
@@ -114,17 +113,19 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	changed := map[sipas.CellKey]*sipas.Tally{}
+	cells := 0
 	last, n, err := s.replay(ctx, s.reader, seq, func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
-		return s.cellForWrite(changed, k, q)
+		if err := s.checkLayout(k, q); err != nil {
+			return nil, err
+		}
+		if _, seen := s.dirty[k]; !seen {
+			s.dirty[k] = struct{}{}
+			cells++
+		}
+		return s.cellForWrite(k, q), nil
 	})
 	if err != nil {
 		return err
-	}
-	for k, t := range changed {
-		t.Seal()
-		s.cells.put(k, t)
-		s.dirty[k] = struct{}{}
 	}
 	s.tallySeq, s.lastSeq = seq, last
 	if n == 0 {
@@ -134,7 +135,7 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 		return err
 	}
 	s.opts.Logger.Info("store: aggregates replayed from the responses after the last checkpoint",
-		"responses", n, "cells", len(changed), "duration", time.Since(start).Round(time.Millisecond).String())
+		"responses", n, "cells", cells, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 

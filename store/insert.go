@@ -50,15 +50,6 @@ func newDelta(q *sipas.Questionnaire, answers []uint8) delta {
 	return delta{slots: slots, nodes: nodes}
 }
 
-func (d *delta) addTo(t *sipas.Tally) {
-	t.Respondents++
-	for _, s := range d.slots {
-		t.Slots[s]++
-	}
-	for _, n := range d.nodes {
-		t.NodeN[n]++
-	}
-}
 
 const opInsert = "store.insert"
 
@@ -135,18 +126,19 @@ func (s *Store) commitInserts(reqs []*request) {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
-	changed, lastSeq, err := s.insertTx(ctx, reqs, n)
+	inserted, lastSeq, err := s.insertTx(ctx, reqs, n)
 	cancel()
 	dur := time.Since(start)
 	if err == nil {
-		// commitMu was taken by insertTx before COMMIT.
-		for _, t := range changed {
-			t.Seal() // published tallies never change again
-		}
+		// commitMu was taken by insertTx before COMMIT. The cells are
+		// updated in place, under the lock readers hold while they read.
 		s.cellsMu.Lock()
-		for k, t := range changed {
-			s.cells.put(k, t)
-			s.dirty[k] = struct{}{}
+		for _, p := range inserted {
+			keys, nk := cellKeys(p.acc, p.month)
+			for _, k := range keys[:nk] {
+				s.cellForWrite(k, p.q).AddContribution(p.delta.slots, p.delta.nodes)
+				s.dirty[k] = struct{}{}
+			}
 		}
 		s.cellsMu.Unlock()
 		s.uncheckpointed += int(lastSeq - s.lastSeq)
@@ -194,12 +186,12 @@ func (s *Store) commitInserts(reqs []*request) {
 	}
 }
 
-// insertTx runs the insert transaction. On success it returns the new
-// tallies of the changed cells and the seq of the last response stored,
-// with commitMu held; on failure nothing changed in memory and commitMu is
-// not held. The tallies table is not written here: it is a checkpoint of
-// memory, written by checkpointTallies.
-func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas.CellKey]*sipas.Tally, int64, error) {
+// insertTx runs the insert transaction. On success it returns the items
+// stored (not duplicates or conflicts) and the seq of the last one, with
+// commitMu held; on failure nothing changed and commitMu is not held. The
+// tallies table is not written here: it is a checkpoint of memory, written
+// by writeCheckpoint.
+func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepared, int64, error) {
 	c, err := s.conn(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("writer connection: %w", err)
@@ -223,7 +215,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 	}
 	defer sel.Close()
 
-	changed := map[sipas.CellKey]*sipas.Tally{}
+	inserted := make([]*prepared, 0, n)
 	lastSeq := s.lastSeq
 	for _, r := range reqs {
 		for _, p := range r.items {
@@ -259,13 +251,13 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 			if lastSeq, err = res.LastInsertId(); err != nil {
 				return nil, 0, err
 			}
-			for _, k := range cellKeys(p.acc, p.month) {
-				t, err := s.cellForWrite(changed, k, p.q)
-				if err != nil {
+			keys, nk := cellKeys(p.acc, p.month)
+			for _, k := range keys[:nk] {
+				if err := s.checkLayout(k, p.q); err != nil {
 					return nil, 0, err
 				}
-				p.delta.addTo(t)
 			}
+			inserted = append(inserted, p)
 		}
 	}
 
@@ -279,46 +271,40 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) (map[sipas
 		s.commitMu.Unlock()
 		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
-	return changed, lastSeq, nil
+	return inserted, lastSeq, nil
 }
 
 // cellKeys returns the cells a response is counted in: its province cell
 // and, when it has a unit, its unit cell.
-func cellKeys(acc *sipas.Accepted, month int) []sipas.CellKey {
+func cellKeys(acc *sipas.Accepted, month int) ([2]sipas.CellKey, int) {
 	r := acc.Response
 	k := sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month, Channel: r.Channel}
 	if r.UnitID == "" {
-		return []sipas.CellKey{k}
+		return [2]sipas.CellKey{k}, 1
 	}
 	u := k
 	u.UnitID = r.UnitID
-	return []sipas.CellKey{k, u}
+	return [2]sipas.CellKey{k, u}, 2
 }
 
-// cellForWrite returns the writable copy of cell k for this transaction.
-// Only the writer goroutine mutates s.cells, so it reads it without a lock.
-func (s *Store) cellForWrite(changed map[sipas.CellKey]*sipas.Tally, k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
-	if t, ok := changed[k]; ok {
-		return t, nil
+// checkLayout refuses to count a response of q in cell k when the cell has
+// another layout (loadTallies refuses such cells, so this means a bug). Only
+// the writer goroutine changes s.cells, so it reads them without the lock.
+func (s *Store) checkLayout(k sipas.CellKey, q *sipas.Questionnaire) error {
+	if t := s.cells.get(k); t != nil && (len(t.Slots) != q.Slots || len(t.NodeN) != len(q.Nodes)) {
+		return fmt.Errorf("tally layout of cell %v does not match questionnaire %s", k, q.ID)
 	}
-	var t *sipas.Tally
-	switch old := s.cells.get(k); {
-	case old == nil:
+	return nil
+}
+
+// cellForWrite returns cell k, created empty (tracking its non-zero slots)
+// when new. Callers hold cellsMu for writing, or run before readers can.
+func (s *Store) cellForWrite(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
+	t := s.cells.get(k)
+	if t == nil {
 		t = sipas.NewTally(q)
-	case len(old.Slots) == q.Slots && len(old.NodeN) == len(q.Nodes):
-		t = cloneTally(old)
-	default:
-		// loadTallies refuses such layouts, so this means a bug.
-		return nil, fmt.Errorf("tally layout of cell %v does not match questionnaire %s", k, q.ID)
+		t.TrackNonzero()
+		s.cells.put(k, t)
 	}
-	changed[k] = t
-	return t, nil
-}
-
-func cloneTally(t *sipas.Tally) *sipas.Tally {
-	return &sipas.Tally{
-		Respondents: t.Respondents,
-		Slots:       append([]int64(nil), t.Slots...),
-		NodeN:       append([]int64(nil), t.NodeN...),
-	}
+	return t
 }

@@ -153,6 +153,42 @@ func (b *bench) startServer(name string) (*child, error) {
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// cpuTime returns the CPU time (user + system) the child has used so far.
+func (c *child) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.pid()))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in parentheses;
+	// utime and stime are fields 14 and 15, in clock ticks of 1/100 s.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", c.pid())
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat", c.pid())
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// cpuTimeOrZero is cpuTime for explanations: 0 when it cannot be read.
+func (c *child) cpuTimeOrZero() time.Duration {
+	d, _ := c.cpuTime()
+	return d
+}
+
+// selfCPUTime returns the CPU time this process has used so far.
+func selfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // kill ends the child at once (error paths). After stop it does nothing,
 // so callers may defer it.
 func (c *child) kill() {

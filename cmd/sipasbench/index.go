@@ -209,7 +209,7 @@ func (b *bench) indexAt(n int) (*indexRun, error) {
 	} else if got != int64(n) {
 		return nil, fmt.Errorf("stored %d responses, want %d", got, n)
 	}
-	run.cells = len(st.Cells())
+	run.cells = st.CellCount()
 	b.logf("  loaded %d responses in %s (%.0f/s), %d cells", n, run.load.Round(100*time.Millisecond), float64(n)/run.load.Seconds(), run.cells)
 
 	ok = true

@@ -27,6 +27,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -97,8 +98,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", false, "a fast smoke run with small sizes and short durations (numbers are not meaningful)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, server logs) and print its path")
 	dur := fs.Duration("duration", 0, "measured duration of each unary load (default 5s, 1s with -quick)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the load generator and the in-process figures) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
