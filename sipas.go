@@ -8,6 +8,8 @@ package sipas
 
 import (
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // VietnamZone is the time zone every survey period is computed in (UTC+7,
@@ -227,6 +229,8 @@ type Accepted struct {
 	// Hash is the SHA-256 of the response's canonical content: two sends of
 	// the same response have the same hash.
 	Hash [32]byte
+	// ID is the response id, parsed (Response.ID is its canonical form).
+	ID uuid.UUID
 	// Questionnaire is the questionnaire the response was validated against.
 	Questionnaire *Questionnaire
 	// Answers are the response's answers, from either form, by position:

@@ -45,6 +45,7 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 	}
 
 	// response_id
+	var id uuid.UUID
 	switch {
 	case r.ID == "":
 		add("response_id", "REQUIRED", "response_id is required (a UUID, UUIDv7 preferred)")
@@ -56,7 +57,10 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 		case u == uuid.Nil:
 			add("response_id", "NIL_UUID", "response_id must not be the nil UUID")
 		default:
-			r.ID = u.String()
+			id = u
+			if !canonicalUUID(r.ID) {
+				r.ID = u.String()
+			}
 		}
 	}
 
@@ -219,7 +223,21 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 		return nil, Invalid(opValidate, vs...)
 	}
 	return &Accepted{Response: r, Province: province, Warnings: warnings, Hash: answersHash(r, q, answers, answered),
-		Questionnaire: q, Answers: answers}, nil
+		ID: id, Questionnaire: q, Answers: answers}, nil
+}
+
+// canonicalUUID reports whether s, a string uuid.Parse accepted, is already
+// in the canonical form (36 characters, lower-case hex).
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'F' {
+			return false
+		}
+	}
+	return true
 }
 
 func anyAnswer(packed []uint32) bool {

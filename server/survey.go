@@ -134,11 +134,19 @@ func (s *Server) countRefusal(ch sipas.Channel, err error) {
 	s.metrics.Refusals.WithLabelValues(reason).Inc()
 }
 
+// channelLabels are the channel metric labels, by channel.
+var channelLabels = func() map[sipas.Channel]string {
+	m := map[sipas.Channel]string{}
+	for _, ch := range sipas.Channels {
+		m[ch] = strings.ToLower(strings.TrimPrefix(sipasv1.Channel(ch).String(), "CHANNEL_"))
+	}
+	return m
+}()
+
 // channelLabel bounds the channel metric label to the known set.
 func channelLabel(ch sipas.Channel) string {
-	switch ch {
-	case sipas.ChannelKiosk, sipas.ChannelField, sipas.ChannelPost, sipas.ChannelOnline, sipas.ChannelPhone:
-		return strings.ToLower(strings.TrimPrefix(sipasv1.Channel(ch).String(), "CHANNEL_"))
+	if l, ok := channelLabels[ch]; ok {
+		return l
 	}
 	return "unspecified"
 }
@@ -340,6 +348,12 @@ func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk)
 
 // recordOutcomes fills in the outcomes of a committed chunk and counts them.
 func (s *Server) recordOutcomes(c *uploadChunk, summary *sipasv1.BatchSummary) {
+	// Counted per channel and outcome, then added once each.
+	type key struct {
+		ch      sipas.Channel
+		outcome string
+	}
+	counts := map[key]int{}
 	for i, r := range c.inserted {
 		res := c.results[c.slots[i]]
 		switch {
@@ -348,11 +362,14 @@ func (s *Server) recordOutcomes(c *uploadChunk, summary *sipasv1.BatchSummary) {
 			s.countRefusal(c.channels[i], r.Err)
 		case r.Duplicate:
 			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE
-			s.metrics.ResponsesIngested.WithLabelValues(channelLabel(c.channels[i]), "duplicate").Inc()
+			counts[key{c.channels[i], "duplicate"}]++
 		default:
 			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED
-			s.metrics.ResponsesIngested.WithLabelValues(channelLabel(c.channels[i]), "accepted").Inc()
+			counts[key{c.channels[i], "accepted"}]++
 		}
+	}
+	for k, n := range counts {
+		s.metrics.ResponsesIngested.WithLabelValues(channelLabel(k.ch), k.outcome).Add(float64(n))
 	}
 	for _, res := range c.results {
 		switch res.Outcome {

@@ -182,13 +182,15 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	}
 	defer up.Close()
 	// Only the writer goroutine (or Open, before it starts) changes cells,
-	// so reading them here needs no lock.
+	// so reading them here needs no lock. Row statements run without ctx's
+	// cancellation, as in insertTx.
+	rowCtx := context.WithoutCancel(ctx)
 	for k := range s.dirty {
 		data, err := s.cells.get(k).MarshalBinary()
 		if err != nil {
 			return err
 		}
-		if _, err := up.ExecContext(ctx, k.QuestionnaireID, k.ProvinceID, k.Month, int64(k.Channel), k.UnitID, data); err != nil {
+		if _, err := up.ExecContext(rowCtx, k.QuestionnaireID, k.ProvinceID, k.Month, int64(k.Channel), k.UnitID, data); err != nil {
 			return fmt.Errorf("write tally: %w", err)
 		}
 	}

@@ -62,8 +62,8 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 			Message: "incomplete accepted response (not made by sipas.Validate)"}
 	}
 	r := acc.Response
-	id, err := uuid.Parse(r.ID)
-	if err != nil || id == uuid.Nil {
+	id := acc.ID
+	if id == uuid.Nil {
 		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_FORMAT",
 			Message:    "response_id is not a UUID",
 			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
@@ -217,10 +217,16 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 
 	inserted := make([]*prepared, 0, n)
 	lastSeq := s.lastSeq
+	// Row statements run without ctx's cancellation: go-sqlite3 runs every
+	// statement whose context can be cancelled on a goroutine of its own
+	// (to interrupt it), a hop per row. The transaction still ends with
+	// ctx: database/sql rolls it back when ctx expires, and the next row
+	// statement or COMMIT then fails.
+	rowCtx := context.WithoutCancel(ctx)
 	for _, r := range reqs {
 		for _, p := range r.items {
 			resp := p.acc.Response
-			res, err := ins.ExecContext(ctx, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
+			res, err := ins.ExecContext(rowCtx, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
 				resp.CollectedAt.UnixNano(), p.month, int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
 			if err != nil {
 				return nil, 0, fmt.Errorf("insert: %w", err)
@@ -235,7 +241,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 				// conflict. Read in the same IMMEDIATE transaction, so no
 				// other writer can come in between.
 				var h []byte
-				if err := sel.QueryRowContext(ctx, p.id[:]).Scan(&h); err != nil {
+				if err := sel.QueryRowContext(rowCtx, p.id[:]).Scan(&h); err != nil {
 					return nil, 0, fmt.Errorf("read stored hash: %w", err)
 				}
 				if bytes.Equal(h, p.acc.Hash[:]) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,20 +267,84 @@ type batchResult struct {
 	// CPU time of the server process and of this process (the client)
 	// during the upload.
 	serverCPU, clientCPU time.Duration
+	rates                []float64 // every run's rate; rate is their median
 }
 
-// runBatch uploads the responses through one UploadBatch stream with the
-// client library, then stops the server and measures its database.
+// batchRuns is how many times the upload and the floor are each measured,
+// alternately; the figures are the medians.
+func (b *bench) batchRuns() int {
+	if b.quick {
+		return 1
+	}
+	return 3
+}
+
+// runBatch measures the upload and the plain-insert floor batchRuns times
+// each, alternating (floor, upload, floor, upload, ...) so that noise from
+// the machine falls on both alike, and keeps the run of median rate of each.
 func (b *bench) runBatch() (*batchResult, error) {
 	if b.batch != nil || b.batchErr != nil {
 		return b.batch, b.batchErr
 	}
+	bt, fl, err := b.runBatchAndFloor()
+	if err != nil {
+		b.batchErr = err
+		return nil, err
+	}
+	b.batch, b.floor = bt, fl
+	return bt, nil
+}
+
+func (b *bench) runBatchAndFloor() (*batchResult, *floorResult, error) {
+	rows, err := b.floorRows()
+	if err != nil {
+		return nil, nil, err
+	}
+	var uploads []*batchResult
+	var floors []*floorResult
+	for i := range b.batchRuns() {
+		fl, err := b.floorOnce(rows, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		floors = append(floors, fl)
+		bt, err := b.uploadOnce(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		uploads = append(uploads, bt)
+	}
+	var hwm float64
+	var rates, floorRates []float64
+	for i := range uploads {
+		hwm = max(hwm, uploads[i].mem.hwm)
+		rates = append(rates, uploads[i].rate)
+		floorRates = append(floorRates, floors[i].rate)
+	}
+	bt := medianBy(uploads, func(r *batchResult) float64 { return r.rate })
+	bt.mem.hwm = hwm
+	bt.rates = rates
+	fl := medianBy(floors, func(r *floorResult) float64 { return r.rate })
+	fl.rates = floorRates
+	return bt, fl, nil
+}
+
+// medianBy returns the element of median key (the upper one of an even count).
+func medianBy[T any](xs []T, key func(T) float64) T {
+	s := slices.Clone(xs)
+	slices.SortFunc(s, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	return s[len(s)/2]
+}
+
+// uploadOnce uploads the responses through one UploadBatch stream with the
+// client library to a fresh server, then stops it and measures its database.
+func (b *bench) uploadOnce(run int) (*batchResult, error) {
 	rs, err := b.batchResponses()
 	if err != nil {
 		return nil, err
 	}
 	res := &batchResult{n: len(rs)}
-	err = b.timed("batch upload on sipasd", func() error {
+	err = b.timed(fmt.Sprintf("batch upload on sipasd, run %d", run+1), func() error {
 		c, tok, err := b.startWithSurveyor("batch", "bench batch upload")
 		if err != nil {
 			return err
@@ -332,10 +398,8 @@ func (b *bench) runBatch() (*batchResult, error) {
 		return db.QueryRow("SELECT count(*), avg(length(payload)) FROM responses").Scan(&res.rows, &res.avgPayload)
 	})
 	if err != nil {
-		b.batchErr = err
 		return nil, err
 	}
-	b.batch = res
 	return res, nil
 }
 
@@ -346,8 +410,17 @@ type floorResult struct {
 	dur        time.Duration
 	dbBytes    int64
 	payloadLen float64
-	validateUS float64 // sipas.Validate + payload encoding per response, one goroutine
-	marshalUS  float64 // client.ResponseToProto + proto.Marshal per response
+	validateUS float64   // sipas.Validate + payload encoding per response, one goroutine
+	marshalUS  float64   // client.ResponseToProto + proto.Marshal per response
+	rates      []float64 // every run's rate; rate is their median
+}
+
+// floorPrep is the floor's rows, computed once before any timing.
+type floorPrep struct {
+	rows       []floorRow
+	payloadLen float64
+	validateUS float64
+	marshalUS  float64
 }
 
 // floorRow is one row of the responses table, computed before timing.
@@ -362,14 +435,9 @@ type floorRow struct {
 	payload    []byte
 }
 
-// runFloor inserts the same rows as the upload with one prepared INSERT in
-// 10,000-row transactions, on a database made by store.Open (same schema
-// and settings) and then written through database/sql with the writer's
-// DSN: no validation, no deduplication read, no aggregates, no gRPC.
-func (b *bench) runFloor() (*floorResult, error) {
-	if b.floor != nil {
-		return b.floor, nil
-	}
+// floorRows computes the stored rows of the upload's responses for the
+// floor, and what validation and marshalling cost per response.
+func (b *bench) floorRows() (*floorPrep, error) {
 	rs, err := b.batchResponses()
 	if err != nil {
 		return nil, err
@@ -392,7 +460,7 @@ func (b *bench) runFloor() (*floorResult, error) {
 			collected: r.CollectedAt.UnixNano(), month: sipas.MonthOf(r.CollectedAt), channel: int64(r.Channel),
 			hash: append([]byte(nil), acc.Hash[:]...), payload: p}
 	}
-	res := &floorResult{n: len(rows), payloadLen: float64(plen) / float64(len(rows)),
+	res := &floorPrep{rows: rows, payloadLen: float64(plen) / float64(len(rows)),
 		validateUS: float64(time.Since(prepStart).Microseconds()) / float64(len(rows))}
 	// For the explanation: what one full response costs to convert and
 	// marshal in the packed answer form the client library sends (client
@@ -404,8 +472,18 @@ func (b *bench) runFloor() (*floorResult, error) {
 		}
 	}
 	res.marshalUS = float64(time.Since(mStart).Microseconds()) / float64(len(rows))
-	err = b.timed("plain-insert floor", func() error {
-		dir := filepath.Join(b.tmp, "floor")
+	return res, nil
+}
+
+// floorOnce inserts the rows with one prepared INSERT in 10,000-row
+// transactions, on a fresh database made by store.Open (same schema and
+// settings) and then written through database/sql with the writer's DSN: no
+// validation, no deduplication read, no aggregates, no gRPC.
+func (b *bench) floorOnce(prep *floorPrep, run int) (*floorResult, error) {
+	rows := prep.rows
+	res := &floorResult{n: len(rows), payloadLen: prep.payloadLen, validateUS: prep.validateUS, marshalUS: prep.marshalUS}
+	err := b.timed(fmt.Sprintf("plain-insert floor, run %d", run+1), func() error {
+		dir := filepath.Join(b.tmp, fmt.Sprintf("floor-%d", run+1))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
@@ -469,20 +547,19 @@ func (b *bench) runFloor() (*floorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.floor = res
 	return res, nil
 }
 
 func batchFigure(bt *batchResult, fl *floorResult) result {
 	return result{name: figBatch, value: bt.rate, unit: "responses/s", ceiling: fl.rate,
-		explain: fmt.Sprintf("%d full sipas-2023 responses (106 answers, demographics, channel field, 63 provinces in 2024 and 34 in 2026, UUIDv7) "+
+		explain: fmt.Sprintf("median of %d runs alternating with the floor's (uploads %s/s; floors %s/s); the median run: %d full sipas-2023 responses (106 answers, demographics, channel field, 63 provinces in 2024 and 34 in 2026, UUIDv7) "+
 			"through UploadBatch with client.Upload (%d stream(s); validation, dedup, aggregates, chunk acks of 500) to a sipasd child: %s (%s). "+
 			"Ceiling: the same rows (same payload encoding, %.1f bytes/payload) with one prepared INSERT in %d-row transactions "+
 			"into a store.Open-made database with the writer's DSN, no validation or aggregates: %s. "+
 			"For reference, in this process on one goroutine: sipas.Validate + payload encoding %.1f µs/response, "+
 			"packed-form ResponseToProto + proto.Marshal %.1f µs/response; CPU during the upload: server %.1f µs/response, "+
 			"client (this process) %.1f µs/response. Goal ratio >= 0.5.",
-			bt.n, bt.streams, bt.dur.Round(10*time.Millisecond), bt.commits, fl.payloadLen, floorTxRows, fl.dur.Round(10*time.Millisecond), fl.validateUS, fl.marshalUS,
+			len(bt.rates), fmtRates(bt.rates), fmtRates(fl.rates), bt.n, bt.streams, bt.dur.Round(10*time.Millisecond), bt.commits, fl.payloadLen, floorTxRows, fl.dur.Round(10*time.Millisecond), fl.validateUS, fl.marshalUS,
 			perResponseUS(bt.serverCPU, bt.n), perResponseUS(bt.clientCPU, bt.n))}
 }
 
