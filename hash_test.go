@@ -1,6 +1,7 @@
 package sipas_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -8,8 +9,11 @@ import (
 )
 
 func TestContentHash(t *testing.T) {
+	cat, _ := loadAll(t)
+	q := cat.Get("sipas-2023")
+	hash := func(r *sipas.Response) [32]byte { return sipas.ContentHash(q, r) }
 	base := goodResponse()
-	h := sipas.ContentHash(base)
+	h := hash(base)
 	// Equal content, different map construction order and time zone: equal hash.
 	same := goodResponse()
 	same.Answers = map[string]int{}
@@ -20,11 +24,21 @@ func TestContentHash(t *testing.T) {
 	same.CollectedAt = base.CollectedAt.UTC()
 	yes := true
 	same.Demographics.DidProcedure = &yes
-	if sipas.ContentHash(same) != h {
+	if hash(same) != h {
 		t.Error("equal content, different hash")
 	}
+	// The packed form of the same answers: the same hash.
+	packed := goodResponse()
+	packed.Packed = make([]uint32, len(q.Items))
+	for c, a := range packed.Answers {
+		packed.Packed[q.Item(c).Index] = uint32(a) + 1
+	}
+	packed.Answers = nil
+	if hash(packed) != h {
+		t.Error("the packed form hashes differently from the map form")
+	}
 	for i := 0; i < 20; i++ {
-		if sipas.ContentHash(goodResponse()) != h {
+		if hash(goodResponse()) != h {
 			t.Fatal("hash depends on map order")
 		}
 	}
@@ -57,10 +71,32 @@ func TestContentHash(t *testing.T) {
 	for name, mod := range mods {
 		r := goodResponse()
 		mod(r)
-		got := sipas.ContentHash(r)
+		got := hash(r)
 		if prev, dup := seen[got]; dup {
 			t.Errorf("%s: same hash as %s", name, prev)
 		}
 		seen[got] = name
+	}
+}
+
+// TestContentHashGolden pins both hash versions: a change of encoding would
+// make every resend of a stored response a conflict. The version-1 value is
+// what the service computed before version 2 (and what it stored).
+func TestContentHashGolden(t *testing.T) {
+	cat, reg := loadAll(t)
+	r := goodResponse()
+	acc, err := sipas.Validate(cat, reg, r, r.CollectedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		v2 = "5fce335d68a038ab5bf8d190853aff7dbc177be938c04fbc4e99fffe5b5a18bb"
+		v1 = "921af45a77dc10132685809637d1c12ce47d70518f9ccc7c44decbb87d9f661c"
+	)
+	if got := fmt.Sprintf("%x", acc.Hash); got != v2 {
+		t.Errorf("version-2 hash %s, want %s", got, v2)
+	}
+	if got := fmt.Sprintf("%x", sipas.LegacyContentHash(acc)); got != v1 {
+		t.Errorf("version-1 hash %s, want %s", got, v1)
 	}
 }

@@ -316,8 +316,6 @@ func LoadQuestionnaire(fsys fs.FS, dir string, scales map[string]*Scale, source 
 	for _, it := range q.Items {
 		q.sortedCodes = append(q.sortedCodes, it.Code)
 		it.slotOf = slotTable(it)
-		it.hashPrefix = hashAnswer(nil, it.Code, 0)
-		it.hashPrefix = it.hashPrefix[:len(it.hashPrefix)-1] // the code, without the answer
 	}
 	sort.Strings(q.sortedCodes)
 	q.sortedItems = make([]*Item, len(q.sortedCodes))

@@ -103,8 +103,7 @@ type Item struct {
 	// scale code in scale order, then one for 8 and one for 9.
 	Slot int
 
-	slotOf     []int32 // counter slot of each answer code (by code), -1 when not valid
-	hashPrefix []byte  // the item code as the content hash encodes it
+	slotOf []int32 // counter slot of each answer code (by code), -1 when not valid
 }
 
 // Node is a node of a questionnaire's formula tree. Trees are data: which

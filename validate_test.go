@@ -103,7 +103,7 @@ func TestValidateGood(t *testing.T) {
 			if tc.warn != "" && (len(acc.Warnings) != 1 || !strings.Contains(acc.Warnings[0], tc.warn)) {
 				t.Errorf("warnings %v, want %q", acc.Warnings, tc.warn)
 			}
-			if acc.Hash != sipas.ContentHash(r) || acc.Hash == ([32]byte{}) {
+			if acc.Hash != sipas.ContentHash(cat.Get(r.QuestionnaireID), r) || acc.Hash == ([32]byte{}) {
 				t.Error("hash not set")
 			}
 			if acc.Response != r {

@@ -50,7 +50,6 @@ func newDelta(q *sipas.Questionnaire, answers []uint8) delta {
 	return delta{slots: slots, nodes: nodes}
 }
 
-
 const opInsert = "store.insert"
 
 // prepare checks what the store itself needs of an accepted response and
@@ -244,7 +243,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 				if err := sel.QueryRowContext(rowCtx, p.id[:]).Scan(&h); err != nil {
 					return nil, 0, fmt.Errorf("read stored hash: %w", err)
 				}
-				if bytes.Equal(h, p.acc.Hash[:]) {
+				if bytes.Equal(h, p.acc.Hash[:]) || p.sameLegacyHash(h) {
 					r.results[p.idx] = InsertResult{Duplicate: true}
 				} else {
 					e := *sipas.ErrResponseConflict
@@ -278,6 +277,14 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
 	return inserted, lastSeq, nil
+}
+
+// sameLegacyHash reports whether stored is the version-1 content hash of
+// p's response: responses stored before version 2 of the hash carry it, and
+// a resend of one of them is a duplicate, not a conflict.
+func (p *prepared) sameLegacyHash(stored []byte) bool {
+	legacy := sipas.LegacyContentHash(p.acc)
+	return bytes.Equal(stored, legacy[:])
 }
 
 // cellKeys returns the cells a response is counted in: its province cell

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/sipas-vn/sipas"
 )
 
@@ -168,8 +170,8 @@ func TestInsertDuplicateConflict(t *testing.T) {
 	if hash != a.Hash || provinceID != a.Province.ID || !reflect.DeepEqual(got.Answers, a.Response.Answers) {
 		t.Errorf("stored response changed after a conflict")
 	}
-	if sipas.ContentHash(got) != a.Hash {
-		t.Errorf("hash of the stored response %x, want %x", sipas.ContentHash(got), a.Hash)
+	if h := sipas.ContentHash(a.Questionnaire, got); h != a.Hash {
+		t.Errorf("hash of the stored response %x, want %x", h, a.Hash)
 	}
 	if n, _ := s.CountResponses(ctx); n != 1 {
 		t.Errorf("rows = %d, want 1", n)
@@ -785,4 +787,35 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestLegacyHashResend: a response stored before version 2 of the content
+// hash carries its version-1 hash; sending it again is still a duplicate,
+// and sending other content under its id still a conflict.
+func TestLegacyHashResend(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 21)
+	ctx := context.Background()
+	a := g.accepted()
+	mustInsert(t, s, a)
+	legacy := sipas.LegacyContentHash(a)
+	if legacy == a.Hash {
+		t.Fatal("the version-1 and version-2 hashes are equal")
+	}
+	id, _ := uuid.Parse(a.Response.ID)
+	if err := s.do(ctx, "test", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE responses SET content_hash = ? WHERE response_id = ?", legacy[:], id[:])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustInsert(t, s, a); !res[0].Duplicate || res[0].Err != nil {
+		t.Fatalf("resend of a response stored with a version-1 hash: %+v, want a duplicate", res[0])
+	}
+	if res := mustInsert(t, s, g.modified(a)); sipas.KindOf(res[0].Err) != sipas.KindConflict {
+		t.Fatalf("other content under that id: %+v, want a conflict", res[0])
+	}
+	if n, _ := s.CountResponses(ctx); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
 }

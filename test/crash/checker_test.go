@@ -41,7 +41,7 @@ func TestCheckerDetects(t *testing.T) {
 			sat = append(sat, it.Code)
 		}
 	}
-	h := &harness{satItems: sat}
+	h := &harness{satItems: sat, cat: cat}
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "sipas.db")

@@ -373,7 +373,7 @@ func (h *harness) noteAck(id, sha string) {
 
 // contentHash returns the hash the server stores for resp: the kiosk path
 // fills unit and province from the credential before hashing.
-func contentHash(resp *sipasv1.Response) string {
+func (h *harness) contentHash(resp *sipasv1.Response) string {
 	r := &sipas.Response{
 		ID:              resp.GetResponseId(),
 		QuestionnaireID: resp.GetQuestionnaireId(),
@@ -398,8 +398,8 @@ func contentHash(resp *sipasv1.Response) string {
 	for k, v := range resp.GetAnswers() {
 		r.Answers[k] = int(v)
 	}
-	h := sipas.ContentHash(r)
-	return hex.EncodeToString(h[:])
+	sum := sipas.ContentHash(h.cat.Get(r.QuestionnaireID), r)
+	return hex.EncodeToString(sum[:])
 }
 
 // newItem makes a new random response for a kiosk or a surveyor.
@@ -443,7 +443,7 @@ func (h *harness) newItem(rng *rand.Rand, principal string) *item {
 		full.Channel = sipasv1.Channel_CHANNEL_FIELD
 		full.ProvinceCode = province
 	}
-	it.sha = contentHash(full)
+	it.sha = h.contentHash(full)
 	h.itemsMade.Add(1)
 	return it
 }
@@ -482,7 +482,7 @@ func (h *harness) submit(it *item, final, probe bool) (string, string) {
 	it.attempts++
 	sha := it.sha
 	if probe {
-		sha = contentHash(kioskFull(it.resp))
+		sha = h.contentHash(kioskFull(it.resp))
 	}
 	if err == nil && !probe {
 		h.noteAck(it.id, sha)

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sipas-vn/sipas/questionnaires"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+)
+
+// BenchmarkTakeItem measures the server's per-item work of an upload
+// before the store: decoding a full packed response from the wire,
+// converting and validating it into a chunk.
+func BenchmarkTakeItem(b *testing.B) {
+	cat, reg, err := questionnaires.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := cat.Get("sipas-2023")
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 4096
+	wire := make([][]byte, n)
+	for i := range wire {
+		packed := make([]uint32, len(q.Items))
+		for j, it := range q.Items {
+			packed[j] = uint32(it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code) + 1
+		}
+		r := &sipasv1.Response{ResponseId: uuid.Must(uuid.NewV7()).String(), QuestionnaireId: q.ID, ProvinceCode: "48",
+			CollectedAt: timestamppb.New(now.Add(-time.Hour)), Channel: sipasv1.Channel_CHANNEL_FIELD, PackedAnswers: packed,
+			Demographics: &sipasv1.Demographics{Gender: 1, BirthYear: 1980, Education: 3}}
+		wire[i], err = proto.Marshal(&sipasv1.UploadBatchRequest{Items: []*sipasv1.BatchItem{{Line: int64(i + 2), Response: r}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := &Server{cfg: Config{Catalog: cat, Registry: reg, Now: time.Now}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	c := &uploadChunk{}
+	for i := 0; i < b.N; i++ {
+		var req sipasv1.UploadBatchRequest
+		if err := proto.Unmarshal(wire[i%n], &req); err != nil {
+			b.Fatal(err)
+		}
+		s.takeItem(nil, req.Items[0], c)
+		if len(c.accepted) != 1 {
+			b.Fatalf("item refused: %+v", c.results[0])
+		}
+		c = &uploadChunk{}
+	}
+}
