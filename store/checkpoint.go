@@ -115,9 +115,6 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 	}
 	cells := 0
 	last, n, err := s.replay(ctx, s.reader, seq, func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
-		if err := s.checkLayout(k, q); err != nil {
-			return nil, err
-		}
 		if _, seen := s.dirty[k]; !seen {
 			s.dirty[k] = struct{}{}
 			cells++

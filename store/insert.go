@@ -256,12 +256,6 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 			if lastSeq, err = res.LastInsertId(); err != nil {
 				return nil, 0, err
 			}
-			keys, nk := cellKeys(p.acc, p.month)
-			for _, k := range keys[:nk] {
-				if err := s.checkLayout(k, p.q); err != nil {
-					return nil, 0, err
-				}
-			}
 			inserted = append(inserted, p)
 		}
 	}
@@ -300,18 +294,10 @@ func cellKeys(acc *sipas.Accepted, month int) ([2]sipas.CellKey, int) {
 	return [2]sipas.CellKey{k, u}, 2
 }
 
-// checkLayout refuses to count a response of q in cell k when the cell has
-// another layout (loadTallies refuses such cells, so this means a bug). Only
-// the writer goroutine changes s.cells, so it reads them without the lock.
-func (s *Store) checkLayout(k sipas.CellKey, q *sipas.Questionnaire) error {
-	if t := s.cells.get(k); t != nil && (len(t.Slots) != q.Slots || len(t.NodeN) != len(q.Nodes)) {
-		return fmt.Errorf("tally layout of cell %v does not match questionnaire %s", k, q.ID)
-	}
-	return nil
-}
-
 // cellForWrite returns cell k, created empty (tracking its non-zero slots)
 // when new. Callers hold cellsMu for writing, or run before readers can.
+// A cell always has the layout of its questionnaire: new cells are made for
+// it, and loadTallies refuses stored cells of another layout.
 func (s *Store) cellForWrite(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
 	t := s.cells.get(k)
 	if t == nil {

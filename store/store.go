@@ -51,7 +51,7 @@ type Options struct {
 	// transactions never see the caller's context (pitfall 6).
 	TxTimeout time.Duration
 	// CheckpointRows and CheckpointInterval: the aggregates are checkpointed
-	// into the tallies table after this many new responses (default 50000)
+	// into the tallies table after this many new responses (default 200000)
 	// or this long after the previous checkpoint (default 30s), whichever
 	// comes first, and on Close. They bound the responses replayed at
 	// start-up after a crash.
@@ -90,7 +90,7 @@ func (o *Options) fill() {
 		o.Now = time.Now
 	}
 	if o.CheckpointRows <= 0 {
-		o.CheckpointRows = 50000
+		o.CheckpointRows = 200000
 	}
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = 30 * time.Second
