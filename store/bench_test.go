@@ -40,8 +40,9 @@ func BenchmarkInsertParallel64(b *testing.B) {
 	b.ReportMetric(float64(st.Inserted)/float64(max(st.Commits, 1)), "items/commit")
 }
 
-// BenchmarkInsertBatch500 measures one caller sending chunks of 500.
-func BenchmarkInsertBatch500(b *testing.B) {
+// BenchmarkInsertBatch2000 measures one caller sending chunks of 2000, as an
+// upload stream does.
+func BenchmarkInsertBatch2000(b *testing.B) {
 	s := openTest(b, "", Options{})
 	g := newGen(b, 43)
 	items := make([]*sipas.Accepted, b.N)
@@ -49,8 +50,8 @@ func BenchmarkInsertBatch500(b *testing.B) {
 		items[i] = g.accepted()
 	}
 	b.ResetTimer()
-	for i := 0; i < len(items); i += 500 {
-		if _, err := s.Insert(context.Background(), items[i:min(i+500, len(items))]); err != nil {
+	for i := 0; i < len(items); i += 2000 {
+		if _, err := s.Insert(context.Background(), items[i:min(i+2000, len(items))]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -141,12 +141,16 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 // A failed checkpoint changes nothing: the cells stay dirty and the next
 // attempt writes them. It runs on the writer goroutine.
 func (s *Store) maybeCheckpoint(force bool) {
-	if len(s.dirty) == 0 && s.lastSeq == s.tallySeq {
-		return
+	if s.lastSeq == s.tallySeq {
+		return // nothing stored since the last checkpoint
 	}
 	if !force && s.uncheckpointed < s.opts.CheckpointRows && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval {
 		return
 	}
+	// The applier may still be adding the latest commit to memory; it holds
+	// commitMu until it has.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
 	defer cancel()
 	if err := s.writeCheckpoint(ctx); err != nil {
@@ -160,7 +164,8 @@ func (s *Store) maybeCheckpoint(force bool) {
 }
 
 // writeCheckpoint rewrites the dirty cells and the seq they count up to in
-// one transaction on the writer connection.
+// one transaction on the writer connection. It runs on the writer goroutine
+// with commitMu held (no commit is being applied), or in Open.
 func (s *Store) writeCheckpoint(ctx context.Context) error {
 	c, err := s.conn(ctx)
 	if err != nil {
@@ -178,7 +183,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		return err
 	}
 	defer up.Close()
-	// Only the writer goroutine (or Open, before it starts) changes cells,
+	// Cells change only while a commit is applied, which commitMu excludes,
 	// so reading them here needs no lock. Row statements run without ctx's
 	// cancellation, as in insertTx.
 	rowCtx := context.WithoutCancel(ctx)

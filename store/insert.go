@@ -116,8 +116,10 @@ func (s *Store) Insert(ctx context.Context, items []*sipas.Accepted) ([]InsertRe
 	return results, nil
 }
 
-// commitInserts writes the responses of reqs in one transaction and answers
-// every request.
+// commitInserts writes the responses of reqs in one transaction. On success
+// it hands the commit to the applier (applyLoop), which updates the
+// aggregates in memory and answers every request while the writer goes on
+// with the next transaction; on failure it answers them itself.
 func (s *Store) commitInserts(reqs []*request) {
 	n := 0
 	for _, r := range reqs {
@@ -129,10 +131,47 @@ func (s *Store) commitInserts(reqs []*request) {
 	cancel()
 	dur := time.Since(start)
 	if err == nil {
-		// commitMu was taken by insertTx before COMMIT. The cells are
-		// updated in place, under the lock readers hold while they read.
+		// commitMu was taken by insertTx before COMMIT; the applier
+		// releases it once memory has the commit.
+		s.uncheckpointed += int(lastSeq - s.lastSeq)
+		s.lastSeq = lastSeq
+		for _, r := range reqs {
+			r.handedOff = true
+		}
+		s.applies <- &applyJob{reqs: reqs, inserted: inserted, n: n, dur: dur}
+		return
+	}
+	s.resetConn()
+	s.qmu.Lock()
+	s.stats.FailedCommits++
+	s.qmu.Unlock()
+	s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
+	for _, r := range reqs {
+		r.err = storageError(opInsert, err)
+		r.answer()
+	}
+}
+
+// applyJob is a committed transaction of responses for the applier.
+type applyJob struct {
+	reqs     []*request
+	inserted []*prepared
+	n        int
+	dur      time.Duration
+}
+
+// applyLoop adds each committed transaction's responses to the aggregate
+// cells (in place, under the lock readers hold while they read), releases
+// commitMu, records the commit in the statistics and the OnCommit hook, and
+// answers the callers: a caller that has its answer sees its responses in
+// indices and metrics. It runs on its own goroutine so that the writer's
+// next transaction overlaps with it; the next COMMIT waits for commitMu, so
+// commits reach memory in order and one at a time.
+func (s *Store) applyLoop() {
+	defer close(s.applierDone)
+	for job := range s.applies {
 		s.cellsMu.Lock()
-		for _, p := range inserted {
+		for _, p := range job.inserted {
 			keys, nk := cellKeys(p.acc, p.month)
 			for _, k := range keys[:nk] {
 				s.cellForWrite(k, p.q).AddContribution(p.delta.slots, p.delta.nodes)
@@ -140,18 +179,13 @@ func (s *Store) commitInserts(reqs []*request) {
 			}
 		}
 		s.cellsMu.Unlock()
-		s.uncheckpointed += int(lastSeq - s.lastSeq)
-		s.lastSeq = lastSeq
 		s.commitMu.Unlock()
-	} else {
-		s.resetConn()
-	}
-	s.qmu.Lock()
-	if err == nil {
+
+		s.qmu.Lock()
 		s.stats.Commits++
-		s.stats.LastBatchSize = n
-		s.stats.LastCommit = dur
-		for _, r := range reqs {
+		s.stats.LastBatchSize = job.n
+		s.stats.LastCommit = job.dur
+		for _, r := range job.reqs {
 			for _, p := range r.items {
 				res := r.results[p.idx]
 				switch {
@@ -164,24 +198,13 @@ func (s *Store) commitInserts(reqs []*request) {
 				}
 			}
 		}
-	} else {
-		s.stats.FailedCommits++
-	}
-	s.qmu.Unlock()
-	// Metrics and the hook run before the callers are answered, so that a
-	// caller that has its answer also sees the commit in them.
-	if err != nil {
-		s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
-	} else {
+		s.qmu.Unlock()
 		if s.opts.OnCommit != nil {
-			s.opts.OnCommit(n, dur)
+			s.opts.OnCommit(job.n, job.dur)
 		}
-	}
-	for _, r := range reqs {
-		if err != nil {
-			r.err = storageError(opInsert, err)
+		for _, r := range job.reqs {
+			r.answer()
 		}
-		r.answer()
 	}
 }
 

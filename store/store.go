@@ -119,11 +119,12 @@ type Store struct {
 
 	sqliteVersion string
 
-	// Aggregates. cells is replaced cell by cell (copy on write) by the
-	// writer after each commit; a *sipas.Tally reachable from it is never
-	// modified. commitMu is held by the writer from just before COMMIT until
-	// memory has been updated, so a checker can take a snapshot of the
-	// database and of memory that agree.
+	// Aggregates. The applier adds each commit to cells in place, holding
+	// cellsMu for writing; readers hold it for reading while they read.
+	// commitMu is taken by the writer just before COMMIT and released by the
+	// applier once memory has the commit, so a checker can take a snapshot of
+	// the database and of memory that agree, and commits reach memory in
+	// order.
 	cellsMu  sync.RWMutex
 	cells    cellIndex
 	commitMu sync.Mutex
@@ -145,6 +146,8 @@ type Store struct {
 	wake         chan struct{}
 	stop         chan struct{}
 	writerDone   chan struct{}
+	applies      chan *applyJob // committed transactions, writer to applier
+	applierDone  chan struct{}
 	stats        WriterStats // guarded by qmu
 	closeOnce    sync.Once
 	closeErr     error
@@ -181,14 +184,16 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 	}
 
 	s := &Store{
-		path:       path,
-		cat:        cat,
-		opts:       opts,
-		cells:      cellIndex{},
-		dirty:      map[sipas.CellKey]struct{}{},
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		path:        path,
+		cat:         cat,
+		opts:        opts,
+		cells:       cellIndex{},
+		dirty:       map[sipas.CellKey]struct{}{},
+		wake:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		applies:     make(chan *applyJob),
+		applierDone: make(chan struct{}),
 	}
 	defer func() {
 		if err != nil {
@@ -243,6 +248,7 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	s.lastCheckpoint = time.Now()
+	go s.applyLoop()
 	go s.writeLoop()
 	return s, nil
 }

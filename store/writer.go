@@ -17,8 +17,10 @@ import (
 // The writer goroutine owns the single writer connection. Callers enqueue a
 // request and wait; the writer takes everything queued (up to
 // Options.MaxBatchItems responses) while the previous commit was flushing,
-// commits all the responses in one transaction (one fsync), and only then
-// answers every caller in it. Other writes (units, credentials, audit,
+// commits all the responses in one transaction (one fsync) and hands the
+// commit to the applier (applyLoop), which adds it to the aggregates and only
+// then answers every caller in it, while the writer begins the next
+// transaction. Other writes (units, credentials, audit,
 // checkpoints) are requests too, each run in its own transaction, so there
 // is never a second write connection.
 
@@ -39,8 +41,11 @@ type request struct {
 
 	err      error // set by the writer before done is closed
 	done     chan struct{}
-	answered bool     // done is closed; only the writer goroutine touches it
-	state    reqState // guarded by Store.qmu
+	answered bool // done is closed; touched by whoever answers r
+	// handedOff: the writer passed r to the applier, which answers it. Only
+	// the writer goroutine touches it.
+	handedOff bool
+	state     reqState // guarded by Store.qmu
 }
 
 func (r *request) size() int {
@@ -206,6 +211,8 @@ func (s *Store) writeLoop() {
 				batch := s.take()
 				if len(batch) == 0 {
 					s.maybeCheckpoint(true)
+					close(s.applies)
+					<-s.applierDone
 					return
 				}
 				s.run(batch)
@@ -240,7 +247,7 @@ func (s *Store) run(batch []*request) {
 			s.opts.Logger.Error("store: writer panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			s.resetConn()
 			for _, r := range batch {
-				if !r.answered {
+				if !r.handedOff && !r.answered {
 					r.err = &sipas.Error{Kind: sipas.KindUnavailable, Op: "store.write", Reason: "STORAGE_UNAVAILABLE",
 						Message: "internal error in the writer; the outcome is unknown, retrying is safe"}
 					r.answer()
