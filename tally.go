@@ -46,8 +46,8 @@ type Tally struct {
 // TrackNonzero makes t record its non-zero slots when most of them are zero
 // (a kiosk asks only the service block, a tenth of the items), so that
 // merging t reads only those: index reads are bound by memory traffic over
-// the cells, and kiosk cells are the most numerous. AddContribution keeps
-// the record up to date (and drops it once half the slots are in use); Add,
+// the cells, and kiosk cells are the most numerous. AddAnswers keeps the
+// record up to date (and drops it once half the slots are in use); Add,
 // Merge into t and UnmarshalBinary drop it, so it is never wrong.
 func (t *Tally) TrackNonzero() {
 	n := 0
@@ -69,11 +69,29 @@ func (t *Tally) TrackNonzero() {
 	t.nonzero = nz
 }
 
-// AddContribution counts one response whose share is the given slots and
-// nodes (as Contribution returns them): one respondent, and one at each.
-func (t *Tally) AddContribution(slots, nodes []int32) {
+// AddAnswers counts one validated response of questionnaire q from its
+// packed answers (Accepted.Answers: code + 1 by item position): one
+// respondent, one at the slot of each answer with a valid code (8 and 9
+// included) and one at each formula node with at least one valid scale
+// answer under it. It equals Add of the same answers in the map form, and
+// keeps the record of non-zero slots (TrackNonzero).
+func (t *Tally) AddAnswers(q *Questionnaire, answers []uint8) {
+	var seen [256]bool
+	var seenBig []bool
+	if len(q.Nodes) > len(seen) {
+		seenBig = make([]bool, len(q.Nodes))
+	}
 	t.Respondents++
-	for _, s := range slots {
+	items := q.Items[:min(len(answers), len(q.Items))]
+	for i, it := range items {
+		v := int(answers[i])
+		if v == 0 || v > len(it.slotOf) {
+			continue
+		}
+		s := it.slotOf[v-1]
+		if s < 0 {
+			continue
+		}
 		if t.Slots[s] == 0 && t.nonzero != nil {
 			if (len(t.nonzero)+1)*2 > len(t.Slots) {
 				t.nonzero = nil // dense now: merge every slot
@@ -82,9 +100,23 @@ func (t *Tally) AddContribution(slots, nodes []int32) {
 			}
 		}
 		t.Slots[s]++
-	}
-	for _, n := range nodes {
-		t.NodeN[n]++
+		if int(s) >= it.Slot+len(it.Scale.Codes) {
+			continue // 8 or 9: not a valid answer for n
+		}
+		for n := it.Node; n != nil; n = n.Parent {
+			if seenBig != nil {
+				if seenBig[n.Index] {
+					break
+				}
+				seenBig[n.Index] = true
+			} else {
+				if seen[n.Index] {
+					break // this node and its ancestors are already counted
+				}
+				seen[n.Index] = true
+			}
+			t.NodeN[n.Index]++
+		}
 	}
 }
 
@@ -288,50 +320,4 @@ func (t *Tally) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: %d trailing bytes", errTallyCorrupt, len(b))
 	}
 	return nil
-}
-
-// Contribution appends to slots the counter slots that a response with the
-// given answers (Accepted.Answers: code + 1 by item position) adds one to
-// (one per answer with a valid code, 8 and 9 included) and to nodes the
-// formula nodes whose respondent count it adds one to, and returns both.
-// Adding one at each of them, and one respondent, is exactly Add: the store
-// uses it to prepare a response's share outside the writer.
-func Contribution(q *Questionnaire, answers []uint8, slots, nodes []int32) ([]int32, []int32) {
-	var seen [256]bool
-	var seenBig []bool
-	if len(q.Nodes) > len(seen) {
-		seenBig = make([]bool, len(q.Nodes))
-	}
-	mark := func(i int) bool {
-		if seenBig != nil {
-			was := seenBig[i]
-			seenBig[i] = true
-			return was
-		}
-		was := seen[i]
-		seen[i] = true
-		return was
-	}
-	items := q.Items[:min(len(answers), len(q.Items))]
-	for i, it := range items {
-		v := int(answers[i])
-		if v == 0 || v > len(it.slotOf) {
-			continue
-		}
-		s := int(it.slotOf[v-1])
-		if s < 0 {
-			continue
-		}
-		slots = append(slots, int32(s))
-		if s >= it.Slot+len(it.Scale.Codes) {
-			continue // 8 or 9: not a valid answer for n
-		}
-		for n := it.Node; n != nil; n = n.Parent {
-			if mark(n.Index) {
-				break // this node and its ancestors are already counted
-			}
-			nodes = append(nodes, int32(n.Index))
-		}
-	}
-	return slots, nodes
 }

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sipas-vn/sipas/questionnaires"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/questionnaires"
 )
 
 // BenchmarkTakeItem measures the server's per-item work of an upload

@@ -64,8 +64,6 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	var (
 		payload []byte
 		answers []uint8
-		slots   []int32
-		nodes   []int32
 	)
 	for rows.Next() {
 		var k sipas.CellKey
@@ -81,7 +79,6 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 		if answers, err = payloadAnswers(qn, payload, answers); err != nil {
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
-		slots, nodes = sipas.Contribution(qn, answers, slots[:0], nodes[:0])
 		keys := []sipas.CellKey{k}
 		if k.UnitID != "" {
 			p := k
@@ -93,7 +90,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 			if err != nil {
 				return 0, 0, fmt.Errorf("replay: %w", err)
 			}
-			t.AddContribution(slots, nodes)
+			t.AddAnswers(qn, answers)
 		}
 		n++
 	}

@@ -33,21 +33,6 @@ type prepared struct {
 	id      uuid.UUID
 	month   int
 	payload []byte
-	delta   delta // what the response adds to each of its cells
-}
-
-// delta is the share of one response in a tally, in sparse form: one
-// respondent, and one at each listed counter slot and node. It is computed
-// in the caller's goroutine (sipas.Contribution), so the writer only adds a
-// few dozen numbers per cell.
-type delta struct {
-	slots []int32
-	nodes []int32
-}
-
-func newDelta(q *sipas.Questionnaire, answers []uint8) delta {
-	slots, nodes := sipas.Contribution(q, answers, make([]int32, 0, len(answers)), make([]int32, 0, 16))
-	return delta{slots: slots, nodes: nodes}
 }
 
 const opInsert = "store.insert"
@@ -78,7 +63,6 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 		id:      id,
 		month:   sipas.MonthOf(r.CollectedAt),
 		payload: EncodePayload(q, &r.Demographics, acc.Answers),
-		delta:   newDelta(q, acc.Answers),
 	}, nil
 }
 
@@ -174,7 +158,7 @@ func (s *Store) applyLoop() {
 		for _, p := range job.inserted {
 			keys, nk := cellKeys(p.acc, p.month)
 			for _, k := range keys[:nk] {
-				s.cellForWrite(k, p.q).AddContribution(p.delta.slots, p.delta.nodes)
+				s.cellForWrite(k, p.q).AddAnswers(p.q, p.acc.Answers)
 				s.dirty[k] = struct{}{}
 			}
 		}

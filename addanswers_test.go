@@ -8,18 +8,17 @@ import (
 	"github.com/sipas-vn/sipas/questionnaires"
 )
 
-// TestContributionEqualsAdd: adding one at every slot and node that
-// Contribution lists for the packed answers gives the same tally as
-// Tally.Add of the map form.
-func TestContributionEqualsAdd(t *testing.T) {
+// TestAddAnswersEqualsAdd: AddAnswers of the packed answers gives the same
+// tally as Tally.Add of the map form.
+func TestAddAnswersEqualsAdd(t *testing.T) {
 	cat, _, err := questionnaires.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, q := range cat.List() {
-		viaAdd, viaContribution := sipas.NewTally(q), sipas.NewTally(q)
-		viaContribution.TrackNonzero() // as the store's cells: sparse while they can be
+		viaAdd, viaAnswers := sipas.NewTally(q), sipas.NewTally(q)
+		viaAnswers.TrackNonzero() // as the store's cells: sparse while they can be
 		for n := range 500 {
 			r := &sipas.Response{Answers: map[string]int{}}
 			packed := make([]uint8, len(q.Items))
@@ -41,14 +40,13 @@ func TestContributionEqualsAdd(t *testing.T) {
 			}
 			r.Answers["NOT-AN-ITEM"] = 1
 			viaAdd.Add(q, r, nil)
-			slots, nodes := sipas.Contribution(q, packed, nil, nil)
-			viaContribution.AddContribution(slots, nodes)
+			viaAnswers.AddAnswers(q, packed)
 			// Merging the tracked tally reads only its non-zero slots while
 			// it is sparse: it must still give every count.
 			merged := sipas.NewTally(q)
-			merged.Merge(viaContribution)
-			if !viaAdd.Equal(viaContribution) || !viaAdd.Equal(merged) {
-				t.Fatalf("%s, response %d: Contribution disagrees with Add", q.ID, n)
+			merged.Merge(viaAnswers)
+			if !viaAdd.Equal(viaAnswers) || !viaAdd.Equal(merged) {
+				t.Fatalf("%s, response %d: AddAnswers disagrees with Add", q.ID, n)
 			}
 		}
 	}
