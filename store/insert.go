@@ -207,18 +207,9 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		return nil, 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (response_id) DO NOTHING`)
-	if err != nil {
-		return nil, 0, err
-	}
+	ins := tx.StmtContext(ctx, s.insertStmt)
 	defer ins.Close()
-	sel, err := tx.PrepareContext(ctx, "SELECT content_hash FROM responses WHERE response_id = ?")
-	if err != nil {
-		return nil, 0, err
-	}
+	sel := tx.StmtContext(ctx, s.hashStmt)
 	defer sel.Close()
 
 	inserted := make([]*prepared, 0, n)
@@ -286,6 +277,33 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 func (p *prepared) sameLegacyHash(stored []byte) bool {
 	legacy := sipas.LegacyContentHash(p.acc)
 	return bytes.Equal(stored, legacy[:])
+}
+
+const (
+	insertResponseSQL = `INSERT INTO responses
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (response_id) DO NOTHING`
+	storedHashSQL = "SELECT content_hash FROM responses WHERE response_id = ?"
+)
+
+// prepareWriterStmts prepares the response transaction's statements on the
+// writer pool. The pool has one connection, held in s.wconn, so it is
+// returned to the pool while they are prepared on it, and taken again.
+func (s *Store) prepareWriterStmts(ctx context.Context) error {
+	if err := s.wconn.Close(); err != nil {
+		return err
+	}
+	s.wconn = nil
+	var err error
+	if s.insertStmt, err = s.writer.PrepareContext(ctx, insertResponseSQL); err != nil {
+		return err
+	}
+	if s.hashStmt, err = s.writer.PrepareContext(ctx, storedHashSQL); err != nil {
+		return err
+	}
+	s.wconn, err = s.writer.Conn(ctx)
+	return err
 }
 
 // cellKeys returns the cells a response is counted in: its province cell

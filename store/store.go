@@ -117,6 +117,12 @@ type Store struct {
 
 	credByHash *sql.Stmt // prepared on the reader pool: the auth hot path
 
+	// The response transaction's statements, prepared once on the writer
+	// pool: a transaction takes them with Tx.StmtContext, which reuses the
+	// connection's prepared statement instead of preparing it again (and
+	// prepares it anew on a replacement connection).
+	insertStmt, hashStmt *sql.Stmt
+
 	sqliteVersion string
 
 	// Aggregates. The applier adds each commit to cells in place, holding
@@ -216,6 +222,9 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := s.prepareWriterStmts(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 
 	s.reader = sql.OpenDB(newConnector(readerDSN(path), true))
 	s.reader.SetMaxOpenConns(opts.ReadConns)
@@ -270,8 +279,10 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.writerDone
 		var errs []error
-		if s.credByHash != nil {
-			errs = append(errs, s.credByHash.Close())
+		for _, st := range []*sql.Stmt{s.credByHash, s.insertStmt, s.hashStmt} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
 		}
 		// Readers first, so that the checkpoint is not blocked by them. The
 		// field stays set: a late reader call gets "database is closed".

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,9 +42,12 @@ type memory struct {
 // unaryResult is the outcome of the unary load on its own sipasd.
 type unaryResult struct {
 	health, submit []float64 // calls per second of each run
-	dur, warm      time.Duration
-	mem            memory
-	commits        string
+	// CPU per call (µs) of the server and of this process (the clients),
+	// each run.
+	healthCPU, submitCPU []cpuPerCall
+	dur, warm            time.Duration
+	mem                  memory
+	commits              string
 }
 
 func mean(v []float64) float64 {
@@ -60,8 +64,10 @@ func (u *unaryResult) figure() result {
 			"from %d goroutines over %d gRPC connections to a sipasd child on loopback, rate limit off; runs %s/s. "+
 			"Ceiling: grpc.health.v1.Health/Check over the same connections and goroutines, which passes the same "+
 			"interceptor chain (recovery, logging, metrics, auth, limits) but is an open method, so no token lookup; runs %s/s. "+
-			"Each run %s after %s warm-up, health and submit alternating. Server: %s. Goal ratio >= 0.5.",
-			unaryWorkers, unaryConns, fmtRates(u.submit), fmtRates(u.health), u.dur, u.warm, u.commits)}
+			"Each run %s after %s warm-up, health and submit alternating. Server: %s. "+
+			"CPU per call, server+clients µs: submit %s, health %s. Goal ratio >= 0.5.",
+			unaryWorkers, unaryConns, fmtRates(u.submit), fmtRates(u.health), u.dur, u.warm, u.commits,
+			fmtCPU(u.submitCPU), fmtCPU(u.healthCPU))}
 }
 
 func fmtRates(v []float64) string {
@@ -77,7 +83,26 @@ func fmtRates(v []float64) string {
 
 // load runs call from workers goroutines: warm, then counts completed calls
 // for dur. Any failed call fails the run.
-func load(workers int, warm, dur time.Duration, call func(w int) error) (float64, error) {
+// cpuPerCall is the CPU time per call of the server and of the load
+// generator during a measured run, in µs.
+type cpuPerCall struct{ server, client float64 }
+
+func (c cpuPerCall) String() string {
+	return fmt.Sprintf("%.0f+%.0f", c.server, c.client)
+}
+
+func fmtCPU(v []cpuPerCall) string {
+	s := make([]string, len(v))
+	for i, c := range v {
+		s[i] = c.String()
+	}
+	return strings.Join(s, " and ")
+}
+
+// load runs call from workers goroutines for warm, then measures calls per
+// second over dur, and the CPU time per call of srv (when not nil) and of
+// this process.
+func load(workers int, warm, dur time.Duration, srv *child, call func(w int) error) (float64, cpuPerCall, error) {
 	var ops, nerr atomic.Int64
 	var stop atomic.Bool
 	var firstErr atomic.Value
@@ -98,15 +123,24 @@ func load(workers int, warm, dur time.Duration, call func(w int) error) (float64
 		}()
 	}
 	time.Sleep(warm)
-	c0, t0 := ops.Load(), time.Now()
+	var srv0, srv1 time.Duration
+	if srv != nil {
+		srv0 = srv.cpuTimeOrZero()
+	}
+	c0, t0, cli0 := ops.Load(), time.Now(), selfCPUTime()
 	time.Sleep(dur)
-	c1, el := ops.Load(), time.Since(t0)
+	c1, el, cli1 := ops.Load(), time.Since(t0), selfCPUTime()
+	if srv != nil {
+		srv1 = srv.cpuTimeOrZero()
+	}
 	stop.Store(true)
 	wg.Wait()
 	if n := nerr.Load(); n > 0 {
-		return 0, fmt.Errorf("%d calls failed, first: %v", n, firstErr.Load())
+		return 0, cpuPerCall{}, fmt.Errorf("%d calls failed, first: %v", n, firstErr.Load())
 	}
-	return float64(c1-c0) / el.Seconds(), nil
+	n := float64(max(c1-c0, 1))
+	cpu := cpuPerCall{server: float64((srv1 - srv0).Microseconds()) / n, client: float64((cli1 - cli0).Microseconds()) / n}
+	return float64(c1-c0) / el.Seconds(), cpu, nil
 }
 
 // runUnary starts a sipasd, issues kiosk credentials and measures the
@@ -183,14 +217,15 @@ func (b *bench) runUnary() (*unaryResult, error) {
 			return err
 		}
 		for round := range unaryRounds {
-			h, err := load(unaryWorkers, b.warmD, b.unaryD, check)
+			h, hcpu, err := load(unaryWorkers, b.warmD, b.unaryD, c, check)
 			if err != nil {
 				return fmt.Errorf("health load: %w", err)
 			}
-			s, err := load(unaryWorkers, b.warmD, b.unaryD, submit)
+			s, scpu, err := load(unaryWorkers, b.warmD, b.unaryD, c, submit)
 			if err != nil {
 				return fmt.Errorf("submit load: %w", err)
 			}
+			res.healthCPU, res.submitCPU = append(res.healthCPU, hcpu), append(res.submitCPU, scpu)
 			b.logf("unary round %d: health %.0f/s, submit %.0f/s", round+1, h, s)
 			res.health, res.submit = append(res.health, h), append(res.submit, s)
 		}
