@@ -219,6 +219,7 @@ func (s *Store) writeLoop() {
 			}
 		}
 		for {
+			s.linger()
 			batch := s.take()
 			if len(batch) == 0 {
 				break
@@ -228,6 +229,41 @@ func (s *Store) writeLoop() {
 		}
 	}
 }
+
+// linger waits, for at most Options.CommitLinger, while fewer than
+// lingerItems responses are queued but more keep arriving: a group commit's
+// cost (the WAL write and its fsync) is mostly per transaction, so a slightly
+// later commit of more responses costs every caller less. It returns at once
+// when nothing is queued, when a non-response write is queued, or on Close.
+func (s *Store) linger() {
+	if s.opts.CommitLinger <= 0 {
+		return
+	}
+	var deadline <-chan time.Time
+	for {
+		s.qmu.Lock()
+		n, other := s.pendingItems, len(s.pending) > 0 && s.pending[0].fn != nil
+		s.qmu.Unlock()
+		if n == 0 || other || n >= lingerItems {
+			return
+		}
+		if deadline == nil {
+			t := time.NewTimer(s.opts.CommitLinger)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-s.wake:
+		case <-deadline:
+			return
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// lingerItems is how many queued responses end a linger.
+const lingerItems = 48
 
 // answer closes r.done once.
 func (r *request) answer() {
