@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
@@ -188,6 +190,7 @@ func UploadChan(ch <-chan BatchItem) iter.Seq[BatchItem] {
 type pendingItem struct {
 	item BatchItem
 	msg  *sipasv1.BatchItem
+	size int // encoded size of msg
 }
 
 // uploader is the state of one Upload across its streams.
@@ -202,6 +205,7 @@ type uploader struct {
 	mu      sync.Mutex
 	pending []pendingItem // sent on the current stream, not yet acknowledged, in order
 	requeue []pendingItem // to send first on the next stream
+	held    *pendingItem  // taken from the source, next to send: it did not fit the last message
 	done    bool          // the source is exhausted
 }
 
@@ -255,7 +259,7 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 		u.sum.Streams++
 		if err == nil {
 			u.mu.Lock()
-			finished := u.done && len(u.requeue) == 0 && len(u.pending) == 0
+			finished := u.done && u.held == nil && len(u.requeue) == 0 && len(u.pending) == 0
 			u.mu.Unlock()
 			if finished {
 				break
@@ -303,12 +307,15 @@ func (c *Client) Upload(ctx context.Context, items iter.Seq[BatchItem], opts Upl
 }
 
 // feedAhead is how many items the feeder encodes ahead of the sender, and
-// messageItems how many items at most one stream message carries: items
-// ready to go share a message, which saves most of the per-message cost of a
-// large upload, and an item that is alone is sent at once.
+// messageItems and messageBytes how many items, and how many bytes of them,
+// one stream message carries at most (the server refuses messages over 64
+// KiB by default): items ready to go share a message, which saves most of
+// the per-message cost of a large upload, and an item that is alone is sent
+// at once.
 const (
 	feedAhead    = 256
 	messageItems = 128
+	messageBytes = 32 << 10
 )
 
 // runFeeder pulls items from the source, encodes them and hands them to the
@@ -318,7 +325,8 @@ const (
 func (u *uploader) runFeeder(items iter.Seq[BatchItem], feed chan<- pendingItem, quit <-chan struct{}) {
 	defer close(feed)
 	for it := range items {
-		p := pendingItem{item: it, msg: &sipasv1.BatchItem{Line: it.Line, Response: u.encode(it.Response)}}
+		msg := &sipasv1.BatchItem{Line: it.Line, Response: u.encode(it.Response)}
+		p := pendingItem{item: it, msg: msg, size: proto.Size(msg)}
 		select {
 		case feed <- p:
 		case <-quit:
@@ -327,19 +335,36 @@ func (u *uploader) runFeeder(items iter.Seq[BatchItem], feed chan<- pendingItem,
 	}
 }
 
-// take returns the next item to send: a requeued one first, then the
-// source's. With wait it waits for the source (or ctx); without, it returns
+// take returns the next item to send, if it is at most maxSize bytes: a
+// requeued one first, then the source's. An item too big stays first in
+// line. With wait it waits for the source (or ctx); without, it returns
 // false when no item is ready. It also returns false once the source is
 // exhausted.
-func (u *uploader) take(ctx context.Context, wait bool) (pendingItem, bool) {
+func (u *uploader) take(ctx context.Context, wait bool, maxSize int) (pendingItem, bool) {
 	u.mu.Lock()
 	if len(u.requeue) > 0 {
 		p := u.requeue[0]
+		if p.size > maxSize {
+			u.mu.Unlock()
+			return pendingItem{}, false
+		}
 		u.requeue[0] = pendingItem{}
 		u.requeue = u.requeue[1:]
 		u.pending = append(u.pending, p)
 		u.prog.Resent++
 		u.sum.Resent++
+		u.mu.Unlock()
+		return p, true
+	}
+	if u.held != nil {
+		p := *u.held
+		if p.size > maxSize {
+			u.mu.Unlock()
+			return pendingItem{}, false
+		}
+		u.held = nil
+		u.pending = append(u.pending, p)
+		u.sum.Items++
 		u.mu.Unlock()
 		return p, true
 	}
@@ -369,6 +394,10 @@ func (u *uploader) take(ctx context.Context, wait bool) (pendingItem, bool) {
 	defer u.mu.Unlock()
 	if !ok {
 		u.done = true
+		return pendingItem{}, false
+	}
+	if p.size > maxSize {
+		u.held = &p
 		return pendingItem{}, false
 	}
 	u.pending = append(u.pending, p)
@@ -407,16 +436,18 @@ func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
 			case <-sctx.Done():
 				return
 			}
-			p, ok := u.take(sctx, true)
+			p, ok := u.take(sctx, true, math.MaxInt)
 			if !ok {
 				<-window
 				return
 			}
 			req := &sipasv1.UploadBatchRequest{Items: make([]*sipasv1.BatchItem, 0, messageItems)}
 			req.Items = append(req.Items, p.msg)
+			size := p.size
 			n++
-			// More items join the message while they are ready and the
-			// window has room.
+			// More items join the message while they are ready, fit in it
+			// and the window has room. An item that does not fit goes first
+			// in the next message.
 		more:
 			for len(req.Items) < messageItems && n < u.opts.MaxStreamItems {
 				select {
@@ -424,12 +455,13 @@ func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
 				default:
 					break more // the window is full
 				}
-				p, ok := u.take(sctx, false)
+				p, ok := u.take(sctx, false, messageBytes-size)
 				if !ok {
-					<-window // nothing ready: give the room back
+					<-window // nothing ready, or too big: give the room back
 					break
 				}
 				req.Items = append(req.Items, p.msg)
+				size += p.size
 				n++
 			}
 			if first {

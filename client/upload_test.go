@@ -196,3 +196,33 @@ func BenchmarkUpload(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestUploadLargeItemsStayUnderMessageLimit: items that cannot take the
+// packed form (here each names an item the questionnaire lacks, so it goes
+// in the answer map, about 1 KiB each) still share messages only up to the
+// size the server accepts: every item gets its own outcome, and none is
+// stored.
+func TestUploadLargeItemsStayUnderMessageLimit(t *testing.T) {
+	const n = 600
+	d, cl := surveyor(t)
+	items := fieldItems(n)
+	for _, it := range items {
+		it.Response.Answers["NOT-AN-ITEM"] = 1
+	}
+	sum, err := cl.Upload(context.Background(), client.UploadSlice(items), client.UploadOptions{})
+	if err != nil {
+		t.Fatalf("upload: %v (summary %+v)", err, sum)
+	}
+	if sum.Items != n || sum.Rejected != n || sum.Accepted != 0 || sum.Streams != 1 {
+		t.Fatalf("summary: %d items, %d accepted, %d rejected over %d streams; want %d rejected in one stream",
+			sum.Items, sum.Accepted, sum.Rejected, sum.Streams, n)
+	}
+	for _, r := range sum.Rejects {
+		if r.Reason != "UNKNOWN_ITEM" {
+			t.Fatalf("rejection %+v, want UNKNOWN_ITEM", r)
+		}
+	}
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 0 {
+		t.Fatalf("%d rows stored", rows)
+	}
+}
