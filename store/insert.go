@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -207,54 +208,101 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		return nil, 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	ins := tx.StmtContext(ctx, s.insertStmt)
-	defer ins.Close()
+	insOne := tx.StmtContext(ctx, s.insertStmt)
+	defer insOne.Close()
+	insGroup := tx.StmtContext(ctx, s.insertGroupStmt)
+	defer insGroup.Close()
 	sel := tx.StmtContext(ctx, s.hashStmt)
 	defer sel.Close()
 
+	type item struct {
+		r *request
+		p *prepared
+	}
+	items := make([]item, 0, n)
+	for _, r := range reqs {
+		for _, p := range r.items {
+			items = append(items, item{r, p})
+		}
+	}
 	inserted := make([]*prepared, 0, n)
 	lastSeq := s.lastSeq
 	// Row statements run without ctx's cancellation: go-sqlite3 runs every
 	// statement whose context can be cancelled on a goroutine of its own
-	// (to interrupt it), a hop per row. The transaction still ends with
-	// ctx: database/sql rolls it back when ctx expires, and the next row
+	// (to interrupt it), a hop per statement. The transaction still ends
+	// with ctx: database/sql rolls it back when ctx expires, and the next
 	// statement or COMMIT then fails.
 	rowCtx := context.WithoutCancel(ctx)
-	for _, r := range reqs {
-		for _, p := range r.items {
-			resp := p.acc.Response
-			res, err := ins.ExecContext(rowCtx, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
-				resp.CollectedAt.UnixNano(), p.month, int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
-			if err != nil {
-				return nil, 0, fmt.Errorf("insert: %w", err)
-			}
-			rows, err := res.RowsAffected()
-			if err != nil {
-				return nil, 0, err
-			}
-			if rows == 0 {
-				// The id is taken (by an earlier transaction or earlier in
-				// this one): same content is a duplicate, other content a
-				// conflict. Read in the same IMMEDIATE transaction, so no
-				// other writer can come in between.
-				var h []byte
-				if err := sel.QueryRowContext(rowCtx, p.id[:]).Scan(&h); err != nil {
-					return nil, 0, fmt.Errorf("read stored hash: %w", err)
-				}
-				if bytes.Equal(h, p.acc.Hash[:]) || p.sameLegacyHash(h) {
-					r.results[p.idx] = InsertResult{Duplicate: true}
-				} else {
-					e := *sipas.ErrResponseConflict
-					e.Op = opInsert
-					r.results[p.idx] = InsertResult{Err: &e}
-				}
-				continue
-			}
-			r.results[p.idx] = InsertResult{}
+	args := make([]any, 0, insertGroupRows*insertColumns)
+	var seen map[uuid.UUID]bool
+	for off := 0; off < len(items); {
+		// Responses go in by insertGroupRows per statement (a statement's
+		// own cost is then shared), the rest one by one.
+		group, stmt := items[off:], insOne
+		if len(group) >= insertGroupRows {
+			group, stmt = group[:insertGroupRows], insGroup
+		} else {
+			group = group[:1]
+		}
+		off += len(group)
+		args = args[:0]
+		for _, it := range group {
+			p, resp := it.p, it.p.acc.Response
+			args = append(args, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
+				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
+		}
+		res, err := stmt.ExecContext(rowCtx, args...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("insert: %w", err)
+		}
+		stored, err := res.RowsAffected()
+		if err != nil {
+			return nil, 0, err
+		}
+		before := lastSeq
+		if stored > 0 {
 			if lastSeq, err = res.LastInsertId(); err != nil {
 				return nil, 0, err
 			}
-			inserted = append(inserted, p)
+		}
+		if stored == int64(len(group)) {
+			for _, it := range group {
+				it.r.results[it.p.idx] = InsertResult{}
+				inserted = append(inserted, it.p)
+			}
+			continue
+		}
+		// Some ids were taken, by an earlier transaction, earlier in this
+		// one or earlier in this statement. A row this statement stored
+		// has a seq above the last one before it, and belongs to the
+		// first item of the statement with its id; any other item is a
+		// duplicate when its content hash is the stored one, else a
+		// conflict. Read in the same IMMEDIATE transaction, so no other
+		// writer can come in between.
+		clear(seen)
+		if seen == nil {
+			seen = map[uuid.UUID]bool{}
+		}
+		for _, it := range group {
+			p := it.p
+			var seq int64
+			var h []byte
+			if err := sel.QueryRowContext(rowCtx, p.id[:]).Scan(&seq, &h); err != nil {
+				return nil, 0, fmt.Errorf("read stored hash: %w", err)
+			}
+			first := !seen[p.id]
+			seen[p.id] = true
+			switch {
+			case seq > before && first:
+				it.r.results[p.idx] = InsertResult{}
+				inserted = append(inserted, p)
+			case bytes.Equal(h, p.acc.Hash[:]) || p.sameLegacyHash(h):
+				it.r.results[p.idx] = InsertResult{Duplicate: true}
+			default:
+				e := *sipas.ErrResponseConflict
+				e.Op = opInsert
+				it.r.results[p.idx] = InsertResult{Err: &e}
+			}
 		}
 	}
 
@@ -279,13 +327,25 @@ func (p *prepared) sameLegacyHash(stored []byte) bool {
 	return bytes.Equal(stored, legacy[:])
 }
 
+// insertGroupRows is how many responses one INSERT statement stores when
+// enough are queued: about a quarter less time per row than one statement
+// each, measured.
 const (
-	insertResponseSQL = `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (response_id) DO NOTHING`
-	storedHashSQL = "SELECT content_hash FROM responses WHERE response_id = ?"
+	insertGroupRows = 16
+	insertColumns   = 10
 )
+
+// insertSQL is the INSERT of rows responses; an id already stored leaves
+// its row as it is.
+func insertSQL(rows int) string {
+	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
+	return `INSERT INTO responses
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+		VALUES ` + values + `
+		ON CONFLICT (response_id) DO NOTHING`
+}
+
+const storedHashSQL = "SELECT seq, content_hash FROM responses WHERE response_id = ?"
 
 // prepareWriterStmts prepares the response transaction's statements on the
 // writer pool. The pool has one connection, held in s.wconn, so it is
@@ -296,7 +356,10 @@ func (s *Store) prepareWriterStmts(ctx context.Context) error {
 	}
 	s.wconn = nil
 	var err error
-	if s.insertStmt, err = s.writer.PrepareContext(ctx, insertResponseSQL); err != nil {
+	if s.insertStmt, err = s.writer.PrepareContext(ctx, insertSQL(1)); err != nil {
+		return err
+	}
+	if s.insertGroupStmt, err = s.writer.PrepareContext(ctx, insertSQL(insertGroupRows)); err != nil {
 		return err
 	}
 	if s.hashStmt, err = s.writer.PrepareContext(ctx, storedHashSQL); err != nil {

@@ -127,7 +127,7 @@ type Store struct {
 	// pool: a transaction takes them with Tx.StmtContext, which reuses the
 	// connection's prepared statement instead of preparing it again (and
 	// prepares it anew on a replacement connection).
-	insertStmt, hashStmt *sql.Stmt
+	insertStmt, insertGroupStmt, hashStmt *sql.Stmt
 
 	sqliteVersion string
 
@@ -285,7 +285,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.writerDone
 		var errs []error
-		for _, st := range []*sql.Stmt{s.credByHash, s.insertStmt, s.hashStmt} {
+		for _, st := range []*sql.Stmt{s.credByHash, s.insertStmt, s.insertGroupStmt, s.hashStmt} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}

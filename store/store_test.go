@@ -819,3 +819,79 @@ func TestLegacyHashResend(t *testing.T) {
 		t.Fatalf("%d rows, want 1", n)
 	}
 }
+
+// TestInsertGroupsMixed: one Insert of more responses than one INSERT
+// statement takes, with stored ids, repeats and conflicts inside a
+// statement's group and across groups; every item gets its own outcome.
+func TestInsertGroupsMixed(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 31)
+	old, oldOther := g.accepted(), g.accepted()
+	mustInsert(t, s, old, oldOther)
+
+	var items []*sipas.Accepted
+	var want []string // "new", "dup" or "conflict" per item
+	add := func(a *sipas.Accepted, outcome string) {
+		items = append(items, a)
+		want = append(want, outcome)
+	}
+	fresh := make([]*sipas.Accepted, 40)
+	for i := range fresh {
+		fresh[i] = g.accepted()
+	}
+	for i := 0; i < 3*insertGroupRows+5; i++ {
+		switch i {
+		case 2:
+			add(old, "dup") // stored by an earlier transaction
+		case 3:
+			add(g.modified(oldOther), "conflict")
+		case 5:
+			add(fresh[4], "dup") // repeat inside the same statement
+		case 6:
+			add(g.modified(fresh[4]), "conflict")
+		case insertGroupRows:
+			add(fresh[insertGroupRows-1], "dup") // repeat across the group boundary
+		case 2*insertGroupRows + 1:
+			add(fresh[0], "dup") // repeat two groups later
+		case 3*insertGroupRows + 2:
+			add(g.modified(fresh[1]), "conflict") // in the one-by-one tail
+		default:
+			add(fresh[i%len(fresh)], "new")
+		}
+	}
+	// The default case repeats fresh items once i wraps: those are dups.
+	seenNew := map[string]bool{}
+	for i, a := range items {
+		if want[i] == "new" {
+			if seenNew[a.Response.ID] {
+				want[i] = "dup"
+			}
+			seenNew[a.Response.ID] = true
+		}
+	}
+	res := mustInsert(t, s, items...)
+	newRows := 0
+	for i, r := range res {
+		got := "new"
+		switch {
+		case r.Duplicate:
+			got = "dup"
+		case sipas.KindOf(r.Err) == sipas.KindConflict:
+			got = "conflict"
+		case r.Err != nil:
+			got = r.Err.Error()
+		}
+		if got != want[i] {
+			t.Errorf("item %d: %s, want %s", i, got, want[i])
+		}
+		if got == "new" {
+			newRows++
+		}
+	}
+	if n, _ := s.CountResponses(context.Background()); n != int64(2+newRows) {
+		t.Errorf("%d rows, want %d", n, 2+newRows)
+	}
+	if err := s.CheckAggregates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
