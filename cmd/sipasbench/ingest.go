@@ -588,7 +588,7 @@ func (b *bench) floorOnce(prep *floorPrep, run int) (*floorResult, error) {
 func batchFigure(bt *batchResult, fl *floorResult) result {
 	return result{name: figBatch, value: bt.rate, unit: "responses/s", ceiling: fl.rate,
 		explain: fmt.Sprintf("median of %d runs alternating with the floor's (uploads %s/s; floors %s/s); the median run: %d full sipas-2023 responses (106 answers, demographics, channel field, 63 provinces in 2024 and 34 in 2026, UUIDv7) "+
-			"through UploadBatch with client.Upload (%d stream(s); validation, dedup, aggregates, chunk acks of 500) to a sipasd child: %s (%s). "+
+			"through UploadBatch with client.Upload (%d stream(s); validation, dedup, aggregates, chunk acks of 2000) to a sipasd child: %s (%s). "+
 			"Ceiling: the same rows (same payload encoding, %.1f bytes/payload) with one prepared INSERT in %d-row transactions "+
 			"into a store.Open-made database with the writer's DSN, no validation or aggregates: %s. "+
 			"For reference, in this process on one goroutine: sipas.Validate + payload encoding %.1f µs/response, "+
