@@ -61,6 +61,7 @@ type BatchReader struct {
 	// csv
 	cr     *csv.Reader
 	header []string
+	layout *csvLayout // where the columns are, made from header once
 	// jsonl
 	sc   *bufio.Scanner
 	line int64
@@ -157,7 +158,10 @@ func (br *BatchReader) Next() (BatchRow, error) {
 		return BatchRow{Line: int64(line), Err: rowError("row", "WRONG_FIELD_COUNT",
 			fmt.Sprintf("the row has %d fields, the header %d", len(rec), len(br.header)))}, nil
 	}
-	r, perr := parseCSVRow(br.header, rec)
+	if br.layout == nil {
+		br.layout = newCSVLayout(br.header)
+	}
+	r, perr := parseCSVRow(br.layout, rec)
 	return BatchRow{Line: int64(line), Response: r, Err: perr}, nil
 }
 
@@ -323,19 +327,37 @@ func buildResponse(f rowFields) (*sipas.Response, error) {
 	return r, nil
 }
 
-func parseCSVRow(header, rec []string) (*sipas.Response, error) {
-	idx := make(map[string]int, len(BatchColumns))
-	answers := map[string]int{}
-	var vs []sipas.Violation
+// csvLayout is where the columns of a CSV header are: the fixed columns by
+// name, and the item columns.
+type csvLayout struct {
+	fixed map[string]int // BatchColumns present, by name
+	items []int          // positions of the item columns
+	codes []string       // their item codes
+}
+
+func newCSVLayout(header []string) *csvLayout {
+	l := &csvLayout{fixed: make(map[string]int, len(BatchColumns))}
 	fixed := map[string]bool{}
 	for _, c := range BatchColumns {
 		fixed[c] = true
 	}
 	for i, h := range header {
 		if fixed[h] {
-			idx[h] = i
+			l.fixed[h] = i
 			continue
 		}
+		l.items = append(l.items, i)
+		l.codes = append(l.codes, h)
+	}
+	return l
+}
+
+func parseCSVRow(l *csvLayout, rec []string) (*sipas.Response, error) {
+	idx := l.fixed
+	answers := make(map[string]int, len(l.items))
+	var vs []sipas.Violation
+	for j, i := range l.items {
+		h := l.codes[j]
 		cell := strings.TrimSpace(rec[i])
 		if cell == "" {
 			continue
