@@ -235,7 +235,7 @@ func (b *bench) measureIndex(runs ...*indexRun) error {
 		Period: sipas.Period{Year: 2026}, Boundaries: sipas.BoundariesAsCollected}
 	type samples struct{ rank, tree []float64 }
 	all := make([]samples, len(runs))
-	const rounds = 4
+	const rounds = 20 // short rounds: a noisy stretch falls on both stores
 	per := max(b.indexCalls()/rounds, 1)
 	runtime.GC()
 	for round := range rounds + 1 {
