@@ -56,6 +56,7 @@ func TestMetricsAndLogs(t *testing.T) {
 		"sipas_commit_batch_size": 1, "sipas_commit_duration_seconds": 1, "sipas_index_read_seconds": 1,
 		"sipas_writer_queue_depth": 1, "sipas_db_size_bytes": 1, "sipas_wal_size_bytes": 1,
 		"grpc_server_handled_total": 1, "sipas_last_backup_timestamp_seconds": 1, "sipas_commit_failures_total": 1,
+		"sipas_tally_checkpoints_total": 1, "sipas_tally_checkpoint_failures_total": 1,
 	} {
 		n, err := testutil.GatherAndCount(reg, name)
 		if err != nil || n < min {
