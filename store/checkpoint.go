@@ -136,12 +136,13 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 // maybeCheckpoint writes a checkpoint when enough responses or time have
 // gone by since the last one (or always, with force, when anything is new).
 // A failed checkpoint changes nothing: the cells stay dirty and the next
-// attempt writes them. It runs on the writer goroutine.
+// attempt, an interval later, writes them. It runs on the writer goroutine.
 func (s *Store) maybeCheckpoint(force bool) {
 	if s.lastSeq == s.tallySeq {
 		return // nothing stored since the last checkpoint
 	}
-	if !force && s.uncheckpointed < s.opts.CheckpointRows && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval {
+	if !force && (s.uncheckpointed < s.opts.CheckpointRows && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval ||
+		time.Now().Before(s.checkpointRetryAt)) {
 		return
 	}
 	// The applier may still be adding the latest commit to memory; it holds
@@ -157,6 +158,10 @@ func (s *Store) maybeCheckpoint(force bool) {
 		s.qmu.Lock()
 		s.stats.FailedCheckpoints++
 		s.qmu.Unlock()
+		// Not again before an interval has passed, however many responses
+		// come in meanwhile: a full disk should not cost a failed checkpoint
+		// per commit.
+		s.checkpointRetryAt = time.Now().Add(s.opts.CheckpointInterval)
 	}
 }
 

@@ -115,3 +115,55 @@ func TestCheckAggregatesSeesABadCheckpoint(t *testing.T) {
 		t.Fatal("CheckAggregates accepted a checkpoint that misses two responses")
 	}
 }
+
+// TestFailedCheckpointIsRetried: a checkpoint that fails (here a trigger
+// refuses tally rows) leaves the previous checkpoint and memory as they
+// were, is counted, and the next one after the cause is gone writes
+// everything that was waiting.
+func TestFailedCheckpointIsRetried(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{CheckpointRows: 1 << 30, CheckpointInterval: 50 * time.Millisecond})
+	exec := func(q string) {
+		t.Helper()
+		if err := s.do(ctx, "test", func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, q)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("CREATE TRIGGER refuse_tallies BEFORE INSERT ON tallies BEGIN SELECT RAISE(ABORT, 'no tallies'); END")
+	g := newGen(t, 41)
+	mustInsert(t, s, g.accepted(), g.accepted(), g.accepted())
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().FailedCheckpoints == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed checkpoint counted; stats %+v", s.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := checkpointSeq(t, s); got != 0 {
+		t.Fatalf("a failed checkpoint moved the seq to %d", got)
+	}
+	// Failures are not retried after every commit, only an interval later.
+	failed, start := s.Stats().FailedCheckpoints, time.Now()
+	for range 20 {
+		mustInsert(t, s, g.accepted())
+	}
+	if n, most := s.Stats().FailedCheckpoints-failed, uint64(time.Since(start)/(50*time.Millisecond))+1; n > most {
+		t.Fatalf("%d more failed checkpoints during 20 commits in %s, want at most %d (one per interval)", n, time.Since(start), most)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exec("DROP TRIGGER refuse_tallies")
+	for checkpointSeq(t, s) != 23 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint after the trigger was dropped; stats %+v", s.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -149,6 +149,8 @@ type Store struct {
 	tallySeq       int64
 	uncheckpointed int
 	lastCheckpoint time.Time
+	// checkpointRetryAt: after a failed checkpoint, none before this time.
+	checkpointRetryAt time.Time
 
 	// Writer queue.
 	qmu          sync.Mutex
