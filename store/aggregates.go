@@ -124,13 +124,8 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sip
 		if len(seen) < len(q.Nodes) {
 			seen = make([]bool, len(q.Nodes))
 		}
-		keys := []sipas.CellKey{k}
-		if k.UnitID != "" {
-			p := k
-			p.UnitID = ""
-			keys = append(keys, p)
-		}
-		for _, key := range keys {
+		keys, nk := countedIn(k)
+		for _, key := range keys[:nk] {
 			t := out[key]
 			if t == nil {
 				t = sipas.NewTally(q)
@@ -186,13 +181,13 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if _, _, err := s.replay(ctx, tx, seq, func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
+	if _, _, err := s.replay(ctx, tx, seq, func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
 		t := rebuilt[k]
 		if t == nil {
 			t = sipas.NewTally(q)
 			rebuilt[k] = t
 		}
-		return t, nil
+		return t
 	}); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

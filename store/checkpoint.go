@@ -53,7 +53,7 @@ func tallySeq(ctx context.Context, q queryer) (int64, error) {
 // writable returns for its cells, and returns the seq of the last one and
 // how many there were.
 func (s *Store) replay(ctx context.Context, q queryer, after int64,
-	writable func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error)) (last int64, n int, err error) {
+	writable func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally) (last int64, n int, err error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload
 		FROM responses WHERE seq > ? ORDER BY seq`, after)
 	if err != nil {
@@ -79,18 +79,9 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 		if answers, err = payloadAnswers(qn, payload, answers); err != nil {
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
-		keys := []sipas.CellKey{k}
-		if k.UnitID != "" {
-			p := k
-			p.UnitID = ""
-			keys = append(keys, p)
-		}
-		for _, key := range keys {
-			t, err := writable(key, qn)
-			if err != nil {
-				return 0, 0, fmt.Errorf("replay: %w", err)
-			}
-			t.AddAnswers(qn, answers)
+		keys, nk := countedIn(k)
+		for _, key := range keys[:nk] {
+			writable(key, qn).AddAnswers(qn, answers)
 		}
 		n++
 	}
@@ -111,12 +102,12 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 		return err
 	}
 	cells := 0
-	last, n, err := s.replay(ctx, s.reader, seq, func(k sipas.CellKey, q *sipas.Questionnaire) (*sipas.Tally, error) {
+	last, n, err := s.replay(ctx, s.reader, seq, func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
 		if _, seen := s.dirty[k]; !seen {
 			s.dirty[k] = struct{}{}
 			cells++
 		}
-		return s.cellForWrite(k, q), nil
+		return s.cellForWrite(k, q)
 	})
 	if err != nil {
 		return err

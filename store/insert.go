@@ -30,8 +30,6 @@ type InsertResult struct {
 type prepared struct {
 	idx     int // position in the caller's slice
 	acc     *sipas.Accepted
-	q       *sipas.Questionnaire
-	id      uuid.UUID
 	month   int
 	payload []byte
 }
@@ -47,8 +45,7 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 			Message: "incomplete accepted response (not made by sipas.Validate)"}
 	}
 	r := acc.Response
-	id := acc.ID
-	if id == uuid.Nil {
+	if acc.ID == uuid.Nil {
 		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_FORMAT",
 			Message:    "response_id is not a UUID",
 			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
@@ -60,8 +57,6 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 	}
 	return &prepared{
 		acc:     acc,
-		q:       q,
-		id:      id,
 		month:   sipas.MonthOf(r.CollectedAt),
 		payload: EncodePayload(q, &r.Demographics, acc.Answers),
 	}, nil
@@ -157,9 +152,10 @@ func (s *Store) applyLoop() {
 	for job := range s.applies {
 		s.cellsMu.Lock()
 		for _, p := range job.inserted {
+			q := p.acc.Questionnaire
 			keys, nk := cellKeys(p.acc, p.month)
 			for _, k := range keys[:nk] {
-				s.cellForWrite(k, p.q).AddAnswers(p.q, p.acc.Answers)
+				s.cellForWrite(k, q).AddAnswers(q, p.acc.Answers)
 				s.dirty[k] = struct{}{}
 			}
 		}
@@ -248,7 +244,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		args = args[:0]
 		for _, it := range group {
 			p, resp := it.p, it.p.acc.Response
-			args = append(args, p.id[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
+			args = append(args, p.acc.ID[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
 				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
 		}
 		res, err := stmt.ExecContext(rowCtx, args...)
@@ -287,11 +283,11 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 			p := it.p
 			var seq int64
 			var h []byte
-			if err := sel.QueryRowContext(rowCtx, p.id[:]).Scan(&seq, &h); err != nil {
+			if err := sel.QueryRowContext(rowCtx, p.acc.ID[:]).Scan(&seq, &h); err != nil {
 				return nil, 0, fmt.Errorf("read stored hash: %w", err)
 			}
-			first := !seen[p.id]
-			seen[p.id] = true
+			first := !seen[p.acc.ID]
+			seen[p.acc.ID] = true
 			switch {
 			case seq > before && first:
 				it.r.results[p.idx] = InsertResult{}
@@ -369,17 +365,22 @@ func (s *Store) prepareWriterStmts(ctx context.Context) error {
 	return err
 }
 
-// cellKeys returns the cells a response is counted in: its province cell
-// and, when it has a unit, its unit cell.
+// cellKeys returns the cells a response is counted in.
 func cellKeys(acc *sipas.Accepted, month int) ([2]sipas.CellKey, int) {
 	r := acc.Response
-	k := sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month, Channel: r.Channel}
-	if r.UnitID == "" {
+	return countedIn(sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month,
+		Channel: r.Channel, UnitID: r.UnitID})
+}
+
+// countedIn returns the cells a response of cell k is counted in: k and,
+// when k is a unit's cell, its province cell.
+func countedIn(k sipas.CellKey) ([2]sipas.CellKey, int) {
+	if k.UnitID == "" {
 		return [2]sipas.CellKey{k}, 1
 	}
-	u := k
-	u.UnitID = r.UnitID
-	return [2]sipas.CellKey{k, u}, 2
+	p := k
+	p.UnitID = ""
+	return [2]sipas.CellKey{p, k}, 2
 }
 
 // cellForWrite returns cell k, created empty (tracking its non-zero slots)
