@@ -1,6 +1,7 @@
 package client
 
 import (
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sipas-vn/sipas"
@@ -50,6 +51,20 @@ func responseFieldsToProto(r *sipas.Response) *sipasv1.Response {
 		}
 	}
 	return out
+}
+
+// assignID gives r a new UUIDv7 when it has no id, so that every send of it
+// (retries, resends) carries the same one.
+func assignID(r *sipas.Response) error {
+	if r.ID != "" {
+		return nil
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	r.ID = id.String()
+	return nil
 }
 
 // itemOrder is a questionnaire's item codes in questionnaire order, as the

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	_ "github.com/mattn/go-sqlite3" // the outbox's SQLite driver
 	"google.golang.org/protobuf/proto"
 
@@ -127,26 +126,7 @@ func (o *Outbox) Submit(ctx context.Context, r *sipas.Response) error {
 	if r == nil {
 		return errors.New("outbox: nil response")
 	}
-	if r.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return err
-		}
-		r.ID = id.String()
-	}
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(ResponseToProto(r))
-	if err != nil {
-		return err
-	}
-	if _, err := o.db.ExecContext(ctx, `INSERT INTO outbox (response_id, payload, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (response_id) DO NOTHING`, r.ID, payload, o.opts.Now().UnixNano()); err != nil {
-		return fmt.Errorf("outbox: storing response: %w", err)
-	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-	return nil
+	return o.SubmitBatch(ctx, []*sipas.Response{r})
 }
 
 // SubmitBatch stores several responses in one durable transaction (one
@@ -166,12 +146,8 @@ func (o *Outbox) SubmitBatch(ctx context.Context, rs []*sipas.Response) error {
 	defer stmt.Close()
 	now := o.opts.Now().UnixNano()
 	for _, r := range rs {
-		if r.ID == "" {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return err
-			}
-			r.ID = id.String()
+		if err := assignID(r); err != nil {
+			return err
 		}
 		payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(ResponseToProto(r))
 		if err != nil {

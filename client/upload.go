@@ -70,12 +70,8 @@ type SubmitResult struct {
 // idempotent. A definite refusal (Definite) is returned at once. A response
 // without an id gets a UUIDv7 first, so retries reuse it.
 func (c *Client) Submit(ctx context.Context, r *sipas.Response, attempts int, bo Backoff) (*SubmitResult, error) {
-	if r.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, err
-		}
-		r.ID = id.String()
+	if err := assignID(r); err != nil {
+		return nil, err
 	}
 	if attempts <= 0 {
 		attempts = 5
