@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/internal/loopback"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -106,7 +106,7 @@ func Dial(opts Options) (*Client, error) {
 		}
 		tc = credentials.NewTLS(cfg)
 	} else {
-		if !opts.Insecure && !isLoopbackAddr(addr) {
+		if !opts.Insecure && !loopback.Addr(addr) {
 			return nil, fmt.Errorf("refusing to send a token in plaintext to %s: use --ca-file (TLS) or --insecure", addr)
 		}
 		tc = insecure.NewCredentials()
@@ -180,18 +180,6 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false only for plaintext, which Dial allows
 // on loopback (or with Insecure) alone.
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
-
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 func firstNonEmpty(v ...string) string {
 	for _, s := range v {

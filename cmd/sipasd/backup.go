@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the driver, for checking a backup before restoring it
+
+	"github.com/sipas-vn/sipas/internal/atomicfile"
 )
 
 // backupPrefix names scheduled backup files: sipas-20260102T030405Z.db.
@@ -92,7 +94,7 @@ func restore(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(dest, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(dest, data, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "sipasd: restored %s into %s (%d responses, integrity ok)\n", src, dest, n)

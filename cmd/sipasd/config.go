@@ -4,9 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"time"
+
+	"github.com/sipas-vn/sipas/internal/loopback"
 )
 
 // Config is everything sipasd is configured with. Flags only in this
@@ -116,23 +117,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.TLSCert == "" && !c.Insecure {
 		for _, a := range []string{c.GRPCAddr} {
-			if !isLoopback(a) {
+			if !loopback.Addr(a) {
 				return c, fmt.Errorf("refusing plaintext gRPC on non-loopback address %s: give --tls-cert/--tls-key, or --insecure if a proxy terminates TLS", a)
 			}
 		}
 	}
 	return c, nil
-}
-
-// isLoopback reports whether a listen address binds only loopback.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/internal/atomicfile"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 	"github.com/sipas-vn/sipas/server"
@@ -173,7 +174,7 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	}
 	token, hash := server.NewToken()
 	path := filepath.Join(d.cfg.DataDir, "admin.token")
-	if err := writeFileSync(path, []byte(token+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)
 	}
 	cred, err := d.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN),
@@ -186,31 +187,6 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sipasd: first start: admin token written to %s\n", path)
 	return nil
-}
-
-// writeFileSync writes a file durably: temporary file, fsync, rename.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func loadTLS(cfg Config) (*tls.Config, error) {
