@@ -132,7 +132,7 @@ func (s *Store) maybeCheckpoint(force bool) {
 	if s.lastSeq == s.tallySeq {
 		return // nothing stored since the last checkpoint
 	}
-	if !force && (s.uncheckpointed < s.opts.CheckpointRows && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval ||
+	if !force && (s.lastSeq-s.tallySeq < int64(s.opts.CheckpointRows) && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval ||
 		time.Now().Before(s.checkpointRetryAt)) {
 		return
 	}
@@ -197,7 +197,6 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	}
 	clear(s.dirty)
 	s.tallySeq = s.lastSeq
-	s.uncheckpointed = 0
 	s.lastCheckpoint = time.Now()
 	s.qmu.Lock()
 	s.stats.Checkpoints++

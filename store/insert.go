@@ -113,7 +113,6 @@ func (s *Store) commitInserts(reqs []*request) {
 	if err == nil {
 		// commitMu was taken by insertTx before COMMIT; the applier
 		// releases it once memory has the commit.
-		s.uncheckpointed += int(lastSeq - s.lastSeq)
 		s.lastSeq = lastSeq
 		for _, r := range reqs {
 			r.handedOff = true

@@ -142,12 +142,12 @@ type Store struct {
 	commitMu sync.Mutex
 
 	// Checkpoint state, owned by the writer goroutine: the cells changed
-	// since the last checkpoint, the seq of the last response counted in
-	// memory and in the checkpoint, and the responses stored since it.
+	// since the last checkpoint, and the seq of the last response counted in
+	// memory and in the checkpoint (lastSeq-tallySeq responses wait for the
+	// next checkpoint).
 	dirty          map[sipas.CellKey]struct{}
 	lastSeq        int64
 	tallySeq       int64
-	uncheckpointed int
 	lastCheckpoint time.Time
 	// checkpointRetryAt: after a failed checkpoint, none before this time.
 	checkpointRetryAt time.Time
