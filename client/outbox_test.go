@@ -195,8 +195,6 @@ func TestOutboxBacklogExactlyOnce(t *testing.T) {
 	t.Logf("drained %d responses in %s (server SIGKILLed at %d, outbox reopened at %d)", total, drain.Round(time.Millisecond), killedAt, closedAt)
 }
 
-// TestOutboxDrainSpeed measures draining 10,000 queued responses with the
-// server up the whole time.
 // TestOutboxDrainsLargeBacklogExactlyOnce: a kiosk that was offline for a
 // long time drains a backlog of 10,000 responses, each stored exactly once.
 // The drain rate is logged for information; speed is measured by make bench.
