@@ -217,15 +217,33 @@ func newFlags(e *env, name, synopsis string, examples ...string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, turning flag errors into usage errors.
+// parse parses flags, turning flag errors into usage errors. Flags may come
+// before, between or after positional arguments, as users of kubectl, gh and
+// docker expect (`sipas upload f.csv --dry-run`); everything after "--" is
+// positional.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err.Error()}
 		}
-		return usageError{err.Error()}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Parsing "--" alone sets fs.Args() to the positional arguments and
+	// leaves the flags as they are.
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // subcommands dispatches a command group such as "admin units".
