@@ -17,7 +17,7 @@ help: ## List the targets.
 
 .PHONY: build
 build: ## Build sipasd and sipas into ./bin.
-	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/sipasd ./cmd/sipas
+	$(GO) build $(GOFLAGS_BUILD) -buildvcs=auto -o bin/ ./cmd/sipasd ./cmd/sipas
 
 .PHONY: run
 run: build ## Start the server on the embedded SQLite default (data in ./data, loopback ports).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
+	"github.com/sipas-vn/sipas/internal/version"
 )
 
 // Exit codes scripts can rely on.
@@ -67,6 +68,10 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(e.stdout, "sipas", version.String())
+		return exitOK
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, e, args[1:])
@@ -86,6 +91,7 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nEvery command takes --server (env SIPAS_SERVER), --token-file (env SIPAS_TOKEN_FILE,")
 	fmt.Fprintln(w, "or the token itself in SIPAS_TOKEN) and --format table|csv|json. Run 'sipas COMMAND --help'.")
+	fmt.Fprintln(w, "'sipas --version' prints the version.")
 	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 error, 2 usage, 3 some input rejected, 4 credential refused, 5 server unreachable,")
 	fmt.Fprintln(w, "130 interrupted (Ctrl-C; run the same command again to go on).")
 }

@@ -46,3 +46,13 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 		t.Errorf("--help after a positional argument: %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		var out bytes.Buffer
+		code := runMain(t.Context(), &env{stdout: &out, stderr: &out, getenv: func(string) string { return "" }}, []string{arg})
+		if code != exitOK || !bytes.HasPrefix(out.Bytes(), []byte("sipas ")) || !bytes.Contains(out.Bytes(), []byte("go1.")) {
+			t.Errorf("sipas %s: exit %d, output %q", arg, code, out.String())
+		}
+	}
+}
