@@ -75,20 +75,61 @@ func mustCode(t *testing.T, r result, want int, what string) {
 	}
 }
 
-// credentialFile creates a credential with the CLI and writes its token to a file.
+// credentialFile creates a credential with the CLI, which writes its token to
+// a new 0600 file (--out) and prints only the path.
 func credentialFile(t *testing.T, d *daemon, args ...string) string {
 	t.Helper()
-	r := sipasCmd(t, d.Addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--format", "json"}, args...)...)
-	mustCode(t, r, 0, "credentials create")
-	var c struct{ Token string }
-	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.Token == "" {
-		t.Fatalf("credentials create output %q: %v", r.stdout, err)
-	}
 	path := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(path, []byte(c.Token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	r := sipasCmd(t, d.Addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--format", "json", "--out", path}, args...)...)
+	mustCode(t, r, 0, "credentials create")
+	var c struct {
+		Token     string `json:"token"`
+		TokenFile string `json:"token_file"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.TokenFile != path || c.Token != "" {
+		t.Fatalf("credentials create --out printed %q (%v): want the path and no token", r.stdout, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), "sps_") || strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(b))) {
+		t.Fatalf("token file %q (%v), or the token was printed", b, err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
 	return path
+}
+
+// TestCredentialsCreateOutRefusesExistingFile: --out never overwrites a
+// file (it may hold a live token), and a refused --out creates no credential.
+func TestCredentialsCreateOutRefusesExistingFile(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	list := func() string {
+		r := sipasCmd(t, d.Addr, "", "admin", "credentials", "list", "--token-file", d.AdminTokenFile(), "--format", "csv")
+		mustCode(t, r, 0, "credentials list")
+		return r.stdout
+	}
+	before := list()
+	existing := filepath.Join(t.TempDir(), "kiosk.token")
+	if err := os.WriteFile(existing, []byte("sps_keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--role", "analyst", "--provinces", "all", "--out", existing)
+	mustCode(t, r, 2, "credentials create --out onto an existing file")
+	if b, _ := os.ReadFile(existing); string(b) != "sps_keep\n" || !strings.Contains(r.stderr, "exists") {
+		t.Fatalf("existing file now %q; stderr %q", b, r.stderr)
+	}
+	if after := list(); after != before {
+		t.Fatalf("a refused --out still created a credential:\nbefore %s\nafter %s", before, after)
+	}
+	// Flags after the positional-free command line, and a table output that
+	// names the file but never prints the token.
+	path := filepath.Join(t.TempDir(), "analyst.token")
+	r = sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--role", "analyst", "--provinces", "all", "--out", path, "--token-file", d.AdminTokenFile())
+	mustCode(t, r, 0, "credentials create --out (table)")
+	tok, _ := os.ReadFile(path)
+	if !strings.Contains(r.stdout, path) || len(tok) < 10 || strings.Contains(r.stdout, strings.TrimSpace(string(tok))) {
+		t.Fatalf("table output %q: want the path, not the token", r.stdout)
+	}
 }
 
 func uploadJSON(t *testing.T, r result) uploadReport {
