@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -314,11 +315,49 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + fs.Arg(0)})
+	id, err := resolveCredentialID(cctx, cl.Admin, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + id})
 	if err != nil {
 		return err
 	}
 	return credentialTable([]credentialJSON{credentialToJSON(resp.Credential)}).write(e.stdout, c.format)
+}
+
+// resolveCredentialID turns a credential id or a unique prefix of one (as
+// 'credentials list' shows it) into the full id.
+func resolveCredentialID(ctx context.Context, admin sipasv1.AdminServiceClient, arg string) (string, error) {
+	if _, err := uuid.Parse(arg); err == nil {
+		return arg, nil
+	}
+	if len(arg) < 4 {
+		return "", usageError{fmt.Sprintf("credential id %q: give the full id or at least its first 4 characters", arg)}
+	}
+	var matches []string
+	page := ""
+	for {
+		resp, err := admin.ListCredentials(ctx, &sipasv1.ListCredentialsRequest{PageToken: page, PageSize: 1000, ShowInactive: true})
+		if err != nil {
+			return "", err
+		}
+		for _, c := range resp.Credentials {
+			if id := c.CredentialId; strings.HasPrefix(id, strings.ToLower(arg)) {
+				matches = append(matches, id)
+			}
+		}
+		if page = resp.NextPageToken; page == "" {
+			break
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", usageError{fmt.Sprintf("no credential id starts with %q (see 'sipas admin credentials list --all')", arg)}
+	case 1:
+		return matches[0], nil
+	}
+	return "", usageError{fmt.Sprintf("%d credential ids start with %q (%s): give more characters", len(matches), arg, strings.Join(matches, ", "))}
 }
 
 func adminAudit(ctx context.Context, e *env, args []string) error {

@@ -527,3 +527,26 @@ func TestE2EUploadInterruptedAndResumed(t *testing.T) {
 	}
 	t.Logf("interrupted after %d of %d rows; the rerun found %d duplicates and accepted %d", before, rows, rep.Duplicate, rep.Accepted)
 }
+
+// TestCredentialsRevokeByPrefix: a credential id may be given by a unique
+// prefix, as 'credentials list' shows ids; unknown or too short prefixes are
+// usage errors that revoke nothing.
+func TestCredentialsRevokeByPrefix(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	path := filepath.Join(t.TempDir(), "analyst.token")
+	r := sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--role", "analyst", "--provinces", "all", "--out", path, "--format", "json")
+	mustCode(t, r, 0, "credentials create")
+	var c struct{ ID string }
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || len(c.ID) != 36 {
+		t.Fatalf("create printed %q: %v", r.stdout, err)
+	}
+	mustCode(t, sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", "--token-file", d.AdminTokenFile(), c.ID[:3]), 2, "revoke by a 3-character prefix")
+	mustCode(t, sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", "--token-file", d.AdminTokenFile(), "zzzzzzzz"), 2, "revoke by an unknown prefix")
+	mustCode(t, sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", path, "--year", "2026"), 0, "the analyst reads before revocation")
+	r = sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", c.ID[:8], "--token-file", d.AdminTokenFile(), "--format", "csv")
+	mustCode(t, r, 0, "revoke by an 8-character prefix")
+	if !strings.Contains(r.stdout, c.ID) {
+		t.Fatalf("revoke output %q does not name %s", r.stdout, c.ID)
+	}
+	mustCode(t, sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", path, "--year", "2026"), 4, "the revoked analyst reads")
+}
