@@ -48,7 +48,10 @@ func (s *Store) RecordKioskHeartbeat(ctx context.Context, h KioskHeartbeat) erro
 			int64(h.ClockOffset), nullTime(h.LastResponse))
 		return err
 	})
-	return writeError(op, err)
+	if err != nil {
+		return writeError(op, err)
+	}
+	return nil
 }
 
 // ListKiosks returns the active kiosk credentials with ids after afterID,
