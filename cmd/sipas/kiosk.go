@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(command{name: "kiosk", summary: "run a one-stop counter kiosk (interactive, offline-safe), or simulate many", run: runKiosk})
+	register(command{name: "kiosk", summary: "serve the touch-screen kiosk agent (kiosk serve), try a terminal kiosk, or simulate many", run: runKiosk})
 }
 
 // serviceGroups are the formula nodes of the service block (DV) a kiosk asks.
@@ -42,6 +42,9 @@ type kioskCode struct {
 func runKiosk(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "simulate" {
 		return kioskSimulate(ctx, e, args[1:])
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		return kioskServe(ctx, e, args[1:])
 	}
 	return kioskInteractive(ctx, e, args)
 }
