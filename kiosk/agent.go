@@ -130,15 +130,28 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, outbox: ob, sessions: map[string]time.Time{}, finished: map[string]bool{}}
 	a.misuse.rules = cfg.Misuse
 	a.op.pin = cfg.OperatorPIN
-	a.refreshForm(ctx)
+	// The copy kept from an earlier run lets the app start at once, even
+	// offline; the server's definition replaces it as soon as it answers.
+	if q, err := readQuestionnaireCopy(a.cachePath()); err == nil {
+		if f, err := formFromQuestionnaire(q, cfg.Part); err == nil {
+			a.form = f
+		}
+	}
+	if a.form == nil {
+		a.refreshForm(ctx)
+	}
 	return a, nil
+}
+
+func (a *Agent) cachePath() string {
+	return filepath.Join(a.cfg.DataDir, "questionnaire-"+a.cfg.QuestionnaireID+".pb")
 }
 
 // Outbox returns the agent's outbox.
 func (a *Agent) Outbox() *client.Outbox { return a.outbox }
 
 func (a *Agent) refreshForm(ctx context.Context) {
-	q, err := fetchQuestionnaire(ctx, a.cfg.Client, a.cfg.QuestionnaireID, filepath.Join(a.cfg.DataDir, "questionnaire-"+a.cfg.QuestionnaireID+".pb"))
+	q, err := fetchQuestionnaire(ctx, a.cfg.Client, a.cfg.QuestionnaireID, a.cachePath())
 	var f *Form
 	if q != nil {
 		var ferr error
@@ -187,18 +200,28 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
+// formRefresh is how often the agent re-reads the questionnaire definition.
+const formRefresh = 10 * time.Minute
+
 // heartbeats reports the agent's health every cfg.Heartbeat, starting now,
-// and re-reads the questionnaire while it has none.
+// and re-reads the questionnaire after a successful heartbeat when it has
+// none from the server yet or formRefresh has passed.
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
+	var fetched time.Time
 	for {
 		a.heartbeat(ctx)
 		a.mu.Lock()
-		noForm := a.form == nil
+		reachable, noForm := a.reachable, a.form == nil
 		a.mu.Unlock()
-		if noForm {
+		if noForm || (reachable && time.Since(fetched) > formRefresh) {
 			a.refreshForm(ctx)
+			a.mu.Lock()
+			if a.formErr == nil {
+				fetched = time.Now()
+			}
+			a.mu.Unlock()
 		}
 		select {
 		case <-ctx.Done():

@@ -125,16 +125,22 @@ func fetchQuestionnaire(ctx context.Context, c *client.Client, id, cachePath str
 		return resp.GetQuestionnaire(), nil
 	}
 	serverErr := client.FromStatus(err)
-	b, rerr := os.ReadFile(cachePath)
-	if rerr != nil {
-		if errors.Is(rerr, os.ErrNotExist) {
-			return nil, fmt.Errorf("questionnaire %s: not from the server (%v) and no copy in %s yet", id, serverErr, filepath.Dir(cachePath))
-		}
-		return nil, rerr
+	q, rerr := readQuestionnaireCopy(cachePath)
+	if errors.Is(rerr, os.ErrNotExist) {
+		return nil, fmt.Errorf("questionnaire %s: not from the server (%v) and no copy in %s yet", id, serverErr, filepath.Dir(cachePath))
+	}
+	return q, rerr
+}
+
+// readQuestionnaireCopy reads the copy fetchQuestionnaire keeps.
+func readQuestionnaireCopy(path string) (*sipasv1.Questionnaire, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
 	q := &sipasv1.Questionnaire{}
 	if err := proto.Unmarshal(b, q); err != nil {
-		return nil, fmt.Errorf("reading the questionnaire copy %s: %w", cachePath, err)
+		return nil, fmt.Errorf("reading the questionnaire copy %s: %w", path, err)
 	}
 	return q, nil
 }

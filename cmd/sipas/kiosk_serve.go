@@ -38,11 +38,16 @@ func kioskServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&cfg.Misuse.IdenticalRun, "identical-run", 3, "flag each questionnaire of a run of this many identical ones in a row (below 2: off)")
 	fs.StringVar(&cfg.OperatorPIN, "operator-pin", "", "PIN of the operator screen (env SIPAS_KIOSK_PIN; empty: no operator screen)")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", time.Minute, "interval of the heartbeats sent to the server")
+	fs.DurationVar(&cfg.Outbox.Backoff.Max, "retry-max", 30*time.Second, "longest wait between attempts to reach the server while it cannot be reached")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if cfg.Outbox.Backoff.Max < time.Second {
+		cfg.Outbox.Backoff.Initial = cfg.Outbox.Backoff.Max / 4
+		cfg.Outbox.Poll = cfg.Outbox.Backoff.Max
 	}
 	if cfg.OperatorPIN == "" {
 		cfg.OperatorPIN = e.getenv("SIPAS_KIOSK_PIN")
