@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,3 +221,5 @@ func waitCount(t *testing.T, dataDir string, n int, timeout time.Duration) int {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
