@@ -53,9 +53,9 @@ type Outbox struct {
 
 	wake chan struct{}
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
 	lastErr  error
 	sent     int64     // acknowledged since open
 	lastSent time.Time // when a response was last acknowledged

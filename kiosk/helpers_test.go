@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 // server is a real sipasd with one kiosk credential.
 type server struct {
 	*sipasdtest.Daemon
-	t     *testing.T
-	token string // the kiosk's
+	t            *testing.T
+	token        string // the kiosk's
 	credentialID string
 }
 
@@ -188,7 +188,7 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 
 // screen waits until the app shows the named screen.
 func screen(name string) chromedp.Action[chromedp.Void] {
-	return chromedp.WaitVisible(chromedp.CSS(`section[data-screen="`+name+`"].active`))
+	return chromedp.WaitVisible(chromedp.CSS(`section[data-screen="` + name + `"].active`))
 }
 
 func tap(sel string) chromedp.Action[chromedp.Void] {

@@ -155,7 +155,7 @@ func TestKioskScreens(t *testing.T) {
 // evalJS runs a statement in the page.
 func evalJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[any](expr + "; null")(ctx, tg)
+		_, err := chromedp.Evaluate[any](expr+"; null")(ctx, tg)
 		return err
 	})
 }
