@@ -5,13 +5,16 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sipas-vn/sipas"
@@ -284,4 +287,65 @@ func TestKioskFleetList(t *testing.T) {
 		t.Errorf("listed %v, want the two kiosks", seen)
 	}
 	a.stop()
+}
+
+// TestKioskAsksTheServedDefinition: the app asks what the served definition
+// puts under the configured formula node; a questionnaire version the
+// server loaded from a folder (unknown to this binary) needs no code change.
+func TestKioskAsksTheServedDefinition(t *testing.T) {
+	extra := t.TempDir()
+	if err := os.CopyFS(filepath.Join(extra, "sipas-2024"), os.DirFS(filepath.Join("..", "questionnaires", "testdata", "sipas-2024"))); err != nil {
+		t.Fatal(err)
+	}
+	srvDir := t.TempDir()
+	srv := startServer(t, srvDir, "", "--questionnaires", extra)
+	token := srv.addKiosk("U-2024")
+	for _, c := range []struct {
+		part  string
+		items int
+		first string
+	}{{"DV", 23, "V24."}, {"TT", 5, "V24."}} {
+		a := startAgent(t, srv.Addr, token, kiosk.Config{QuestionnaireID: "sipas-2024", Part: c.part})
+		resp, err := http.Get(a.URL + "api/form")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Ready bool        `json:"ready"`
+			Form  *kiosk.Form `json:"form"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&cfg)
+		resp.Body.Close()
+		if err != nil || !cfg.Ready || cfg.Form.QuestionnaireID != "sipas-2024" || len(cfg.Form.Items) != c.items {
+			t.Fatalf("part %s: form %+v (%v)", c.part, cfg.Form, err)
+		}
+		for _, it := range cfg.Form.Items {
+			if !strings.HasPrefix(it.Code, c.first) || len(it.Scale) != 5 || it.LabelVi == "" || it.LabelEn == "" {
+				t.Errorf("part %s: item %+v", c.part, it)
+			}
+		}
+		s := post(t, a.URL, "api/start", map[string]any{})
+		post(t, a.URL, "api/finish", map[string]any{"session": s["session"], "answers": map[string]int{cfg.Form.Items[0].Code: 4}, "elapsed_ms": 60000})
+		// An item of another part is refused: the app never sends one.
+		req, _ := http.NewRequest("POST", a.URL+"api/finish", stringsReader(`{"session":"`+newUUID(t)+`","answers":{"V23.HL.29":4}}`))
+		req.Header.Set("X-Kiosk", "1")
+		if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusBadRequest {
+			t.Errorf("an item outside the form: %v %v", r.StatusCode, err)
+		}
+		if err := a.Outbox().Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if storedIDs(t, srvDir)[hexID(s["session"].(string))] != 1 {
+			t.Errorf("part %s: the sipas-2024 questionnaire was not stored", c.part)
+		}
+		a.stop()
+	}
+}
+
+func newUUID(t *testing.T) string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
 }

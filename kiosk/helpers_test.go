@@ -45,14 +45,13 @@ type server struct {
 	credentialID string
 }
 
-// startServer starts sipasd in dir on addr ("" for a fresh port) and, on a
-// fresh dir, registers unit U-KIOSK in province 48 and a kiosk credential.
-func startServer(t *testing.T, dir, addr string) *server {
+// startServer starts sipasd in dir on addr ("" for a fresh port).
+func startServer(t *testing.T, dir, addr string, extraArgs ...string) *server {
 	t.Helper()
 	if addr == "" {
 		addr = sipasdtest.FreeAddr(t)
 	}
-	d := sipasdtest.Start(t, filepath.Join(binDir, "sipasd"), dir, addr)
+	d := sipasdtest.Start(t, filepath.Join(binDir, "sipasd"), dir, addr, extraArgs...)
 	return &server{Daemon: d, t: t}
 }
 
