@@ -283,11 +283,7 @@ func (a *Agent) Handler() http.Handler {
 // is never granted). Every answer forbids other hosts (CSP).
 func guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
-		}
-		if host != "localhost" && net.ParseIP(host) == nil || (net.ParseIP(host) != nil && !net.ParseIP(host).IsLoopback()) {
+		if !loopbackHost(r.Host) {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
@@ -300,6 +296,20 @@ func guard(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // newResponseID returns a fresh UUIDv7.

@@ -224,6 +224,12 @@ func TestKioskOperatorAPI(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("write without X-Kiosk: %v %v", resp.StatusCode, err)
 	}
+	// A page reached under another host name (DNS rebinding) is refused.
+	req, _ = http.NewRequest("GET", a.URL+"api/form", nil)
+	req.Host = "kiosk.attacker.example"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Host: %v %v", resp.StatusCode, err)
+	}
 	// Five wrong PINs lock the screen, even for the right one.
 	for range 5 {
 		call("POST", "api/operator/login", "", `{"pin":"9999"}`)
