@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -110,14 +111,14 @@ type deadLetter struct {
 }
 
 // Status returns the operator screen's figures.
-func (a *Agent) Status(r *http.Request) OperatorStatus {
+func (a *Agent) Status(ctx context.Context) OperatorStatus {
 	depth, oldest, _ := a.outbox.Stats()
 	st := OperatorStatus{QueueDepth: depth, OldestPendingSeconds: oldest.Seconds(), Version: a.cfg.Version,
 		DeadLetters: []deadLetter{}}
 	if t := a.outbox.LastSent(); !t.IsZero() {
 		st.LastSend = t.Format(time.RFC3339)
 	}
-	if dls, err := a.outbox.DeadLetters(r.Context()); err == nil {
+	if dls, err := a.outbox.DeadLetters(ctx); err == nil {
 		for _, d := range dls {
 			st.DeadLetters = append(st.DeadLetters, deadLetter{ResponseID: d.ResponseID, Code: d.Code, Reason: d.Reason, FailedAt: d.FailedAt.Format(time.RFC3339)})
 		}
@@ -140,7 +141,7 @@ func (a *Agent) Status(r *http.Request) OperatorStatus {
 }
 
 func (a *Agent) handleOperatorStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.Status(r))
+	writeJSON(w, http.StatusOK, a.Status(r.Context()))
 }
 
 // handleOperatorTest queues a test questionnaire through the whole path
