@@ -224,6 +224,33 @@ func TestKioskOperatorAPI(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("write without X-Kiosk: %v %v", resp.StatusCode, err)
 	}
+	// A response the server refuses for good is kept as a dead letter and
+	// shown with its reason: here the kiosk's credential is revoked.
+	adm := srv.admin()
+	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.Admin.RevokeCredential(actx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + srv.credentialID}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := call("POST", "api/operator/test", op, "{}"); code != http.StatusOK {
+		t.Fatalf("test submission: %d %v", code, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, st = call("GET", "api/operator/status", op, "")
+		dls, _ := st["dead_letters"].([]any)
+		if len(dls) == 1 {
+			d := dls[0].(map[string]any)
+			if d["code"] != "unauthenticated" || d["reason"] == "" {
+				t.Errorf("dead letter %v", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// A page reached under another host name (DNS rebinding) is refused.
 	req, _ = http.NewRequest("GET", a.URL+"api/form", nil)
 	req.Host = "kiosk.attacker.example"

@@ -315,6 +315,7 @@ async function pinKey(k) {
     S.opToken = r.data.token;
     await refreshOperator();
     show("operator");
+    const timer = setInterval(() => { if (S.screen === "operator") refreshOperator(); else clearInterval(timer); }, 5000);
     return;
   } else if (S.pin.length < 12) S.pin += k;
   $("pin-error").textContent = "";
