@@ -215,6 +215,10 @@ type Response struct {
 	// other; both forms of the same answers are the same response (same
 	// content hash).
 	Packed []uint32
+	// Flags are the data-quality flags the collecting device raised. They
+	// are not part of the content (a resend with other flags is a
+	// duplicate): the first stored copy's flags stand.
+	Flags Flags
 }
 
 // Accepted is a validated response with what the registry made of it.

@@ -220,10 +220,11 @@ var (
 // A method without an entry is refused (default deny); a test enumerates the
 // registered methods and fails if one is missing here.
 var policies = map[string]policy{
-	sipasv1.SurveyService_GetQuestionnaire_FullMethodName:   {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
-	sipasv1.SurveyService_ListQuestionnaires_FullMethodName: {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
-	sipasv1.SurveyService_SubmitResponse_FullMethodName:     {roles: []sipasv1.Role{kiosk, surveyor}},
-	sipasv1.SurveyService_UploadBatch_FullMethodName:        {roles: []sipasv1.Role{surveyor}},
+	sipasv1.SurveyService_GetQuestionnaire_FullMethodName:     {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_ListQuestionnaires_FullMethodName:   {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_SubmitResponse_FullMethodName:       {roles: []sipasv1.Role{kiosk, surveyor}},
+	sipasv1.SurveyService_UploadBatch_FullMethodName:          {roles: []sipasv1.Role{surveyor}},
+	sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName: {roles: []sipasv1.Role{kiosk}},
 
 	sipasv1.IndexService_GetIndex_FullMethodName:      {roles: []sipasv1.Role{analyst, admin}},
 	sipasv1.IndexService_RankProvinces_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
@@ -239,6 +240,7 @@ var policies = map[string]policy{
 	sipasv1.AdminService_RevokeCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_Backup_FullMethodName:           {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_ListAuditEvents_FullMethodName:  {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListKiosks_FullMethodName:       {roles: []sipasv1.Role{admin}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/Watch": {open: true},

@@ -122,8 +122,9 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 	if err := h.allowScope(ctx, sc); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	rep, err := h.s.cfg.Engine.Index(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())})
+	rep, excluded, included, err := h.s.indexWithFlags(ctx, sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())},
+		req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
@@ -133,6 +134,7 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 		ScopeName: rep.ScopeName, Period: periodToProto(rep.Period), Boundaries: boundariesToProto(rep.Boundaries),
 		Channel: sipasv1.Channel(rep.Channel), Respondents: rep.Respondents, Suppressed: rep.Suppressed,
 		DisclosureThreshold: th.Disclosure, MinimumSample: th.MinSample, NationalMean: rep.NationalMean,
+		FlaggedExcluded: excluded, FlaggedIncluded: included,
 	}
 	for _, r := range rep.Roots {
 		out.Roots = append(out.Roots, nodeValueToProto(r))

@@ -112,6 +112,7 @@ type Server struct {
 	auth    *authenticator
 	limits  *rateLimits
 	metrics *Metrics
+	kiosks  *kioskTracker
 	health  *health.Server
 	grpc    *grpc.Server
 }
@@ -126,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		auth:   &authenticator{store: cfg.Store, now: cfg.Now},
 		limits: newRateLimits(cfg.RatePerSecond, cfg.RateBurst),
 		health: health.NewServer(),
+		kiosks: newKioskTracker(),
 	}
 	m := cfg.Metrics
 	if m == nil {
@@ -135,6 +137,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := m.watchStore(cfg.Store); err != nil {
+		return nil, err
+	}
+	if err := m.watchKiosks(s); err != nil {
 		return nil, err
 	}
 	s.metrics = m

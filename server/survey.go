@@ -75,6 +75,7 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 		h.s.countRefusal(r.Channel, err)
 		return nil, toStatus(ctx, h.s.log, err)
 	}
+	h.s.noteKioskResponse(p)
 	outcome := "accepted"
 	if results[0].Duplicate {
 		outcome = "duplicate"
@@ -103,6 +104,7 @@ func (s *Server) accept(p *Principal, r *sipas.Response) (*sipas.Accepted, error
 				Message: "a kiosk may only submit for its unit's province; leave province_code empty"}
 		}
 		r.UnitID, r.ProvinceCode = p.UnitID, p.UnitProvince
+		r.Flags |= s.kioskFlags(p)
 		if r.Channel == sipas.ChannelUnspecified {
 			r.Channel = sipas.ChannelKiosk
 		}

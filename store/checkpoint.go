@@ -54,7 +54,7 @@ func tallySeq(ctx context.Context, q queryer) (int64, error) {
 // how many there were.
 func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	writable func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally) (last int64, n int, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload
+	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload, flags
 		FROM responses WHERE seq > ? ORDER BY seq`, after)
 	if err != nil {
 		return 0, 0, fmt.Errorf("replay: %w", err)
@@ -67,8 +67,8 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	)
 	for rows.Next() {
 		var k sipas.CellKey
-		var ch int64
-		if err := rows.Scan(&last, &k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload); err != nil {
+		var ch, flags int64
+		if err := rows.Scan(&last, &k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload, &flags); err != nil {
 			return 0, 0, fmt.Errorf("replay: %w", err)
 		}
 		k.Channel = sipas.Channel(ch)
@@ -79,7 +79,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 		if answers, err = payloadAnswers(qn, payload, answers); err != nil {
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
-		keys, nk := countedIn(k)
+		keys, nk := countedIn(k, sipas.Flags(flags))
 		for _, key := range keys[:nk] {
 			writable(key, qn).AddAnswers(qn, answers)
 		}

@@ -244,7 +244,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		for _, it := range group {
 			p, resp := it.p, it.p.acc.Response
 			args = append(args, p.acc.ID[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
-				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
+				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload, int64(resp.Flags))
 		}
 		res, err := stmt.ExecContext(rowCtx, args...)
 		if err != nil {
@@ -327,15 +327,15 @@ func (p *prepared) sameLegacyHash(stored []byte) bool {
 // each, measured.
 const (
 	insertGroupRows = 16
-	insertColumns   = 10
+	insertColumns   = 11
 )
 
 // insertSQL is the INSERT of rows responses; an id already stored leaves
 // its row as it is.
 func insertSQL(rows int) string {
-	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
+	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
 	return `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload, flags)
 		VALUES ` + values + `
 		ON CONFLICT (response_id) DO NOTHING`
 }
@@ -368,12 +368,17 @@ func (s *Store) prepareWriterStmts(ctx context.Context) error {
 func cellKeys(acc *sipas.Accepted, month int) ([2]sipas.CellKey, int) {
 	r := acc.Response
 	return countedIn(sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month,
-		Channel: r.Channel, UnitID: r.UnitID})
+		Channel: r.Channel, UnitID: r.UnitID}, r.Flags)
 }
 
 // countedIn returns the cells a response of cell k is counted in: k and,
-// when k is a unit's cell, its province cell.
-func countedIn(k sipas.CellKey) ([2]sipas.CellKey, int) {
+// when k is a unit's cell, its province cell. A flagged response is counted
+// in none: it is kept, and indices that include flagged responses read it
+// by its keys (flagged.go).
+func countedIn(k sipas.CellKey, flags sipas.Flags) ([2]sipas.CellKey, int) {
+	if flags != 0 {
+		return [2]sipas.CellKey{}, 0
+	}
 	if k.UnitID == "" {
 		return [2]sipas.CellKey{k}, 1
 	}
