@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/sipas-vn/sipas/internal/version"
 	"net"
 	"os"
 	"strings"
@@ -12,9 +13,6 @@ import (
 	"github.com/sipas-vn/sipas/internal/loopback"
 	"github.com/sipas-vn/sipas/kiosk"
 )
-
-// version is the sipas tool's version, reported by kiosk agents.
-var version = "sipas dev"
 
 // kioskServe runs the kiosk agent (package kiosk); this file only wires flags.
 func kioskServe(ctx context.Context, e *env, args []string) error {
@@ -72,7 +70,7 @@ func kioskServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cfg.Client, cfg.Version = cl, version
+	cfg.Client, cfg.Version = cl, "sipas "+version.String()
 	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(e.stderr, "sipas: kiosk: "+format+"\n", args...) }
 	agent, err := kiosk.New(ctx, cfg)
 	if err != nil {
