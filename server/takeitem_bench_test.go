@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 )
@@ -48,7 +49,7 @@ func BenchmarkTakeItem(b *testing.B) {
 		if err := proto.Unmarshal(wire[i%n], &req); err != nil {
 			b.Fatal(err)
 		}
-		s.takeItem(nil, req.Items[0], c)
+		s.takeItem(nil, sipas.Source{}, req.Items[0], c)
 		if len(c.accepted) != 1 {
 			b.Fatalf("item refused: %+v", c.results[0])
 		}
