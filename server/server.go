@@ -74,7 +74,8 @@ type Config struct {
 	KioskClockGrace time.Duration
 	// RefusalsPerPeer and RefusalBurst bound the unauthenticated calls one
 	// peer address gets refused with UNAUTHENTICATED per second; beyond
-	// them its failed calls get RESOURCE_EXHAUSTED.
+	// them its failed calls get RESOURCE_EXHAUSTED. A negative rate
+	// disables the limit (tests whose clients all share one address).
 	RefusalsPerPeer float64
 	RefusalBurst    int
 	// StreamMaxItems caps the items of one upload stream.
