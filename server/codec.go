@@ -56,8 +56,10 @@ func (u *undecodable) take(m any) bool {
 	return bad
 }
 
-var errUndecodable = sipas.Invalid("decode request", sipas.Violation{Field: "request", Reason: "MALFORMED_MESSAGE",
-	Description: "the request is not a valid protobuf message of this method (bad wire format or invalid UTF-8 in a string field)"})
+var errUndecodable = &sipas.Error{Kind: sipas.KindInvalid, Op: "decode request", Reason: "MALFORMED_MESSAGE",
+	Message: "the request could not be decoded",
+	Violations: []sipas.Violation{{Field: "request", Reason: "MALFORMED_MESSAGE",
+		Description: "the request is not a valid protobuf message of this method (bad wire format or invalid UTF-8 in a string field)"}}}
 
 func (s *Server) decodedUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if s.undecodable.take(req) {
