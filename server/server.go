@@ -120,7 +120,7 @@ func (c Config) withDefaults() Config {
 		c.StreamSendTimeout = 30 * time.Second
 	}
 	set(&c.StreamsPerCredential, 4)
-	set(&c.StreamsTotal, 64)
+	set(&c.StreamsTotal, 32)
 	if c.CredentialRecheck == 0 {
 		c.CredentialRecheck = time.Second
 	}

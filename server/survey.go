@@ -531,6 +531,10 @@ func (s *Server) takeItem(p *Principal, src sipas.Source, item *sipasv1.BatchIte
 		return
 	}
 	acc.Source = src
+	// From here the answers are acc.Answers, one byte per item: drop the
+	// client's form (a map of up to 106 entries costs kilobytes), which a
+	// chunk would otherwise hold until it commits.
+	r.Answers, r.Packed = nil, nil
 	res.ResponseId, res.ProvinceCode, res.Warnings = acc.Response.ID, acc.Province.Code, acc.Warnings
 	c.slots = append(c.slots, len(c.results)-1)
 	c.accepted = append(c.accepted, acc)

@@ -106,7 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
 	dur(&c.KioskMaxAge, "kiosk-max-age", "SIPAS_KIOSK_MAX_AGE", 7*24*time.Hour, "oldest collected_at a kiosk may send (older data goes through a surveyor's upload)")
 	num(&c.StreamsPerCredential, "streams-per-credential", "SIPAS_STREAMS_PER_CREDENTIAL", 4, "open upload streams per credential")
-	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 64, "open upload streams in total")
+	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 32, "open upload streams in total")
 	dur(&c.StreamSendTimeout, "stream-send-timeout", "SIPAS_STREAM_SEND_TIMEOUT", 30*time.Second, "end an upload stream whose client does not read an acknowledgement for this long")
 	pprofDef := getenv("SIPAS_PPROF") == "true" || getenv("SIPAS_PPROF") == "1"
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")

@@ -117,7 +117,7 @@ func TestItem2KioskMaxAgeFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KioskMaxAge != 7*24*time.Hour || c.StreamsPerCredential != 4 || c.StreamsTotal != 64 || c.StreamSendTimeout != 30*time.Second {
+	if c.KioskMaxAge != 7*24*time.Hour || c.StreamsPerCredential != 4 || c.StreamsTotal != 32 || c.StreamSendTimeout != 30*time.Second {
 		t.Fatalf("defaults: %v %d %d %v", c.KioskMaxAge, c.StreamsPerCredential, c.StreamsTotal, c.StreamSendTimeout)
 	}
 	c, err = parseConfig(nil, func(k string) string {
