@@ -31,7 +31,8 @@ func TestRow50UploadStreamMemoryIsBounded(t *testing.T) {
 	}
 	release := make(chan struct{})
 	e := newTestEnvStore(t, store.Options{BeforeCommit: func(int) error { <-release; return nil }},
-		func(c *Config) { c.StreamIdleTimeout = time.Minute })
+		// Chunks are flushed only when full, so the three held are full.
+		func(c *Config) { c.StreamIdleTimeout, c.ChunkDelay = time.Minute, time.Minute })
 	e.mustCredential("surveyor", &sipasv1.Credential{Role: sipasv1.Role_ROLE_SURVEYOR, AllProvinces: true})
 	defer func() {
 		select {
@@ -74,7 +75,7 @@ func TestRow50UploadStreamMemoryIsBounded(t *testing.T) {
 	}()
 	for last := int64(-1); sent.Load() != last; {
 		last = sent.Load()
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 	if n := sent.Load() * 20; n < 3*2000 {
 		t.Fatalf("the client could send only %d items", n)
