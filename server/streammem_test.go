@@ -61,7 +61,9 @@ func TestRow50UploadStreamMemoryIsBounded(t *testing.T) {
 	// The client sends until the server stops reading (it holds three
 	// chunks then); messages of 20 items stay under the message size limit.
 	var sent atomic.Int64
+	senderDone := make(chan struct{})
 	go func() {
+		defer close(senderDone)
 		for {
 			m := &sipasv1.UploadBatchRequest{}
 			for range 20 {
@@ -89,7 +91,8 @@ func TestRow50UploadStreamMemoryIsBounded(t *testing.T) {
 		t.Fatalf("%d bytes held by one stream, above the stated %d", held, maxStreamHeap)
 	}
 	close(release)
-	st.CloseSend()
+	cancel() // ends the stream and the sender (which owns st's send side)
+	<-senderDone
 	drainStream(st.Recv)
 }
 
