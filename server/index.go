@@ -71,12 +71,9 @@ func (h *indexService) allowScope(ctx context.Context, sc sipas.Scope) error {
 	}
 	switch {
 	case sc.UnitID != "":
-		u, err := h.s.cfg.Store.GetUnit(ctx, sc.UnitID)
-		if err != nil {
-			if sipas.KindOf(err) == sipas.KindNotFound {
-				return errOutOfScope // do not reveal which units exist
-			}
-			return err
+		u, ok := h.s.cfg.Store.Unit(sc.UnitID)
+		if !ok {
+			return errOutOfScope // do not reveal which units exist
 		}
 		if !h.s.inScopeCurrent(p, u.ProvinceCode) {
 			return errOutOfScope

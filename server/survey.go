@@ -203,7 +203,10 @@ func (s *Server) checkUnit(p *Principal, acc *sipas.Accepted) error {
 			Violations: []sipas.Violation{{Field: "unit_id", Reason: "UNIT_OUT_OF_SCOPE",
 				Description: "unit " + quote(id) + " is in province " + u.ProvinceCode + ", outside this credential's provinces"}}}
 	}
-	if cur := s.cfg.Registry.Current(acc.Province); cur == nil || cur.Code != s.currentCode(u.ProvinceCode) {
+	// Units are registered in a province valid at the time, so the first
+	// comparison decides; the second covers a unit whose province has since
+	// merged into another.
+	if cur := s.cfg.Registry.Current(acc.Province); cur == nil || (cur.Code != u.ProvinceCode && cur.Code != s.currentCode(u.ProvinceCode)) {
 		return &sipas.Error{Kind: sipas.KindInvalid, Op: opAccept, Reason: "UNIT_PROVINCE_MISMATCH",
 			Message: "unit " + quote(id) + " is not a unit of the response's province",
 			Violations: []sipas.Violation{{Field: "unit_id", Reason: "UNIT_PROVINCE_MISMATCH",
