@@ -18,10 +18,10 @@ import (
 // decode interceptors. grpc-go turns a codec error into INTERNAL, which
 // tells a client the server failed; it is the client's message that is bad,
 // so the codec reports success with an empty message and records it here,
-// and the first interceptor that sees the message refuses the call with
+// and the decode interceptor (after auth) refuses the call with
 // INVALID_ARGUMENT. Entries live only between the two: every decoded unary
-// request passes the unary interceptor, every stream message the wrapped
-// RecvMsg.
+// request passes the decode interceptor or is dropped by auth's refusal,
+// every stream message passes the wrapped RecvMsg.
 type undecodable struct {
 	msgs sync.Map // message pointer → decode error
 }

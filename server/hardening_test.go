@@ -621,18 +621,28 @@ func TestRow52MalformedProtobufAndInvalidUTF8AreInvalidArgument(t *testing.T) {
 			}
 		}
 	}
+	// Without a credential the answer is UNAUTHENTICATED whatever is sent,
+	// and the undecodable message is not kept.
+	var out []byte
+	body := []byte{0x08, 0xff, 0xff}
+	if err := e.conn.Invoke(e.as(""), sipasv1.SurveyService_GetQuestionnaire_FullMethodName, &body, &out, raw); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("malformed bytes without a credential: %v, want UNAUTHENTICATED", err)
+	}
+	e.srv.undecodable.msgs.Range(func(k, _ any) bool {
+		t.Errorf("undecodable message %p kept after its call", k)
+		return true
+	})
 	// A stream message: the stream ends with INVALID_ARGUMENT.
 	desc := &grpc.StreamDesc{StreamName: "UploadBatch", ClientStreams: true, ServerStreams: true}
 	st, err := e.conn.NewStream(e.as("surveyor"), desc, sipasv1.SurveyService_UploadBatch_FullMethodName, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := []byte{0x0a, 0x02, 0xff, 0xfe} // batch_id with invalid UTF-8
+	body = []byte{0x0a, 0x02, 0xff, 0xfe} // batch_id with invalid UTF-8
 	if err := st.SendMsg(&body); err != nil {
 		t.Fatal(err)
 	}
 	st.CloseSend()
-	var out []byte
 	for err == nil {
 		err = st.RecvMsg(&out)
 	}

@@ -59,6 +59,7 @@ func (s *Server) logCall(ctx context.Context, method string, ci *callInfo, start
 func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, err := s.admit(ctx, info.FullMethod)
 	if err != nil {
+		s.undecodable.take(req) // refused before the decode check: forget it
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return handler(ctx, req)

@@ -164,8 +164,9 @@ type Server struct {
 }
 
 // New builds the server: options, the interceptor chain in its fixed order
-// (recovery → logging → metrics → decode check → auth → limits), and the
-// services.
+// (recovery → logging → metrics → auth → decode check → limits), and the
+// services. The decode check comes after auth so that a caller without a
+// credential gets UNAUTHENTICATED (limited and sampled) whatever it sends.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Engine != nil && cfg.Engine.Units == nil && cfg.Store != nil {
@@ -224,16 +225,16 @@ func New(cfg Config) (*Server, error) {
 			recovery.UnaryServerInterceptor(recoveryOpt),
 			s.logUnary,
 			m.grpc.UnaryServerInterceptor(),
-			s.decodedUnary,
 			s.authUnary,
+			s.decodedUnary,
 			s.deadlineUnary,
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(recoveryOpt),
 			s.logStream,
 			m.grpc.StreamServerInterceptor(),
-			s.decodedStream,
 			s.authStream,
+			s.decodedStream,
 		),
 	}
 	if cfg.TLS != nil {
