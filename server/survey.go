@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
