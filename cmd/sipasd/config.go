@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"time"
 
+	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/internal/loopback"
 )
 
@@ -51,6 +54,24 @@ type envFlag struct {
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
+	// envErrs collects environment values that do not parse: a bad value is
+	// an error naming its variable, never silently replaced by the default
+	// (SIPAS_BACKUP_EVERY=1d once disabled backups without a word).
+	var envErrs []error
+	badEnv := func(env, v, want string) {
+		envErrs = append(envErrs, fmt.Errorf("environment variable %s=%q: want %s", env, v, want))
+	}
+	boolEnv := func(env string) bool {
+		switch v := getenv(env); v {
+		case "", "0", "false":
+			return false
+		case "1", "true":
+			return true
+		default:
+			badEnv(env, v, "true, false, 1 or 0")
+			return false
+		}
+	}
 	fs := flag.NewFlagSet("sipasd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	str := func(p *string, name, env, def, usage string) {
@@ -63,6 +84,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		if v := getenv(env); v != "" {
 			if d, err := time.ParseDuration(v); err == nil {
 				def = d
+			} else {
+				badEnv(env, v, "a duration such as 30s, 15m or 24h")
 			}
 		}
 		fs.DurationVar(p, name, def, usage+" (env "+env+")")
@@ -71,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		if v := getenv(env); v != "" {
 			if n, err := strconv.Atoi(v); err == nil {
 				def = n
+			} else {
+				badEnv(env, v, "a whole number")
 			}
 		}
 		fs.IntVar(p, name, def, usage+" (env "+env+")")
@@ -83,12 +108,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.TLSCert, "tls-cert", "SIPAS_TLS_CERT", "", "TLS certificate file (PEM)")
 	str(&c.TLSKey, "tls-key", "SIPAS_TLS_KEY", "", "TLS private key file (PEM)")
 	str(&c.ClientCA, "client-ca", "SIPAS_CLIENT_CA", "", "CA file to verify client certificates (mutual TLS for kiosks)")
-	insecureDef := getenv("SIPAS_INSECURE") == "true" || getenv("SIPAS_INSECURE") == "1"
+	insecureDef := boolEnv("SIPAS_INSECURE")
 	fs.BoolVar(&c.Insecure, "insecure", insecureDef, "allow plaintext on a non-loopback address (env SIPAS_INSECURE)")
 	rate := 200.0
 	if v := getenv("SIPAS_RATE_LIMIT"); v != "" {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
 			rate = f
+		} else {
+			badEnv("SIPAS_RATE_LIMIT", v, "a number of calls per second")
 		}
 	}
 	fs.Float64Var(&c.RatePerSecond, "rate-limit", rate, "calls per second per credential; 0 disables (env SIPAS_RATE_LIMIT)")
@@ -108,7 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	num(&c.StreamsPerCredential, "streams-per-credential", "SIPAS_STREAMS_PER_CREDENTIAL", 4, "open upload streams per credential")
 	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 32, "open upload streams in total")
 	dur(&c.StreamSendTimeout, "stream-send-timeout", "SIPAS_STREAM_SEND_TIMEOUT", 30*time.Second, "end an upload stream whose client does not read an acknowledgement for this long")
-	pprofDef := getenv("SIPAS_PPROF") == "true" || getenv("SIPAS_PPROF") == "1"
+	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -116,12 +143,30 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	// An environment value that a flag overrides is still reported: the
+	// operator who set it should learn that it is wrong.
+	if err := errors.Join(envErrs...); err != nil {
+		return c, err
+	}
 	c.MinSample, c.Disclosure = int64(minSample), int64(disclosure)
 	if c.KioskMaxAge <= 0 || c.StreamsPerCredential <= 0 || c.StreamsTotal <= 0 || c.StreamSendTimeout <= 0 {
 		return c, fmt.Errorf("--kiosk-max-age, --streams-per-credential, --streams-total and --stream-send-timeout must be positive")
 	}
-	if c.Disclosure < 5 {
-		return c, fmt.Errorf("--disclosure-threshold must be at least 5, got %d", c.Disclosure)
+	if c.Disclosure < sipas.MinDisclosure {
+		return c, fmt.Errorf("--disclosure-threshold must be at least %d, got %d", sipas.MinDisclosure, c.Disclosure)
+	}
+	if err := c.Thresholds().Validate(); err != nil {
+		return c, fmt.Errorf("--min-sample/--disclosure-threshold: %w", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return c, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return c, fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
+	}
+	if c.BackupEvery < 0 {
+		return c, fmt.Errorf("--backup-every must not be negative, got %s", c.BackupEvery)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, fmt.Errorf("--tls-cert and --tls-key go together")
@@ -137,4 +182,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	return c, nil
+}
+
+// Thresholds returns the sample-size rules the configuration sets.
+func (c Config) Thresholds() sipas.Thresholds {
+	return sipas.Thresholds{MinSample: c.MinSample, Disclosure: c.Disclosure}
 }

@@ -56,7 +56,7 @@ type daemon struct {
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // parseConfig checked it
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -101,7 +101,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 		}
 	}
 	engine := &sipas.Engine{Catalog: cat, Registry: reg, Source: st,
-		Thresholds: sipas.Thresholds{MinSample: cfg.MinSample, Disclosure: cfg.Disclosure}}
+		Thresholds: cfg.Thresholds()}
 	d.srv, err = server.New(server.Config{
 		Catalog: cat, Registry: reg, Store: st, Engine: engine, Logger: log, Metrics: metrics, TLS: tlsCfg,
 		RatePerSecond: rateLimit(cfg.RatePerSecond), RateBurst: cfg.RateBurst, StreamMaxItems: cfg.StreamMaxItems,

@@ -138,6 +138,40 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	}
 }
 
+// TestBadConfigurationIsAnError pins that no configuration value is dropped
+// silently: a bad environment value is an error naming its variable, and a
+// bad log level or threshold is refused before anything starts.
+func TestBadConfigurationIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string // in the error
+	}{
+		{env: map[string]string{"SIPAS_BACKUP_EVERY": "1d"}, want: "SIPAS_BACKUP_EVERY"},
+		{env: map[string]string{"SIPAS_RATE_LIMIT": "fast"}, want: "SIPAS_RATE_LIMIT"},
+		{env: map[string]string{"SIPAS_MIN_SAMPLE": "thirty"}, want: "SIPAS_MIN_SAMPLE"},
+		{env: map[string]string{"SIPAS_PPROF": "yes"}, want: "SIPAS_PPROF"},
+		{env: map[string]string{"SIPAS_INSECURE": "on"}, want: "SIPAS_INSECURE"},
+		// A flag overriding a bad variable does not hide it.
+		{env: map[string]string{"SIPAS_BACKUP_EVERY": "1d"}, args: []string{"--backup-every", "24h"}, want: "SIPAS_BACKUP_EVERY"},
+		{args: []string{"--log-level", "verbose"}, want: "--log-level"},
+		{env: map[string]string{"SIPAS_LOG_LEVEL": "loud"}, want: "--log-level"},
+		{args: []string{"--log-format", "xml"}, want: "--log-format"},
+		{args: []string{"--min-sample", "-1"}, want: "min_sample"},
+		{args: []string{"--backup-every", "-1h"}, want: "--backup-every"},
+	} {
+		_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("env %v args %v: error %v, want one naming %s", tc.env, tc.args, err, tc.want)
+		}
+	}
+	// Good values of the same kinds pass.
+	good := map[string]string{"SIPAS_BACKUP_EVERY": "24h", "SIPAS_PPROF": "false", "SIPAS_INSECURE": "0", "SIPAS_LOG_LEVEL": "DEBUG"}
+	if _, err := parseConfig(nil, func(k string) string { return good[k] }, io.Discard); err != nil {
+		t.Errorf("good environment refused: %v", err)
+	}
+}
+
 func TestMalformedQuestionnaireFailsStartup(t *testing.T) {
 	extra := t.TempDir()
 	src := filepath.Join("..", "..", "questionnaires", "testdata", "sipas-2024")
@@ -346,5 +380,12 @@ func TestHealthOnlyListener(t *testing.T) {
 	_, err = sipasv1.NewSurveyServiceClient(conn).ListQuestionnaires(ctx, &sipasv1.ListQuestionnairesRequest{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("the health-only listener served the survey service: %v", err)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--version"}, env, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "sipasd ") {
+		t.Errorf("sipasd --version: %v, output %q", err, out.String())
 	}
 }
