@@ -121,8 +121,12 @@ func (s *Store) commitInserts(reqs []*request) {
 		return
 	}
 	s.resetConn()
+	serr := storageError(opInsert, err)
 	s.qmu.Lock()
 	s.stats.FailedCommits++
+	if serr.Reason == reasonStorageFull {
+		s.stats.StorageFullAt = time.Now()
+	}
 	s.qmu.Unlock()
 	s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
 	for _, r := range reqs {
@@ -163,6 +167,7 @@ func (s *Store) applyLoop() {
 
 		s.qmu.Lock()
 		s.stats.Commits++
+		s.stats.StorageFullAt = time.Time{}
 		s.stats.LastBatchSize = job.n
 		s.stats.LastCommit = job.dur
 		for _, r := range job.reqs {
@@ -244,7 +249,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		for _, it := range group {
 			p, resp := it.p, it.p.acc.Response
 			args = append(args, p.acc.ID[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
-				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload, int64(resp.Flags))
+				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload, int64(resp.Flags),
+				p.acc.Source.CredentialID, p.acc.Source.BatchID)
 		}
 		res, err := stmt.ExecContext(rowCtx, args...)
 		if err != nil {
@@ -327,15 +333,16 @@ func (p *prepared) sameLegacyHash(stored []byte) bool {
 // each, measured.
 const (
 	insertGroupRows = 16
-	insertColumns   = 11
+	insertColumns   = 13
 )
 
 // insertSQL is the INSERT of rows responses; an id already stored leaves
 // its row as it is.
 func insertSQL(rows int) string {
-	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
+	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
 	return `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload, flags)
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload, flags,
+		 credential_id, batch_id)
 		VALUES ` + values + `
 		ON CONFLICT (response_id) DO NOTHING`
 }

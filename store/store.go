@@ -131,6 +131,8 @@ type Store struct {
 
 	sqliteVersion string
 
+	units unitRegistry
+
 	// Aggregates. The applier adds each commit to cells in place, holding
 	// cellsMu for writing; readers hold it for reading while they read.
 	// commitMu is taken by the writer just before COMMIT and released by the
@@ -256,6 +258,9 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		c.Close()
 	}
 	if s.credByHash, err = s.reader.PrepareContext(ctx, "SELECT "+credentialColumns+" FROM credentials WHERE token_hash = ?"); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.loadUnits(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.loadTallies(ctx); err != nil {
