@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -183,7 +185,7 @@ func (b *bench) runNational() (*nationalResult, error) {
 			}
 			fresh = append(fresh, f)
 			if nat == nil {
-				if nat, err = b.startServerIn(dir, 0); err != nil {
+				if nat, err = b.startServerIn(dir, 0, b.profileFlags()...); err != nil {
 					return err
 				}
 				startS = nat.ready.Seconds()
@@ -259,6 +261,15 @@ func (b *bench) runNational() (*nationalResult, error) {
 	}
 	b.national = r
 	return r, nil
+}
+
+// profileFlags turns on sipasd's profiling endpoint when
+// SIPAS_BENCH_PROFILE_DIR asks for profiles of the uploads.
+func (b *bench) profileFlags() []string {
+	if os.Getenv("SIPAS_BENCH_PROFILE_DIR") != "" {
+		return []string{"--pprof"}
+	}
+	return nil
 }
 
 func sum(v []float64) float64 {
@@ -372,7 +383,11 @@ func (ng *nationalGen) ingestItems(b *bench, sc nationalScale, seed uint64) []cl
 // with a surveyor credential and returns rows per second.
 func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float64, error) {
 	if c == nil {
-		f, err := b.startServer("national-" + name)
+		dir, err := os.MkdirTemp(b.tmp, "national-"+name+"-")
+		if err != nil {
+			return 0, err
+		}
+		f, err := b.startServerIn(dir, 0, b.profileFlags()...)
 		if err != nil {
 			return 0, err
 		}
@@ -394,6 +409,21 @@ func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float
 		return 0, err
 	}
 	defer cl.Close()
+	if dir := os.Getenv("SIPAS_BENCH_PROFILE_DIR"); dir != "" && c.httpAddr != "" {
+		// A CPU profile of the server during the upload (sipasd runs with --pprof).
+		go func() {
+			resp, err := http.Get("http://" + c.httpAddr + "/debug/pprof/profile?seconds=2")
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.CreateTemp(dir, "upload-"+name+"-*.pprof")
+			if err == nil {
+				io.Copy(f, resp.Body)
+				f.Close()
+			}
+		}()
+	}
 	start := time.Now()
 	s, err := cl.Upload(context.Background(), client.UploadSlice(items), client.UploadOptions{MaxStreamItems: len(items) + 1})
 	d := time.Since(start)
