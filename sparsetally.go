@@ -47,7 +47,8 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 		seenBig = make([]bool, len(q.Nodes))
 	}
 	cs := dst.Counters[:0]
-	var nodes []uint32
+	var nodeBuf [64]uint32
+	nodes := nodeBuf[:0]
 	items := q.Items[:min(len(answers), len(q.Items))]
 	for i, it := range items {
 		v := int(answers[i])
@@ -77,7 +78,11 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 			nodes = append(nodes, uint32(q.Slots+n.Index))
 		}
 	}
-	slices.Sort(cs) // slots of items in questionnaire order ascend already; keep the rule explicit
+	// Items' slots ascend in questionnaire order; a definition that did not
+	// lay them out so would still be counted right.
+	if !slices.IsSorted(cs) {
+		slices.Sort(cs)
+	}
 	slices.Sort(nodes)
 	dst.Counters = append(cs, nodes...)
 }
@@ -86,19 +91,30 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 // counters) to s: sign 1 counts a response, -1 takes it back out.
 func (s *SparseTally) Add(c *Contribution, sign int64) {
 	s.Respondents += sign
-	// c.Counters ascend, so each search starts where the previous one ended.
-	lo := 0
+	// Both lists ascend: one walk adds to the counters s has (after its
+	// first responses, a cell has them all), and the others are merged in
+	// once at the end.
+	var missing []uint32
+	i := 0
 	for _, ctr := range c.Counters {
-		i, found := slices.BinarySearch(s.idx[lo:], ctr)
-		i += lo
-		if found {
-			s.val[i] += sign
-		} else {
-			s.idx = slices.Insert(s.idx, i, ctr)
-			s.val = slices.Insert(s.val, i, sign)
+		for i < len(s.idx) && s.idx[i] < ctr {
+			i++
 		}
-		lo = i + 1
+		if i < len(s.idx) && s.idx[i] == ctr {
+			s.val[i] += sign
+			i++
+			continue
+		}
+		missing = append(missing, ctr)
 	}
+	if missing == nil {
+		return
+	}
+	m := &SparseTally{idx: missing, val: make([]int64, len(missing))}
+	for j := range m.val {
+		m.val[j] = sign
+	}
+	s.Merge(m)
 }
 
 // Merge adds the counters of o to s (same layout).

@@ -131,6 +131,13 @@ func (c *cellCache) update(k sipas.CellKey, data []byte) {
 	c.evict()
 }
 
+// has reports whether block k is cached (without making it recent).
+func (c *cellCache) has(k blockKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byKey[k] != nil
+}
+
 // peek returns the cached encoding of cell k and whether its block is
 // cached (a cached block without k means k is not stored).
 func (c *cellCache) peek(k sipas.CellKey) (data []byte, cached bool) {

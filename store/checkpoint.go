@@ -225,9 +225,26 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareCellKeys)
+	// A block with many changed cells that is not cached is read with one
+	// range read (the units of a province in the current month, say)
+	// rather than a point read per cell; it is cached afterwards.
+	loaded := map[blockKey]*block{}
+	for bk, ks := range s.deltas.byBlock {
+		if len(ks) < blockReadMin || s.cache.has(bk) {
+			continue
+		}
+		b, err := readBlock(ctx, tx, bk)
+		if err != nil {
+			return err
+		}
+		loaded[bk] = b
+	}
 	written := make([][]byte, len(keys))
 	for i, k := range keys {
 		base, cached := s.cache.peek(k)
+		if b := loaded[blockOf(k)]; b != nil {
+			base, cached = b.cells[k], true
+		}
 		if !cached {
 			switch err := sel.QueryRowContext(rowCtx, cellKeyArgs(k)...).Scan(&base); {
 			case errors.Is(err, sql.ErrNoRows):
@@ -274,6 +291,14 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	defer s.cellsMu.Unlock()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for i, k := range keys {
+		if b := loaded[blockOf(k)]; b != nil {
+			b.put(k, written[i])
+		}
+	}
+	for _, b := range loaded {
+		s.cache.add(b)
 	}
 	for i, k := range keys {
 		s.cache.update(k, written[i])
@@ -337,6 +362,41 @@ func lastResponseSeq(ctx context.Context, q queryer) (int64, error) {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
 	return seq.Int64, nil
+}
+
+// blockReadMin is how many changed cells of a block make a checkpoint read
+// the block with one range read instead of a point read per cell.
+const blockReadMin = 8
+
+// readBlock reads block bk from the table through q.
+func readBlock(ctx context.Context, q queryer, bk blockKey) (*block, error) {
+	var rows *sql.Rows
+	var err error
+	if bk.units {
+		rows, err = q.QueryContext(ctx, unitBlockSQL, bk.questionnaireID, bk.month, bk.provinceID)
+	} else {
+		rows, err = q.QueryContext(ctx, provinceBlockSQL, bk.questionnaireID, bk.month)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cells: %w", err)
+	}
+	defer rows.Close()
+	b := &block{key: bk, cells: map[sipas.CellKey][]byte{}}
+	for rows.Next() {
+		k, data, err := scanTally(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read cells: %w", err)
+		}
+		k.QuestionnaireID = bk.questionnaireID
+		if bk.units {
+			k.ProvinceID = bk.provinceID
+		}
+		b.put(k, data)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read cells: %w", err)
+	}
+	return b, nil
 }
 
 // cellKeyWhere selects one row of tallies by its key (cellKeyArgs).
