@@ -336,29 +336,91 @@ func (s *SparseTally) UnmarshalBinary(b []byte) error {
 // AddEncoded adds an encoded SparseTally to the dense tally t, whose layout
 // it must have; the slots it touches are recorded when t tracks its
 // non-zero slots. Reads decode stored cells this way without building a
-// SparseTally.
+// SparseTally: it is the inner loop of an index read from stored cells, so
+// it decodes in place rather than through walkSparse's callbacks.
 func (t *Tally) AddEncoded(b []byte) error {
-	var bad error
-	err := walkSparse(b, func(resp int64, nslots, nnodes, _ int) {
-		if nslots != len(t.Slots) || nnodes != len(t.NodeN) {
-			bad = fmt.Errorf("%w: cell has %d slots and %d nodes, want %d and %d", errTallyCorrupt, nslots, nnodes, len(t.Slots), len(t.NodeN))
-			return
-		}
-		t.Respondents += resp
-	}, func(ctr uint32, v int64) {
-		if bad != nil {
-			return
-		}
-		if int(ctr) < len(t.Slots) {
-			t.addSlot(int(ctr), v)
-		} else {
-			t.NodeN[int(ctr)-len(t.Slots)] += v
-		}
-	})
-	if err != nil {
-		return err
+	if len(b) == 0 || (b[0] != sparseFormat && b[0] != denseFormat) {
+		return fmt.Errorf("%w: not a sparse tally", errTallyCorrupt)
 	}
-	return bad
+	dense := b[0] == denseFormat
+	p := 1
+	var h [4]uint64
+	nh := 4
+	if dense {
+		nh = 3
+	}
+	for i := range h[:nh] {
+		if h[i], p = readUvarint(b, p); p < 0 {
+			return errTallyCorrupt
+		}
+	}
+	nslots, nnodes := uint64(len(t.Slots)), uint64(len(t.NodeN))
+	if h[1] != nslots || h[2] != nnodes {
+		return fmt.Errorf("%w: cell has %d slots and %d nodes, want %d and %d", errTallyCorrupt, h[1], h[2], nslots, nnodes)
+	}
+	limit := nslots + nnodes
+	if dense {
+		h[3] = limit
+	}
+	if h[3] > limit || h[0] > 1<<62 {
+		return fmt.Errorf("%w: bad header", errTallyCorrupt)
+	}
+	t.Respondents += int64(h[0])
+	var ctr, gap, v uint64
+	for i := uint64(0); i < h[3]; i++ {
+		// The one-byte case of readUvarint, by hand: the compiler does not
+		// inline it here.
+		if dense {
+			ctr = i
+		} else {
+			if p < len(b) && b[p] < 0x80 {
+				gap, p = uint64(b[p]), p+1
+			} else if gap, p = readUvarintSlow(b, p); p < 0 {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
+			if (i > 0 && gap == 0) || ctr+gap >= limit {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
+			ctr += gap
+		}
+		if p < len(b) && b[p] < 0x80 {
+			v, p = uint64(b[p]), p+1
+		} else if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
+			return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+		}
+		switch {
+		case v == 0:
+		case ctr < nslots:
+			t.addSlot(int(ctr), int64(v))
+		default:
+			t.NodeN[ctr-nslots] += int64(v)
+		}
+	}
+	if p != len(b) {
+		return fmt.Errorf("%w: %d trailing bytes", errTallyCorrupt, len(b)-p)
+	}
+	return nil
+}
+
+// readUvarint decodes the uvarint at b[p:] and returns it with the position
+// after it, or p < 0 when b holds none. One-byte values (most counters)
+// take the inlined path.
+func readUvarint(b []byte, p int) (uint64, int) {
+	if p >= 0 && p < len(b) && b[p] < 0x80 {
+		return uint64(b[p]), p + 1
+	}
+	return readUvarintSlow(b, p)
+}
+
+func readUvarintSlow(b []byte, p int) (uint64, int) {
+	if p < 0 || p >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, p + n
 }
 
 // walkSparse decodes an encoded SparseTally, calling head once and then

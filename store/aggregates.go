@@ -105,8 +105,10 @@ func (r *cellReader) emit(k sipas.CellKey, data []byte) error {
 			return fmt.Errorf("cell %v: %w", k, err)
 		}
 	}
-	if d := r.s.deltas.cells[k]; d != nil {
-		d.AddTo(r.scratch)
+	if len(r.s.deltas.cells) > 0 {
+		if d := r.s.deltas.cells[k]; d != nil {
+			d.AddTo(r.scratch)
+		}
 	}
 	if r.scratch.Respondents == 0 {
 		return nil // every response taken back out
