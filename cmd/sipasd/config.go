@@ -45,6 +45,8 @@ type Config struct {
 	StreamsPerCredential int
 	StreamsTotal         int
 	StreamSendTimeout    time.Duration
+	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
+	CellCacheMiB int
 }
 
 // envFlag describes one flag and its environment variable.
@@ -135,6 +137,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	num(&c.StreamsPerCredential, "streams-per-credential", "SIPAS_STREAMS_PER_CREDENTIAL", 4, "open upload streams per credential")
 	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 32, "open upload streams in total")
 	dur(&c.StreamSendTimeout, "stream-send-timeout", "SIPAS_STREAM_SEND_TIMEOUT", 30*time.Second, "end an upload stream whose client does not read an acknowledgement for this long")
+	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
 	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +152,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return c, err
 	}
 	c.MinSample, c.Disclosure = int64(minSample), int64(disclosure)
+	if c.CellCacheMiB < 1 {
+		return c, fmt.Errorf("--cell-cache-mib must be at least 1, got %d", c.CellCacheMiB)
+	}
 	if c.KioskMaxAge <= 0 || c.StreamsPerCredential <= 0 || c.StreamsTotal <= 0 || c.StreamSendTimeout <= 0 {
 		return c, fmt.Errorf("--kiosk-max-age, --streams-per-credential, --streams-total and --stream-send-timeout must be positive")
 	}

@@ -82,7 +82,8 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond})
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond,
+		CellCacheBytes: cfg.CellCacheMiB << 20})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
