@@ -476,19 +476,27 @@ const (
 	scopeIgnored
 )
 
-// scan calls fn for every cell of the questionnaire in from..to (cell
-// months) that passes the channel filter. A cell laid out for another
-// version of the questionnaire is an internal error.
 // scan calls fn for the cells of the query's questionnaire and channel in
-// from..to. Unit cells are passed only when units is true: a query that
-// does not need them never touches their memory (most cells are unit cells).
-func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(k CellKey, t *Tally)) error {
+// from..to (cell months). Unit cells are passed only when units is true: a
+// query that does not need them never touches their memory (most cells are
+// unit cells). A cell laid out for another version of the questionnaire is
+// an internal error. The same pass gives dc the respondents of every cell
+// of the years from..to fall in (all channels; unit cells when units is
+// true), from which disclosure control decides what to withhold, so a
+// query reads the cells once.
+func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, units bool, fn func(k CellKey, t *Tally)) error {
 	if e.Source == nil {
 		return Errorf(KindOther, op, "no cell source")
 	}
+	yfrom, yto := from/100*100+1, to/100*100+12
+	dc.reading(from/100, to/100, units)
 	var bad int
-	e.Source.EachCell(p.qn.ID, from, to, func(k CellKey, t *Tally) {
-		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) || (!units && k.UnitID != "") {
+	e.Source.EachCell(p.qn.ID, yfrom, yto, func(k CellKey, t *Tally) {
+		if k.Month < yfrom || k.Month > yto || (!units && k.UnitID != "") {
+			return
+		}
+		dc.add(k, t.Respondents)
+		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) {
 			return
 		}
 		if len(t.Slots) != p.qn.Slots || len(t.NodeN) != len(p.qn.Nodes) {
@@ -573,109 +581,12 @@ func (ts *tallies) keys() []string {
 	return ks
 }
 
-// sibSet names one set of siblings of a query (see Engine, Disclosure
-// control): the provinces of the nation (units false, province "") or the
-// units of one province (units true, province its code), in one of the
-// query's periods (an index the query chooses: current or previous period,
-// or the point of a series).
-type sibSet struct {
-	period   int
-	units    bool
-	province string
-}
-
-// siblings sums the respondents of each sibling of a query's sibling sets
-// during its pass over the cells, and applies the complementary
-// suppression rule to each set once, when first asked.
-type siblings struct {
-	th   Thresholds
-	sets map[sibSet]map[string]int64
-	comp map[sibSet]map[string]bool
-}
-
-func newSiblings(th Thresholds) *siblings {
-	return &siblings{th: th, sets: map[sibSet]map[string]int64{}, comp: map[sibSet]map[string]bool{}}
-}
-
-func (s *siblings) add(set sibSet, id string, n int64) {
-	m := s.sets[set]
-	if m == nil {
-		m = map[string]int64{}
-		s.sets[set] = m
-	}
-	m[id] += n
-}
-
-// addTallies adds every tally of ts as a sibling of set.
-func (s *siblings) addTallies(set sibSet, ts *tallies) {
-	for id, t := range ts.m {
-		s.add(set, id, t.Respondents)
-	}
-}
-
-// complementary reports whether the complementary rule suppresses sibling
-// id of set (false for a primarily suppressed one).
-func (s *siblings) complementary(set sibSet, id string) bool {
-	c, ok := s.comp[set]
-	if !ok {
-		c = map[string]bool{}
-		for _, x := range s.th.ComplementarySuppression(s.sets[set]) {
-			c[x] = true
-		}
-		s.comp[set] = c
-	}
-	return c[id]
-}
-
-// count adds cell k of the query's period with the given index to its
-// sibling sets: a province-level cell to the provinces of the nation; a
-// unit cell, when the query is about a unit, to the units of its province
-// (of the query's province only, when it names one).
-func (p *prepared) count(s *siblings, period int, k CellKey, t *Tally) {
-	code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
-	if !ok {
-		return // a cell of no listed province is in no published row
-	}
-	switch sc := p.q.Scope; {
-	case k.UnitID == "":
-		s.add(sibSet{period: period}, code, t.Respondents)
-	case sc.UnitID != "" && (sc.ProvinceCode == "" || sc.ProvinceCode == code):
-		s.add(sibSet{period: period, units: true, province: code}, k.UnitID, t.Respondents)
-	}
-}
-
-// scopeForced reports whether the query's scope is suppressed in the
-// period with the given index by the complementary rule: a province
-// complementarily suppressed among the provinces; a unit suppressed (by
-// either rule) among the units of any province it has respondents in. The
-// nation is a margin and never is.
-func (p *prepared) scopeForced(s *siblings, period int) bool {
-	sc := p.q.Scope
-	switch {
-	case sc.Nation:
-		return false
-	case sc.UnitID != "":
-		k := s.th.disclosure()
-		for set, m := range s.sets {
-			if !set.units || set.period != period {
-				continue
-			}
-			if n := m[sc.UnitID]; n > 0 && (n < k || s.complementary(set, sc.UnitID)) {
-				return true
-			}
-		}
-		return false
-	default:
-		return s.complementary(sibSet{period: period}, sc.ProvinceCode)
-	}
-}
-
 // meanOfProvinces returns the unweighted mean of the target figure over the
 // provinces in ts, leaving out those suppressed (by either rule).
-func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, sibs *siblings, set sibSet) *float64 {
+func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, dc *disclosure, per Period) *float64 {
 	rows := make([]RankRow, 0, len(ts.m))
 	for _, k := range ts.keys() {
-		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds, sibs.complementary(set, k))))
+		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds, dc.hidden(Scope{ProvinceCode: k}, per))))
 	}
 	return MeanOfRanked(rows)
 }
@@ -706,8 +617,8 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	from, to := q.Period.Months()
 	scope := NewTally(p.qn)
 	provs := newTallies(p.qn)
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if p.inScope(k) {
 			scope.Merge(t)
 		}
@@ -715,15 +626,12 @@ func (e *Engine) Index(q Query) (*Report, error) {
 			if code, ok := p.ps.key(k.ProvinceID, k.Month, p.b); ok {
 				provs.add(code, t)
 			}
-		} else {
-			p.count(sibs, 0, k, t)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	sibs.addTallies(sibSet{}, provs) // the provinces of the nation
-	forced := p.scopeForced(sibs, 0)
+	forced := dc.hidden(q.Scope, q.Period)
 	r := &Report{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, Boundaries: p.b, Channel: q.Channel,
 		Respondents: scope.Respondents, Suppressed: forced || e.Thresholds.Suppressed(scope.Respondents)}
@@ -735,7 +643,7 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	} else {
 		r.Roots = computeTree(p.qn, scope, e.Thresholds, forced)
 	}
-	r.NationalMean = e.meanOfProvinces(p, provs, sibs, sibSet{})
+	r.NationalMean = e.meanOfProvinces(p, provs, dc, q.Period)
 	return r, nil
 }
 
@@ -766,7 +674,8 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	pooled := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, false, func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, false, func(k CellKey, t *Tally) {
 		if k.UnitID != "" {
 			return
 		}
@@ -790,11 +699,7 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	for _, t := range cur.m {
 		pooled.Merge(t)
 	}
-	sibs := newSiblings(e.Thresholds)
-	curSet, prevSet := sibSet{period: 0}, sibSet{period: 1}
-	sibs.addTallies(curSet, cur)
-	sibs.addTallies(prevSet, prev)
-	rows := func(ts *tallies, per Period, set sibSet) []RankRow {
+	rows := func(ts *tallies, per Period) []RankRow {
 		keys := ts.keys()
 		if p.b == BoundariesCurrent {
 			keys = keys[:0]
@@ -805,17 +710,17 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 		}
 		out := make([]RankRow, 0, len(keys))
 		for _, code := range keys {
-			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, sibs.complementary(set, code))))
+			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, dc.hidden(Scope{ProvinceCode: code}, per))))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
-	r.Rows = rows(cur, q.Period, curSet)
-	ComparePrevious(r.Rows, rows(prev, prevP, prevSet))
+	r.Rows = rows(cur, q.Period)
+	ComparePrevious(r.Rows, rows(prev, prevP))
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, false).Value
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(Scope{Nation: true}, q.Period)).Value
 	return r, nil
 }
 
@@ -837,7 +742,8 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	province := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, true, func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, true, func(k CellKey, t *Tally) {
 		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
 		if !ok || code != q.Scope.ProvinceCode {
 			return
@@ -856,23 +762,21 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	if err != nil {
 		return nil, err
 	}
-	sibs := newSiblings(e.Thresholds)
-	rows := func(ts *tallies, period int) []RankRow {
-		set := sibSet{period: period, units: true, province: q.Scope.ProvinceCode}
-		sibs.addTallies(set, ts)
+	rows := func(ts *tallies, per Period) []RankRow {
 		out := make([]RankRow, 0, len(ts.m))
 		for _, id := range ts.keys() {
-			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, sibs.complementary(set, id))))
+			hidden := dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, per)
+			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, hidden)))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
-	r.Rows = rows(cur, 0)
-	ComparePrevious(r.Rows, rows(prev, 1))
+	r.Rows = rows(cur, q.Period)
+	ComparePrevious(r.Rows, rows(prev, prevP))
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, false).Value
+	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode}, q.Period)).Value
 	return r, nil
 }
 
@@ -912,14 +816,11 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	mfrom, _ := from.Months()
 	_, mto := to.Months()
 	base := from.ordinal()
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		i := periodOfMonth(k.Month, from).ordinal() - base
 		if i < 0 || i >= n {
 			return
-		}
-		if !q.Scope.Nation {
-			p.count(sibs, i, k, t)
 		}
 		if p.inScope(k) {
 			ts[i].Merge(t)
@@ -930,7 +831,7 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	}
 	out := make([]SeriesPoint, n)
 	for i := range out {
-		forced := p.scopeForced(sibs, i)
+		forced := dc.hidden(q.Scope, periods[i])
 		v := p.target.compute(p.qn, ts[i], e.Thresholds, forced)
 		sp := SeriesPoint{Period: periods[i], Respondents: ts[i].Respondents, Value: v.Value, N: v.N,
 			CILow: v.CILow, CIHigh: v.CIHigh, Insufficient: v.Insufficient, Suppressed: forced || e.Thresholds.Suppressed(ts[i].Respondents)}
@@ -987,15 +888,8 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	cur, prev, nation := NewTally(p.qn), NewTally(p.qn), NewTally(p.qn)
 	units := newTallies(p.qn)
 	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
-		if !q.Scope.Nation {
-			period := 0
-			if k.Month < from {
-				period = 1
-			}
-			p.count(sibs, period, k, t)
-		}
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if k.Month < from {
 			if p.inScope(k) {
 				prev.Merge(t)
@@ -1020,7 +914,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	th := e.Thresholds
 	w := &WeakPoints{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, PreviousPeriod: prevP, Boundaries: p.b, Channel: q.Channel,
-		Respondents: cur.Respondents, Suppressed: p.scopeForced(sibs, 0) || th.Suppressed(cur.Respondents)}
+		Respondents: cur.Respondents, Suppressed: dc.hidden(q.Scope, q.Period) || th.Suppressed(cur.Respondents)}
 	if w.Suppressed {
 		w.Respondents = 0
 		return w, nil
@@ -1036,7 +930,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		return m
 	}
 	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
-	curF, prevF, natF := figures(cur, false), figures(prev, p.scopeForced(sibs, 1)), figures(nation, false)
+	curF, prevF, natF := figures(cur, false), figures(prev, dc.hidden(q.Scope, prevP)), figures(nation, dc.hidden(Scope{Nation: true}, q.Period))
 	point := func(unit string, v *NodeValue) WeakPoint {
 		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
 			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
@@ -1079,10 +973,8 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		}
 		return w.Drops[i].Code < w.Drops[j].Code
 	})
-	unitSet := sibSet{units: true, province: q.Scope.ProvinceCode}
-	sibs.addTallies(unitSet, units)
 	for _, id := range units.keys() {
-		uf := figures(units.m[id], sibs.complementary(unitSet, id))
+		uf := figures(units.m[id], dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]
 			if !usable(v) {

@@ -1,0 +1,692 @@
+package sipas
+
+import (
+	"sort"
+)
+
+// Disclosure control: consistent complementary suppression over every
+// partition the API publishes (see Engine, Disclosure control, and
+// docs/design.md).
+//
+// The engine publishes figures of many nested groups of responses — the
+// nation, a current province, a province as collected, a unit within a
+// province (on either boundaries) or alone — each for a year, a quarter or
+// a month, for all channels or one. Each group is split, along one of those
+// three dimensions, into published parts:
+//
+//   - time: a year into its quarters, a quarter into its months;
+//   - channel: all channels into each channel;
+//   - place: the nation into the current provinces; a current province
+//     into the provinces as collected in it; a province (as collected or
+//     current) into its units and the responses without a unit (never
+//     published: always a hidden part); a unit into its parts in each
+//     current province, and those into its parts in each province as
+//     collected.
+//
+// Each figure is a "cell" (place, period, channel) of one questionnaire and
+// year. Cells with 0 < n < k respondents are suppressed (primary). Then,
+// over every split of every cell, until nothing changes:
+//
+//  1. a published cell's hidden parts (with respondents) are either none,
+//     or at least two holding at least k respondents together: otherwise
+//     the smallest published parts are hidden too (ties: the first in
+//     order), or, when no part is left to hide, the cell itself;
+//  2. a hidden cell has at least one hidden part (with respondents) in
+//     every split: otherwise its smallest part is hidden too.
+//
+// So no published figure minus published figures inside it isolates a
+// hidden part alone, nor a group of fewer than k, in any split; a hidden
+// figure is never the sum of published ones; and since every query
+// computes the same cells from the same aggregate cells in the same order,
+// every query for the same figure agrees (the rule is applied once, to
+// the whole lattice of a year, not per query).
+//
+// The province-level cells (nation, current provinces, provinces as
+// collected) are decided first, from the province-level aggregate cells of
+// the year alone, so that province queries need not read unit cells. Unit
+// cells are decided second, with the province-level decisions fixed: a unit
+// cell that holds exactly the responses of a province-level cell (the
+// province's only unit, no responses without a unit) takes that cell's
+// decision. The units decided together are those of the current provinces
+// linked by units that have responses in more than one of them.
+
+// Lattice dimensions: 17 periods of a year and 6 channel filters.
+const (
+	sdcTimes    = 17 // the year, quarters 1..4, months 1..12
+	sdcChannels = 6  // all, then Channels in order
+)
+
+func sdcTime(p Period) int {
+	switch {
+	case p.IsMonth():
+		return 4 + p.Month
+	case p.IsQuarter():
+		return p.Quarter
+	default:
+		return 0
+	}
+}
+
+// sdcPlaceKind is the kind of a place of the lattice.
+type sdcPlaceKind int
+
+const (
+	sdcNation sdcPlaceKind = iota
+	sdcCurrent
+	sdcCollected
+	sdcUnlisted // responses of no province as collected (or none at all): never published
+	sdcUnit
+	sdcUnitCurrent
+	sdcUnitCollected
+	sdcDirect // responses without a unit of a province: never published
+)
+
+// sdcPlace is one place of the lattice: the nation; a current province
+// (code); a province as collected (code); a unit alone (unit), within a
+// current province (code, unit) or within a province as collected.
+type sdcPlace struct {
+	kind sdcPlaceKind
+	code string
+	unit string
+	// current is the code of the current province of a direct part taken
+	// from a province as collected (direct parts of both boundaries exist).
+	current bool
+}
+
+// sdcSplit is a split of each cell of place into the cells of parts.
+type sdcSplit struct {
+	place int
+	parts []int
+}
+
+// sdcLattice holds the cells of one questionnaire and year and their
+// suppression.
+type sdcLattice struct {
+	k      int64
+	places []sdcPlace
+	index  map[sdcPlace]int
+	n      []int64 // by cell: (place*sdcTimes + time)*sdcChannels + channel
+	hidden []bool
+	fixed  []bool // decided earlier (province-level cells, in the unit pass)
+	splits []sdcSplit
+}
+
+func (l *sdcLattice) place(p sdcPlace) int {
+	if i, ok := l.index[p]; ok {
+		return i
+	}
+	i := len(l.places)
+	l.places = append(l.places, p)
+	l.index[p] = i
+	return i
+}
+
+func (l *sdcLattice) cell(place, t, c int) int { return (place*sdcTimes+t)*sdcChannels + c }
+
+// sdcRaw is a year's aggregate cells reduced to respondent counts: per
+// province row, month and channel, and per unit.
+type sdcRaw struct {
+	prov  map[sdcRawKey]int64
+	units map[sdcRawKey]map[string]int64
+}
+
+type sdcRawKey struct {
+	provinceID string
+	month      int // 1..12
+	channel    Channel
+}
+
+func newSDCRaw() *sdcRaw {
+	return &sdcRaw{prov: map[sdcRawKey]int64{}, units: map[sdcRawKey]map[string]int64{}}
+}
+
+// add counts the respondents of one cell (unit cells only when units).
+func (r *sdcRaw) add(c CellKey, n int64, units bool) {
+	if n <= 0 || c.Channel < ChannelKiosk || c.Channel > ChannelPhone {
+		return
+	}
+	key := sdcRawKey{c.ProvinceID, c.Month % 100, c.Channel}
+	if c.UnitID == "" {
+		r.prov[key] += n
+		return
+	}
+	if !units {
+		return
+	}
+	m := r.units[key]
+	if m == nil {
+		m = map[string]int64{}
+		r.units[key] = m
+	}
+	m[c.UnitID] += n
+}
+
+// codes returns the codes cells of province row id in month m count for
+// (year y): as collected (or "" outside the row's validity) and current (or
+// "" for a row without a current province).
+func sdcCodes(ps *provinces, id string, y, m int) (collected, current string) {
+	collected, _ = ps.key(id, y*100+m, BoundariesAsCollected)
+	current, _ = ps.key(id, y*100+m, BoundariesCurrent)
+	return collected, current
+}
+
+// newSDCLattice builds the province-level lattice of a year and applies
+// the rule to it.
+func newSDCLattice(k int64, ps *provinces, y int, raw *sdcRaw) *sdcLattice {
+	l := &sdcLattice{k: k, index: map[sdcPlace]int{}}
+	nation := l.place(sdcPlace{kind: sdcNation})
+	type leaf struct {
+		places []int
+		month  int
+		ch     Channel
+		n      int64
+	}
+	var leaves []leaf
+	keys := sortedRawKeys(raw.prov)
+	for _, key := range keys {
+		col, cur := sdcCodes(ps, key.provinceID, y, key.month)
+		pl := []int{nation}
+		switch {
+		case cur == "":
+			pl = append(pl, l.place(sdcPlace{kind: sdcUnlisted}))
+		case col == "":
+			pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcUnlisted, code: cur}))
+		default:
+			pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcCollected, code: col}))
+		}
+		leaves = append(leaves, leaf{pl, key.month, key.channel, raw.prov[key]})
+	}
+	l.n = make([]int64, len(l.places)*sdcTimes*sdcChannels)
+	for _, lf := range leaves {
+		for _, p := range lf.places {
+			l.n[l.cell(p, 4+lf.month, int(lf.ch))] += lf.n
+		}
+	}
+	l.sum(0)
+	// Splits of places: the nation into current provinces (and the
+	// unlisted), a current province into its provinces as collected (and
+	// its unlisted).
+	var nationParts []int
+	currentParts := map[string][]int{}
+	for i, p := range l.places {
+		switch p.kind {
+		case sdcCurrent:
+			nationParts = append(nationParts, i)
+		case sdcUnlisted:
+			if p.code == "" {
+				nationParts = append(nationParts, i)
+			} else {
+				currentParts[p.code] = append(currentParts[p.code], i)
+			}
+		case sdcCollected:
+			// A code as collected belongs to the current province of its
+			// rows (a code re-used by the merger names a row of its
+			// successor, so all of them belong to one).
+			cur := l.currentOf(ps, p.code)
+			currentParts[cur] = append(currentParts[cur], i)
+		}
+	}
+	l.splits = append(l.splits, sdcSplit{nation, nationParts})
+	for _, code := range sortedKeysOf(currentParts) {
+		if i, ok := l.index[sdcPlace{kind: sdcCurrent, code: code}]; ok {
+			l.splits = append(l.splits, sdcSplit{i, currentParts[code]})
+		}
+	}
+	l.hidden = make([]bool, len(l.n))
+	l.fixed = make([]bool, len(l.n))
+	l.primary(0)
+	l.fixpoint(0)
+	return l
+}
+
+// currentOf returns the current province code of a code as collected.
+func (l *sdcLattice) currentOf(ps *provinces, code string) string {
+	for _, r := range ps.byCode[code] {
+		if r.cur != nil {
+			return r.cur.Code
+		}
+	}
+	return ""
+}
+
+// sum fills the cells of places from..end of the lattice from their month
+// cells of each channel: quarters, the year, and all channels.
+func (l *sdcLattice) sum(from int) {
+	for p := from; p < len(l.places); p++ {
+		for c := 1; c < sdcChannels; c++ {
+			for q := 1; q <= 4; q++ {
+				var s int64
+				for m := 3*q - 2; m <= 3*q; m++ {
+					s += l.n[l.cell(p, 4+m, c)]
+				}
+				l.n[l.cell(p, q, c)] = s
+				l.n[l.cell(p, 0, c)] += s
+			}
+		}
+		for t := 0; t < sdcTimes; t++ {
+			var s int64
+			for c := 1; c < sdcChannels; c++ {
+				s += l.n[l.cell(p, t, c)]
+			}
+			l.n[l.cell(p, t, 0)] = s
+		}
+	}
+}
+
+// primary hides the cells of places from.. with 0 < n < k. The parts
+// never published (responses without a unit, or of no province as
+// collected) are treated as published when they hold k or more: an
+// analyst can often get them by subtraction, and assuming so only makes
+// the rule stricter.
+func (l *sdcLattice) primary(from int) {
+	for i := from * sdcTimes * sdcChannels; i < len(l.n); i++ {
+		if l.n[i] > 0 && l.n[i] < l.k {
+			l.hidden[i] = true
+		}
+	}
+}
+
+// fixpoint applies the two rules to every split of the cells of places
+// from.. (and the place splits listed from splits[firstSplit]) until
+// nothing changes. Each pass only hides cells, so it ends.
+func (l *sdcLattice) fixpoint(from int) {
+	firstSplit := 0
+	for i, s := range l.splits {
+		if s.place >= from || (len(s.parts) > 0 && s.parts[0] >= from) {
+			firstSplit = i
+			break
+		}
+		firstSplit = len(l.splits)
+	}
+	parts := make([]int, 0, 16)
+	for changed := true; changed; {
+		changed = false
+		for _, s := range l.splits[firstSplit:] {
+			for t := 0; t < sdcTimes; t++ {
+				for c := 0; c < sdcChannels; c++ {
+					parts = parts[:0]
+					for _, p := range s.parts {
+						parts = append(parts, l.cell(p, t, c))
+					}
+					changed = l.apply(l.cell(s.place, t, c), parts) || changed
+				}
+			}
+		}
+		for p := from; p < len(l.places); p++ {
+			for c := 0; c < sdcChannels; c++ {
+				parts = parts[:0]
+				for q := 1; q <= 4; q++ {
+					parts = append(parts, l.cell(p, q, c))
+				}
+				changed = l.apply(l.cell(p, 0, c), parts) || changed
+				for q := 1; q <= 4; q++ {
+					parts = parts[:0]
+					for m := 3*q - 2; m <= 3*q; m++ {
+						parts = append(parts, l.cell(p, 4+m, c))
+					}
+					changed = l.apply(l.cell(p, q, c), parts) || changed
+				}
+			}
+			for t := 0; t < sdcTimes; t++ {
+				parts = parts[:0]
+				for c := 1; c < sdcChannels; c++ {
+					parts = append(parts, l.cell(p, t, c))
+				}
+				changed = l.apply(l.cell(p, t, 0), parts) || changed
+			}
+		}
+	}
+}
+
+// apply enforces the rules on one split: whole = sum of parts.
+func (l *sdcLattice) apply(whole int, parts []int) bool {
+	if l.n[whole] == 0 {
+		return false
+	}
+	var held int64
+	count := 0
+	for _, p := range parts {
+		if l.n[p] > 0 && l.hidden[p] {
+			held += l.n[p]
+			count++
+		}
+	}
+	changed := false
+	if l.hidden[whole] {
+		if count > 0 {
+			return false
+		}
+		if p := l.smallestShown(parts); p >= 0 {
+			l.hidden[p] = true
+			return true
+		}
+		return false
+	}
+	for count > 0 && (count < 2 || held < l.k) {
+		p := l.smallestShown(parts)
+		if p < 0 {
+			if !l.fixed[whole] {
+				l.hidden[whole] = true
+				changed = true
+			}
+			break
+		}
+		l.hidden[p] = true
+		held += l.n[p]
+		count++
+		changed = true
+	}
+	return changed
+}
+
+// smallestShown returns the part to hide next: among the published parts
+// (with respondents) that may still be hidden, a part never published
+// (hiding it costs no figure), else the one with the fewest respondents;
+// the first on ties. -1 if none.
+func (l *sdcLattice) smallestShown(parts []int) int {
+	best, bestFree := -1, false
+	for _, p := range parts {
+		if l.n[p] == 0 || l.hidden[p] || l.fixed[p] {
+			continue
+		}
+		k := l.places[p/(sdcTimes*sdcChannels)].kind
+		free := k == sdcDirect || k == sdcUnlisted
+		if best < 0 || (free && !bestFree) || (free == bestFree && l.n[p] < l.n[best]) {
+			best, bestFree = p, free
+		}
+	}
+	return best
+}
+
+// addUnits extends a decided province-level lattice with the units of the
+// given current provinces and applies the rule to the unit cells, the
+// province-level cells fixed.
+func (l *sdcLattice) addUnits(ps *provinces, y int, raw *sdcRaw, currents map[string]bool) {
+	firstUnit := len(l.places)
+	for i := range l.fixed {
+		l.fixed[i] = true
+	}
+	type leaf struct {
+		places []int
+		month  int
+		ch     Channel
+		n      int64
+	}
+	var leaves []leaf
+	for _, key := range sortedRawKeys(raw.prov) {
+		col, cur := sdcCodes(ps, key.provinceID, y, key.month)
+		if !currents[cur] {
+			continue
+		}
+		direct := raw.prov[key]
+		m := raw.units[key]
+		for _, u := range sortedKeysOf(m) {
+			n := m[u]
+			direct -= n
+			pl := []int{l.place(sdcPlace{kind: sdcUnit, unit: u}), l.place(sdcPlace{kind: sdcUnitCurrent, code: cur, unit: u})}
+			if col != "" {
+				pl = append(pl, l.place(sdcPlace{kind: sdcUnitCollected, code: col, unit: u}))
+			}
+			leaves = append(leaves, leaf{pl, key.month, key.channel, n})
+		}
+		if direct > 0 {
+			pl := []int{l.place(sdcPlace{kind: sdcDirect, code: cur, current: true})}
+			if col != "" {
+				pl = append(pl, l.place(sdcPlace{kind: sdcDirect, code: col}))
+			}
+			leaves = append(leaves, leaf{pl, key.month, key.channel, direct})
+		}
+	}
+	cells := len(l.places) * sdcTimes * sdcChannels
+	l.n = append(l.n, make([]int64, cells-len(l.n))...)
+	l.hidden = append(l.hidden, make([]bool, cells-len(l.hidden))...)
+	l.fixed = append(l.fixed, make([]bool, cells-len(l.fixed))...)
+	for _, lf := range leaves {
+		for _, p := range lf.places {
+			l.n[l.cell(p, 4+lf.month, int(lf.ch))] += lf.n
+		}
+	}
+	l.sum(firstUnit)
+	l.primary(firstUnit)
+	// Splits: a province into its units and its direct part; a unit into
+	// its current provinces; a unit in a current province into its
+	// provinces as collected.
+	provParts := map[int][]int{}
+	unitParts := map[int][]int{}
+	for i := firstUnit; i < len(l.places); i++ {
+		p := l.places[i]
+		var whole sdcPlace
+		switch {
+		case p.kind == sdcUnitCollected:
+			whole = sdcPlace{kind: sdcCollected, code: p.code}
+			if u, ok := l.index[sdcPlace{kind: sdcUnitCurrent, code: l.currentOf(ps, p.code), unit: p.unit}]; ok {
+				unitParts[u] = append(unitParts[u], i)
+			}
+		case p.kind == sdcUnitCurrent:
+			whole = sdcPlace{kind: sdcCurrent, code: p.code}
+			if u, ok := l.index[sdcPlace{kind: sdcUnit, unit: p.unit}]; ok {
+				unitParts[u] = append(unitParts[u], i)
+			}
+		case p.kind == sdcDirect && p.current:
+			whole = sdcPlace{kind: sdcCurrent, code: p.code}
+		case p.kind == sdcDirect:
+			whole = sdcPlace{kind: sdcCollected, code: p.code}
+		default:
+			continue // a unit alone is split above, not part of a province
+		}
+		if w, ok := l.index[whole]; ok {
+			provParts[w] = append(provParts[w], i)
+		}
+	}
+	for _, w := range sortedIntKeys(provParts) {
+		l.splits = append(l.splits, sdcSplit{w, provParts[w]})
+	}
+	for _, w := range sortedIntKeys(unitParts) {
+		l.splits = append(l.splits, sdcSplit{w, unitParts[w]})
+	}
+	// A unit cell with exactly the responses of the province-level cell
+	// it is part of is that cell: it takes its decision.
+	for w, ps := range provParts {
+		for _, p := range ps {
+			if l.places[p].kind == sdcDirect {
+				continue
+			}
+			for t := 0; t < sdcTimes; t++ {
+				for c := 0; c < sdcChannels; c++ {
+					wi, pi := l.cell(w, t, c), l.cell(p, t, c)
+					if l.n[pi] > 0 && l.n[pi] == l.n[wi] {
+						l.hidden[pi], l.fixed[pi] = l.hidden[wi], true
+					}
+				}
+			}
+		}
+	}
+	l.fixpoint(firstUnit)
+}
+
+func sortedRawKeys(m map[sdcRawKey]int64) []sdcRawKey {
+	ks := make([]sdcRawKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		a, b := ks[i], ks[j]
+		switch {
+		case a.provinceID != b.provinceID:
+			return a.provinceID < b.provinceID
+		case a.month != b.month:
+			return a.month < b.month
+		default:
+			return a.channel < b.channel
+		}
+	})
+	return ks
+}
+
+func sortedKeysOf[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func sortedIntKeys(m map[int][]int) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	return ks
+}
+
+// disclosure answers, for one query, whether a figure is withheld by the
+// complementary rule. The query's pass over the cells (Engine.scan) gives
+// it the respondents of every cell of the years it reads; it builds each
+// year's lattice from them once.
+type disclosure struct {
+	e     *Engine
+	p     *prepared
+	units bool
+	raws  map[int]*sdcRaw // being read
+	years map[int]*sdcYear
+}
+
+// sdcYear is a year's province-level lattice and the unit lattices built on
+// it, by the smallest current province code of their linked group.
+type sdcYear struct {
+	raw   *sdcRaw
+	prov  *sdcLattice
+	units map[string]*sdcLattice
+	// unitIn lists, per unit, the (as collected, current) province codes
+	// it has responses in.
+	unitIn map[string]map[[2]string]bool
+}
+
+func (e *Engine) disclosure(p *prepared) *disclosure {
+	return &disclosure{e: e, p: p, raws: map[int]*sdcRaw{}, years: map[int]*sdcYear{}}
+}
+
+// reading announces a pass over the cells of years from..to, with unit
+// cells or not.
+func (dc *disclosure) reading(from, to int, units bool) {
+	dc.units = units
+	for y := from; y <= to; y++ {
+		dc.raws[y] = newSDCRaw()
+	}
+}
+
+// add counts one cell of the pass.
+func (dc *disclosure) add(k CellKey, n int64) {
+	if r := dc.raws[k.Month/100]; r != nil {
+		r.add(k, n, dc.units)
+	}
+}
+
+func (dc *disclosure) year(y int, units bool) *sdcYear {
+	if d := dc.years[y]; d != nil {
+		return d
+	}
+	raw := dc.raws[y]
+	if raw == nil || (units && !dc.units) {
+		// A year the query's pass did not read (not expected): read it.
+		raw = newSDCRaw()
+		dc.e.Source.EachCell(dc.p.qn.ID, y*100+1, y*100+12, func(k CellKey, t *Tally) {
+			if k.Month >= y*100+1 && k.Month <= y*100+12 {
+				raw.add(k, t.Respondents, units)
+			}
+		})
+	}
+	d := &sdcYear{raw: raw, prov: newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, raw),
+		units: map[string]*sdcLattice{}, unitIn: map[string]map[[2]string]bool{}}
+	for key, m := range raw.units {
+		col, cur := sdcCodes(dc.p.ps, key.provinceID, y, key.month)
+		for u := range m {
+			if d.unitIn[u] == nil {
+				d.unitIn[u] = map[[2]string]bool{}
+			}
+			d.unitIn[u][[2]string{col, cur}] = true
+		}
+	}
+	dc.years[y] = d
+	return d
+}
+
+// unitLattice returns the lattice deciding the units of current province
+// cur: the province-level lattice extended with the units of every current
+// province linked to cur by units with responses in both.
+func (dc *disclosure) unitLattice(d *sdcYear, y int, cur string) *sdcLattice {
+	// Link current provinces through units.
+	group := map[string]bool{cur: true}
+	for grown := true; grown; {
+		grown = false
+		for _, in := range d.unitIn {
+			touches := false
+			for pc := range in {
+				touches = touches || group[pc[1]]
+			}
+			if !touches {
+				continue
+			}
+			for pc := range in {
+				if !group[pc[1]] {
+					group[pc[1]] = true
+					grown = true
+				}
+			}
+		}
+	}
+	first := sortedKeysOf(group)[0]
+	if l := d.units[first]; l != nil {
+		return l
+	}
+	l := newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, d.raw)
+	l.addUnits(dc.p.ps, y, d.raw, group)
+	d.units[first] = l
+	return l
+}
+
+// hidden reports whether the figure of scope s in period per (for the
+// query's channel and boundaries) is withheld by the complementary rule.
+// The primary rule (fewer than k respondents) is applied by the caller.
+func (dc *disclosure) hidden(s Scope, per Period) bool {
+	y, t, c := per.Year, sdcTime(per), int(dc.p.q.Channel)
+	current := dc.p.b == BoundariesCurrent
+	if s.UnitID == "" {
+		l := dc.year(y, false).prov
+		pl := sdcPlace{kind: sdcNation}
+		if !s.Nation {
+			pl = sdcPlace{kind: sdcCollected, code: s.ProvinceCode}
+			if current {
+				pl.kind = sdcCurrent
+			}
+		}
+		i, ok := l.index[pl]
+		return ok && l.hidden[l.cell(i, t, c)]
+	}
+	d := dc.year(y, true)
+	// The current provinces the unit has responses in (within the scope's
+	// province, when it names one).
+	curs := map[string]bool{}
+	for pc := range d.unitIn[s.UnitID] {
+		col, cur := pc[0], pc[1]
+		if s.ProvinceCode == "" || (current && cur == s.ProvinceCode) || (!current && col == s.ProvinceCode) {
+			curs[cur] = true
+		}
+	}
+	if len(curs) == 0 {
+		return false
+	}
+	l := dc.unitLattice(d, y, sortedKeysOf(curs)[0])
+	pl := sdcPlace{kind: sdcUnit, unit: s.UnitID}
+	switch {
+	case s.ProvinceCode != "" && current:
+		pl = sdcPlace{kind: sdcUnitCurrent, code: s.ProvinceCode, unit: s.UnitID}
+	case s.ProvinceCode != "":
+		pl = sdcPlace{kind: sdcUnitCollected, code: s.ProvinceCode, unit: s.UnitID}
+	}
+	i, ok := l.index[pl]
+	return ok && l.hidden[l.cell(i, t, c)]
+}
+
