@@ -239,6 +239,17 @@ func newSDCLattice(k int64, ps *provinces, y int, raw *sdcRaw) *sdcLattice {
 	return l
 }
 
+// clone returns a copy of l that can be extended without changing l.
+func (l *sdcLattice) clone() *sdcLattice {
+	c := &sdcLattice{k: l.k, places: append([]sdcPlace(nil), l.places...), index: make(map[sdcPlace]int, len(l.index)),
+		n: append([]int64(nil), l.n...), hidden: append([]bool(nil), l.hidden...), fixed: append([]bool(nil), l.fixed...),
+		splits: append([]sdcSplit(nil), l.splits...)}
+	for k, v := range l.index {
+		c.index[k] = v
+	}
+	return c
+}
+
 // currentOf returns the current province code of a code as collected.
 func (l *sdcLattice) currentOf(ps *provinces, code string) string {
 	for _, r := range ps.byCode[code] {
@@ -641,7 +652,7 @@ func (dc *disclosure) unitLattice(d *sdcYear, y int, cur string) *sdcLattice {
 	if l := d.units[first]; l != nil {
 		return l
 	}
-	l := newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, d.raw)
+	l := d.prov.clone()
 	l.addUnits(dc.p.ps, y, d.raw, group)
 	d.units[first] = l
 	return l
@@ -689,4 +700,3 @@ func (dc *disclosure) hidden(s Scope, per Period) bool {
 	i, ok := l.index[pl]
 	return ok && l.hidden[l.cell(i, t, c)]
 }
-

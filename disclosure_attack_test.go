@@ -382,3 +382,52 @@ func (fx *attackFixture) checkOtherViews(years []int, channels []Channel) {
 		}
 	}
 }
+
+// TestNoRecoveryOnTheEngineFixture runs the attacker on the engine tests'
+// generated responses (every channel, three years across the 2025 merger,
+// units with few responses a month): the merged Lào Cai (old 10 and Yên
+// Bái 15 → new 15) and its units.
+func TestNoRecoveryOnTheEngineFixture(t *testing.T) {
+	efx := newEngineFixture(t)
+	fx := &attackFixture{t: t, q: efx.q, reg: efx.reg, e: efx.e}
+	for _, x := range efx.recs {
+		fx.recs = append(fx.recs, attackRec{id: x.p, code: x.p.Code, current: efx.reg.Current(x.p).Code,
+			month: MonthOf(x.r.CollectedAt), channel: x.r.Channel, unit: x.r.UnitID})
+	}
+	type sc = attackScope
+	scopes := []sc{{name: "nation", scope: Scope{Nation: true}, counts: func(attackRec) bool { return true }}}
+	for _, code := range []string{"10", "15"} {
+		scopes = append(scopes, sc{name: "province " + code + " as collected", scope: Scope{ProvinceCode: code}, b: BoundariesAsCollected,
+			counts: func(r attackRec) bool { return r.code == code }})
+	}
+	scopes = append(scopes, sc{name: "province 15 current", scope: Scope{ProvinceCode: "15"}, b: BoundariesCurrent,
+		counts: func(r attackRec) bool { return r.current == "15" }})
+	for _, u := range []string{"U10-0", "U10-1", "U10-2", "U15-0", "U15-1", "U15-2"} {
+		scopes = append(scopes, sc{name: "unit " + u, scope: Scope{UnitID: u}, counts: func(r attackRec) bool { return r.unit == u }},
+			sc{name: "unit " + u + " in 15 current", scope: Scope{ProvinceCode: "15", UnitID: u}, b: BoundariesCurrent,
+				counts: func(r attackRec) bool { return r.unit == u && r.current == "15" }})
+		for _, code := range []string{"10", "15"} {
+			scopes = append(scopes, sc{name: "unit " + u + " in " + code + " as collected", scope: Scope{ProvinceCode: code, UnitID: u}, b: BoundariesAsCollected,
+				counts: func(r attackRec) bool { return r.unit == u && r.code == code }})
+		}
+	}
+	channels := append([]Channel{ChannelUnspecified}, Channels...)
+	var total, published int
+	for _, y := range []int{2025, 2026} {
+		figs := fx.published(scopes, []int{y}, channels)
+		published += len(figs)
+		found := attack(figs, fx.e.Thresholds.disclosure())
+		total += len(found)
+		for i, f := range found {
+			if i == 10 {
+				t.Errorf("%d: ... and %d more", y, len(found)-10)
+				break
+			}
+			t.Errorf("recovered: %s", f)
+		}
+	}
+	if published < 200 {
+		t.Errorf("only %d figures published", published)
+	}
+	t.Logf("%d figures published, %d recoveries", published, total)
+}
