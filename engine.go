@@ -22,51 +22,29 @@ type CellSource interface {
 //
 // # Disclosure control
 //
-// A unit (province or one-stop unit) with 0 < respondents < k, the
-// disclosure threshold (Thresholds.Disclosure, default 10), is suppressed
-// (primary suppression): every figure withheld, counts zeroed, its
-// respondent count reported as 0. Because the engine also publishes the
-// margins — a province's own figures above its units, the nation's above
-// the provinces — a lone suppressed unit could be recovered by
-// differencing (province − visible units). The engine therefore applies
-// complementary suppression (Thresholds.ComplementarySuppression) to two
-// kinds of sibling sets, each for the query's questionnaire, period,
-// channel and boundaries:
+// A figure (of a province, unit or the nation, for a period and channel)
+// with 0 < respondents < k, the disclosure threshold
+// (Thresholds.Disclosure, default 10), is suppressed (primary
+// suppression): every figure withheld, counts zeroed, its respondent count
+// reported as 0. Because figures overlap — a year and its months, all
+// channels and each channel, a province and its units, a current province
+// and the provinces as collected in it — a small figure could otherwise be
+// recovered by subtraction. The engine therefore applies consistent
+// complementary suppression (disclosure.go): over every split of every
+// figure of the year the API can publish, the hidden parts of a published
+// figure are none, or at least two holding at least k respondents; a
+// hidden figure has a hidden part in every split. A figure so suppressed
+// is suppressed everywhere it is published — Index, the rows of
+// RankProvinces and RankUnits (also as the previous period of a later
+// ranking), Series points, WeakPoints (as the scope, as a unit row, as the
+// previous period and as the national figure), Ranking.Pooled — and is
+// indistinguishable from a primarily suppressed one; it is left out of
+// means (Ranking.Mean, Report.NationalMean) like one.
 //
-//   - the units of one province: the unit cells (UnitID set) whose
-//     province counts, on the query's boundaries, for that province code;
-//   - the provinces of the nation: the province-level cells grouped by
-//     province code on the query's boundaries.
-//
-// When the primarily suppressed siblings of a set hold fewer than k
-// respondents together, the visible sibling with the fewest respondents
-// (ties by id) is suppressed too. A sibling so suppressed is suppressed
-// everywhere it is published for that period: its RankProvinces /
-// RankUnits rows (also as the previous period of a later ranking), Index
-// of that province or unit, its WeakPoints (as the scope, as a unit row,
-// and as the previous period of the scope), and the Series points of that
-// province or unit, the rule being applied per point's period. It is then
-// indistinguishable from a primarily suppressed one, and it is left out of
-// means (Ranking.Mean, Report.NationalMean) like one. The margins — the
-// nation's figures, a province's own figures, Ranking.Pooled — stay
-// published unless they are themselves below k.
-//
-// A unit queried without a province (Scope.UnitID only) sums its cells of
-// every province; it is suppressed when it is suppressed, by either rule,
-// among the units of any province it has respondents in (otherwise its
-// total minus its visible part in one province would give its hidden part
-// in another).
-//
-// Computing the sets costs no extra pass: the respondents of each sibling
-// are summed in the query's one pass over the cells of its months, which
-// already reads the province-level cells, and the unit cells when units are
-// involved.
-//
-// Not covered: differencing across overlapping periods (a year minus its
-// visible months or quarters), across channels (all channels minus one
-// channel), and across boundaries (the same cells grouped as collected and
-// on current boundaries). Each set is protected within one period, channel
-// and boundaries only.
+// The rule is decided for a whole year from the respondent counts of its
+// cells, the same way for every query, so every query for the same figure
+// agrees. The query's one pass over the cells reads the whole years of
+// its periods for it (unit cells only when the query is about units).
 type Engine struct {
 	Catalog    *Catalog
 	Registry   *Registry
@@ -659,10 +637,10 @@ func (e *Engine) Index(q Query) (*Report, error) {
 // Rows without a value, insufficient (n below MinSample) or suppressed (fewer
 // respondents than the disclosure threshold) are listed after the ranked
 // ones with rank 0; so are the provinces suppressed by the complementary
-// rule among the provinces of that period (see Engine, Disclosure control),
-// in the previous period's figures too. Mean is the unweighted mean of the
-// ranked provinces, Pooled the figure of all province-level cells as one
-// unit (the margin, published).
+// rule in that period (see Engine, Disclosure control), in the previous
+// period's figures too. Mean is the unweighted mean of the ranked
+// provinces, Pooled the figure of all province-level cells as one unit
+// (nil when the complementary rule withholds the nation's figure).
 func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	const op = "rank provinces"
 	p, err := e.prepare(op, q, scopeIgnored)
@@ -726,11 +704,10 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 
 // RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
 // on the query's boundaries) by the figure of Query.NodeCode, like
-// RankProvinces. The units are one sibling set per period: a unit
-// suppressed by the complementary rule (see Engine, Disclosure control) is
-// listed as suppressed, in the previous period's figures too. Pooled is the
-// province's own figure (the margin, published); Mean the unweighted mean
-// of the ranked units.
+// RankProvinces. A unit suppressed by the complementary rule (see Engine,
+// Disclosure control) is listed as suppressed, in the previous period's
+// figures too. Pooled is the province's own figure (nil when withheld);
+// Mean the unweighted mean of the ranked units.
 func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	const op = "rank units"
 	p, err := e.prepare(op, q, scopeProvince)
@@ -868,8 +845,8 @@ func periodOfMonth(m int, like Period) Period {
 // most 500). A suppressed scope has empty lists. Disclosure control (see
 // Engine) applies as everywhere: a scope suppressed by the complementary
 // rule is a suppressed scope; one so suppressed in the previous period has
-// no previous values (and so no drops); units so suppressed among the
-// province's units have no rows.
+// no previous values (and so no drops); units so suppressed have no rows;
+// the national values are nil when the nation's figure is withheld.
 func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	const op = "weak points"
 	p, err := e.prepare(op, q, scopeAny)
