@@ -1216,11 +1216,228 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CountResponsesRequest selects the counts to return.
+type CountResponsesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. A questionnaire id; empty means every questionnaire.
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// Required. A year, quarter or month (Vietnam time).
+	Period *Period `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	// Optional. Only responses counted for this province code (as collected).
+	ProvinceCode string `protobuf:"bytes,3,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Optional. Only responses of this unit.
+	UnitId string `protobuf:"bytes,4,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// Optional. Only responses of this channel.
+	Channel       Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountResponsesRequest) Reset() {
+	*x = CountResponsesRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountResponsesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountResponsesRequest) ProtoMessage() {}
+
+func (x *CountResponsesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountResponsesRequest.ProtoReflect.Descriptor instead.
+func (*CountResponsesRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CountResponsesRequest) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetPeriod() *Period {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *CountResponsesRequest) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+// ResponseCount is the number of responses stored for one questionnaire,
+// province (as collected), unit, month and channel.
+type ResponseCount struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	QuestionnaireId string                 `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// The province code the responses are counted for, as collected.
+	ProvinceCode string `protobuf:"bytes,2,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Empty for the responses without a unit.
+	UnitId string `protobuf:"bytes,3,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// The month (year and month set).
+	Month         *Period `protobuf:"bytes,4,opt,name=month,proto3" json:"month,omitempty"`
+	Channel       Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	Responses     int64   `protobuf:"varint,6,opt,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseCount) Reset() {
+	*x = ResponseCount{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCount) ProtoMessage() {}
+
+func (x *ResponseCount) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCount.ProtoReflect.Descriptor instead.
+func (*ResponseCount) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResponseCount) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetMonth() *Period {
+	if x != nil {
+		return x.Month
+	}
+	return nil
+}
+
+func (x *ResponseCount) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ResponseCount) GetResponses() int64 {
+	if x != nil {
+		return x.Responses
+	}
+	return 0
+}
+
+// CountResponsesResponse lists the counts with responses, by questionnaire,
+// province, month, channel and unit.
+type CountResponsesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counts        []*ResponseCount       `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountResponsesResponse) Reset() {
+	*x = CountResponsesResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountResponsesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountResponsesResponse) ProtoMessage() {}
+
+func (x *CountResponsesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountResponsesResponse.ProtoReflect.Descriptor instead.
+func (*CountResponsesResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CountResponsesResponse) GetCounts() []*ResponseCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 var File_sipas_v1_admin_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x01\n" +
+	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"\xdb\x01\n" +
 	"\x04Unit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x12!\n" +
@@ -1304,7 +1521,22 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
 	"\x17ListAuditEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.sipas.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x01\n" +
+	"\x15CountResponsesRequest\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12(\n" +
+	"\x06period\x18\x02 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12#\n" +
+	"\rprovince_code\x18\x03 \x01(\tR\fprovinceCode\x12\x17\n" +
+	"\aunit_id\x18\x04 \x01(\tR\x06unitId\x12+\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\"\xeb\x01\n" +
+	"\rResponseCount\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
+	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12\x17\n" +
+	"\aunit_id\x18\x03 \x01(\tR\x06unitId\x12&\n" +
+	"\x05month\x18\x04 \x01(\v2\x10.sipas.v1.PeriodR\x05month\x12+\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1c\n" +
+	"\tresponses\x18\x06 \x01(\x03R\tresponses\"I\n" +
+	"\x16CountResponsesResponse\x12/\n" +
+	"\x06counts\x18\x01 \x03(\v2\x17.sipas.v1.ResponseCountR\x06counts*a\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1312,7 +1544,7 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\rROLE_SURVEYOR\x10\x02\x12\x10\n" +
 	"\fROLE_ANALYST\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\x82\x05\n" +
+	"ROLE_ADMIN\x10\x042\xd7\x05\n" +
 	"\fAdminService\x12G\n" +
 	"\n" +
 	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x1c.sipas.v1.CreateUnitResponse\x12>\n" +
@@ -1322,7 +1554,8 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\x0fListCredentials\x12 .sipas.v1.ListCredentialsRequest\x1a!.sipas.v1.ListCredentialsResponse\x12Y\n" +
 	"\x10RevokeCredential\x12!.sipas.v1.RevokeCredentialRequest\x1a\".sipas.v1.RevokeCredentialResponse\x12=\n" +
 	"\x06Backup\x12\x17.sipas.v1.BackupRequest\x1a\x18.sipas.v1.BackupResponse0\x01\x12V\n" +
-	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponse\x12S\n" +
+	"\x0eCountResponses\x12\x1f.sipas.v1.CountResponsesRequest\x1a .sipas.v1.CountResponsesResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_admin_proto_rawDescOnce sync.Once
@@ -1337,7 +1570,7 @@ func file_sipas_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_sipas_v1_admin_proto_goTypes = []any{
 	(Role)(0),                        // 0: sipas.v1.Role
 	(*Unit)(nil),                     // 1: sipas.v1.Unit
@@ -1359,47 +1592,59 @@ var file_sipas_v1_admin_proto_goTypes = []any{
 	(*AuditEvent)(nil),               // 17: sipas.v1.AuditEvent
 	(*ListAuditEventsRequest)(nil),   // 18: sipas.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil),  // 19: sipas.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
+	(*CountResponsesRequest)(nil),    // 20: sipas.v1.CountResponsesRequest
+	(*ResponseCount)(nil),            // 21: sipas.v1.ResponseCount
+	(*CountResponsesResponse)(nil),   // 22: sipas.v1.CountResponsesResponse
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
+	(*Period)(nil),                   // 25: sipas.v1.Period
+	(Channel)(0),                     // 26: sipas.v1.Channel
 }
 var file_sipas_v1_admin_proto_depIdxs = []int32{
-	20, // 0: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
+	23, // 0: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
 	1,  // 2: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
 	1,  // 3: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
 	1,  // 4: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
 	0,  // 5: sipas.v1.Credential.role:type_name -> sipas.v1.Role
-	20, // 6: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	20, // 7: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 8: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 6: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	23, // 7: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 8: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
 	8,  // 9: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
-	21, // 10: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
+	24, // 10: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
 	8,  // 11: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
 	8,  // 12: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
 	8,  // 13: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
-	20, // 14: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	23, // 14: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	17, // 15: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
-	2,  // 16: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
-	4,  // 17: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
-	6,  // 18: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
-	9,  // 19: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
-	11, // 20: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
-	13, // 21: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
-	15, // 22: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
-	18, // 23: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
-	3,  // 24: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
-	5,  // 25: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
-	7,  // 26: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
-	10, // 27: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
-	12, // 28: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
-	14, // 29: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
-	16, // 30: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
-	19, // 31: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	25, // 16: sipas.v1.CountResponsesRequest.period:type_name -> sipas.v1.Period
+	26, // 17: sipas.v1.CountResponsesRequest.channel:type_name -> sipas.v1.Channel
+	25, // 18: sipas.v1.ResponseCount.month:type_name -> sipas.v1.Period
+	26, // 19: sipas.v1.ResponseCount.channel:type_name -> sipas.v1.Channel
+	21, // 20: sipas.v1.CountResponsesResponse.counts:type_name -> sipas.v1.ResponseCount
+	2,  // 21: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
+	4,  // 22: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
+	6,  // 23: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
+	9,  // 24: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
+	11, // 25: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
+	13, // 26: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
+	15, // 27: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
+	18, // 28: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
+	20, // 29: sipas.v1.AdminService.CountResponses:input_type -> sipas.v1.CountResponsesRequest
+	3,  // 30: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
+	5,  // 31: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
+	7,  // 32: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
+	10, // 33: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
+	12, // 34: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
+	14, // 35: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
+	16, // 36: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
+	19, // 37: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
+	22, // 38: sipas.v1.AdminService.CountResponses:output_type -> sipas.v1.CountResponsesResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_admin_proto_init() }
@@ -1407,13 +1652,14 @@ func file_sipas_v1_admin_proto_init() {
 	if File_sipas_v1_admin_proto != nil {
 		return
 	}
+	file_sipas_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_admin_proto_rawDesc), len(file_sipas_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

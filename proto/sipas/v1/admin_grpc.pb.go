@@ -27,6 +27,7 @@ const (
 	AdminService_RevokeCredential_FullMethodName = "/sipas.v1.AdminService/RevokeCredential"
 	AdminService_Backup_FullMethodName           = "/sipas.v1.AdminService/Backup"
 	AdminService_ListAuditEvents_FullMethodName  = "/sipas.v1.AdminService/ListAuditEvents"
+	AdminService_CountResponses_FullMethodName   = "/sipas.v1.AdminService/CountResponses"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -52,6 +53,12 @@ type AdminServiceClient interface {
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CountResponses returns how many responses are stored, per questionnaire,
+	// province (as collected), unit, month and channel: exact counts, below the
+	// disclosure threshold too, for operations (did a new kiosk's responses
+	// arrive?). Counts only: no answers, no figures, no demographics. The index
+	// figures stay under disclosure control for admins as for analysts.
+	CountResponses(ctx context.Context, in *CountResponsesRequest, opts ...grpc.CallOption) (*CountResponsesResponse, error)
 }
 
 type adminServiceClient struct {
@@ -151,6 +158,16 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) CountResponses(ctx context.Context, in *CountResponsesRequest, opts ...grpc.CallOption) (*CountResponsesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountResponsesResponse)
+	err := c.cc.Invoke(ctx, AdminService_CountResponses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -174,6 +191,12 @@ type AdminServiceServer interface {
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CountResponses returns how many responses are stored, per questionnaire,
+	// province (as collected), unit, month and channel: exact counts, below the
+	// disclosure threshold too, for operations (did a new kiosk's responses
+	// arrive?). Counts only: no answers, no figures, no demographics. The index
+	// figures stay under disclosure control for admins as for analysts.
+	CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -207,6 +230,9 @@ func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreami
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountResponses not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -366,6 +392,24 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CountResponses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountResponsesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CountResponses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CountResponses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CountResponses(ctx, req.(*CountResponsesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -400,6 +444,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CountResponses",
+			Handler:    _AdminService_CountResponses_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
