@@ -126,39 +126,48 @@ func (l *sdcLattice) cell(place, t, c int) int { return (place*sdcTimes+t)*sdcCh
 // sdcRaw is a year's aggregate cells reduced to respondent counts: per
 // province row, month and channel, and per unit.
 type sdcRaw struct {
-	prov  map[sdcRawKey]int64
-	units map[sdcRawKey]map[string]int64
+	ord   map[string]int // province row id -> index
+	ids   []string
+	prov  []*[sdcRowCells]int64
+	units []map[string]*[sdcRowCells]int64
 }
 
-type sdcRawKey struct {
-	provinceID string
-	month      int // 1..12
-	channel    Channel
-}
+// sdcRowCells are the month × channel counts of one province row or unit.
+const sdcRowCells = 12 * 5
 
-func newSDCRaw() *sdcRaw {
-	return &sdcRaw{prov: map[sdcRawKey]int64{}, units: map[sdcRawKey]map[string]int64{}}
-}
+func sdcRowCell(month int, ch Channel) int { return (month-1)*5 + int(ch) - 1 }
+
+func newSDCRaw() *sdcRaw { return &sdcRaw{ord: map[string]int{}} }
 
 // add counts the respondents of one cell (unit cells only when units).
 func (r *sdcRaw) add(c CellKey, n int64, units bool) {
-	if n <= 0 || c.Channel < ChannelKiosk || c.Channel > ChannelPhone {
+	if n <= 0 || c.Channel < ChannelKiosk || c.Channel > ChannelPhone || (!units && c.UnitID != "") {
 		return
 	}
-	key := sdcRawKey{c.ProvinceID, c.Month % 100, c.Channel}
+	i, ok := r.ord[c.ProvinceID]
+	if !ok {
+		i = len(r.ids)
+		r.ord[c.ProvinceID] = i
+		r.ids = append(r.ids, c.ProvinceID)
+		r.prov = append(r.prov, new([sdcRowCells]int64))
+		r.units = append(r.units, nil)
+	}
+	j := sdcRowCell(c.Month%100, c.Channel)
 	if c.UnitID == "" {
-		r.prov[key] += n
+		r.prov[i][j] += n
 		return
 	}
-	if !units {
-		return
-	}
-	m := r.units[key]
+	m := r.units[i]
 	if m == nil {
-		m = map[string]int64{}
-		r.units[key] = m
+		m = map[string]*[sdcRowCells]int64{}
+		r.units[i] = m
 	}
-	m[c.UnitID] += n
+	a := m[c.UnitID]
+	if a == nil {
+		a = new([sdcRowCells]int64)
+		m[c.UnitID] = a
+	}
+	a[j] += n
 }
 
 // codes returns the codes cells of province row id in month m count for
@@ -175,33 +184,48 @@ func sdcCodes(ps *provinces, id string, y, m int) (collected, current string) {
 func newSDCLattice(k int64, ps *provinces, y int, raw *sdcRaw) *sdcLattice {
 	l := &sdcLattice{k: k, index: map[sdcPlace]int{}}
 	nation := l.place(sdcPlace{kind: sdcNation})
-	type leaf struct {
-		places []int
-		month  int
-		ch     Channel
-		n      int64
+	// Each province row and month counts for the nation, its current
+	// province and its province as collected (or, outside the row's
+	// validity or without a current province, the responses of no
+	// province, never published).
+	type rowMonth struct {
+		row, month int
+		places     []int
 	}
-	var leaves []leaf
-	keys := sortedRawKeys(raw.prov)
-	for _, key := range keys {
-		col, cur := sdcCodes(ps, key.provinceID, y, key.month)
-		pl := []int{nation}
-		switch {
-		case cur == "":
-			pl = append(pl, l.place(sdcPlace{kind: sdcUnlisted}))
-		case col == "":
-			pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcUnlisted, code: cur}))
-		default:
-			pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcCollected, code: col}))
+	var rms []rowMonth
+	for i, id := range raw.ids {
+		for m := 1; m <= 12; m++ {
+			any := false
+			for c := ChannelKiosk; c <= ChannelPhone; c++ {
+				any = any || raw.prov[i][sdcRowCell(m, c)] > 0
+			}
+			if !any {
+				continue
+			}
+			col, cur := sdcCodes(ps, id, y, m)
+			pl := []int{nation}
+			switch {
+			case cur == "":
+				pl = append(pl, l.place(sdcPlace{kind: sdcUnlisted}))
+			case col == "":
+				pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcUnlisted, code: cur}))
+			default:
+				pl = append(pl, l.place(sdcPlace{kind: sdcCurrent, code: cur}), l.place(sdcPlace{kind: sdcCollected, code: col}))
+			}
+			rms = append(rms, rowMonth{i, m, pl})
 		}
-		leaves = append(leaves, leaf{pl, key.month, key.channel, raw.prov[key]})
 	}
+	remap := l.settle(0)
 	l.n = make([]int64, len(l.places)*sdcTimes*sdcChannels)
-	for _, lf := range leaves {
-		for _, p := range lf.places {
-			l.n[l.cell(p, 4+lf.month, int(lf.ch))] += lf.n
+	for _, rm := range rms {
+		for c := ChannelKiosk; c <= ChannelPhone; c++ {
+			n := raw.prov[rm.row][sdcRowCell(rm.month, c)]
+			for _, p := range rm.places {
+				l.n[l.cell(remap[p], 4+rm.month, int(c))] += n
+			}
 		}
 	}
+	nation = remap[nation]
 	l.sum(0)
 	// Splits of places: the nation into current provinces (and the
 	// unlisted), a current province into its provinces as collected (and
@@ -248,6 +272,41 @@ func (l *sdcLattice) clone() *sdcLattice {
 		c.index[k] = v
 	}
 	return c
+}
+
+// settle orders the places from.. by their keys, so that their order, and
+// so every tie the rule breaks by order, does not depend on the order the
+// cells were read in. It returns the new index of each place.
+func (l *sdcLattice) settle(from int) []int {
+	order := make([]int, len(l.places)-from)
+	for i := range order {
+		order[i] = from + i
+	}
+	sort.Slice(order, func(a, b int) bool {
+		x, y := l.places[order[a]], l.places[order[b]]
+		switch {
+		case x.kind != y.kind:
+			return x.kind < y.kind
+		case x.code != y.code:
+			return x.code < y.code
+		case x.unit != y.unit:
+			return x.unit < y.unit
+		default:
+			return !x.current && y.current
+		}
+	})
+	remap := make([]int, len(l.places))
+	for i := 0; i < from; i++ {
+		remap[i] = i
+	}
+	places := append([]sdcPlace(nil), l.places[:from]...)
+	for _, old := range order {
+		remap[old] = len(places)
+		l.index[l.places[old]] = len(places)
+		places = append(places, l.places[old])
+	}
+	l.places = places
+	return remap
 }
 
 // currentOf returns the current province code of a code as collected.
@@ -315,6 +374,9 @@ func (l *sdcLattice) fixpoint(from int) {
 		for _, s := range l.splits[firstSplit:] {
 			for t := 0; t < sdcTimes; t++ {
 				for c := 0; c < sdcChannels; c++ {
+					if l.n[l.cell(s.place, t, c)] == 0 {
+						continue
+					}
 					parts = parts[:0]
 					for _, p := range s.parts {
 						parts = append(parts, l.cell(p, t, c))
@@ -324,13 +386,22 @@ func (l *sdcLattice) fixpoint(from int) {
 			}
 		}
 		for p := from; p < len(l.places); p++ {
+			if l.n[l.cell(p, 0, 0)] == 0 {
+				continue
+			}
 			for c := 0; c < sdcChannels; c++ {
+				if l.n[l.cell(p, 0, c)] == 0 {
+					continue
+				}
 				parts = parts[:0]
 				for q := 1; q <= 4; q++ {
 					parts = append(parts, l.cell(p, q, c))
 				}
 				changed = l.apply(l.cell(p, 0, c), parts) || changed
 				for q := 1; q <= 4; q++ {
+					if l.n[l.cell(p, q, c)] == 0 {
+						continue
+					}
 					parts = parts[:0]
 					for m := 3*q - 2; m <= 3*q; m++ {
 						parts = append(parts, l.cell(p, 4+m, c))
@@ -339,6 +410,9 @@ func (l *sdcLattice) fixpoint(from int) {
 				}
 			}
 			for t := 0; t < sdcTimes; t++ {
+				if l.n[l.cell(p, t, 0)] == 0 {
+					continue
+				}
 				parts = parts[:0]
 				for c := 1; c < sdcChannels; c++ {
 					parts = append(parts, l.cell(p, t, c))
@@ -417,44 +491,59 @@ func (l *sdcLattice) addUnits(ps *provinces, y int, raw *sdcRaw, currents map[st
 	for i := range l.fixed {
 		l.fixed[i] = true
 	}
-	type leaf struct {
-		places []int
-		month  int
-		ch     Channel
-		n      int64
+	// Each unit's part of a province row and month counts for the unit
+	// alone, in its current province and in its province as collected; the
+	// rest of the row is its responses without a unit.
+	type part struct {
+		counts     *[sdcRowCells]int64
+		direct     bool
+		row, month int
+		places     []int
 	}
-	var leaves []leaf
-	for _, key := range sortedRawKeys(raw.prov) {
-		col, cur := sdcCodes(ps, key.provinceID, y, key.month)
-		if !currents[cur] {
-			continue
-		}
-		direct := raw.prov[key]
-		m := raw.units[key]
-		for _, u := range sortedKeysOf(m) {
-			n := m[u]
-			direct -= n
-			pl := []int{l.place(sdcPlace{kind: sdcUnit, unit: u}), l.place(sdcPlace{kind: sdcUnitCurrent, code: cur, unit: u})}
-			if col != "" {
-				pl = append(pl, l.place(sdcPlace{kind: sdcUnitCollected, code: col, unit: u}))
+	var parts []part
+	for i, id := range raw.ids {
+		for m := 1; m <= 12; m++ {
+			col, cur := sdcCodes(ps, id, y, m)
+			if !currents[cur] {
+				continue
 			}
-			leaves = append(leaves, leaf{pl, key.month, key.channel, n})
-		}
-		if direct > 0 {
+			for u, a := range raw.units[i] {
+				pl := []int{l.place(sdcPlace{kind: sdcUnit, unit: u}), l.place(sdcPlace{kind: sdcUnitCurrent, code: cur, unit: u})}
+				if col != "" {
+					pl = append(pl, l.place(sdcPlace{kind: sdcUnitCollected, code: col, unit: u}))
+				}
+				parts = append(parts, part{counts: a, row: i, month: m, places: pl})
+			}
 			pl := []int{l.place(sdcPlace{kind: sdcDirect, code: cur, current: true})}
 			if col != "" {
 				pl = append(pl, l.place(sdcPlace{kind: sdcDirect, code: col}))
 			}
-			leaves = append(leaves, leaf{pl, key.month, key.channel, direct})
+			parts = append(parts, part{direct: true, row: i, month: m, places: pl})
 		}
 	}
+	remap := l.settle(firstUnit)
 	cells := len(l.places) * sdcTimes * sdcChannels
 	l.n = append(l.n, make([]int64, cells-len(l.n))...)
 	l.hidden = append(l.hidden, make([]bool, cells-len(l.hidden))...)
 	l.fixed = append(l.fixed, make([]bool, cells-len(l.fixed))...)
-	for _, lf := range leaves {
-		for _, p := range lf.places {
-			l.n[l.cell(p, 4+lf.month, int(lf.ch))] += lf.n
+	for _, pt := range parts {
+		for c := ChannelKiosk; c <= ChannelPhone; c++ {
+			j := sdcRowCell(pt.month, c)
+			var n int64
+			if pt.direct {
+				n = raw.prov[pt.row][j]
+				for _, a := range raw.units[pt.row] {
+					n -= a[j]
+				}
+			} else {
+				n = pt.counts[j]
+			}
+			if n <= 0 {
+				continue
+			}
+			for _, p := range pt.places {
+				l.n[l.cell(remap[p], 4+pt.month, int(c))] += n
+			}
 		}
 	}
 	l.sum(firstUnit)
@@ -515,25 +604,6 @@ func (l *sdcLattice) addUnits(ps *provinces, y int, raw *sdcRaw, currents map[st
 	l.fixpoint(firstUnit)
 }
 
-func sortedRawKeys(m map[sdcRawKey]int64) []sdcRawKey {
-	ks := make([]sdcRawKey, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Slice(ks, func(i, j int) bool {
-		a, b := ks[i], ks[j]
-		switch {
-		case a.provinceID != b.provinceID:
-			return a.provinceID < b.provinceID
-		case a.month != b.month:
-			return a.month < b.month
-		default:
-			return a.channel < b.channel
-		}
-	})
-	return ks
-}
-
 func sortedKeysOf[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
@@ -573,6 +643,52 @@ type sdcYear struct {
 	// unitIn lists, per unit, the (as collected, current) province codes
 	// it has responses in.
 	unitIn map[string]map[[2]string]bool
+	// groupOf names the group of current provinces linked by units (see
+	// linkCurrents) of each current province with units; groups lists them.
+	groupOf map[string]string
+	groups  map[string]map[string]bool
+}
+
+// linkCurrents groups the current provinces linked by units with
+// responses in more than one of them; a group is named by its smallest
+// code.
+func (d *sdcYear) linkCurrents() {
+	parent := map[string]string{}
+	var find func(c string) string
+	find = func(c string) string {
+		p, ok := parent[c]
+		if !ok || p == c {
+			parent[c] = c
+			return c
+		}
+		r := find(p)
+		parent[c] = r
+		return r
+	}
+	for _, in := range d.unitIn {
+		first := ""
+		for pc := range in {
+			if first == "" {
+				first = find(pc[1])
+				continue
+			}
+			a, b := first, find(pc[1])
+			if b < a {
+				a, b = b, a
+			}
+			parent[b] = a
+			first = a
+		}
+	}
+	d.groupOf, d.groups = map[string]string{}, map[string]map[string]bool{}
+	for c := range parent {
+		r := find(c)
+		d.groupOf[c] = r
+		if d.groups[r] == nil {
+			d.groups[r] = map[string]bool{}
+		}
+		d.groups[r][c] = true
+	}
 }
 
 func (e *Engine) disclosure(p *prepared) *disclosure {
@@ -611,13 +727,22 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 	}
 	d := &sdcYear{raw: raw, prov: newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, raw),
 		units: map[string]*sdcLattice{}, unitIn: map[string]map[[2]string]bool{}}
-	for key, m := range raw.units {
-		col, cur := sdcCodes(dc.p.ps, key.provinceID, y, key.month)
-		for u := range m {
-			if d.unitIn[u] == nil {
-				d.unitIn[u] = map[[2]string]bool{}
+	for i, id := range raw.ids {
+		for u, a := range raw.units[i] {
+			for m := 1; m <= 12; m++ {
+				n := int64(0)
+				for c := ChannelKiosk; c <= ChannelPhone; c++ {
+					n += a[sdcRowCell(m, c)]
+				}
+				if n == 0 {
+					continue
+				}
+				col, cur := sdcCodes(dc.p.ps, id, y, m)
+				if d.unitIn[u] == nil {
+					d.unitIn[u] = map[[2]string]bool{}
+				}
+				d.unitIn[u][[2]string{col, cur}] = true
 			}
-			d.unitIn[u][[2]string{col, cur}] = true
 		}
 	}
 	dc.years[y] = d
@@ -628,27 +753,11 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 // cur: the province-level lattice extended with the units of every current
 // province linked to cur by units with responses in both.
 func (dc *disclosure) unitLattice(d *sdcYear, y int, cur string) *sdcLattice {
-	// Link current provinces through units.
-	group := map[string]bool{cur: true}
-	for grown := true; grown; {
-		grown = false
-		for _, in := range d.unitIn {
-			touches := false
-			for pc := range in {
-				touches = touches || group[pc[1]]
-			}
-			if !touches {
-				continue
-			}
-			for pc := range in {
-				if !group[pc[1]] {
-					group[pc[1]] = true
-					grown = true
-				}
-			}
-		}
+	if d.groups == nil {
+		d.linkCurrents()
 	}
-	first := sortedKeysOf(group)[0]
+	group := d.groups[d.groupOf[cur]]
+	first := d.groupOf[cur]
 	if l := d.units[first]; l != nil {
 		return l
 	}
