@@ -637,9 +637,10 @@ type disclosure struct {
 // sdcYear is a year's province-level lattice and the unit lattices built on
 // it, by the smallest current province code of their linked group.
 type sdcYear struct {
-	raw   *sdcRaw
-	prov  *sdcLattice
-	units map[string]*sdcLattice
+	raw       *sdcRaw
+	withUnits bool // raw holds the unit cells
+	prov      *sdcLattice
+	units     map[string]*sdcLattice
 	// unitIn lists, per unit, the (as collected, current) province codes
 	// it has responses in.
 	unitIn map[string]map[[2]string]bool
@@ -712,11 +713,12 @@ func (dc *disclosure) add(k CellKey, n int64) {
 }
 
 func (dc *disclosure) year(y int, units bool) *sdcYear {
-	if d := dc.years[y]; d != nil {
+	if d := dc.years[y]; d != nil && (d.withUnits || !units) {
 		return d
 	}
-	raw := dc.raws[y]
+	raw, withUnits := dc.raws[y], dc.units
 	if raw == nil || (units && !dc.units) {
+		withUnits = units
 		// A year the query's pass did not read (not expected): read it.
 		raw = newSDCRaw()
 		dc.e.Source.EachCell(dc.p.qn.ID, y*100+1, y*100+12, func(k CellKey, t *Tally) {
@@ -725,7 +727,7 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 			}
 		})
 	}
-	d := &sdcYear{raw: raw, prov: newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, raw),
+	d := &sdcYear{raw: raw, withUnits: withUnits, prov: newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, raw),
 		units: map[string]*sdcLattice{}, unitIn: map[string]map[[2]string]bool{}}
 	for i, id := range raw.ids {
 		for u, a := range raw.units[i] {
