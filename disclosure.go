@@ -108,7 +108,10 @@ type sdcLattice struct {
 	n      []int64 // by cell: (place*sdcTimes + time)*sdcChannels + channel
 	hidden []bool
 	fixed  []bool // decided earlier (province-level cells, in the unit pass)
-	splits []sdcSplit
+	// touched marks, during fixpoint, the places with a cell hidden in
+	// the current pass.
+	touched []bool
+	splits  []sdcSplit
 }
 
 func (l *sdcLattice) place(p sdcPlace) int {
@@ -368,10 +371,24 @@ func (l *sdcLattice) fixpoint(from int) {
 		}
 		firstSplit = len(l.splits)
 	}
+	// Only splits with a cell hidden since they were last checked are
+	// checked again: dirty marks the places with such cells.
+	dirty := make([]bool, len(l.places))
+	for i := range dirty {
+		dirty[i] = true
+	}
+	l.touched = make([]bool, len(l.places))
 	parts := make([]int, 0, 16)
 	for changed := true; changed; {
 		changed = false
 		for _, s := range l.splits[firstSplit:] {
+			recheck := dirty[s.place]
+			for _, p := range s.parts {
+				recheck = recheck || dirty[p]
+			}
+			if !recheck {
+				continue
+			}
 			for t := 0; t < sdcTimes; t++ {
 				for c := 0; c < sdcChannels; c++ {
 					if l.n[l.cell(s.place, t, c)] == 0 {
@@ -386,7 +403,7 @@ func (l *sdcLattice) fixpoint(from int) {
 			}
 		}
 		for p := from; p < len(l.places); p++ {
-			if l.n[l.cell(p, 0, 0)] == 0 {
+			if !dirty[p] || l.n[l.cell(p, 0, 0)] == 0 {
 				continue
 			}
 			for c := 0; c < sdcChannels; c++ {
@@ -420,6 +437,17 @@ func (l *sdcLattice) fixpoint(from int) {
 				changed = l.apply(l.cell(p, t, 0), parts) || changed
 			}
 		}
+		dirty, l.touched = l.touched, dirty
+		clear(l.touched)
+	}
+	l.touched = nil
+}
+
+// hide hides cell i and marks its place for the next pass of fixpoint.
+func (l *sdcLattice) hide(i int) {
+	l.hidden[i] = true
+	if l.touched != nil {
+		l.touched[i/(sdcTimes*sdcChannels)] = true
 	}
 }
 
@@ -442,7 +470,7 @@ func (l *sdcLattice) apply(whole int, parts []int) bool {
 			return false
 		}
 		if p := l.smallestShown(parts); p >= 0 {
-			l.hidden[p] = true
+			l.hide(p)
 			return true
 		}
 		return false
@@ -451,12 +479,12 @@ func (l *sdcLattice) apply(whole int, parts []int) bool {
 		p := l.smallestShown(parts)
 		if p < 0 {
 			if !l.fixed[whole] {
-				l.hidden[whole] = true
+				l.hide(whole)
 				changed = true
 			}
 			break
 		}
-		l.hidden[p] = true
+		l.hide(p)
 		held += l.n[p]
 		count++
 		changed = true
