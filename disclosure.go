@@ -17,11 +17,14 @@ import (
 //   - time: a year into its quarters, a quarter into its months;
 //   - channel: all channels into each channel;
 //   - place: the nation into the current provinces; a current province
-//     into the provinces as collected in it; a province (as collected or
-//     current) into its units and the responses without a unit (never
-//     published: always a hidden part); a unit into its parts in each
-//     current province, and those into its parts in each province as
-//     collected.
+//     into the provinces as collected in it (and its responses of no
+//     province as collected); a province (as collected or current) into
+//     its units and its responses without a unit; a unit into its parts in
+//     each current province, and those into its parts in each province as
+//     collected. The parts never published (responses without a unit or of
+//     no province as collected) are treated as published when they hold k
+//     or more — an analyst can often subtract them out — so assuming the
+//     analyst knows them only makes the rule stricter.
 //
 // Each figure is a "cell" (place, period, channel) of one questionnaire and
 // year. Cells with 0 < n < k respondents are suppressed (primary). Then,
@@ -29,8 +32,9 @@ import (
 //
 //  1. a published cell's hidden parts (with respondents) are either none,
 //     or at least two holding at least k respondents together: otherwise
-//     the smallest published parts are hidden too (ties: the first in
-//     order), or, when no part is left to hide, the cell itself;
+//     more parts are hidden — a never-published part first (it costs no
+//     figure), else the smallest, ties by order of the places' keys — or,
+//     when no part is left to hide, the cell itself;
 //  2. a hidden cell has at least one hidden part (with respondents) in
 //     every split: otherwise its smallest part is hidden too.
 //
