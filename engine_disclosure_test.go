@@ -333,6 +333,11 @@ func TestComplementarySuppressionProvinces(t *testing.T) {
 // rankings and weak points.
 func TestComplementarySuppressionSeries(t *testing.T) {
 	fx := newDiscFixture(t)
+	// January: A, B and 22 have responses, so that a year minus April is
+	// not March (consistent suppression hides January with March).
+	fx.put("01", "A", 1, 40, 2)
+	fx.put("01", "B", 1, 30, 3)
+	fx.put("22", "", 1, 40, 4)
 	// March: unit B (3) hides A; province 04 (3 + 0) hides 22.
 	fx.put("01", "A", 3, 50, 2)
 	fx.put("01", "B", 3, 3, 3)

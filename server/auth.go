@@ -297,6 +297,7 @@ var policies = map[string]policy{
 	sipasv1.AdminService_Backup_FullMethodName:           {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_ListAuditEvents_FullMethodName:  {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_ListKiosks_FullMethodName:       {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_CountResponses_FullMethodName:   {roles: []sipasv1.Role{admin}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/Watch": {open: true},

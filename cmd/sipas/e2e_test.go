@@ -192,6 +192,28 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 30 {
 		t.Fatalf("stored %d, want 30", rows)
 	}
+	// An admin reads the exact counts (issue 16 item 4); a surveyor may not.
+	r = sipasCmd(t, d.Addr, "", "admin", "counts", "--token-file", d.AdminTokenFile(), "--year", "2026", "--province", "48", "--format", "json")
+	mustCode(t, r, 0, "admin counts")
+	var counts []struct {
+		Questionnaire, Province, Month, Channel string
+		Responses                               int64
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &counts); err != nil {
+		t.Fatalf("admin counts printed %q: %v", r.stdout, err)
+	}
+	var total int64
+	for _, c := range counts {
+		if c.Questionnaire != "sipas-2023" || c.Province != "48" || !strings.HasPrefix(c.Month, "2026-") {
+			t.Errorf("admin counts row %+v", c)
+		}
+		total += c.Responses
+	}
+	if total != 30 {
+		t.Errorf("admin counts: %d responses, want 30: %s", total, r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "admin", "counts", "--token-file", team, "--year", "2026")
+	mustCode(t, r, 4, "admin counts as surveyor")
 
 	// 3. A file with 2 bad rows: exit 3 and nothing uploaded...
 	recs := exampleRows(t)
