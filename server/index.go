@@ -166,7 +166,8 @@ func rankingToProto(r *sipas.Ranking) *sipasv1.Ranking {
 	for _, row := range r.Rows {
 		out.Rows = append(out.Rows, &sipasv1.RankRow{Id: row.ID, Name: row.Name, Value: row.Value, Rank: int32(row.Rank),
 			N: row.N, Insufficient: row.Insufficient, Suppressed: row.Suppressed, PreviousValue: row.PreviousValue,
-			PreviousRank: int32(row.PreviousRank), RankChange: int32(row.RankChange), ValueChange: row.ValueChange})
+			PreviousRank: int32(row.PreviousRank), RankChange: int32(row.RankChange), ValueChange: row.ValueChange,
+			CiLow: row.CILow, CiHigh: row.CIHigh})
 	}
 	return out
 }

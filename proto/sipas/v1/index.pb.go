@@ -684,7 +684,8 @@ type RankRow struct {
 	// Province code or unit id.
 	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Absent when suppressed or without data.
+	// Absent when suppressed or without data. A row with no value that is
+	// neither suppressed nor insufficient had no respondents ("no data").
 	Value *float64 `protobuf:"fixed64,3,opt,name=value,proto3,oneof" json:"value,omitempty"`
 	// Competition rank on values rounded to 2 decimals (1, 2, 2, 4); zero when not ranked.
 	Rank         int32 `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
@@ -698,7 +699,10 @@ type RankRow struct {
 	// previous_rank - rank: positive means up that many places. Zero when either is unranked.
 	RankChange int32 `protobuf:"varint,10,opt,name=rank_change,json=rankChange,proto3" json:"rank_change,omitempty"`
 	// value - previous_value, when both exist.
-	ValueChange   *float64 `protobuf:"fixed64,11,opt,name=value_change,json=valueChange,proto3,oneof" json:"value_change,omitempty"`
+	ValueChange *float64 `protobuf:"fixed64,11,opt,name=value_change,json=valueChange,proto3,oneof" json:"value_change,omitempty"`
+	// The 95% interval of value (see IndexNode), when it has one.
+	CiLow         *float64 `protobuf:"fixed64,12,opt,name=ci_low,json=ciLow,proto3,oneof" json:"ci_low,omitempty"`
+	CiHigh        *float64 `protobuf:"fixed64,13,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -806,6 +810,20 @@ func (x *RankRow) GetRankChange() int32 {
 func (x *RankRow) GetValueChange() float64 {
 	if x != nil && x.ValueChange != nil {
 		return *x.ValueChange
+	}
+	return 0
+}
+
+func (x *RankRow) GetCiLow() float64 {
+	if x != nil && x.CiLow != nil {
+		return *x.CiLow
+	}
+	return 0
+}
+
+func (x *RankRow) GetCiHigh() float64 {
+	if x != nil && x.CiHigh != nil {
+		return *x.CiHigh
 	}
 	return 0
 }
@@ -1756,7 +1774,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
 	"\x06period\x18\x03 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12+\n" +
 	"\achannel\x18\x04 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1b\n" +
-	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xf6\x02\n" +
+	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xc7\x03\n" +
 	"\aRankRow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -1772,10 +1790,15 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\vrank_change\x18\n" +
 	" \x01(\x05R\n" +
 	"rankChange\x12&\n" +
-	"\fvalue_change\x18\v \x01(\x01H\x02R\vvalueChange\x88\x01\x01B\b\n" +
+	"\fvalue_change\x18\v \x01(\x01H\x02R\vvalueChange\x88\x01\x01\x12\x1a\n" +
+	"\x06ci_low\x18\f \x01(\x01H\x03R\x05ciLow\x88\x01\x01\x12\x1c\n" +
+	"\aci_high\x18\r \x01(\x01H\x04R\x06ciHigh\x88\x01\x01B\b\n" +
 	"\x06_valueB\x11\n" +
 	"\x0f_previous_valueB\x0f\n" +
-	"\r_value_change\"\xd0\x02\n" +
+	"\r_value_changeB\t\n" +
+	"\a_ci_lowB\n" +
+	"\n" +
+	"\b_ci_high\"\xd0\x02\n" +
 	"\aRanking\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
 	"\x0fformula_version\x18\x02 \x01(\tR\x0eformulaVersion\x12(\n" +
