@@ -25,6 +25,10 @@ type Thresholds struct {
 	Disclosure int64
 }
 
+// EffectiveDisclosure is the disclosure threshold k in force (Disclosure,
+// or DefaultDisclosure when unset).
+func (th Thresholds) EffectiveDisclosure() int64 { return th.disclosure() }
+
 // disclosure returns the effective disclosure threshold.
 func (th Thresholds) disclosure() int64 {
 	if th.Disclosure <= 0 {
