@@ -230,8 +230,13 @@ func (t *Table) WriteXLSX(w io.Writer, l Lang, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	meta := t.metaLines(l, now)
+	headRow := len(meta) + 2 // the header block, an empty row, the column headers
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: headRow, TopLeftCell: fmt.Sprintf("A%d", headRow+1), ActivePane: "bottomLeft"}); err != nil {
+		return err
+	}
 	row := 1
-	for _, m := range t.metaLines(l, now) {
+	for _, m := range meta {
 		cellName, _ := excelize.CoordinatesToCellName(1, row)
 		if err := sw.SetRow(cellName, []any{excelize.Cell{StyleID: bold, Value: m[0]}, m[1]}); err != nil {
 			return err
@@ -243,11 +248,7 @@ func (t *Table) WriteXLSX(w io.Writer, l Lang, now time.Time) error {
 	for i, c := range t.Columns {
 		head[i] = excelize.Cell{StyleID: bold, Value: l.pick(c.Vi, c.En)}
 	}
-	headRow := row
 	cellName, _ := excelize.CoordinatesToCellName(1, row)
-	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: headRow, TopLeftCell: fmt.Sprintf("A%d", headRow+1), ActivePane: "bottomLeft"}); err != nil {
-		return err
-	}
 	if err := sw.SetRow(cellName, head); err != nil {
 		return err
 	}

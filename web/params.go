@@ -76,8 +76,8 @@ func (p params) values() url.Values {
 	return v
 }
 
-// query is the URL query of the params, with "?".
-func (p params) query() string { return "?" + p.values().Encode() }
+// Query is the URL query of the params, with "?".
+func (p params) Query() string { return "?" + p.values().Encode() }
 
 // with is the query with one parameter changed.
 func (p params) with(key, value string) string {
@@ -145,3 +145,6 @@ type optGroup struct {
 	Label   string
 	Options []option
 }
+
+// LangCode is the page language, "vi" or "en".
+func (p params) LangCode() string { return p.Lang.code() }

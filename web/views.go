@@ -46,7 +46,7 @@ func (h *Handler) frame(ctx context.Context, rq *request, title string) frame {
 		f.Role = rq.p.RoleName()
 		if !f.Nation {
 			for _, pr := range h.ownProvinces(rq.p) {
-				f.Provinces = append(f.Provinces, link{Href: "/province/" + pr.Code + rq.prm.query(), Label: pr.NameVi})
+				f.Provinces = append(f.Provinces, link{Href: "/province/" + pr.Code + rq.prm.Query(), Label: pr.NameVi})
 			}
 		}
 	}
@@ -184,10 +184,10 @@ type exportLink struct {
 func exportLinks(base, table, label string, prm params, svg bool) exportLink {
 	e := exportLink{Label: label}
 	for _, f := range []string{"xlsx", "csv", "json"} {
-		e.Links = append(e.Links, link{Href: base + "/" + table + "." + f + prm.query(), Label: strings.ToUpper(f)})
+		e.Links = append(e.Links, link{Href: base + "/" + table + "." + f + prm.Query(), Label: strings.ToUpper(f)})
 	}
 	if svg {
-		e.Links = append(e.Links, link{Href: base + "/" + table + ".svg" + prm.query(), Label: "SVG"})
+		e.Links = append(e.Links, link{Href: base + "/" + table + ".svg" + prm.Query(), Label: "SVG"})
 	}
 	return e
 }
@@ -228,7 +228,7 @@ func (h *Handler) national(w http.ResponseWriter, r *http.Request, rq *request) 
 	pg := nationalPage{frame: h.frame(r.Context(), rq, l.t("national")+" — "+rq.prm.Period.String()), Rk: rk,
 		Mean: rk.Mean, Pooled: rk.Pooled, Previous: export.PeriodString(rk.PreviousPeriod)}
 	pg.Path = "/national"
-	pg.Rows = rankFigures(rk, l, func(id string) string { return "/province/" + id + rq.prm.query() })
+	pg.Rows = rankFigures(rk, l, func(id string) string { return "/province/" + id + rq.prm.Query() })
 	var ranked []figure
 	for _, f := range pg.Rows {
 		if f.Rank > 0 {
@@ -462,7 +462,7 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 	pg.Elements = elementsOf(rep, l)
 	pg.ElementsChart = barChart(chartBars(pg.Elements), l.t("elements"), nil, l)
 	visible, hidden := withoutSuppressed(units)
-	pg.Units = rankFigures(visible, l, func(id string) string { return "/unit/" + id + rq.prm.query() })
+	pg.Units = rankFigures(visible, l, func(id string) string { return "/unit/" + id + rq.prm.Query() })
 	pg.UnitsSuppressed = hidden
 	pg.SuppressedNote = fmt.Sprintf(l.t("suppressed_units"), rep.DisclosureThreshold)
 	pg.UnitsChart = barChart(chartBars(pg.Units), l.t("unit_ranking"), visible.Mean, l)

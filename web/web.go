@@ -157,10 +157,10 @@ func (h *Handler) root(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) home(ctx context.Context, rq *request) string {
 	if h.cfg.Reader.MayReadNation(ctx, rq.p) {
-		return "/national" + rq.prm.query()
+		return "/national" + rq.prm.Query()
 	}
 	if provs := h.ownProvinces(rq.p); len(provs) > 0 {
-		return "/province/" + provs[0].Code + rq.prm.query()
+		return "/province/" + provs[0].Code + rq.prm.Query()
 	}
 	return "/signin"
 }
