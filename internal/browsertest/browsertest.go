@@ -63,7 +63,7 @@ func New(t *testing.T, width, height int) context.Context {
 		cancelCtx()
 		cancelAlloc()
 	})
-	if err := chromedp.Run(ctx, chromedp.Navigate("about:blank")); err != nil { // start the browser now, to fail early
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // start the browser now, to fail early
 		t.Fatalf("starting Chromium %s: %v", path, err)
 	}
 	return ctx
