@@ -47,7 +47,7 @@ const (
 	figCLIUpload = "cli_upload"
 )
 
-var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload}
+var figureNames = append([]string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload}, webFigureNames...)
 
 // result is one printed figure.
 type result struct {
@@ -180,6 +180,8 @@ type bench struct {
 	floor    *floorResult
 	index    *indexResult
 	cli      *cliResult
+	web      *webResult
+	webErr   error
 }
 
 func newBench(quick bool, dur time.Duration, stderr io.Writer) (*bench, error) {
@@ -265,6 +267,18 @@ func (b *bench) figure(name string) (result, error) {
 		return ix.tree, nil
 	case figCLIUpload:
 		return b.cliFigure()
+	case figWebNational, figWebProvince, figWebPageKB:
+		w, err := b.runWeb()
+		if err != nil {
+			return result{}, err
+		}
+		switch name {
+		case figWebNational:
+			return w.national, nil
+		case figWebProvince:
+			return w.province, nil
+		}
+		return w.pageKB, nil
 	}
 	return result{}, fmt.Errorf("unknown figure %q", name)
 }

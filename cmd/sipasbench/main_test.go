@@ -77,3 +77,8 @@ func TestUnknownFigure(t *testing.T) {
 		t.Fatal("want an error for an unknown figure")
 	}
 }
+
+// TestQuickWeb runs the dashboard figures in quick mode.
+func TestQuickWeb(t *testing.T) {
+	runQuick(t, figWebProvince)
+}
