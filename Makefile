@@ -23,7 +23,9 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 	./bin/sipasd --data-dir $(DATA_DIR) --grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
 
 .PHONY: test
-test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test).
+test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests).
+	@if [ -z "$$SIPAS_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+		echo "SKIP browser tests of the web dashboard: no Chromium found; install it with: apt-get install chromium"; fi
 	$(GO) vet $(GOFLAGS_BUILD) ./...
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
 

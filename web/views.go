@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/export"
@@ -435,25 +436,26 @@ func respondentsText(rep *sipasv1.IndexReport, l lang) string {
 
 func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, code, l := r.Context(), r.PathValue("code"), rq.prm.Lang
-	rep, err := h.index(ctx, rq, provinceScope(code), "")
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
-	}
-	units, err := h.rankUnits(ctx, rq, code)
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
-	}
-	ser, err := h.series(ctx, rq, provinceScope(code))
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
-	}
-	wk, err := h.weak(ctx, rq, code)
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
+	// The four queries are independent: run them side by side, so the page
+	// costs about its slowest query in server time.
+	var (
+		rep   *sipasv1.IndexReport
+		units *sipasv1.Ranking
+		ser   *sipasv1.Series
+		wk    *sipasv1.WeakPoints
+		errs  [4]error
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() { rep, errs[0] = h.index(ctx, rq, provinceScope(code), "") })
+	wg.Go(func() { units, errs[1] = h.rankUnits(ctx, rq, code) })
+	wg.Go(func() { ser, errs[2] = h.series(ctx, rq, provinceScope(code)) })
+	wg.Go(func() { wk, errs[3] = h.weak(ctx, rq, code) })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			h.fail(w, r, rq, err)
+			return
+		}
 	}
 	pg := provincePage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), Code: code, Name: rep.ScopeName, Report: rep, Weak: wk}
 	pg.Path = "/province/" + code
@@ -571,15 +573,20 @@ type unitPage struct {
 
 func (h *Handler) unit(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, id, l := r.Context(), r.PathValue("id"), rq.prm.Lang
-	rep, err := h.index(ctx, rq, unitScope(id), "")
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
-	}
-	ser, err := h.series(ctx, rq, unitScope(id))
-	if err != nil {
-		h.fail(w, r, rq, err)
-		return
+	var (
+		rep  *sipasv1.IndexReport
+		ser  *sipasv1.Series
+		errs [2]error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { rep, errs[0] = h.index(ctx, rq, unitScope(id), "") })
+	wg.Go(func() { ser, errs[1] = h.series(ctx, rq, unitScope(id)) })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			h.fail(w, r, rq, err)
+			return
+		}
 	}
 	pg := unitPage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), ID: id, Name: rep.ScopeName, Report: rep}
 	pg.Path = "/unit/" + id
