@@ -106,6 +106,23 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("province %s: shown %q, API %q", r.Id, shown[r.Id], two(r.Value))
 		}
 	}
+	// Keyboard: the first Tab reaches the skip link, Enter moves to the content;
+	// every link of the ranking is reachable (no tabindex games).
+	must(t, ctx, "tab", chromedp.KeyEvent("\t"))
+	if c := eval[string](t, ctx, `document.activeElement.className`); c != "skip" {
+		t.Errorf("first Tab focuses %q, want the skip link", c)
+	}
+	must(t, ctx, "enter", chromedp.KeyEvent("\r"))
+	if h := eval[string](t, ctx, `location.hash`); h != "#main" {
+		t.Errorf("skip link leads to %q", h)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("[tabindex='-1'], [tabindex^='-']").length`); n != 0 {
+		t.Errorf("%d elements taken out of the tab order", n)
+	}
+	// Every chart has a table of the same figures beside it.
+	if n := eval[int](t, ctx, `[...document.querySelectorAll("figure.chart")].filter(f => !f.closest("section").querySelector("table")).length`); n != 0 {
+		t.Errorf("%d charts without a table", n)
+	}
 	if n := eval[int](t, ctx, `document.querySelectorAll(".tiles .tile").length`); n != 34 {
 		t.Errorf("%d tiles, want the 34 provinces", n)
 	}
@@ -196,6 +213,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if d := eval[string](t, ctx, `getComputedStyle(document.querySelector(".picker")).display`); d != "none" {
 		t.Errorf("the period picker prints (display %q)", d)
 	}
+	// What the A4 report looks like (the width of A4 at 96 dpi).
+	must(t, ctx, "A4 width", chromedp.EmulateViewport(794, 1123))
+	shot(t, ctx, dir, "province-print.png")
 }
 
 func indexOf(roots []*sipasv1.IndexNode, code string) int {

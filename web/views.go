@@ -30,6 +30,8 @@ type frame struct {
 	Periods        []optGroup
 	Channels       []option
 	Bounds         []option
+	// Selection names the boundaries and channel shown, for the printed report.
+	Selection string
 }
 
 type link struct {
@@ -65,6 +67,11 @@ func (h *Handler) frame(ctx context.Context, rq *request, title string) frame {
 		name := export.ChannelName(channelProto(c))
 		f.Channels = append(f.Channels, option{Value: name, Label: l.t("ch_" + name), Selected: rq.prm.Ch == c})
 	}
+	bl := l.t("b_current")
+	if rq.prm.B == sipas.BoundariesAsCollected {
+		bl = l.t("b_collected")
+	}
+	f.Selection = l.t("boundaries") + ": " + bl + " · " + l.t("channel") + ": " + l.t("ch_"+rq.prm.ChParam())
 	f.Bounds = []option{
 		{Value: "current", Label: l.t("b_current"), Selected: rq.prm.B != sipas.BoundariesAsCollected},
 		{Value: "as_collected", Label: l.t("b_collected"), Selected: rq.prm.B == sipas.BoundariesAsCollected},
