@@ -42,6 +42,7 @@ import (
 type env struct {
 	t      *testing.T
 	url    string
+	rt     http.RoundTripper
 	index  sipasv1.IndexServiceClient
 	tokens map[string]string
 }
@@ -49,6 +50,12 @@ type env struct {
 const year = 2026
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvTLS(t, false)
+}
+
+// newEnvTLS is newEnv with the dashboard served over TLS or not.
+func newEnvTLS(t *testing.T, useTLS bool) *env {
 	t.Helper()
 	cat, reg, err := questionnaires.Load("")
 	if err != nil {
@@ -81,9 +88,14 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(dash)
+	hs := httptest.NewUnstartedServer(dash)
+	if useTLS {
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, index: sipasv1.NewIndexServiceClient(conn), tokens: map[string]string{}}
+	e := &env{t: t, url: hs.URL, rt: hs.Client().Transport, index: sipasv1.NewIndexServiceClient(conn), tokens: map[string]string{}}
 
 	for _, u := range []store.Unit{
 		{ID: "hn-a", DisplayName: "Một cửa Hoàn Kiếm", ProvinceCode: "01"},
@@ -157,7 +169,7 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 func (e *env) client(who string) (*http.Client, *http.Response) {
 	e.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Jar: jar, Transport: e.rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	body := e.get(c, "/signin")
 	m := csrfField.FindStringSubmatch(body)
 	if m == nil {

@@ -90,10 +90,11 @@ func (s *sessions) delete(id string) {
 }
 
 // cookie builds a cookie with the attributes every dashboard cookie has:
-// HttpOnly, SameSite=Strict, Secure when the request came over TLS.
-func cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
+// HttpOnly, SameSite=Strict, Secure when the request came over TLS (or
+// always, with Config.SecureCookies).
+func (h *Handler) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
 	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: r.TLS != nil, MaxAge: int(maxAge / time.Second)}
+		Secure: r.TLS != nil || h.cfg.SecureCookies, MaxAge: int(maxAge / time.Second)}
 	if maxAge > 0 {
 		c.Expires = time.Now().Add(maxAge)
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	Catalog  *sipas.Catalog
 	Registry *sipas.Registry
 	Logger   *slog.Logger
+	// SecureCookies marks cookies Secure on every request, not only on
+	// requests that came over TLS: for a dashboard behind a TLS proxy.
+	SecureCookies bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// SignInBurst and SignInInterval bound sign-in attempts per client
@@ -191,7 +194,7 @@ func (h *Handler) signinForm(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, msg string, code int) {
 	l := langOf(r.FormValue("lang"))
 	csrf := randomToken()
-	http.SetCookie(w, cookie(r, preCookie, csrf, 30*time.Minute))
+	http.SetCookie(w, h.cookie(r, preCookie, csrf, 30*time.Minute))
 	next := r.FormValue("next")
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
 		next = ""
@@ -223,8 +226,8 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := h.sessions.create(hash, h.cfg.Now())
-	http.SetCookie(w, cookie(r, sessionCookie, sess.id, SessionTTL))
-	http.SetCookie(w, cookie(r, preCookie, "", -1))
+	http.SetCookie(w, h.cookie(r, sessionCookie, sess.id, SessionTTL))
+	http.SetCookie(w, h.cookie(r, preCookie, "", -1))
 	h.cfg.Logger.Info("web sign-in", "credential", p.CredentialID, "role", p.RoleName())
 	next := r.PostFormValue("next")
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/signin") {
@@ -246,8 +249,8 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.sessions.delete(sess.id)
-	http.SetCookie(w, cookie(r, sessionCookie, "", -1))
-	http.Redirect(w, r, "/signin?lang="+r.PostFormValue("lang"), http.StatusSeeOther)
+	http.SetCookie(w, h.cookie(r, sessionCookie, "", -1))
+	http.Redirect(w, r, "/signin?lang="+langOf(r.PostFormValue("lang")).code(), http.StatusSeeOther)
 }
 
 func (h *Handler) render(w http.ResponseWriter, code int, name string, data any) {

@@ -34,6 +34,23 @@ func TestSignInSessionCookie(t *testing.T) {
 	}
 }
 
+func TestSessionCookieSecureUnderTLS(t *testing.T) {
+	e := newEnvTLS(t, true)
+	c, resp := e.client("admin")
+	var sess *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "sipas_session" {
+			sess = ck
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || sess == nil || !sess.Secure || !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("sign-in over TLS: %d, session cookie %+v: want Secure, HttpOnly, SameSite=Strict", resp.StatusCode, sess)
+	}
+	if code, _ := e.status(c, "/national"+query); code != http.StatusOK {
+		t.Fatalf("national over TLS: %d", code)
+	}
+}
+
 func TestSignInRefusesKioskSurveyorAndBadTokens(t *testing.T) {
 	e := newEnv(t)
 	for _, who := range []string{"kiosk", "surveyor", "sps_notatoken", ""} {

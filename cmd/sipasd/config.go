@@ -35,6 +35,9 @@ type Config struct {
 	ShutdownGrace  time.Duration
 	StreamMaxItems int
 	Pprof          bool
+	// WebSecureCookies marks the dashboard's cookies Secure even though the
+	// HTTP listener is plaintext: for a dashboard reached through a TLS proxy.
+	WebSecureCookies bool
 }
 
 // envFlag describes one flag and its environment variable.
@@ -99,6 +102,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
 	pprofDef := getenv("SIPAS_PPROF") == "true" || getenv("SIPAS_PPROF") == "1"
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
+	secureDef := getenv("SIPAS_WEB_SECURE_COOKIES") == "true" || getenv("SIPAS_WEB_SECURE_COOKIES") == "1"
+	fs.BoolVar(&c.WebSecureCookies, "web-secure-cookies", secureDef, "mark the dashboard's session cookies Secure, for a dashboard served through a TLS proxy (env SIPAS_WEB_SECURE_COOKIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -139,7 +139,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	dash, err := web.New(web.Config{Reader: d.srv.Reader(), Catalog: cat, Registry: reg, Logger: log})
+	dash, err := web.New(web.Config{Reader: d.srv.Reader(), Catalog: cat, Registry: reg, Logger: log, SecureCookies: cfg.WebSecureCookies})
 	if err != nil {
 		d.grpcLis.Close()
 		d.httpLis.Close()
