@@ -36,7 +36,7 @@ import (
 //   - province 01: unit hn-a (30 responses, shown), unit hn-tiny (2
 //     responses: suppressed) and unit hn-b (20 responses: suppressed by the
 //     complementary rule, since hn-tiny alone would be recoverable);
-//   - province 48: unit dn-a (40 responses);
+//   - province 48: unit dn-a (40 responses, with the expectation items);
 //   - province 79: 12 responses without a unit (insufficient: minimum 20);
 //   - every other province: no data.
 type env struct {
@@ -128,6 +128,10 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		for i := range n {
 			answers := map[string]int32{}
 			for _, it := range q.Items {
+				if it.Kind == sipas.KindExpectation && province == "48" {
+					answers[it.Code] = int32(1 + rng.IntN(5)) // Đà Nẵng's survey asks the expectations too
+					continue
+				}
 				if it.Kind != sipas.KindSatisfaction || it.Node == nil {
 					continue
 				}

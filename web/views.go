@@ -392,8 +392,18 @@ func elementsOf(rep *sipasv1.IndexReport, l lang) []figure {
 
 // expectations pairs each group of the expectation tree with the
 // satisfaction group of the same code, where the questionnaire has both.
-func expectations(rep *sipasv1.IndexReport, l lang) []expectRow {
+func expectations(q *sipas.Questionnaire, rep *sipasv1.IndexReport, l lang) []expectRow {
 	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
+	// The report's roots are in the questionnaire's root order; the
+	// questionnaire says which one is the expectation tree.
+	expCode := ""
+	if q != nil {
+		for _, r := range q.Roots {
+			if r.Kind == sipas.KindExpectation {
+				expCode = r.Code
+			}
+		}
+	}
 	sat := map[string]*sipasv1.IndexNode{}
 	var exp *sipasv1.IndexNode
 	for _, r := range rep.GetRoots() {
@@ -403,7 +413,7 @@ func expectations(rep *sipasv1.IndexReport, l lang) []expectRow {
 					sat[n.Code] = n
 				}
 			})
-		} else if len(r.Children) > 0 && isExpectation(r) {
+		} else if r.Code == expCode && expCode != "" {
 			exp = r
 		}
 	}
@@ -426,10 +436,6 @@ func expectations(rep *sipasv1.IndexReport, l lang) []expectRow {
 	}
 	return out
 }
-
-// isExpectation reports whether a root is the expectation tree: its items
-// carry the expectation codes (MD) of the questionnaire.
-func isExpectation(r *sipasv1.IndexNode) bool { return r.Code == "MD" }
 
 func respondentsText(rep *sipasv1.IndexReport, l lang) string {
 	switch {
@@ -477,7 +483,7 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 	pg.UnitsChart = barChart(chartBars(pg.Units), l.t("unit_ranking"), visible.Mean, l)
 	pg.Series = seriesFigures(ser, l)
 	pg.SeriesChart = lineChart(pg.Series, l.t("series"), l)
-	pg.Expect = expectations(rep, l)
+	pg.Expect = expectations(h.cfg.Catalog.Get(rep.QuestionnaireId), rep, l)
 	pg.Rules = fmt.Sprintf(l.t("rules_text"), rep.DisclosureThreshold, rep.DisclosureThreshold, rep.MinimumSample)
 	base := "/province/" + code
 	pg.Exports = []exportLink{

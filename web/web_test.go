@@ -304,3 +304,43 @@ func get(r []string, i int) string {
 	}
 	return ""
 }
+
+// TestSatisfactionBesideExpectation: where the questionnaire has both, a
+// province page shows each group's satisfaction beside the expectations of
+// the same group, with the API's figures.
+func TestSatisfactionBesideExpectation(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.client("admin")
+	idx, err := e.index.GetIndex(e.as("admin"), &sipasv1.GetIndexRequest{QuestionnaireId: "sipas-2023", Period: period(),
+		Boundaries: sipasv1.Boundaries_BOUNDARIES_CURRENT, Scope: &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: "48"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := e.get(c, "/province/48"+query)
+	i := strings.Index(page, `id="exp-h"`)
+	if i < 0 {
+		t.Fatal("no satisfaction-beside-expectation section on province 48")
+	}
+	section := page[i:]
+	checked := 0
+	for _, root := range idx.Report.Roots {
+		if root.Code != "MD" {
+			continue
+		}
+		for _, g := range root.Children {
+			for _, it := range g.Children {
+				if it.Value == nil {
+					t.Fatalf("fixture: expectation item %s without a value", it.Code)
+				}
+				want := fmt.Sprintf("%s: <span class=\"num\">%.2f</span>", it.LabelVi, *it.Value)
+				if !strings.Contains(section, want) {
+					t.Errorf("expectation %s: %q not shown", it.Code, want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("checked %d expectation items", checked)
+	}
+}
