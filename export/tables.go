@@ -97,7 +97,8 @@ type Context struct {
 	MinSample      int64
 }
 
-func (c Context) meta() []Meta {
+// Meta is the header block of a table computed for c.
+func (c Context) Meta() []Meta {
 	m := []Meta{
 		{"questionnaire", "Bộ câu hỏi", "Questionnaire", c.Questionnaire},
 		{"formula_version", "Phiên bản công thức", "Formula version", c.FormulaVersion},
@@ -160,7 +161,7 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 		idVi, idEn, name = "Mã đơn vị", "Unit id", "units"
 		titleVi, titleEn = "Xếp hạng các đơn vị", "Ranking of units"
 	}
-	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.meta(),
+	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
 		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(rk.GetPreviousPeriod())},
 		Meta{"mean", "Trung bình (không trọng số)", "Unweighted mean", fmtOpt(rk.Mean)},
 		Meta{"pooled", "Gộp chung", "Pooled", fmtOpt(rk.Pooled)},
@@ -212,7 +213,20 @@ func ReportContext(rep *sipasv1.IndexReport) Context {
 // TreeTable is an index report's formula trees, one row per node or item
 // in depth-first order, with its level (0 for a root) and parent code.
 func TreeTable(rep *sipasv1.IndexReport, l Lang) *Table {
+	return SubtreeTable(rep, rep.GetRoots(), -1, "tree", "Cây chỉ số", "Index tree", l)
+}
+
+// SubtreeTable is TreeTable for some nodes of the report's trees (such as
+// the five service elements), down to maxLevel below them (-1: all). Level
+// and parent are those of the whole tree.
+func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel int, name, titleVi, titleEn string, l Lang) *Table {
 	c := ReportContext(rep)
+	type place struct {
+		root, parent string
+		level        int
+	}
+	where := map[*sipasv1.IndexNode]place{}
+	WalkTree(rep.GetRoots(), func(n *sipasv1.IndexNode, root, parent string, level int) { where[n] = place{root, parent, level} })
 	respondents := fmt.Sprint(rep.GetRespondents())
 	switch {
 	case rep.GetSuppressed():
@@ -220,7 +234,7 @@ func TreeTable(rep *sipasv1.IndexReport, l Lang) *Table {
 	case rep.GetRespondents() == 0:
 		respondents = StateNoData.Label(l, c.Disclosure, c.MinSample)
 	}
-	t := &Table{Name: "tree", TitleVi: "Cây chỉ số", TitleEn: "Index tree", Meta: append(c.meta(),
+	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
 		Meta{"respondents", "Số người trả lời", "Respondents", respondents},
 		Meta{"national_mean", "Trung bình các tỉnh", "Mean of provinces", fmtOpt(rep.NationalMean)},
 	), Columns: append([]Column{
@@ -238,7 +252,12 @@ func TreeTable(rep *sipasv1.IndexReport, l Lang) *Table {
 		{"positive", "Số hài lòng", "Positive answers", Integer},
 		{"valid", "Số trả lời hợp lệ", "Valid answers", Integer},
 	}, stateCols...)}
-	WalkTree(rep.GetRoots(), func(n *sipasv1.IndexNode, root, parent string, level int) {
+	WalkTree(nodes, func(n *sipasv1.IndexNode, _, _ string, depth int) {
+		if maxLevel >= 0 && depth > maxLevel {
+			return
+		}
+		pl := where[n]
+		root, parent, level := pl.root, pl.parent, pl.level
 		typ := "node"
 		if n.IsItem {
 			typ = "item"
@@ -280,7 +299,7 @@ func SeriesContext(s *sipasv1.Series, scope string, from, to *sipasv1.Period, b 
 
 // SeriesTable is one figure over consecutive periods.
 func SeriesTable(s *sipasv1.Series, c Context, l Lang) *Table {
-	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: c.meta(),
+	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: c.Meta(),
 		Columns: append([]Column{
 			{"period", "Kỳ", "Period", Text},
 			{"value", "Giá trị (%)", "Value (%)", Number},
@@ -304,7 +323,7 @@ func WeakContext(w *sipasv1.WeakPoints, scope string, b sipasv1.Boundaries) Cont
 // WeakTable lists a province's lowest figures and largest drops, one list
 // column telling them apart.
 func WeakTable(w *sipasv1.WeakPoints, c Context) *Table {
-	t := &Table{Name: "weak_points", TitleVi: "Điểm yếu", TitleEn: "Weak points", Meta: append(c.meta(),
+	t := &Table{Name: "weak_points", TitleVi: "Điểm yếu", TitleEn: "Weak points", Meta: append(c.Meta(),
 		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(w.GetPreviousPeriod())}),
 		Columns: []Column{
 			{"list", "Danh sách", "List", Text},
@@ -334,4 +353,65 @@ func fmtOpt(v *float64) string {
 		return ""
 	}
 	return fmt.Sprintf("%.2f", *v)
+}
+
+// Pair is a satisfaction group and the expectation group of the same code.
+type Pair struct {
+	Satisfaction, Expectation *sipasv1.IndexNode
+}
+
+// Pairs pairs each group of the expectation tree (the root with code
+// expectationRoot) with the satisfaction group of the same code, where the
+// questionnaire has both.
+func Pairs(rep *sipasv1.IndexReport, expectationRoot string) []Pair {
+	sat := map[string]*sipasv1.IndexNode{}
+	var exp *sipasv1.IndexNode
+	for _, r := range rep.GetRoots() {
+		switch {
+		case r.Code == "SIPAS":
+			WalkTree([]*sipasv1.IndexNode{r}, func(n *sipasv1.IndexNode, _, _ string, _ int) {
+				if !n.IsItem {
+					sat[n.Code] = n
+				}
+			})
+		case expectationRoot != "" && r.Code == expectationRoot:
+			exp = r
+		}
+	}
+	if exp == nil {
+		return nil
+	}
+	var out []Pair
+	for _, g := range exp.Children {
+		if s := sat[g.Code]; s != nil && !g.IsItem {
+			out = append(out, Pair{Satisfaction: s, Expectation: g})
+		}
+	}
+	return out
+}
+
+// ExpectationTable lists, per group, its satisfaction beside each of the
+// group's expectation items.
+func ExpectationTable(rep *sipasv1.IndexReport, pairs []Pair, l Lang) *Table {
+	c := ReportContext(rep)
+	t := &Table{Name: "expectation", TitleVi: "Hài lòng bên cạnh mong đợi", TitleEn: "Satisfaction beside expectation", Meta: c.Meta(),
+		Columns: append([]Column{
+			{"group", "Nhóm", "Group", Text},
+			{"satisfaction_label_vi", "Nội dung hài lòng", "Satisfaction (Vietnamese)", Text},
+			{"satisfaction_label_en", "Nội dung hài lòng (tiếng Anh)", "Satisfaction", Text},
+			{"satisfaction_value", "Hài lòng (%)", "Satisfaction (%)", Number},
+			{"expectation_code", "Mã mong đợi", "Expectation code", Text},
+			{"expectation_label_vi", "Mong đợi", "Expectation (Vietnamese)", Text},
+			{"expectation_label_en", "Mong đợi (tiếng Anh)", "Expectation", Text},
+			{"expectation_value", "Tỷ lệ mong đợi (%)", "Share expecting (%)", Number},
+			{"n", "n", "n", Integer},
+		}, stateCols...)}
+	for _, p := range pairs {
+		s := p.Satisfaction
+		for _, it := range p.Expectation.Children {
+			row := []any{p.Expectation.Code, s.LabelVi, s.LabelEn, s.Value, it.Code, it.LabelVi, it.LabelEn, it.Value, nOf(it.N, it.Suppressed)}
+			t.Add(append(row, stateCells(StateOf(it.Value, it.N, it.Insufficient, it.Suppressed), c, l)...)...)
+		}
+	}
+	return t
 }

@@ -363,6 +363,17 @@ func unitScope(id string) *sipasv1.Scope {
 // questionnaire has no such block.
 func elementsOf(rep *sipasv1.IndexReport, l lang) []figure {
 	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
+	var out []figure
+	for _, c := range elementNodes(rep) {
+		st := export.StateOf(c.Value, c.N, c.Insufficient, c.Suppressed)
+		out = append(out, figure{ID: c.Code, Name: l.pick(c.LabelVi, c.LabelEn), Value: c.Value, Lo: c.CiLow, Hi: c.CiHigh,
+			N: nText(c.N, c.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
+	}
+	return out
+}
+
+// elementNodes are the nodes elementsOf shows.
+func elementNodes(rep *sipasv1.IndexReport) []*sipasv1.IndexNode {
 	var root *sipasv1.IndexNode
 	for _, r := range rep.GetRoots() {
 		if r.Code == sipas.SIPASNodeCode {
@@ -378,56 +389,36 @@ func elementsOf(rep *sipasv1.IndexReport, l lang) []figure {
 			parent = c
 		}
 	}
-	var out []figure
+	var out []*sipasv1.IndexNode
 	for _, c := range parent.Children {
-		if c.IsItem {
-			continue
+		if !c.IsItem {
+			out = append(out, c)
 		}
-		st := export.StateOf(c.Value, c.N, c.Insufficient, c.Suppressed)
-		out = append(out, figure{ID: c.Code, Name: l.pick(c.LabelVi, c.LabelEn), Value: c.Value, Lo: c.CiLow, Hi: c.CiHigh,
-			N: nText(c.N, c.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
 	}
 	return out
 }
 
-// expectations pairs each group of the expectation tree with the
-// satisfaction group of the same code, where the questionnaire has both.
-func expectations(q *sipas.Questionnaire, rep *sipasv1.IndexReport, l lang) []expectRow {
-	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
-	// The report's roots are in the questionnaire's root order; the
-	// questionnaire says which one is the expectation tree.
-	expCode := ""
+// expectationRoot is the code of the questionnaire's expectation tree.
+func expectationRoot(q *sipas.Questionnaire) string {
 	if q != nil {
 		for _, r := range q.Roots {
 			if r.Kind == sipas.KindExpectation {
-				expCode = r.Code
+				return r.Code
 			}
 		}
 	}
-	sat := map[string]*sipasv1.IndexNode{}
-	var exp *sipasv1.IndexNode
-	for _, r := range rep.GetRoots() {
-		if r.Code == sipas.SIPASNodeCode {
-			export.WalkTree([]*sipasv1.IndexNode{r}, func(n *sipasv1.IndexNode, _, _ string, _ int) {
-				if !n.IsItem {
-					sat[n.Code] = n
-				}
-			})
-		} else if r.Code == expCode && expCode != "" {
-			exp = r
-		}
-	}
-	if exp == nil {
-		return nil
-	}
+	return ""
+}
+
+// expectations shows each satisfaction group beside the expectations of
+// the same group, where the questionnaire has both.
+func expectations(q *sipas.Questionnaire, rep *sipasv1.IndexReport, l lang) []expectRow {
+	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
 	var out []expectRow
-	for _, g := range exp.Children {
-		s := sat[g.Code]
-		if s == nil || g.IsItem {
-			continue
-		}
-		row := expectRow{Code: g.Code, Label: l.pick(s.LabelVi, s.LabelEn), Value: s.Value}
-		for _, it := range g.Children {
+	for _, p := range export.Pairs(rep, expectationRoot(q)) {
+		s := p.Satisfaction
+		row := expectRow{Code: s.Code, Label: l.pick(s.LabelVi, s.LabelEn), Value: s.Value}
+		for _, it := range p.Expectation.Children {
 			st := export.StateOf(it.Value, it.N, it.Insufficient, it.Suppressed)
 			row.Items = append(row.Items, figure{ID: it.Code, Name: l.pick(it.LabelVi, it.LabelEn), Value: it.Value, N: nText(it.N, it.Suppressed),
 				State: st, StateLabel: stateLabel(st, l, th)})
@@ -493,6 +484,9 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 		exportLinks(base, "series", l.t("series"), rq.prm, true),
 		exportLinks(base, "weak", l.t("weak"), rq.prm, false),
 	}
+	if len(pg.Expect) > 0 {
+		pg.Exports = append(pg.Exports, exportLinks(base, "expectation", l.t("expectation"), rq.prm, false))
+	}
 	h.render(w, http.StatusOK, "province.html", pg)
 }
 
@@ -505,25 +499,25 @@ func (h *Handler) provinceFile(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	name := stem("sipas", code, table, rq.prm.Period.String(), rq.prm.BParam(), rq.prm.ChParam())
 	switch table {
-	case "tree", "elements":
+	case "tree", "elements", "expectation":
 		rep, err := h.index(ctx, rq, provinceScope(code), "")
 		if err != nil {
 			h.fail(w, r, rq, err)
 			return
 		}
-		if table == "elements" {
-			if f != "svg" {
-				http.NotFound(w, r)
-				return
-			}
+		switch {
+		case table == "elements" && f == "svg":
 			sendSVG(w, barChart(chartBars(elementsOf(rep, l)), rep.ScopeName+" — "+l.t("elements"), nil, l), name)
-			return
-		}
-		if f == "svg" {
+		case f == "svg":
 			http.NotFound(w, r)
-			return
+		case table == "elements":
+			h.sendTable(w, rq, export.SubtreeTable(rep, elementNodes(rep), 0, "elements", "Năm yếu tố dịch vụ", "Five service elements", l.export()), f, name)
+		case table == "expectation":
+			pairs := export.Pairs(rep, expectationRoot(h.cfg.Catalog.Get(rep.QuestionnaireId)))
+			h.sendTable(w, rq, export.ExpectationTable(rep, pairs, l.export()), f, name)
+		default:
+			h.sendTable(w, rq, export.TreeTable(rep, l.export()), f, name)
 		}
-		h.sendTable(w, rq, export.TreeTable(rep, l.export()), f, name)
 	case "units":
 		rk, err := h.rankUnits(ctx, rq, code)
 		if err != nil {

@@ -5,9 +5,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"html"
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -342,5 +344,55 @@ func TestSatisfactionBesideExpectation(t *testing.T) {
 	}
 	if checked < 5 {
 		t.Fatalf("checked %d expectation items", checked)
+	}
+}
+
+var exportHref = regexp.MustCompile(`<a href="([^"]+\.(xlsx|csv|json|svg)\?[^"]*)" download>`)
+
+// TestEveryExportLinkWorks follows every download link of the three views:
+// each answers 200 with its format (an XLSX opens, a CSV has its BOM, a
+// JSON object its metadata, an SVG is an SVG).
+func TestEveryExportLinkWorks(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.client("admin")
+	seen := map[string]bool{}
+	for _, page := range []string{"/national", "/province/48", "/unit/dn-a"} {
+		body := e.get(c, page+query)
+		links := exportHref.FindAllStringSubmatch(body, -1)
+		if len(links) < 4 {
+			t.Fatalf("%s: %d download links", page, len(links))
+		}
+		for _, m := range links {
+			href := html.UnescapeString(m[1])
+			code, got := e.status(c, href)
+			seen[strings.SplitN(href, "?", 2)[0]] = true
+			if code != http.StatusOK {
+				t.Errorf("%s: %d", href, code)
+				continue
+			}
+			ok := false
+			switch m[2] {
+			case "xlsx":
+				_, err := excelize.OpenReader(strings.NewReader(got))
+				ok = err == nil
+			case "csv":
+				ok = strings.HasPrefix(got, "\uFEFF")
+			case "json":
+				var doc struct {
+					Metadata map[string]string `json:"metadata"`
+				}
+				ok = json.Unmarshal([]byte(got), &doc) == nil && doc.Metadata["questionnaire"] == "sipas-2023"
+			case "svg":
+				ok = strings.Contains(got, "<svg") && strings.Contains(got, "</svg>")
+			}
+			if !ok {
+				t.Errorf("%s: not a valid %s: %.200q", href, m[2], got)
+			}
+		}
+	}
+	for _, want := range []string{"/province/48/elements.xlsx", "/province/48/expectation.csv", "/province/48/weak.json", "/unit/dn-a/series.svg"} {
+		if !seen[want] {
+			t.Errorf("no download link %s", want)
+		}
 	}
 }
