@@ -145,7 +145,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	if c.format != "table" {
 		return writeExport(e, c.format, export.TreeTable(rep, export.En))
 	}
-	t := &table{header: []string{"code", "label", "value", "n", "ci_low", "ci_high", "state"}}
+	t := &table{header: []string{"level", "code", "label", "value", "n", "ci_low", "ci_high", "state"}}
 	var walk func(n *sipasv1.IndexNode, depth int)
 	walk = func(n *sipasv1.IndexNode, depth int) {
 		ns := fmt.Sprint(n.N)
@@ -160,7 +160,8 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		if n.Role == sipasv1.ItemRole_ITEM_ROLE_OVERALL {
 			state = strings.TrimPrefix(state+", overall", ", ")
 		}
-		t.add(strings.Repeat("  ", depth)+n.Code, label, fmtValue(n.Value), ns, fmtValue(n.CiLow), fmtValue(n.CiHigh), state)
+		// The label is indented for the eye; the code cell stays the bare code.
+		t.add(fmt.Sprint(depth), n.Code, strings.Repeat("  ", depth)+label, fmtValue(n.Value), ns, fmtValue(n.CiLow), fmtValue(n.CiHigh), state)
 		for _, ch := range n.Children {
 			walk(ch, depth+1)
 		}
