@@ -295,6 +295,11 @@ func TestE2EUploadAndIndex(t *testing.T) {
 		!strings.Contains(r.stdout, "Mức độ hài lòng chung đối với việc xây dựng, tổ chức thực hiện chính sách công") {
 		t.Errorf("index show csv: want a BOM, full labels and no dashes in place of numbers:\n%.1500s", r.stdout)
 	}
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026", "--format", "csv", "--lang", "vi")
+	mustCode(t, r, 0, "index show csv vi")
+	if !strings.Contains(r.stdout, "Bộ câu hỏi,sipas-2023") || !strings.Contains(r.stdout, "Cận dưới 95%") {
+		t.Errorf("index show csv --lang vi: no Vietnamese header block and headers:\n%.800s", r.stdout)
+	}
 	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026")
 	mustCode(t, r, 0, "index show table")
 	if !strings.Contains(r.stdout, "SIPAS") || !strings.Contains(r.stdout, "V23.HL.31") {

@@ -102,9 +102,15 @@ func stateText(v *float64, n int64, insufficient, suppressed bool, k, minSample 
 }
 
 // writeExport writes an index table as CSV or JSON through package export
-// (the dashboard's exports are written by the same code).
-func writeExport(e *env, format string, t *export.Table) error {
-	return t.Write(e.stdout, export.Format(format), export.En, time.Now())
+// (the dashboard's exports are written by the same code), with headers and
+// state labels in lang ("en" or "vi").
+func writeExport(e *env, format, lang string, t *export.Table) error {
+	return t.Write(e.stdout, export.Format(format), export.ParseLang(lang), time.Now())
+}
+
+// langFlag registers --lang, the language of CSV headers and state labels.
+func langFlag(fs *flag.FlagSet) *string {
+	return fs.String("lang", "en", "language of CSV headers and state labels: en or vi")
 }
 
 func indexShow(ctx context.Context, e *env, args []string) error {
@@ -116,6 +122,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		"sipas index show --province 48 --year 2026",
 		"sipas index show --nation --year 2026 --quarter 3 --format json")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
@@ -143,7 +150,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	}
 	rep := resp.GetReport()
 	if c.format != "table" {
-		return writeExport(e, c.format, export.TreeTable(rep, export.En))
+		return writeExport(e, c.format, *lang, export.TreeTable(rep, export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"level", "code", "label", "value", "n", "ci_low", "ci_high", "state"}}
 	var walk func(n *sipasv1.IndexNode, depth int)
@@ -211,6 +218,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 		"sipas index rank --year 2026", "sipas index rank --year 2026 --boundaries current --format json",
 		"sipas index rank --year 2026 --province 48   # the units of Đà Nẵng, weakest last")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "rank the units inside this province instead of the provinces")
 	fs.StringVar(&node, "node", "", "rank by this node (default SIPAS)")
@@ -246,7 +254,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 		if province != "" {
 			scope = province
 		}
-		return writeExport(e, c.format, export.RankingTable(rk, export.RankingContext(rk, scope), province != "", export.En))
+		return writeExport(e, c.format, *lang, export.RankingTable(rk, export.RankingContext(rk, scope), province != "", export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"rank", "id", "name", "value", "ci_low", "ci_high", "n", "change", "previous", "state"}}
 	hidden := 0
@@ -299,6 +307,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		"sipas index series --unit dn-haichau --node TC --from 2026-01 --to 2026-12",
 		"sipas index series --nation --from 2025-Q1 --to 2026-Q4")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	fs.StringVar(&questionnaire, "questionnaire", "sipas-2023", "questionnaire id")
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
@@ -344,7 +353,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		if nation {
 			name = sipas.NationNameVi
 		}
-		return writeExport(e, c.format, export.SeriesTable(s, export.SeriesContext(s, name, pFrom, pTo, b, ch), export.En))
+		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name, pFrom, pTo, b, ch), export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"period", "value", "ci_low", "ci_high", "n", "state"}}
 	for _, p := range s.Points {
@@ -388,6 +397,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "index weak", "sipas index weak --province CODE --year Y [--quarter Q | --month M] [--limit N]",
 		"sipas index weak --province 48 --year 2026")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "two-digit province code (required)")
 	fs.IntVar(&limit, "limit", 10, "rows per list")
@@ -413,7 +423,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	}
 	w := wresp.GetWeakPoints()
 	if c.format != "table" {
-		return writeExport(e, c.format, export.WeakTable(w, export.WeakContext(w, province, b)))
+		return writeExport(e, c.format, *lang, export.WeakTable(w, export.WeakContext(w, province, b)))
 	}
 	for _, part := range []struct {
 		title string
