@@ -161,6 +161,39 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `document.querySelector("#respondents").textContent`); got != fmt.Sprint(idx.Report.Respondents) {
 		t.Errorf("respondents %q, API %d", got, idx.Report.Respondents)
 	}
+	// The series and the units' ranking equal the API's.
+	ser, err := e.index.GetSeries(e.as("admin"), &sipasv1.GetSeriesRequest{QuestionnaireId: "sipas-2023", From: &sipasv1.Period{Year: year - 4}, To: period(),
+		Boundaries: sipasv1.Boundaries_BOUNDARIES_CURRENT, Scope: &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: "01"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shownSeries := eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll("section[aria-labelledby=series-h] tbody tr")].map(tr => [tr.dataset.code, tr.querySelector(".val").textContent]))`)
+	if len(shownSeries) != len(ser.Series.Points) {
+		t.Errorf("%d series points shown, API %d", len(shownSeries), len(ser.Series.Points))
+	}
+	for _, p := range ser.Series.Points {
+		if k := fmt.Sprint(p.Period.Year); shownSeries[k] != two(p.Value) {
+			t.Errorf("series %s: shown %q, API %q", k, shownSeries[k], two(p.Value))
+		}
+	}
+	ru, err := e.index.RankUnits(e.as("admin"), &sipasv1.RankUnitsRequest{QuestionnaireId: "sipas-2023", ProvinceCode: "01", Period: period()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shownUnits := eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll("section[aria-labelledby=units-h] tbody tr")].map(tr => [tr.dataset.code, tr.querySelector(".val").textContent]))`)
+	visible := 0
+	for _, r := range ru.Ranking.Rows {
+		if r.Suppressed {
+			continue
+		}
+		visible++
+		if shownUnits[r.Id] != two(r.Value) {
+			t.Errorf("unit %s: shown %q, API %q", r.Id, shownUnits[r.Id], two(r.Value))
+		}
+	}
+	if visible == 0 || len(shownUnits) != visible {
+		t.Errorf("%d units shown, API has %d not suppressed", len(shownUnits), visible)
+	}
 	html := eval[string](t, ctx, `document.documentElement.outerHTML`)
 	if leak := contains(html, "hn-tiny", "Nhỏ Xíu", "hn-b", "Ba Đình"); leak != "" {
 		t.Errorf("the province page's DOM names suppressed unit %q", leak)
