@@ -44,7 +44,9 @@ type env struct {
 	url    string
 	rt     http.RoundTripper
 	index  sipasv1.IndexServiceClient
+	admin  sipasv1.AdminServiceClient
 	tokens map[string]string
+	ids    map[string]string // credential ids by name
 }
 
 const year = 2026
@@ -95,7 +97,8 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		hs.Start()
 	}
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, rt: hs.Client().Transport, index: sipasv1.NewIndexServiceClient(conn), tokens: map[string]string{}}
+	e := &env{t: t, url: hs.URL, rt: hs.Client().Transport, index: sipasv1.NewIndexServiceClient(conn),
+		admin: sipasv1.NewAdminServiceClient(conn), tokens: map[string]string{}, ids: map[string]string{}}
 
 	for _, u := range []store.Unit{
 		{ID: "hn-a", DisplayName: "Một cửa Hoàn Kiếm", ProvinceCode: "01"},
@@ -116,10 +119,11 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 	} {
 		tok, hash := server.NewToken()
 		c.TokenHash = hash
-		if _, err := st.CreateCredential(ctx, c); err != nil {
+		cred, err := st.CreateCredential(ctx, c)
+		if err != nil {
 			t.Fatal(err)
 		}
-		e.tokens[name] = tok
+		e.tokens[name], e.ids[name] = tok, cred.ID
 	}
 	survey := sipasv1.NewSurveyServiceClient(conn)
 	q := cat.Get("sipas-2023")

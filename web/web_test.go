@@ -396,3 +396,19 @@ func TestEveryExportLinkWorks(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationEndsSessions: revoking a credential through the API ends
+// the dashboard sessions opened with it, at once.
+func TestRevocationEndsSessions(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.client("analystAll")
+	if code, _ := e.status(c, "/national"+query); code != http.StatusOK {
+		t.Fatalf("before revocation: %d", code)
+	}
+	if _, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/" + e.ids["analystAll"]}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.status(c, "/national"+query); code != http.StatusSeeOther {
+		t.Fatalf("after revocation /national gives %d, want a redirect to sign in", code)
+	}
+}
