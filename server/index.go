@@ -144,6 +144,12 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 	for _, r := range rep.Roots {
 		out.Roots = append(out.Roots, nodeValueToProto(r))
 	}
+	if sc.UnitID != "" && (out.ScopeName == "" || out.ScopeName == sc.UnitID) {
+		// A unit is named by its registered display name, as in RankUnits.
+		if u, err := h.s.cfg.Store.GetUnit(ctx, sc.UnitID); err == nil && u.DisplayName != "" {
+			out.ScopeName = u.DisplayName
+		}
+	}
 	return &sipasv1.GetIndexResponse{Report: out}, nil
 }
 

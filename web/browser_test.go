@@ -221,6 +221,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `document.querySelector("section[aria-labelledby=tree-h] tr[data-code=SIPAS] .val").textContent`); got != two(uidx.Report.Roots[indexOf(uidx.Report.Roots, "SIPAS")].Value) {
 		t.Errorf("unit hn-a SIPAS %q, API %s", got, two(uidx.Report.Roots[indexOf(uidx.Report.Roots, "SIPAS")].Value))
 	}
+	if h1 := eval[string](t, ctx, `document.querySelector("h1").textContent`); !strings.HasPrefix(h1, uidx.Report.ScopeName) || uidx.Report.ScopeName != "Một cửa Hoàn Kiếm" {
+		t.Errorf("unit heading %q, API scope name %q: want the unit's registered name", h1, uidx.Report.ScopeName)
+	}
 	shot(t, ctx, dir, "unit.png")
 
 	// The English switch keeps the view.
