@@ -134,8 +134,14 @@ func (h *Handler) authed(fn func(w http.ResponseWriter, r *http.Request, rq *req
 		}
 		p, err := h.cfg.Reader.Principal(r.Context(), sess.hash)
 		if err != nil {
-			h.sessions.delete(sess.id)
-			h.toSignIn(w, r)
+			switch status.Code(err) {
+			case codes.Unauthenticated, codes.PermissionDenied: // revoked, expired, or no longer a reader
+				h.sessions.delete(sess.id)
+				h.toSignIn(w, r)
+			default: // the store failed: keep the session, say so
+				h.cfg.Logger.Error("web: authenticating a session", "err", err)
+				http.Error(w, "internal error; try again", http.StatusInternalServerError)
+			}
 			return
 		}
 		prm, err := h.parseParams(r)
