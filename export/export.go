@@ -230,6 +230,23 @@ func (t *Table) WriteXLSX(w io.Writer, l Lang, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	// Column widths: room for full labels, numbers at a glance. The first
+	// column also holds the header block's names.
+	for i, c := range t.Columns {
+		w := 12.0
+		switch {
+		case strings.Contains(c.Key, "label") || c.Key == "name":
+			w = 60
+		case c.Kind == Text:
+			w = 16
+		}
+		if i == 0 {
+			w = max(w, 24)
+		}
+		if err := sw.SetColWidth(i+1, i+1, w); err != nil {
+			return err
+		}
+	}
 	meta := t.metaLines(l, now)
 	headRow := len(meta) + 2 // the header block, an empty row, the column headers
 	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: headRow, TopLeftCell: fmt.Sprintf("A%d", headRow+1), ActivePane: "bottomLeft"}); err != nil {
