@@ -231,7 +231,10 @@ type IndexNode struct {
 	CiHigh *float64 `protobuf:"fixed64,11,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
 	// n is below the minimum sample size: shown but never ranked.
 	Insufficient bool `protobuf:"varint,12,opt,name=insufficient,proto3" json:"insufficient,omitempty"`
-	// The unit is below the disclosure threshold: value and n are withheld.
+	// The unit has fewer respondents than the disclosure threshold, but some
+	// (or is suppressed to protect a sibling): value and n are withheld. A unit
+	// without respondents is not suppressed: it has no value, n = 0 and
+	// neither flag ("no data").
 	Suppressed    bool         `protobuf:"varint,13,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
 	Children      []*IndexNode `protobuf:"bytes,14,rep,name=children,proto3" json:"children,omitempty"`
 	unknownFields protoimpl.UnknownFields
