@@ -107,13 +107,24 @@ func (b *bench) measureWeb() (*webResult, error) {
 	start := time.Now()
 	batch := make([]*sipas.Accepted, 0, indexInsertBatch)
 	flush := func() error {
-		res, err := st.Insert(ctx, batch)
+		// The store says an indeterminate write is safe to retry (the
+		// response ids make it exactly-once); on a machine this busy a
+		// checkpoint may time out and take the writer connection with it.
+		var res []store.InsertResult
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if res, err = st.Insert(ctx, batch); err == nil {
+				break
+			}
+			b.logf("  web: insert failed (attempt %d, retrying): %v", attempt+1, err)
+			time.Sleep(200 * time.Millisecond)
+		}
 		if err != nil {
 			return err
 		}
 		for _, r := range res {
-			if r.Err != nil || r.Duplicate {
-				return fmt.Errorf("insert item: duplicate=%v err=%v", r.Duplicate, r.Err)
+			if r.Err != nil {
+				return fmt.Errorf("insert item: %w", r.Err)
 			}
 		}
 		batch = batch[:0]
