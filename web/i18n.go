@@ -74,7 +74,6 @@ var texts = map[string][2]string{
 	"err_internal":     {"Lỗi máy chủ. Vui lòng thử lại sau.", "Server error. Please try again later."},
 	"error":            {"Lỗi", "Error"},
 	"national":         {"Toàn quốc", "National"},
-	"province":         {"Tỉnh, thành phố", "Province"},
 	"provinces":        {"Tỉnh, thành phố", "Provinces"},
 	"unit":             {"Đơn vị", "Unit"},
 	"units":            {"Đơn vị", "Units"},
@@ -114,7 +113,6 @@ var texts = map[string][2]string{
 	"map_note":         {"Mỗi ô là một tỉnh, xếp gần đúng theo vị trí địa lý; màu theo giá trị SIPAS.", "One tile per province, laid out roughly by geography; coloured by SIPAS value."},
 	"map_other":        {"Mã tỉnh không có trên bản đồ hiện nay (địa giới như khi thu thập):", "Codes not on today's map (boundaries as collected):"},
 	"legend":           {"Chú giải", "Legend"},
-	"chart":            {"Biểu đồ", "Chart"},
 	"table_alt":        {"Bảng số liệu của biểu đồ", "The chart's figures as a table"},
 	"download":         {"Tải về", "Download"},
 	"tree":             {"Cây chỉ số: SIPAS → khối → nhóm → câu hỏi", "Formula tree: SIPAS → blocks → groups → items"},
@@ -142,10 +140,8 @@ var texts = map[string][2]string{
 	"skip":             {"Bỏ qua đến nội dung chính", "Skip to main content"},
 	"other_lang":       {"English", "Tiếng Việt"},
 	"figures_for":      {"Số liệu", "Figures"},
-	"rules":            {"Quy tắc công bố", "Disclosure rules"},
 	"rules_text":       {"k = %d: đơn vị dưới %d người trả lời bị ẩn; n < %d: mẫu chưa đủ.", "k = %d: units with fewer than %d respondents are suppressed; n < %d: insufficient sample."},
 	"formula":          {"Công thức", "Formula"},
-	"nation_only":      {"Chỉ tài khoản toàn quốc hoặc quản trị xem được số liệu toàn quốc.", "Only all-provinces analysts and admins read national figures."},
 	"states_short":     {"Không có dữ liệu / ẩn / mẫu chưa đủ", "No data / suppressed / insufficient"},
 	"your_provs":       {"Tỉnh của bạn", "Your provinces"},
 }
@@ -159,11 +155,9 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%+.2f", *v)
 	},
-	"int":     func(v int64) string { return strconv.FormatInt(v, 10) },
-	"pick":    func(l lang, v, e string) string { return l.pick(v, e) },
-	"sprintf": fmt.Sprintf,
-	"add":     func(a, b int) int { return a + b },
-	"dict":    func(l lang, rows []figure) tableData { return tableData{L: l, Rows: rows} },
+	"int":  func(v int64) string { return strconv.FormatInt(v, 10) },
+	"pick": func(l lang, v, e string) string { return l.pick(v, e) },
+	"dict": func(l lang, rows []figure) tableData { return tableData{L: l, Rows: rows} },
 }
 
 // tableData is what the table templates take.
