@@ -77,8 +77,8 @@ func signIn(t *testing.T, ctx context.Context, e *env, who, path string) {
 // province → unit, and compares every figure shown with the API's answer
 // to the same query; a suppressed unit appears nowhere in the DOM.
 func TestDashboardInBrowser(t *testing.T) {
+	ctx := browsertest.New(t, 1280, 900) // first: skips at once without a Chromium
 	e := newEnv(t)
-	ctx := browsertest.New(t, 1280, 900)
 	dir := artifacts(t)
 
 	signIn(t, ctx, e, "admin", "/national"+query)
@@ -267,8 +267,8 @@ func indexOf(roots []*sipasv1.IndexNode, code string) int {
 // province 48, and typing another province's or unit's URL gives the
 // refusal the API gives, with none of its figures.
 func TestScopedAnalystInBrowser(t *testing.T) {
+	ctx := browsertest.New(t, 1280, 900) // first: skips at once without a Chromium
 	e := newEnv(t)
-	ctx := browsertest.New(t, 1280, 900)
 	dir := artifacts(t)
 	signIn(t, ctx, e, "analyst48", "/")
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
