@@ -25,9 +25,9 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 
 .PHONY: test
 test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests when Chromium is installed).
+	@if [ -z "$$SIPAS_CHROMIUM" ] && [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+		echo "SKIP browser tests of the web dashboard and the kiosk app: no Chromium found; install it with: apt-get install chromium"; fi
 	$(GO) vet $(GOFLAGS_BUILD) ./...
-	@if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
-		echo "SKIP: browser tests (kiosk app): no Chromium found (apt-get install chromium)"; fi
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
 
 .PHONY: test-race

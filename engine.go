@@ -681,7 +681,7 @@ func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, dc *disclosure, per P
 }
 
 func rowOf(id, name string, v *NodeValue) RankRow {
-	return RankRow{ID: id, Name: name, Value: v.Value, N: v.N, Insufficient: v.Insufficient, Suppressed: v.Suppressed}
+	return RankRow{ID: id, Name: name, Value: v.Value, CILow: v.CILow, CIHigh: v.CIHigh, N: v.N, Insufficient: v.Insufficient, Suppressed: v.Suppressed}
 }
 
 // Index computes the formula trees of one scope (the nation, a province or a

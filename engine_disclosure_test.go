@@ -118,7 +118,7 @@ func checkRows(t *testing.T, label string, rk *Ranking, sizes map[string]int, hi
 	var n int
 	for _, r := range rk.Rows {
 		if _, ok := sizes[r.ID]; !ok {
-			if !r.Suppressed || r.Value != nil { // current provinces without data
+			if r.Suppressed || r.Insufficient || r.Value != nil || r.N != 0 || r.Rank != 0 { // current provinces without data: "no data", not suppressed
 				t.Errorf("%s: row %s without data: %+v", label, r.ID, r)
 			}
 			continue
@@ -367,7 +367,7 @@ func TestComplementarySuppressionSeries(t *testing.T) {
 			for _, p := range pts {
 				hidden := p.Period == march() && tc.march
 				empty := p.Period != march() && p.Period != april()
-				if p.Suppressed != (hidden || empty) || (p.Value == nil) != (hidden || empty) || (hidden && (p.N != 0 || p.Respondents != 0)) {
+				if p.Suppressed != hidden || (p.Value == nil) != (hidden || empty) || (empty && (p.N != 0 || p.Insufficient)) || (hidden && (p.N != 0 || p.Respondents != 0)) {
 					t.Errorf("series %+v %v: %+v", tc.scope, p.Period, p)
 				}
 				// Every point agrees with Index of its period.

@@ -344,7 +344,7 @@ func (fx *engineFixture) refUnitHidden(id, province string, per Period, ch Chann
 
 func refSIPAS(q *Questionnaire, rs []rec, th Thresholds) (v *float64, n int64, insufficient, suppressed bool) {
 	f := refFigures(q, rs, th)["n2:SIPAS"]
-	if int64(len(rs)) < th.disclosure() {
+	if n := int64(len(rs)); n > 0 && n < th.disclosure() {
 		return nil, 0, false, true
 	}
 	return f.value, f.n, f.n > 0 && f.n < th.MinSample, false
@@ -402,8 +402,8 @@ func TestEngineIndex(t *testing.T) {
 			func(x rec) bool { return currentOf(x.p).Code == "15" }, "Tỉnh Lào Cai", false},
 		{"10 as collected 2025-H1 months", Query{Scope: Scope{ProvinceCode: "10"}, Period: Period{Year: 2025, Quarter: 1}},
 			func(x rec) bool { return x.p.Code == "10" }, "Tỉnh Lào Cai", false},
-		{"10 as collected 2026: retired, nothing", Query{Scope: Scope{ProvinceCode: "10"}, Period: y26},
-			func(x rec) bool { return false }, "Tỉnh Lào Cai", true},
+		{"10 as collected 2026: retired, no data (not suppressed)", Query{Scope: Scope{ProvinceCode: "10"}, Period: y26},
+			func(x rec) bool { return false }, "Tỉnh Lào Cai", false},
 		{"24 current 2026-Q1 kiosk", Query{Scope: Scope{ProvinceCode: "24"}, Period: Period{Year: 2026, Quarter: 1}, Boundaries: BoundariesCurrent, Channel: ChannelKiosk},
 			func(x rec) bool { return currentOf(x.p).Code == "24" && x.r.Channel == ChannelKiosk }, "Tỉnh Bắc Ninh", false},
 		{"24 as collected 2024 is Bắc Giang", Query{Scope: Scope{ProvinceCode: "24"}, Period: y24},
@@ -431,7 +431,7 @@ func TestEngineIndex(t *testing.T) {
 			if b == 0 {
 				b = BoundariesAsCollected
 			}
-			supp := int64(len(rs)) < th.disclosure()
+			supp := len(rs) > 0 && int64(len(rs)) < th.disclosure()
 			switch s := q.Scope; {
 			case s.Nation:
 			case s.UnitID != "":

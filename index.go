@@ -24,6 +24,10 @@ type Thresholds struct {
 	Disclosure int64
 }
 
+// EffectiveDisclosure is the disclosure threshold k in force (Disclosure,
+// or DefaultDisclosure when unset).
+func (th Thresholds) EffectiveDisclosure() int64 { return th.disclosure() }
+
 // disclosure returns the effective disclosure threshold.
 func (th Thresholds) disclosure() int64 {
 	if th.Disclosure <= 0 {
@@ -50,10 +54,12 @@ func (th Thresholds) Validate() error {
 }
 
 // Suppressed reports whether a unit with the given number of respondents is
-// suppressed. A unit without respondents is suppressed too: it has nothing
-// to show.
+// suppressed: 0 < respondents < k. A unit without respondents is not
+// suppressed but has no data (no values, N zero, neither flag): "no data",
+// "suppressed" and "insufficient" are three states readers must be able to
+// tell apart, and a count of zero discloses nobody.
 func (th Thresholds) Suppressed(respondents int64) bool {
-	return respondents < th.disclosure()
+	return respondents > 0 && respondents < th.disclosure()
 }
 
 // insufficient reports whether a figure with sample n is flagged.
@@ -107,8 +113,8 @@ type NodeValue struct {
 //     answers of one respondent are strongly correlated, which makes the
 //     independence interval too narrow.
 //   - Insufficient: 0 < N < th.MinSample.
-//   - Suppression: when t.Respondents is below the disclosure threshold
-//     (default 10, including zero respondents) every figure of every tree is
+//   - Suppression: when 0 < t.Respondents < the disclosure threshold
+//     (default 10) every figure of every tree is
 //     suppressed: Value and interval nil, N, Positive and Valid zero and
 //     Suppressed true, so that nothing of a small unit can be read back.
 //

@@ -283,7 +283,7 @@ func TestComputeTreeSuppressed(t *testing.T) {
 		{"default threshold, 9 respondents", Thresholds{}, 9, true},
 		{"threshold 11", Thresholds{Disclosure: 11}, 10, true},
 		{"threshold 3", Thresholds{Disclosure: 3}, 3, false},
-		{"no respondents", Thresholds{Disclosure: 3}, 0, true},
+		{"no respondents: no data, not suppressed", Thresholds{Disclosure: 3}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			trees := ComputeTree(q, tallyOf(q, rs[:tc.n]), tc.th)
@@ -292,6 +292,9 @@ func TestComputeTreeSuppressed(t *testing.T) {
 				count++
 				if v.Suppressed != tc.suppressed {
 					t.Errorf("%s suppressed = %v", v.Code, v.Suppressed)
+				}
+				if tc.n == 0 && (v.Value != nil || v.CILow != nil || v.N != 0 || v.Valid != 0 || v.Insufficient) {
+					t.Errorf("%s has figures without respondents: %+v", v.Code, v)
 				}
 				if tc.suppressed && (v.Value != nil || v.CILow != nil || v.CIHigh != nil || v.N != 0 || v.Positive != 0 || v.Valid != 0 || v.Insufficient) {
 					t.Errorf("%s leaks: %+v", v.Code, v)

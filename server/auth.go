@@ -174,12 +174,25 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 		return nil, errUnauthenticated
 	}
 	token, ok := bearerToken(vals[0])
-	if !ok || !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
+	if !ok {
 		return nil, errUnauthenticated
 	}
-	hash := HashToken(token)
+	return a.byToken(ctx, token)
+}
+
+// byToken authenticates a bearer token.
+func (a *authenticator) byToken(ctx context.Context, token string) (*Principal, error) {
+	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
+		return nil, errUnauthenticated
+	}
+	return a.byHash(ctx, [32]byte(HashToken(token)))
+}
+
+// byHash authenticates the credential whose token has the given hash; the
+// web dashboard's sessions keep the hash, never the token.
+func (a *authenticator) byHash(ctx context.Context, key [32]byte) (*Principal, error) {
+	hash := key[:]
 	now := a.now()
-	key := [32]byte(hash)
 	if p := a.cached(key, now); p != nil {
 		return p, nil
 	}

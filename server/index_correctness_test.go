@@ -150,7 +150,7 @@ func (nv *naive) trees() []*naiveValue {
 	for _, r := range nv.q.Roots {
 		out = append(out, nv.node(r))
 	}
-	if int64(len(nv.resps)) < nv.th.Disclosure || nv.hidden {
+	if n := int64(len(nv.resps)); (n > 0 && n < nv.th.Disclosure) || nv.hidden {
 		var sup func(v *naiveValue)
 		sup = func(v *naiveValue) {
 			*v = naiveValue{code: v.code, isItem: v.isItem, suppressed: true, children: v.children}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sipas-vn/sipas/export"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -532,7 +533,7 @@ func adminCounts(ctx context.Context, e *env, args []string) error {
 	rows := make([]countJSON, 0, len(resp.Counts))
 	t := &table{header: []string{"questionnaire", "province", "unit", "month", "channel", "responses"}}
 	for _, r := range resp.Counts {
-		cj := countJSON{r.QuestionnaireId, r.ProvinceCode, r.UnitId, periodString(r.Month),
+		cj := countJSON{r.QuestionnaireId, r.ProvinceCode, r.UnitId, export.PeriodString(r.Month),
 			strings.ToLower(strings.TrimPrefix(r.Channel.String(), "CHANNEL_")), r.Responses}
 		rows = append(rows, cj)
 		u := cj.Unit

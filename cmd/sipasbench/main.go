@@ -55,8 +55,8 @@ const (
 	figNatBytes    = "national_bytes_per_response"
 )
 
-var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
-	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}
+var figureNames = append([]string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
+	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}, webFigureNames...)
 
 // result is one printed figure.
 type result struct {
@@ -189,6 +189,8 @@ type bench struct {
 	index    *indexResult
 	cli      *cliResult
 	national *nationalResult
+	web      *webResult
+	webErr   error
 }
 
 func newBench(quick bool, dur time.Duration, stderr io.Writer) (*bench, error) {
@@ -281,6 +283,18 @@ func (b *bench) figure(name string) (result, error) {
 		}
 		return map[string]result{figNatRSS: n.rss, figNatIngest: n.ingest, figNatStart: n.start, figNatRank: n.rank,
 			figNatUnitRank: n.unitRank, figNatSeries: n.series, figNatBytes: n.bytes}[name], nil
+	case figWebNational, figWebProvince, figWebPageKB:
+		w, err := b.runWeb()
+		if err != nil {
+			return result{}, err
+		}
+		switch name {
+		case figWebNational:
+			return w.national, nil
+		case figWebProvince:
+			return w.province, nil
+		}
+		return w.pageKB, nil
 	}
 	return result{}, fmt.Errorf("unknown figure %q", name)
 }
