@@ -304,6 +304,12 @@ func (b *bench) buildNational(path string, ng *nationalGen, sc nationalScale) (i
 		return 0, err
 	}
 	defer st.Close()
+	// Rows must name registered units of their province (lineage).
+	for _, u := range ng.units {
+		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Bộ phận Một cửa " + u.id, ProvinceCode: u.newCode}); err != nil {
+			return 0, fmt.Errorf("register unit %s: %w", u.id, err)
+		}
+	}
 	validateNow := time.Date(2027, 1, 1, 0, 0, 0, 0, sipas.VietnamZone)
 	pairs := sc.months * len(ng.units) // (month, unit), month-major
 	const perClaim = 200
@@ -439,6 +445,12 @@ func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float
 	admin, err := c.adminClient()
 	if err != nil {
 		return 0, err
+	}
+	if name != "" { // a fresh server: its units are not registered yet
+		if err := registerUnitsOf(admin, items); err != nil {
+			admin.Close()
+			return 0, err
+		}
 	}
 	tok, err := newSurveyor(admin, "bench national ingestion")
 	admin.Close()
@@ -604,4 +616,26 @@ func (b *bench) nationalReads(path string, ng *nationalGen, sc nationalScale) (n
 		}
 	}
 	return lat, nil
+}
+
+// registerUnitsOf registers, through the admin API, every unit the items
+// name, in the province the items give it (the rows are after the 2025
+// merger, so that is the unit's current province).
+func registerUnitsOf(admin *client.Client, items []client.BatchItem) error {
+	seen := map[string]bool{}
+	for _, it := range items {
+		r := it.Response
+		if r.UnitID == "" || seen[r.UnitID] {
+			continue
+		}
+		seen[r.UnitID] = true
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := admin.Admin.CreateUnit(ctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
+			UnitId: r.UnitID, DisplayName: "Bộ phận Một cửa " + r.UnitID, ProvinceCode: r.ProvinceCode}})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register unit %s: %w", r.UnitID, err)
+		}
+	}
+	return nil
 }
