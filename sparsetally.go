@@ -137,7 +137,8 @@ func (s *SparseTally) Add(c *Contribution, sign int64) {
 	// Both lists ascend: one walk adds to the counters s has (after its
 	// first responses, a cell has them all), and the others are merged in
 	// once at the end.
-	var missing []uint32
+	var buf [64]uint32
+	missing := buf[:0]
 	i := 0
 	for _, ctr := range c.Counters {
 		for i < len(s.idx) && s.idx[i] < ctr {
@@ -150,14 +151,25 @@ func (s *SparseTally) Add(c *Contribution, sign int64) {
 		}
 		missing = append(missing, ctr)
 	}
-	if missing == nil {
+	if len(missing) == 0 {
 		return
 	}
-	m := &SparseTally{idx: missing, val: make([]int64, len(missing))}
-	for j := range m.val {
-		m.val[j] = sign
+	// Merge the missing counters in place, from the back (the slices grow
+	// by amortised appends, not a new pair per response).
+	n, w := len(s.idx), len(s.idx)+len(missing)
+	s.idx = slices.Grow(s.idx, len(missing))[:w]
+	s.val = slices.Grow(s.val, len(missing))[:w]
+	i, j := n-1, len(missing)-1
+	for w--; j >= 0; w-- {
+		if i >= 0 && s.idx[i] > missing[j] {
+			s.idx[w], s.val[w] = s.idx[i], s.val[i]
+			i--
+		} else {
+			s.idx[w], s.val[w] = missing[j], sign
+			j--
+		}
 	}
-	s.Merge(m)
+	s.maybeDense()
 }
 
 // Merge adds the counters of o to s (same layout).
