@@ -283,3 +283,68 @@ func TestForeignCheckpointIsNotCountedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadsDuringCommitsAndCheckpoints: index reads running while commits
+// and checkpoints (with a cache small enough to evict) go on never fail,
+// and once writes stop the figures are those of a recount. Run with -race
+// it also checks the locking between readers, the applier and checkpoints.
+func TestReadsDuringCommitsAndCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{CheckpointRows: 120, MaxDirtyCells: 40, CellCacheBytes: 16 << 10, CheckpointInterval: time.Hour})
+	cat, reg := catalog(t)
+	e := &sipas.Engine{Catalog: cat, Registry: reg, Source: s, Thresholds: sipas.Thresholds{MinSample: 3, Disclosure: 5}}
+	g := newGen(t, 24)
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for w := range 3 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				q := sipas.Query{QuestionnaireID: "sipas-2023", Period: sipas.Period{Year: 2025}, Boundaries: sipas.BoundariesCurrent}
+				var err error
+				switch (i + w) % 3 {
+				case 0:
+					_, err = e.RankProvinces(q)
+				case 1:
+					q.Scope = sipas.Scope{UnitID: "u-1"}
+					_, err = e.Index(q)
+				default:
+					_, err = s.Cells(), nil
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 15 {
+		batch := make([]*sipas.Accepted, 40)
+		for i := range batch {
+			batch[i] = g.accepted()
+		}
+		mustInsert(t, s, batch...)
+	}
+	close(stop)
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Stats().Checkpoints < 3 || s.CacheStats().Evictions == 0 {
+		t.Fatalf("want several checkpoints and evictions: %+v, %+v", s.Stats(), s.CacheStats())
+	}
+	rec, err := s.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFigures(t, "after concurrent reads and writes", figures(t, recountSource(rec)), figures(t, s))
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
