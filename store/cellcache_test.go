@@ -348,3 +348,22 @@ func TestReadsDuringCommitsAndCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadFailureIsUnavailable: when the cells cannot be read from the
+// table (here the store is closed), the engine reports KindUnavailable,
+// not a figure computed from what it could read.
+func TestReadFailureIsUnavailable(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 25)
+	mustInsert(t, s, g.accepted(), g.accepted())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.DropCellCache()
+	cat, reg := catalog(t)
+	e := &sipas.Engine{Catalog: cat, Registry: reg, Source: s}
+	_, err := e.RankProvinces(sipas.Query{QuestionnaireID: "sipas-2023", Period: sipas.Period{Year: 2025}})
+	if sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("RankProvinces on a closed store: %v, want KindUnavailable", err)
+	}
+}
