@@ -395,10 +395,15 @@ func (t *Tally) AddEncoded(b []byte) error {
 			}
 			ctr += gap
 		}
-		if p < len(b) && b[p] < 0x80 {
+		switch {
+		case p < len(b) && b[p] < 0x80:
 			v, p = uint64(b[p]), p+1
-		} else if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
-			return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+		case p+1 < len(b) && b[p+1] < 0x80: // counts up to 16383: cells of many responses
+			v, p = uint64(b[p]&0x7f)|uint64(b[p+1])<<7, p+2
+		default:
+			if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
 		}
 		switch {
 		case v == 0:
