@@ -128,6 +128,9 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 // counters) to s: sign 1 counts a response, -1 takes it back out.
 func (s *SparseTally) Add(c *Contribution, sign int64) {
 	s.Respondents += sign
+	if s.dense == nil && len(s.idx) == 0 && len(c.Counters)*8 >= s.NSlots+s.NNodes {
+		s.toDense() // a response that answers most items: the cell will fill up
+	}
 	if s.dense != nil {
 		for _, ctr := range c.Counters {
 			s.dense[ctr] += sign
