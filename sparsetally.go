@@ -78,15 +78,15 @@ type Contribution struct {
 // one at each formula node with at least one valid scale answer under it,
 // as Tally.AddAnswers counts. dst is reused.
 func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
-	var seen [256]bool
-	var seenBig []bool
+	var seenSmall [256]bool
+	seen := seenSmall[:]
 	if len(q.Nodes) > len(seen) {
-		seenBig = make([]bool, len(q.Nodes))
+		seen = make([]bool, len(q.Nodes))
 	}
+	seen = seen[:len(q.Nodes)]
 	cs := dst.Counters[:0]
-	var nodeBuf [64]uint32
-	nodes := nodeBuf[:0]
 	items := q.Items[:min(len(answers), len(q.Items))]
+	sorted := true
 	for i, it := range items {
 		v := int(answers[i])
 		if v == 0 || v > len(it.slotOf) {
@@ -96,32 +96,29 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 		if s < 0 {
 			continue
 		}
+		if n := len(cs); n > 0 && cs[n-1] > uint32(s) {
+			sorted = false
+		}
 		cs = append(cs, uint32(s))
 		if int(s) >= it.Slot+len(it.Scale.Codes) {
 			continue // 8 or 9: not a valid answer for n
 		}
-		for n := it.Node; n != nil; n = n.Parent {
-			if seenBig != nil {
-				if seenBig[n.Index] {
-					break
-				}
-				seenBig[n.Index] = true
-			} else {
-				if seen[n.Index] {
-					break
-				}
-				seen[n.Index] = true
-			}
-			nodes = append(nodes, uint32(q.Slots+n.Index))
+		for n := it.Node; n != nil && !seen[n.Index]; n = n.Parent {
+			seen[n.Index] = true // this node and its ancestors count once
 		}
 	}
 	// Items' slots ascend in questionnaire order; a definition that did not
 	// lay them out so would still be counted right.
-	if !slices.IsSorted(cs) {
+	if !sorted {
 		slices.Sort(cs)
 	}
-	slices.Sort(nodes)
-	dst.Counters = append(cs, nodes...)
+	// Nodes in index order: ascending without a sort.
+	for i, ok := range seen {
+		if ok {
+			cs = append(cs, uint32(q.Slots+i))
+		}
+	}
+	dst.Counters = cs
 }
 
 // Add adds sign times contribution c (one respondent and one at each of its

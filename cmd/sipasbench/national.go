@@ -294,8 +294,30 @@ func (b *bench) runNational() (*nationalResult, error) {
 	return r, nil
 }
 
+// profile takes a 2 s CPU profile of the child in the background when
+// SIPAS_BENCH_PROFILE_DIR is set (the child runs with --pprof).
+func (c *child) profile(name string) {
+	dir := os.Getenv("SIPAS_BENCH_PROFILE_DIR")
+	if dir == "" || c.httpAddr == "" {
+		return
+	}
+	go func() {
+		resp, err := http.Get("http://" + c.httpAddr + "/debug/pprof/profile?seconds=2")
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.CreateTemp(dir, name+"-*.pprof")
+		if err == nil {
+			io.Copy(f, resp.Body)
+			f.Close()
+		}
+	}()
+}
+
 // profileFlags turns on sipasd's profiling endpoint when
-// SIPAS_BENCH_PROFILE_DIR asks for profiles of the uploads.
+// SIPAS_BENCH_PROFILE_DIR (a development aid) asks for profiles of the
+// uploads.
 func (b *bench) profileFlags() []string {
 	if os.Getenv("SIPAS_BENCH_PROFILE_DIR") != "" {
 		return []string{"--pprof"}
@@ -466,21 +488,7 @@ func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float
 		return 0, err
 	}
 	defer cl.Close()
-	if dir := os.Getenv("SIPAS_BENCH_PROFILE_DIR"); dir != "" && c.httpAddr != "" {
-		// A CPU profile of the server during the upload (sipasd runs with --pprof).
-		go func() {
-			resp, err := http.Get("http://" + c.httpAddr + "/debug/pprof/profile?seconds=2")
-			if err != nil {
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.CreateTemp(dir, "upload-"+name+"-*.pprof")
-			if err == nil {
-				io.Copy(f, resp.Body)
-				f.Close()
-			}
-		}()
-	}
+	c.profile("upload-" + name)
 	start := time.Now()
 	s, err := cl.Upload(context.Background(), client.UploadSlice(items), client.UploadOptions{MaxStreamItems: len(items) + 1})
 	d := time.Since(start)
