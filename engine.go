@@ -370,9 +370,6 @@ func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bo
 	return r.p.Code, true
 }
 
-// idsOf returns the ids of the province rows that can count for code on
-// the given boundaries (as collected, the rows with that code; on current
-// boundaries, the rows whose current province has it), never nil.
 // unitLineageIDs returns the ids of the province rows whose unit cells a
 // query reads, or nil for all: for a province scope, every row of the
 // current provinces the queried code belongs to (on either boundaries), and
