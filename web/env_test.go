@@ -45,6 +45,7 @@ type env struct {
 	rt     http.RoundTripper
 	index  sipasv1.IndexServiceClient
 	admin  sipasv1.AdminServiceClient
+	survey sipasv1.SurveyServiceClient
 	tokens map[string]string
 	ids    map[string]string // credential ids by name
 }
@@ -126,6 +127,7 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		e.tokens[name], e.ids[name] = tok, cred.ID
 	}
 	survey := sipasv1.NewSurveyServiceClient(conn)
+	e.survey = survey
 	q := cat.Get("sipas-2023")
 	rng := rand.New(rand.NewPCG(1, 2))
 	submit := func(province, unit string, n int, bias float64) {
