@@ -1,6 +1,12 @@
 package kiosk
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -8,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/internal/atomicfile"
 )
 
 // MisuseRules say which questionnaires a kiosk flags. Flagged responses are
@@ -40,15 +47,53 @@ func (r MisuseRules) withDefaults() MisuseRules {
 	return r
 }
 
-// misuseState remembers the previous questionnaire completed at this kiosk.
-// It is memory only: after an agent restart the first questionnaire is not
-// compared with the one before.
+// misuseState remembers the previous questionnaire completed at this kiosk:
+// when it was finished, a hash of its answers and how many identical ones
+// ended there in a row. It is kept in the agent's data directory
+// (misuseStateFile, 0600, replaced atomically after every judgement), so
+// that the too-soon and identical-run rules compare the first questionnaire
+// after an agent restart with the one before it. Only a hash of the
+// answers is kept, never the answers.
 type misuseState struct {
 	mu       sync.Mutex
 	rules    MisuseRules
+	path     string // "" keeps it in memory only
+	logf     func(string, ...any)
 	last     time.Time
-	lastKey  string
+	lastKey  string // answersHash of the previous questionnaire
 	runCount int
+}
+
+// misuseStateFile is the file in the data directory that keeps misuseState.
+const misuseStateFile = "misuse-state.json"
+
+// savedMisuse is the form misuseState is kept in.
+type savedMisuse struct {
+	LastFinished time.Time `json:"last_finished"`
+	AnswersHash  string    `json:"answers_hash"`
+	Run          int       `json:"run"`
+}
+
+// load reads the state kept at path. A missing file is a first start; a
+// damaged one is reported and ignored (the next questionnaire is then not
+// compared with the one before, as on a first start).
+func (m *misuseState) load(path string, logf func(string, ...any)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.path, m.logf = path, logf
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var s savedMisuse
+	if err == nil {
+		err = json.Unmarshal(b, &s)
+	}
+	if err != nil {
+		logf("kiosk: misuse state %s unreadable, starting afresh: %v", path, err)
+		return
+	}
+	m.last, m.lastKey, m.runCount = s.LastFinished, s.AnswersHash, s.Run
 }
 
 // judge returns the flags of a questionnaire completed at done after
@@ -63,7 +108,7 @@ func (m *misuseState) judge(done time.Time, took time.Duration, answers map[stri
 	if m.rules.MinInterval > 0 && !m.last.IsZero() && done.Sub(m.last) < m.rules.MinInterval {
 		f |= sipas.FlagTooSoon
 	}
-	key := answersKey(answers)
+	key := answersHash(answers)
 	if key == m.lastKey {
 		m.runCount++
 	} else {
@@ -73,7 +118,30 @@ func (m *misuseState) judge(done time.Time, took time.Duration, answers map[stri
 		f |= sipas.FlagIdenticalRun
 	}
 	m.last = done
+	m.save()
 	return f
+}
+
+// save keeps the state in its file. A failure is logged, not returned: the
+// questionnaire is still queued, and only the comparison of the next one
+// after a restart is lost.
+func (m *misuseState) save() {
+	if m.path == "" {
+		return
+	}
+	b, err := json.Marshal(savedMisuse{LastFinished: m.last, AnswersHash: m.lastKey, Run: m.runCount})
+	if err == nil {
+		err = atomicfile.WriteFile(m.path, b, 0o600)
+	}
+	if err != nil {
+		m.logf("kiosk: keeping the misuse state: %v", err)
+	}
+}
+
+// answersHash is a hash of the canonical form of a set of answers.
+func answersHash(answers map[string]int) string {
+	sum := sha256.Sum256([]byte(answersKey(answers)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // answersKey is a canonical form of a set of answers.

@@ -1,6 +1,9 @@
 package kiosk
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,5 +36,29 @@ func TestMisuseJudge(t *testing.T) {
 		if got := off.judge(t0.Add(time.Duration(i)*time.Second), 0, a); got != 0 {
 			t.Errorf("disabled rules flagged %q", got)
 		}
+	}
+}
+
+// TestMisuseStateDamagedFile: a damaged state file is reported and the
+// agent starts afresh (as on a first start); the next judgement replaces it.
+func TestMisuseStateDamagedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), misuseStateFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	m := misuseState{rules: MisuseRules{MinInterval: time.Minute}.withDefaults()}
+	m.load(path, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	if len(logged) != 1 || !m.last.IsZero() {
+		t.Fatalf("damaged state: logged %q, last %v", logged, m.last)
+	}
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	if f := m.judge(t0, time.Minute, map[string]int{"x": 1}); f != 0 {
+		t.Errorf("first judgement after a damaged state: %q", f)
+	}
+	again := misuseState{rules: m.rules}
+	again.load(path, t.Logf)
+	if f := again.judge(t0.Add(time.Second), time.Minute, map[string]int{"x": 2}); f != sipas.FlagTooSoon {
+		t.Errorf("after reloading the replaced state: %q, want too_soon", f)
 	}
 }
