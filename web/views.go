@@ -22,6 +22,7 @@ type frame struct {
 	CSRF           string
 	Role           string
 	Nation         bool
+	Fleet          bool // may see the kiosk fleet (an admin)
 	Provinces      []link
 	Path           string
 	Prm            params
@@ -61,7 +62,7 @@ type link struct {
 
 func (h *Handler) frame(ctx context.Context, rq *request, title string) frame {
 	l := rq.prm.Lang
-	f := frame{L: l, Title: title, Prm: rq.prm, Nation: h.cfg.Reader.MayReadNation(ctx, rq.p)}
+	f := frame{L: l, Title: title, Prm: rq.prm, Nation: h.cfg.Reader.MayReadNation(ctx, rq.p), Fleet: h.cfg.Reader.MayListKiosks(ctx, rq.p)}
 	if rq.sess != nil {
 		f.CSRF = rq.sess.csrf
 	}
