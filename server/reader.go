@@ -24,7 +24,9 @@ type Reader struct {
 }
 
 // Reader returns the server's index query layer.
-func (s *Server) Reader() *Reader { return &Reader{s: s, h: &indexService{s: s}, a: &adminService{s: s}} }
+func (s *Server) Reader() *Reader {
+	return &Reader{s: s, h: &indexService{s: s}, a: &adminService{s: s}}
+}
 
 // Thresholds are the disclosure threshold k and the minimum sample in force.
 func (r *Reader) Thresholds() sipas.Thresholds { return r.s.cfg.Engine.Thresholds }

@@ -74,7 +74,9 @@ func TestFleetPage(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("fleet as admin: %d\n%s", code, page)
 	}
-	when := func(ts *timestamppb.Timestamp) string { return ts.AsTime().In(sipas.VietnamZone).Format("2006-01-02 15:04") }
+	when := func(ts *timestamppb.Timestamp) string {
+		return ts.AsTime().In(sipas.VietnamZone).Format("2006-01-02 15:04")
+	}
 	for _, k := range api.Kiosks {
 		row := fleetRow(t, page, k.CredentialId)
 		want := []string{k.UnitDisplayName, k.UnitId, ">" + k.ProvinceCode + "<"}
