@@ -75,16 +75,16 @@ func flagCounts(without, with int64, suppressed, include bool) (excluded, includ
 // default) or with them, and says how many respondents of the scope the
 // flagged ones are: left out, or included (see flagCounts).
 func (s *Server) indexWithFlags(ctx context.Context, q sipas.Query, include bool) (rep *sipas.Report, excluded, included int64, err error) {
-	rep, err = s.cfg.Engine.Index(q)
+	from, to := q.Period.Months()
+	flagged, err := s.flaggedEngine(ctx, q.QuestionnaireID, from, to, q.Channel)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	from, to := q.Period.Months()
-	eng, err := s.flaggedEngine(ctx, q.QuestionnaireID, from, to, q.Channel)
-	if err != nil || eng == nil {
+	rep, err = s.cfg.Engine.Index(q)
+	if err != nil || flagged == nil {
 		return rep, 0, 0, err
 	}
-	all, err := eng.Index(q)
+	all, err := flagged.Index(q)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -95,24 +95,31 @@ func (s *Server) indexWithFlags(ctx context.Context, q sipas.Query, include bool
 	return rep, excluded, included, nil
 }
 
-// engineFor returns the engine a read uses: the aggregates alone, or with
-// the flagged responses of the months from..to when include is set.
-func (s *Server) engineFor(ctx context.Context, include bool, questionnaireID string, fromMonth, toMonth int, channel sipas.Channel) (*sipas.Engine, error) {
-	if !include {
-		return s.cfg.Engine, nil
+// withFlags is what a ranking or weak-points read needs about flagged
+// responses: the engine it computes with (with them only when asked), and
+// how many of them the scope it covers has in its period.
+func (s *Server) withFlags(ctx context.Context, q sipas.Query, scope sipas.Scope, include bool) (eng *sipas.Engine, excluded, included int64, err error) {
+	from, _ := q.Period.Previous().Months()
+	_, to := q.Period.Months()
+	flagged, err := s.flaggedEngine(ctx, q.QuestionnaireID, from, to, q.Channel)
+	if err != nil || flagged == nil {
+		return s.cfg.Engine, 0, 0, err
 	}
-	eng, err := s.flaggedEngine(ctx, questionnaireID, fromMonth, toMonth, channel)
-	if err != nil || eng == nil {
-		return s.cfg.Engine, err
+	// The scope's index, with and without them: the count follows the
+	// index's own rules, as GetIndex says it.
+	sq := q
+	sq.Scope, sq.NodeCode = scope, ""
+	without, err := s.cfg.Engine.Index(sq)
+	if err != nil {
+		return nil, 0, 0, err
 	}
-	return eng, nil
-}
-
-// scopeFlagCounts is the flagged responses left out of (or counted in) the
-// figures of a whole scope (the nation of a province ranking, the province
-// of a unit ranking or of weak points) for q's period: those of its index.
-func (s *Server) scopeFlagCounts(ctx context.Context, q sipas.Query, include bool) (excluded, included int64, err error) {
-	q.NodeCode = ""
-	_, excluded, included, err = s.indexWithFlags(ctx, q, include)
-	return excluded, included, err
+	with, err := flagged.Index(sq)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	excluded, included = flagCounts(without.Respondents, with.Respondents, without.Suppressed || with.Suppressed, include)
+	if include {
+		return flagged, excluded, included, nil
+	}
+	return s.cfg.Engine, excluded, included, nil
 }

@@ -229,19 +229,11 @@ func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequ
 // the period: left out, or counted.
 func (h *indexService) rank(ctx context.Context, q sipas.Query, include bool, scope sipas.Scope,
 	run func(*sipas.Engine, sipas.Query) (*sipas.Ranking, error)) (*sipasv1.Ranking, error) {
-	from, _ := q.Period.Previous().Months()
-	_, to := q.Period.Months()
-	eng, err := h.s.engineFor(ctx, include, q.QuestionnaireID, from, to, q.Channel)
+	eng, excluded, included, err := h.s.withFlags(ctx, q, scope, include)
 	if err != nil {
 		return nil, err
 	}
 	r, err := run(eng, q)
-	if err != nil {
-		return nil, err
-	}
-	sq := q
-	sq.Scope = scope
-	excluded, included, err := h.s.scopeFlagCounts(ctx, sq, include)
 	if err != nil {
 		return nil, err
 	}
@@ -355,17 +347,11 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 	}
 	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
 		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}
-	from, _ := q.Period.Previous().Months()
-	_, to := q.Period.Months()
-	eng, err := h.s.engineFor(ctx, req.GetIncludeFlagged(), q.QuestionnaireID, from, to, q.Channel)
+	eng, excluded, included, err := h.s.withFlags(ctx, q, sc, req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	w, err := eng.WeakPoints(q, limit)
-	if err != nil {
-		return nil, toStatus(ctx, h.s.log, err)
-	}
-	excluded, included, err := h.s.scopeFlagCounts(ctx, q, req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
