@@ -342,7 +342,7 @@ func (a *Agent) queue(ctx context.Context, id string, answers map[string]int, to
 	}
 	var flags sipas.Flags
 	if !partial {
-		flags = a.misuse.judge(now, took, answers)
+		flags = a.misuse.judge(id, now, took, answers)
 	}
 	if offsetKnown && (offset > 5*time.Minute || offset < -5*time.Minute) {
 		flags |= sipas.FlagClockSkew

@@ -62,6 +62,12 @@ type misuseState struct {
 	last     time.Time
 	lastKey  string // answersHash of the previous questionnaire
 	runCount int
+	// lastID and lastFlags are the previous questionnaire's response id
+	// and verdict: the app retries a questionnaire until the agent
+	// answers, also across an agent restart, and a retry is not judged
+	// again (it would count the questionnaire twice).
+	lastID    string
+	lastFlags sipas.Flags
 }
 
 // misuseStateFile is the file in the data directory that keeps misuseState.
@@ -72,6 +78,8 @@ type savedMisuse struct {
 	LastFinished time.Time `json:"last_finished"`
 	AnswersHash  string    `json:"answers_hash"`
 	Run          int       `json:"run"`
+	ResponseID   string    `json:"response_id"`
+	Flags        uint32    `json:"flags"`
 }
 
 // load reads the state kept at path. A missing file is a first start; a
@@ -94,13 +102,19 @@ func (m *misuseState) load(path string, logf func(string, ...any)) {
 		return
 	}
 	m.last, m.lastKey, m.runCount = s.LastFinished, s.AnswersHash, s.Run
+	m.lastID, m.lastFlags = s.ResponseID, sipas.Flags(s.Flags)
 }
 
-// judge returns the flags of a questionnaire completed at done after
+// judge returns the flags of questionnaire id completed at done after
 // taking took, with the given answers, and records it as the previous one.
-func (m *misuseState) judge(done time.Time, took time.Duration, answers map[string]int) sipas.Flags {
+// The previous questionnaire judged again (a retry) gets its verdict again
+// and changes nothing.
+func (m *misuseState) judge(id string, done time.Time, took time.Duration, answers map[string]int) sipas.Flags {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if id != "" && id == m.lastID {
+		return m.lastFlags
+	}
 	var f sipas.Flags
 	if m.rules.MinPerQuestion > 0 && took < time.Duration(len(answers))*m.rules.MinPerQuestion {
 		f |= sipas.FlagTooFast
@@ -117,7 +131,7 @@ func (m *misuseState) judge(done time.Time, took time.Duration, answers map[stri
 	if m.rules.IdenticalRun >= 2 && m.runCount >= m.rules.IdenticalRun {
 		f |= sipas.FlagIdenticalRun
 	}
-	m.last = done
+	m.last, m.lastID, m.lastFlags = done, id, f
 	m.save()
 	return f
 }
@@ -129,7 +143,8 @@ func (m *misuseState) save() {
 	if m.path == "" {
 		return
 	}
-	b, err := json.Marshal(savedMisuse{LastFinished: m.last, AnswersHash: m.lastKey, Run: m.runCount})
+	b, err := json.Marshal(savedMisuse{LastFinished: m.last, AnswersHash: m.lastKey, Run: m.runCount,
+		ResponseID: m.lastID, Flags: uint32(m.lastFlags)})
 	if err == nil {
 		err = atomicfile.WriteFile(m.path, b, 0o600)
 	}
