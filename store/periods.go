@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -23,7 +24,7 @@ type ClosedPeriod struct {
 	Period    string // "2025", "2025-Q1", "2025-03"
 	FromMonth int    // year*100+month
 	ToMonth   int
-	CloseTime int64 // unix nanoseconds
+	CloseTime time.Time
 	ClosedBy  string
 	Reason    string
 }
@@ -75,9 +76,11 @@ func (s *Store) ListClosedPeriods(ctx context.Context) ([]ClosedPeriod, error) {
 	var out []ClosedPeriod
 	for rows.Next() {
 		var p ClosedPeriod
-		if err := rows.Scan(&p.Period, &p.FromMonth, &p.ToMonth, &p.CloseTime, &p.ClosedBy, &p.Reason); err != nil {
+		var at int64
+		if err := rows.Scan(&p.Period, &p.FromMonth, &p.ToMonth, &at, &p.ClosedBy, &p.Reason); err != nil {
 			return nil, fmt.Errorf("store.list_closed_periods: %w", err)
 		}
+		p.CloseTime = fromNanos(at)
 		out = append(out, p)
 	}
 	return out, rows.Err()
