@@ -38,7 +38,7 @@ type uploadReport struct {
 	Rejected    int64                  `json:"rejected"`
 	Amended     int64                  `json:"amended"`
 	Rejections  []client.ItemRejection `json:"rejections"`
-	// Rows is every row's outcome (new, amended, unchanged, rejected), with --amend.
+	// RowOutcomes is every row's outcome (new, amended, unchanged, rejected), with --amend.
 	RowOutcomes []client.RowOutcome `json:"row_outcomes,omitempty"`
 	Warnings    []string            `json:"warnings,omitempty"`
 	Seconds     float64             `json:"seconds"`
