@@ -210,6 +210,11 @@ func (h *harness) finalCorrections() []string {
 type corrSummary struct {
 	corrections, amended, withdrawn, refused int
 	lost, doubled, phantom                   int
+	// indeterminate counts correction attempts with an unknown outcome
+	// (a kill landed during them); committedUnacked the corrections that
+	// were in effect although their attempt was indeterminate (the retry
+	// was answered unchanged / already withdrawn).
+	indeterminate, committedUnacked int
 }
 
 // ackedCorrection returns the kind and hash of the id's acknowledged
@@ -265,6 +270,16 @@ func checkCorrections(t reporter, db *sql.DB, ids map[string]*idState) (corrSumm
 			continue
 		}
 		cs.corrections++
+		sawIndet := false
+		for _, a := range s.corrections {
+			switch {
+			case a.Result == resIndeterminate:
+				cs.indeterminate++
+				sawIndet = true
+			case a.Result == resDuplicate && sawIndet:
+				cs.committedUnacked++
+			}
+		}
 		kind, sha := s.ackedCorrection()
 		st, ok := got[id]
 		switch {

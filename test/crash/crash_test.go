@@ -1055,8 +1055,8 @@ func (s summary) report(t *testing.T) {
 	t.Logf("indeterminate: attempts=%d ids=%d interrupted_by_kill=%d; committed_but_unacked=%d indeterminate_absent=%d",
 		s.indeterminate, s.indeterminateIDs, s.inflightIndeterminate, s.committedUnacked, s.indeterminateAbsent)
 	t.Logf("final retry round: retried=%d resolved_present=%d resolved_refused=%d", s.retried, s.resolved, s.resolvedRefused)
-	t.Logf("corrections: %d (amended %d, withdrawn %d, refused or left indeterminate %d); lost=%d applied_twice=%d phantom=%d",
-		s.corr.corrections, s.corr.amended, s.corr.withdrawn, s.corr.refused, s.corr.lost, s.corr.doubled, s.corr.phantom)
+	t.Logf("corrections: %d (amended %d, withdrawn %d, refused or left indeterminate %d); indeterminate attempts %d, in effect before their acknowledgement %d; lost=%d applied_twice=%d phantom=%d",
+		s.corr.corrections, s.corr.amended, s.corr.withdrawn, s.corr.refused, s.corr.indeterminate, s.corr.committedUnacked, s.corr.lost, s.corr.doubled, s.corr.phantom)
 	t.Logf("checker: lost=%d duplicated=%d phantom=%d mismatch=%d; restart median %s max %s",
 		s.lost, s.duplicated, s.phantom, s.mismatch, s.restartMedian.Round(time.Millisecond), s.restartMax.Round(time.Millisecond))
 	fmt.Printf("CRASH kills=%d landed=%d acked=%d rows=%d indeterminate=%d interrupted=%d committed_unacked=%d indeterminate_absent=%d resolved=%d/%d lost=%d duplicated=%d phantom=%d mismatch=%d\n",
