@@ -107,3 +107,74 @@ func TestItem5CorrectionsOverTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestItem5UploadWithAmend: an upload stream with amend (set on a first
+// message without items) amends the conflicting items, reports them
+// ITEM_OUTCOME_AMENDED and counts them in the summary; without a reason the
+// stream is refused.
+func TestItem5UploadWithAmend(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.RatePerSecond = -1 })
+	e.mustCredential("surveyor", &sipasv1.Credential{Role: sipasv1.Role_ROLE_SURVEYOR, ProvinceCodes: []string{"48"}})
+	at := time.Now().Add(-time.Hour)
+	a, b := serviceResponse(t, e.cat, "48", at), serviceResponse(t, e.cat, "48", at)
+	upload := func(first *sipasv1.UploadBatchRequest, items ...*sipasv1.Response) ([]*sipasv1.ItemResult, *sipasv1.BatchSummary, error) {
+		t.Helper()
+		st, err := e.survey.UploadBatch(e.as("surveyor"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != nil {
+			if err := st.Send(first); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req := &sipasv1.UploadBatchRequest{}
+		for i, r := range items {
+			req.Items = append(req.Items, &sipasv1.BatchItem{Line: int64(i + 2), Response: r})
+		}
+		if err := st.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		st.CloseSend()
+		var results []*sipasv1.ItemResult
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return results, nil, err
+			}
+			if s := m.GetSummary(); s != nil {
+				return results, s, nil
+			}
+			results = append(results, m.GetChunk().GetResults()...)
+		}
+	}
+	if _, _, err := upload(nil, a, b); err != nil {
+		t.Fatal(err)
+	}
+	a2 := serviceResponse(t, e.cat, "48", at)
+	a2.ResponseId = a.ResponseId
+	for k := range a2.Answers {
+		a2.Answers[k] = 5
+	}
+	res, sum, err := upload(nil, a2, b)
+	if err != nil || sum.Rejected != 1 || res[0].Reason != "RESPONSE_ID_CONFLICT" || !strings.Contains(res[0].Message, "--amend") {
+		t.Fatalf("without amend: %v %v %v", res, sum, err)
+	}
+	if _, _, err := upload(&sipasv1.UploadBatchRequest{Amend: true}, a2, b); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("amend without a reason: %v", err)
+	}
+	c := serviceResponse(t, e.cat, "48", at)
+	res, sum, err = upload(&sipasv1.UploadBatchRequest{BatchId: "fix-1", Amend: true, AmendReason: "re-keyed"}, a2, b, c)
+	if err != nil || sum.Amended != 1 || sum.Duplicate != 1 || sum.Accepted != 1 || sum.Rejected != 0 ||
+		res[0].Outcome != sipasv1.ItemOutcome_ITEM_OUTCOME_AMENDED || res[1].Outcome != sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE ||
+		res[2].Outcome != sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED {
+		t.Fatalf("with amend: %v %v %v", res, sum, err)
+	}
+	hist, withdrawn, err := e.store.ResponseHistory(t.Context(), a.ResponseId)
+	if err != nil || withdrawn || len(hist) != 2 || hist[0].Reason != "re-keyed" || hist[1].Version != 2 {
+		t.Fatalf("history after the amending upload: %+v %v", hist, err)
+	}
+	if err := e.store.CheckAggregates(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

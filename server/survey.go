@@ -336,7 +336,8 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 
 	summary := &sipasv1.BatchSummary{}
 	source := sipas.Source{CredentialID: credentialID}
-	// amend and amendReason come from the first message with items.
+	// amend and amendReason come from the messages up to the first one
+	// with items.
 	amend, amendReason := false, ""
 	var (
 		chunkNo  int64
@@ -454,6 +455,9 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			if sentBatchID == "" {
 				sentBatchID = m.req.GetBatchId()
 			}
+			if summary.BatchId == "" && m.req.GetAmend() {
+				amend, amendReason = true, m.req.GetAmendReason()
+			}
 			items := m.req.GetItems()
 			if len(items) == 0 {
 				continue // keeps nothing alive: only items reset the idle timer
@@ -465,7 +469,7 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 					return toStatus(ctx, s.log, err)
 				}
 				summary.BatchId, source.BatchID = id, id
-				if amend, amendReason = m.req.GetAmend(), m.req.GetAmendReason(); amend {
+				if amend {
 					if err := checkReason("amend_reason", amendReason, false); err != nil {
 						return toStatus(ctx, s.log, err)
 					}

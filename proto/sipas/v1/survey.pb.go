@@ -2327,7 +2327,7 @@ type UploadBatchRequest struct {
 	// server treats them the same. (Field 2 was a single item before: a
 	// message with one item is encoded the same either way.)
 	Items []*BatchItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	// Optional, read from the first message: apply a re-uploaded, corrected
+	// Optional, read up to the first message with items: apply a re-uploaded, corrected
 	// file. An item whose response_id is stored with other content becomes an
 	// amendment (ITEM_OUTCOME_AMENDED) instead of RESPONSE_ID_CONFLICT,
 	// provided this credential sent it; unchanged items are duplicates and
