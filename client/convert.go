@@ -1,6 +1,8 @@
 package client
 
 import (
+	"strings"
+
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -125,4 +127,142 @@ func packAnswers(r *sipasv1.Response, order *itemOrder) {
 	if packed, ok := packMap(r.Answers, order); ok {
 		r.PackedAnswers, r.Answers = packed, nil
 	}
+}
+
+// The index reads: API messages become domain values.
+
+// PeriodToProto converts a domain period into its API form.
+func PeriodToProto(p sipas.Period) *sipasv1.Period {
+	return &sipasv1.Period{Year: int32(p.Year), Quarter: int32(p.Quarter), Month: int32(p.Month)}
+}
+
+// PeriodFromProto converts an API period; nil is the zero period.
+func PeriodFromProto(p *sipasv1.Period) sipas.Period {
+	return sipas.Period{Year: int(p.GetYear()), Quarter: int(p.GetQuarter()), Month: int(p.GetMonth())}
+}
+
+// ScopeToProto converts a domain scope (one of unit, province, nation).
+func ScopeToProto(s sipas.Scope) *sipasv1.Scope {
+	switch {
+	case s.UnitID != "":
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_UnitId{UnitId: s.UnitID}}
+	case s.ProvinceCode != "":
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: s.ProvinceCode}}
+	case s.Nation:
+		return &sipasv1.Scope{Scope: &sipasv1.Scope_Nation{Nation: true}}
+	}
+	return nil
+}
+
+// ScopeFromProto converts an API scope.
+func ScopeFromProto(s *sipasv1.Scope) sipas.Scope {
+	switch v := s.GetScope().(type) {
+	case *sipasv1.Scope_ProvinceCode:
+		return sipas.Scope{ProvinceCode: v.ProvinceCode}
+	case *sipasv1.Scope_UnitId:
+		return sipas.Scope{UnitID: v.UnitId}
+	case *sipasv1.Scope_Nation:
+		return sipas.Scope{Nation: v.Nation}
+	}
+	return sipas.Scope{}
+}
+
+// boundariesFromProto: an unspecified value is as collected, as the server
+// reads it.
+func boundariesFromProto(b sipasv1.Boundaries) sipas.Boundaries {
+	if b == sipasv1.Boundaries_BOUNDARIES_UNSPECIFIED {
+		return sipas.BoundariesAsCollected
+	}
+	return sipas.Boundaries(b)
+}
+
+func thresholdsFromProto(disclosure, minSample int64) sipas.Thresholds {
+	return sipas.Thresholds{Disclosure: disclosure, MinSample: minSample}
+}
+
+// ReportFromProto converts an index report.
+func ReportFromProto(r *sipasv1.IndexReport) *sipas.Report {
+	out := &sipas.Report{QuestionnaireID: r.GetQuestionnaireId(), FormulaVersion: r.GetFormulaVersion(),
+		Scope: ScopeFromProto(r.GetScope()), ScopeName: r.GetScopeName(), Period: PeriodFromProto(r.GetPeriod()),
+		Boundaries: boundariesFromProto(r.GetBoundaries()), Channel: sipas.Channel(r.GetChannel()),
+		Respondents: r.GetRespondents(), Suppressed: r.GetSuppressed(), NationalMean: r.NationalMean,
+		Thresholds:      thresholdsFromProto(r.GetDisclosureThreshold(), r.GetMinimumSample()),
+		FlaggedExcluded: r.GetFlaggedExcluded(), FlaggedIncluded: r.GetFlaggedIncluded()}
+	for _, n := range r.GetRoots() {
+		out.Roots = append(out.Roots, nodeValueFromProto(n))
+	}
+	return out
+}
+
+func nodeValueFromProto(n *sipasv1.IndexNode) *sipas.NodeValue {
+	out := &sipas.NodeValue{Code: n.GetCode(), LabelVi: n.GetLabelVi(), LabelEn: n.GetLabelEn(), IsItem: n.GetIsItem(),
+		Role: sipas.Role(n.GetRole()), Value: n.Value, N: n.GetN(), Positive: n.GetPositive(), Valid: n.GetValid(),
+		CILow: n.CiLow, CIHigh: n.CiHigh, Insufficient: n.GetInsufficient(), Suppressed: n.GetSuppressed()}
+	for _, c := range n.GetChildren() {
+		out.Children = append(out.Children, nodeValueFromProto(c))
+	}
+	return out
+}
+
+// RankingFromProto converts a ranking of provinces or units.
+func RankingFromProto(r *sipasv1.Ranking) *sipas.Ranking {
+	out := &sipas.Ranking{QuestionnaireID: r.GetQuestionnaireId(), FormulaVersion: r.GetFormulaVersion(),
+		Period: PeriodFromProto(r.GetPeriod()), PreviousPeriod: PeriodFromProto(r.GetPreviousPeriod()),
+		Boundaries: boundariesFromProto(r.GetBoundaries()), Channel: sipas.Channel(r.GetChannel()),
+		NodeCode: r.GetNodeCode(), Mean: r.Mean, Pooled: r.Pooled,
+		Thresholds: thresholdsFromProto(r.GetDisclosureThreshold(), r.GetMinimumSample())}
+	for _, row := range r.GetRows() {
+		out.Rows = append(out.Rows, sipas.RankRow{ID: row.GetId(), Name: row.GetName(), Value: row.Value,
+			CILow: row.CiLow, CIHigh: row.CiHigh, Rank: int(row.GetRank()), N: row.GetN(),
+			Insufficient: row.GetInsufficient(), Suppressed: row.GetSuppressed(), PreviousValue: row.PreviousValue,
+			PreviousRank: int(row.GetPreviousRank()), RankChange: int(row.GetRankChange()), ValueChange: row.ValueChange})
+	}
+	return out
+}
+
+// SeriesFromProto converts a series; the API message does not repeat what
+// was asked, so scope, from, to, boundaries and channel come from the
+// request.
+func SeriesFromProto(s *sipasv1.Series, req *sipasv1.GetSeriesRequest) *sipas.Series {
+	out := &sipas.Series{QuestionnaireID: s.GetQuestionnaireId(), FormulaVersion: s.GetFormulaVersion(),
+		Scope: ScopeFromProto(req.GetScope()), NodeCode: s.GetNodeCode(),
+		From: PeriodFromProto(req.GetFrom()), To: PeriodFromProto(req.GetTo()),
+		Boundaries: boundariesFromProto(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel()),
+		Thresholds: thresholdsFromProto(s.GetDisclosureThreshold(), s.GetMinimumSample())}
+	for _, p := range s.GetPoints() {
+		out.Points = append(out.Points, sipas.SeriesPoint{Period: PeriodFromProto(p.GetPeriod()), Value: p.Value,
+			N: p.GetN(), CILow: p.CiLow, CIHigh: p.CiHigh, Insufficient: p.GetInsufficient(), Suppressed: p.GetSuppressed()})
+	}
+	return out
+}
+
+// WeakPointsFromProto converts a province's weak points. The API lists the
+// province's own figures (level "item" or "group") and then its units' rows
+// (level "unit", code "UNIT_ID/CODE") in one lowest list; they become Lowest
+// and Units. The API message does not repeat the province, boundaries and
+// channel asked for, so they come from the request.
+func WeakPointsFromProto(w *sipasv1.WeakPoints, req *sipasv1.GetWeakPointsRequest) *sipas.WeakPoints {
+	out := &sipas.WeakPoints{QuestionnaireID: w.GetQuestionnaireId(), FormulaVersion: w.GetFormulaVersion(),
+		Scope: sipas.Scope{ProvinceCode: req.GetProvinceCode()}, Period: PeriodFromProto(w.GetPeriod()),
+		PreviousPeriod: PeriodFromProto(w.GetPreviousPeriod()), Boundaries: boundariesFromProto(req.GetBoundaries()),
+		Channel: sipas.Channel(req.GetChannel()), Thresholds: thresholdsFromProto(w.GetDisclosureThreshold(), w.GetMinimumSample())}
+	conv := func(p *sipasv1.WeakPoint) sipas.WeakPoint {
+		wp := sipas.WeakPoint{Code: p.GetCode(), LabelVi: p.GetLabelVi(), LabelEn: p.GetLabelEn(), IsItem: p.GetLevel() == "item",
+			Value: p.GetValue(), N: p.GetN(), PreviousValue: p.PreviousValue, Change: p.Change, National: p.NationalValue}
+		if p.GetLevel() == "unit" {
+			wp.UnitID, wp.Code, _ = strings.Cut(p.GetCode(), "/")
+		}
+		return wp
+	}
+	for _, p := range w.GetLowest() {
+		if p.GetLevel() == "unit" {
+			out.Units = append(out.Units, conv(p))
+		} else {
+			out.Lowest = append(out.Lowest, conv(p))
+		}
+	}
+	for _, p := range w.GetLargestDrops() {
+		out.Drops = append(out.Drops, conv(p))
+	}
+	return out
 }

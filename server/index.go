@@ -292,7 +292,7 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 		limit = 10
 	}
 	w, err := h.s.cfg.Engine.WeakPoints(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}, limit)
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())}, limit)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}

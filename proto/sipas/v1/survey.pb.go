@@ -23,7 +23,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ItemKind is one of the three kinds of indicator (domain README §1).
+// ItemKind is one of the three kinds of indicator (assessment, satisfaction, expectation).
 type ItemKind int32
 
 const (
