@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // CellSource gives the engine the aggregate cells of a questionnaire.
@@ -118,6 +119,28 @@ const (
 	// asked for.
 	BoundariesCurrent
 )
+
+// String is "as-collected" or "current" (the zero value reads as
+// collected), as the command line writes it.
+func (b Boundaries) String() string {
+	if b == BoundariesCurrent {
+		return "current"
+	}
+	return "as-collected"
+}
+
+// ParseBoundaries reads "as-collected" (or "as_collected", or "") and
+// "current".
+func ParseBoundaries(s string) (Boundaries, error) {
+	switch strings.ToLower(s) {
+	case "", "as-collected", "as_collected":
+		return BoundariesAsCollected, nil
+	case "current":
+		return BoundariesCurrent, nil
+	}
+	return 0, Invalid("parse boundaries", Violation{Field: "boundaries", Reason: "INVALID_BOUNDARIES",
+		Description: fmt.Sprintf("%q is not a boundaries choice; want as-collected or current", s)})
+}
 
 // MaxSeriesPoints is the most periods one Series query returns.
 const MaxSeriesPoints = 120
