@@ -266,3 +266,9 @@ func WeakPointsFromProto(w *sipasv1.WeakPoints, req *sipasv1.GetWeakPointsReques
 	}
 	return out
 }
+
+// ResponseCountFromProto converts one row of response counts.
+func ResponseCountFromProto(r *sipasv1.ResponseCount) sipas.ResponseCount {
+	return sipas.ResponseCount{QuestionnaireID: r.GetQuestionnaireId(), ProvinceCode: r.GetProvinceCode(), UnitID: r.GetUnitId(),
+		Month: int(r.GetMonth().GetYear())*100 + int(r.GetMonth().GetMonth()), Channel: sipas.Channel(r.GetChannel()), Responses: r.GetResponses()}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sipas-vn/sipas/export"
+	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -26,26 +25,34 @@ func init() {
 }
 
 func runAdmin(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "admin", args, map[string]func(context.Context, *env, []string) error{
-		"units": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin units", args, map[string]func(context.Context, *env, []string) error{
-				"create": unitsCreate, "list": unitsList,
-			})
-		},
-		"credentials": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin credentials", args, map[string]func(context.Context, *env, []string) error{
-				"create": credentialsCreate, "list": credentialsList, "revoke": credentialsRevoke,
-			})
-		},
-		"kiosks": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin kiosks", args, map[string]func(context.Context, *env, []string) error{
-				"list": kiosksList,
-			})
-		},
-		"audit":  adminAudit,
-		"backup": adminBackup,
-		"counts": adminCounts,
-	})
+	return subcommands(ctx, e, "admin", args, adminCommands)
+}
+
+// adminCommands are the subcommands of "sipas admin" (set in init: the
+// groups refer to subcommands, which refer back to their help).
+var adminCommands []subcommand
+
+func init() {
+	group := func(name string, subs []subcommand) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error { return subcommands(ctx, e, name, args, subs) }
+	}
+	adminCommands = []subcommand{
+		{"units", "create and list one-stop units", group("admin units", []subcommand{
+			{"create", "register a one-stop unit in a province", unitsCreate},
+			{"list", "list the registered units", unitsList},
+		})},
+		{"credentials", "create, list and revoke credentials (tokens)", group("admin credentials", []subcommand{
+			{"create", "issue a credential; the token is shown once (or written with --out FILE)", credentialsCreate},
+			{"list", "list credentials (never their tokens)", credentialsList},
+			{"revoke", "revoke a credential by id or unique id prefix", credentialsRevoke},
+		})},
+		{"kiosks", "list kiosks and their last heartbeat", group("admin kiosks", []subcommand{
+			{"list", "list kiosks with their unit, version and last contact", kiosksList},
+		})},
+		{"audit", "read the audit trail of administrative actions", adminAudit},
+		{"backup", "copy a consistent backup of the database into a local file", adminBackup},
+		{"counts", "exact response counts by province, unit and channel (admins only)", adminCounts},
+	}
 }
 
 func unitsCreate(ctx context.Context, e *env, args []string) error {
@@ -312,11 +319,8 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 	var c common
 	fs := newFlags(e, "admin credentials revoke", "sipas admin credentials revoke ID", "sipas admin credentials revoke 0193a6f2")
 	c.register(fs, e)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "ID"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{"give the id of the credential to revoke (see 'sipas admin credentials list')"}
 	}
 	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
@@ -487,38 +491,32 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 func adminCounts(ctx context.Context, e *env, args []string) error {
 	var c common
 	var p periodFlags
-	var province, unit string
-	fs := newFlags(e, "admin counts", "sipas admin counts --year Y [--quarter Q | --month M] [--province CODE] [--unit ID] [--channel C] [--questionnaire ID]",
-		"sipas admin counts --year 2026 --month 7 --unit dn-haichau")
+	var questionnaire, province, unit, channel string
+	fs := newFlags(e, "admin counts", "sipas admin counts --period PERIOD [--province CODE] [--unit ID] [--channel C] [--questionnaire ID]",
+		"sipas admin counts --period 2026-07 --unit dn-haichau", "sipas admin counts --period 2026 --province 48 --format csv")
 	c.register(fs, e)
 	p.register(fs)
+	fs.StringVar(&questionnaire, "questionnaire", "", "only this questionnaire (default every questionnaire)")
 	fs.StringVar(&province, "province", "", "only this province code (as collected)")
 	fs.StringVar(&unit, "unit", "", "only this unit")
+	fs.StringVar(&channel, "channel", "", "only this channel: kiosk, field, post, online or phone")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "questionnaire" })
-	if !explicit {
-		p.questionnaire = "" // every questionnaire
-	}
-	period, err := p.period()
+	period, err := p.get()
 	if err != nil {
 		return err
 	}
-	_, ch, err := p.enums()
+	ch, err := sipas.ParseChannel(channel)
 	if err != nil {
-		return err
+		return usageError{"--channel must be kiosk, field, post, online or phone"}
 	}
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
-	resp, err := cl.Admin.CountResponses(cctx, &sipasv1.CountResponsesRequest{QuestionnaireId: p.questionnaire, Period: period,
-		ProvinceCode: province, UnitId: unit, Channel: ch})
+	counts, err := cl.Counts(ctx, sipas.CountQuery{QuestionnaireID: questionnaire, Period: period, ProvinceCode: province, UnitID: unit, Channel: ch})
 	if err != nil {
 		return err
 	}
@@ -530,11 +528,11 @@ func adminCounts(ctx context.Context, e *env, args []string) error {
 		Channel       string `json:"channel"`
 		Responses     int64  `json:"responses"`
 	}
-	rows := make([]countJSON, 0, len(resp.Counts))
+	rows := make([]countJSON, 0, len(counts))
 	t := &table{header: []string{"questionnaire", "province", "unit", "month", "channel", "responses"}}
-	for _, r := range resp.Counts {
-		cj := countJSON{r.QuestionnaireId, r.ProvinceCode, r.UnitId, export.PeriodString(r.Month),
-			strings.ToLower(strings.TrimPrefix(r.Channel.String(), "CHANNEL_")), r.Responses}
+	for _, r := range counts {
+		month := sipas.Period{Year: r.Month / 100, Month: r.Month % 100}
+		cj := countJSON{r.QuestionnaireID, r.ProvinceCode, r.UnitID, month.String(), r.Channel.String(), r.Responses}
 		rows = append(rows, cj)
 		u := cj.Unit
 		if u == "" {

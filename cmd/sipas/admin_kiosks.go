@@ -54,9 +54,6 @@ func kiosksList(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
 	cl, err := c.dial(e)
 	if err != nil {
 		return err

@@ -40,12 +40,22 @@ type kioskCode struct {
 	label string
 }
 
+// kioskCommands are the subcommands of "sipas kiosk"; without one, it is a
+// terminal kiosk (kioskInteractive).
+var kioskCommands = []subcommand{
+	{"serve", "serve the touch-screen kiosk agent citizens use (a browser on the kiosk opens it)", kioskServe},
+	{"simulate", "simulate many kiosks submitting at once (load and resilience trials)", kioskSimulate},
+}
+
 func runKiosk(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "simulate" {
-		return kioskSimulate(ctx, e, args[1:])
-	}
-	if len(args) > 0 && args[0] == "serve" {
-		return kioskServe(ctx, e, args[1:])
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		for _, s := range kioskCommands {
+			if s.name == args[0] {
+				return s.run(ctx, e, args[1:])
+			}
+		}
+		return usageError{fmt.Sprintf("unknown subcommand %q of kiosk (one of: %s; without one, a terminal kiosk)",
+			args[0], strings.Join(subcommandNames(kioskCommands), ", "))}
 	}
 	return kioskInteractive(ctx, e, args)
 }
@@ -116,6 +126,12 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 		"sipas kiosk --token-file kiosk.token --outbox ./kiosk-outbox.db --operator-pin 4321   # a terminal kiosk for trying the service",
 		"yes 4 | head -n 23 | sipas kiosk --token-file kiosk.token   # scripted: one answer per line for the 23 questions, saves one response",
 		"(a kiosk citizens use is 'sipas kiosk serve', the touch-screen app)")
+	flagsUsage := fs.Usage
+	fs.Usage = func() {
+		groupUsage(e.stderr, "kiosk", kioskCommands)
+		fmt.Fprintln(e.stderr, "\nWithout a subcommand, 'sipas kiosk' is a terminal kiosk for trying the service.")
+		flagsUsage()
+	}
 	c.register(fs, e)
 	fs.StringVar(&outboxPath, "outbox", "./kiosk-outbox.db", "the kiosk's durable outbox (SQLite); responses wait here until the server acknowledges them")
 	fs.StringVar(&qid, "questionnaire", "sipas-2023", "questionnaire id")
@@ -124,9 +140,6 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&pin, "operator-pin", "", "PIN that lets an operator quit with q (env SIPAS_KIOSK_PIN; empty: q does not quit, only the end of input or Ctrl-C)")
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q (did you mean 'sipas kiosk serve' or 'sipas kiosk simulate'?)", fs.Arg(0))}
 	}
 	if pin == "" {
 		pin = e.getenv("SIPAS_KIOSK_PIN")

@@ -17,10 +17,10 @@ func init() {
 }
 
 func runQuestionnaire(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "questionnaire", args, map[string]func(context.Context, *env, []string) error{
-		"show":     questionnaireShow,
-		"list":     questionnaireList,
-		"template": questionnaireTemplate,
+	return subcommands(ctx, e, "questionnaire", args, []subcommand{
+		{"list", "list the questionnaires the server knows", questionnaireList},
+		{"show", "show a questionnaire's items and answer scales", questionnaireShow},
+		{"template", "write an empty batch CSV with every item column", questionnaireTemplate},
 	})
 }
 
@@ -43,11 +43,8 @@ func questionnaireShow(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "questionnaire show", "sipas questionnaire show [flags] QUESTIONNAIRE_ID",
 		"sipas questionnaire show sipas-2023", "sipas questionnaire show --format csv sipas-2023 > items.csv")
 	c.register(fs, e)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "QUESTIONNAIRE_ID"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
 	}
 	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
@@ -89,11 +86,8 @@ func questionnaireTemplate(ctx context.Context, e *env, args []string) error {
 		"sipas questionnaire template sipas-2023 > survey-48.csv")
 	c.register(fs, e)
 	fs.StringVar(&out, "out", "", "write the template to this new file instead of standard output")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "QUESTIONNAIRE_ID"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
 	}
 	cl, cctx, done, err := c.connect(ctx, e)
 	if err != nil {
