@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -271,4 +272,44 @@ func WeakPointsFromProto(w *sipasv1.WeakPoints, req *sipasv1.GetWeakPointsReques
 func ResponseCountFromProto(r *sipasv1.ResponseCount) sipas.ResponseCount {
 	return sipas.ResponseCount{QuestionnaireID: r.GetQuestionnaireId(), ProvinceCode: r.GetProvinceCode(), UnitID: r.GetUnitId(),
 		Month: int(r.GetMonth().GetYear())*100 + int(r.GetMonth().GetMonth()), Channel: sipas.Channel(r.GetChannel()), Responses: r.GetResponses()}
+}
+
+// QuestionnaireFromProto rebuilds a domain questionnaire from its API form
+// through sipas.NewQuestionnaire, so the result is checked and laid out
+// exactly like a definition loaded from files (the same item order, counter
+// slots and tree).
+func QuestionnaireFromProto(q *sipasv1.Questionnaire) (*sipas.Questionnaire, error) {
+	def := sipas.QuestionnaireDef{ID: q.GetQuestionnaireId(), TitleVi: q.GetTitleVi(), TitleEn: q.GetTitleEn(),
+		Method: q.GetMethod(), FormulaVersion: q.GetFormulaVersion(), Source: q.GetSource(), Scales: map[string]*sipas.Scale{}}
+	if def.Source == "" {
+		def.Source = "server"
+	}
+	for _, s := range q.GetScales() {
+		sc := &sipas.Scale{ID: s.GetScaleId()}
+		for _, c := range s.GetCodes() {
+			sc.Codes = append(sc.Codes, sipas.ScaleCode{Code: int(c.GetCode()), LabelVi: c.GetLabelVi(), LabelEn: c.GetLabelEn(), Positive: c.GetPositive()})
+		}
+		def.Scales[sc.ID] = sc
+	}
+	var walk func(n *sipasv1.FormulaNode, parent string)
+	walk = func(n *sipasv1.FormulaNode, parent string) {
+		def.Nodes = append(def.Nodes, sipas.NodeDef{Code: n.GetCode(), Parent: parent, Kind: sipas.Kind(n.GetKind()),
+			Aggregation: sipas.Aggregation(n.GetAggregation()), Weight: n.GetWeight(), LabelVi: n.GetLabelVi(), LabelEn: n.GetLabelEn()})
+		for _, c := range n.GetChildren() {
+			walk(c, n.GetCode())
+		}
+	}
+	for _, r := range q.GetFormula() {
+		walk(r, "")
+	}
+	for _, it := range q.GetItems() {
+		def.Items = append(def.Items, sipas.ItemDef{Code: it.GetCode(), Kind: sipas.Kind(it.GetKind()), Group: it.GetGroup(),
+			Role: sipas.Role(it.GetRole()), Scale: it.GetScale(), LabelVi: it.GetLabelVi(), LabelEn: it.GetLabelEn(),
+			Provenance: it.GetProvenance()})
+	}
+	out, err := sipas.NewQuestionnaire(def)
+	if err != nil {
+		return nil, fmt.Errorf("questionnaire %s from the server: %w", q.GetQuestionnaireId(), err)
+	}
+	return out, nil
 }
