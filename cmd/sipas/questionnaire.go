@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/sipas-vn/sipas/client"
-
 )
 
 func init() {
