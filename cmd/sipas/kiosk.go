@@ -18,7 +18,6 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 )
 
@@ -60,25 +59,8 @@ func runKiosk(ctx context.Context, e *env, args []string) error {
 	return kioskInteractive(ctx, e, args)
 }
 
-// kioskItemsFromProto picks the satisfaction items of the given groups, in
+// kioskItemsFromDomain picks the satisfaction items of the given groups, in
 // questionnaire order.
-func kioskItemsFromProto(q *sipasv1.Questionnaire, groups string) []kioskItem {
-	want := groupSet(groups)
-	scales := map[string][]kioskCode{}
-	for _, s := range q.Scales {
-		for _, c := range s.Codes {
-			scales[s.ScaleId] = append(scales[s.ScaleId], kioskCode{int(c.Code), c.LabelVi})
-		}
-	}
-	var out []kioskItem
-	for _, it := range q.Items {
-		if it.Kind == sipasv1.ItemKind_ITEM_KIND_SATISFACTION && want[it.Group] {
-			out = append(out, kioskItem{code: it.Code, label: it.LabelVi, codes: scales[it.Scale]})
-		}
-	}
-	return out
-}
-
 func kioskItemsFromDomain(q *sipas.Questionnaire, groups string) []kioskItem {
 	want := groupSet(groups)
 	var out []kioskItem
@@ -152,23 +134,20 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 
 	var title string
 	var items []kioskItem
-	cctx, cancel := cl.WithTimeout(ctx)
-	qresp, qerr := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + qid})
-	q := qresp.GetQuestionnaire()
-	cancel()
+	q, qerr := cl.Questionnaire(ctx, qid)
 	switch {
 	case qerr == nil:
-		title, items = q.TitleVi, kioskItemsFromProto(q, groups)
-	case client.Definite(client.FromStatus(qerr)) && sipas.KindOf(client.FromStatus(qerr)) != sipas.KindNotFound:
+		title, items = q.TitleVi, kioskItemsFromDomain(q, groups)
+	case client.Definite(qerr) && sipas.KindOf(qerr) != sipas.KindNotFound:
 		return qerr // e.g. the token is refused: fix that first
 	default:
 		var lerr error
 		title, items, lerr = embeddedKioskItems(qid, groups)
 		if lerr != nil {
-			return fmt.Errorf("questionnaire %s: not from the server (%v), nor embedded: %w", qid, describe(client.FromStatus(qerr)), lerr)
+			return fmt.Errorf("questionnaire %s: not from the server (%v), nor embedded: %w", qid, describe(qerr), lerr)
 		}
 		fmt.Fprintf(e.stderr, "sipas: kiosk: server not reachable (%s); using the built-in %s, responses are kept in %s\n",
-			sipas.KindOf(client.FromStatus(qerr)), qid, outboxPath)
+			sipas.KindOf(qerr), qid, outboxPath)
 	}
 	if len(items) == 0 {
 		return usageError{fmt.Sprintf("questionnaire %s has no satisfaction items in groups %s", qid, groups)}
