@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -312,4 +313,41 @@ func QuestionnaireFromProto(q *sipasv1.Questionnaire) (*sipas.Questionnaire, err
 		return nil, fmt.Errorf("questionnaire %s from the server: %w", q.GetQuestionnaireId(), err)
 	}
 	return out, nil
+}
+
+// The AdminService's messages as domain values.
+
+// optionalTime is nil for a missing timestamp.
+func optionalTime(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime().UTC()
+	return &t
+}
+
+// UnitFromProto converts a unit.
+func UnitFromProto(u *sipasv1.Unit) sipas.Unit {
+	return sipas.Unit{ID: u.GetUnitId(), DisplayName: u.GetDisplayName(), ProvinceCode: u.GetProvinceCode(),
+		CommuneCode: u.GetCommuneCode(), CreateTime: u.GetCreateTime().AsTime().UTC()}
+}
+
+// CredentialFromProto converts a credential.
+func CredentialFromProto(c *sipasv1.Credential) sipas.Credential {
+	return sipas.Credential{ID: c.GetCredentialId(), Role: sipas.CredentialRole(c.GetRole()), UnitID: c.GetUnitId(),
+		Provinces: c.GetProvinceCodes(), AllProvinces: c.GetAllProvinces(), Description: c.GetDescription(),
+		CreateTime: c.GetCreateTime().AsTime().UTC(), ExpireTime: optionalTime(c.GetExpireTime()), RevokeTime: optionalTime(c.GetRevokeTime())}
+}
+
+// KioskStatusFromProto converts a kiosk's status.
+func KioskStatusFromProto(k *sipasv1.Kiosk) sipas.KioskStatus {
+	out := sipas.KioskStatus{CredentialID: k.GetCredentialId(), UnitID: k.GetUnitId(), UnitDisplayName: k.GetUnitDisplayName(),
+		ProvinceCode: k.GetProvinceCode(), Description: k.GetDescription(), LastHeartbeat: optionalTime(k.GetLastHeartbeatTime()),
+		LastResponse: optionalTime(k.GetLastResponseTime()), QueueDepth: k.GetQueueDepth(), OldestPending: k.GetOldestPendingAge().AsDuration(),
+		DeadLetters: k.GetDeadLetters(), AgentVersion: k.GetAgentVersion(), Silent: k.GetSilent()}
+	if k.GetClockOffset() != nil {
+		d := k.GetClockOffset().AsDuration()
+		out.ClockOffset = &d
+	}
+	return out
 }

@@ -2,22 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sipas-vn/sipas"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas/client"
 )
 
 func init() {
@@ -71,32 +66,32 @@ func unitsCreate(ctx context.Context, e *env, args []string) error {
 	if id == "" || name == "" || province == "" {
 		return usageError{"--id, --name and --province are required"}
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Admin.CreateUnit(cctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
-		UnitId: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune}})
+	defer cl.Close()
+	u, err := cl.CreateUnit(ctx, sipas.Unit{ID: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune})
 	if err != nil {
 		return err
 	}
-	return unitTable([]*sipasv1.Unit{resp.Unit}).write(e.stdout, c.format)
+	return unitTable([]sipas.Unit{*u}).write(e.stdout, c.format)
 }
 
-func unitTable(units []*sipasv1.Unit) *table {
+func unitTable(units []sipas.Unit) *table {
 	t := &table{header: []string{"unit_id", "name", "province", "commune", "created"}}
 	for _, u := range units {
-		t.add(u.UnitId, u.DisplayName, u.ProvinceCode, u.CommuneCode, formatTime(u.CreateTime))
+		t.add(u.ID, u.DisplayName, u.ProvinceCode, u.CommuneCode, formatTime(&u.CreateTime))
 	}
 	return t
 }
 
-func formatTime(ts *timestamppb.Timestamp) string {
-	if ts == nil {
+// formatTime is t in RFC 3339 (UTC), "" for nil or the zero time.
+func formatTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
 		return ""
 	}
-	return ts.AsTime().UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339)
 }
 
 func unitsList(ctx context.Context, e *env, args []string) error {
@@ -113,26 +108,11 @@ func unitsList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	var all []*sipasv1.Unit
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListUnits(cctx, &sipasv1.ListUnitsRequest{PageToken: token, PageSize: 1000, ProvinceCode: province})
-		cancel()
-		if err != nil {
-			return err
-		}
-		all = append(all, resp.Units...)
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	units, err := cl.Units(ctx, province)
+	if err != nil {
+		return err
 	}
-	return unitTable(all).write(e.stdout, c.format)
-}
-
-var roleByName = map[string]sipasv1.Role{
-	"kiosk": sipasv1.Role_ROLE_KIOSK, "surveyor": sipasv1.Role_ROLE_SURVEYOR,
-	"analyst": sipasv1.Role_ROLE_ANALYST, "admin": sipasv1.Role_ROLE_ADMIN,
+	return unitTable(units).write(e.stdout, c.format)
 }
 
 // credentialJSON is the machine form of a credential (token only on create).
@@ -150,10 +130,10 @@ type credentialJSON struct {
 	TokenFile   string   `json:"token_file,omitempty"`
 }
 
-func credentialToJSON(c *sipasv1.Credential) credentialJSON {
-	return credentialJSON{ID: c.CredentialId, Role: enumName(c.Role.String(), "ROLE_"), Unit: c.UnitId,
-		Provinces: c.ProvinceCodes, All: c.AllProvinces, Description: c.Description,
-		Created: formatTime(c.CreateTime), Expires: formatTime(c.ExpireTime), Revoked: formatTime(c.RevokeTime)}
+func credentialToJSON(c *sipas.Credential) credentialJSON {
+	return credentialJSON{ID: c.ID, Role: c.Role.String(), Unit: c.UnitID,
+		Provinces: c.Provinces, All: c.AllProvinces, Description: c.Description,
+		Created: formatTime(&c.CreateTime), Expires: formatTime(c.ExpireTime), Revoked: formatTime(c.RevokeTime)}
 }
 
 func credentialTable(creds []credentialJSON) *table {
@@ -208,34 +188,30 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 			}
 		}()
 	}
-	r, ok := roleByName[role]
-	if !ok {
+	r, err := sipas.ParseCredentialRole(role)
+	if err != nil {
 		return usageError{"--role must be kiosk, surveyor, analyst or admin"}
 	}
-	cred := &sipasv1.Credential{Role: r, UnitId: unit, Description: description}
+	cred := sipas.Credential{Role: r, UnitID: unit, Description: description}
 	if provinces == "all" {
 		cred.AllProvinces = true
 	} else if provinces != "" {
 		for _, p := range strings.Split(provinces, ",") {
-			cred.ProvinceCodes = append(cred.ProvinceCodes, strings.TrimSpace(p))
+			cred.Provinces = append(cred.Provinces, strings.TrimSpace(p))
 		}
 	}
-	req := &sipasv1.CreateCredentialRequest{Credential: cred}
-	if expires > 0 {
-		req.Ttl = durationpb.New(expires)
-	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Admin.CreateCredential(cctx, req)
+	defer cl.Close()
+	created, token, err := cl.CreateCredential(ctx, cred, expires)
 	if err != nil {
 		return err
 	}
-	out := credentialToJSON(resp.Credential)
+	out := credentialToJSON(created)
 	if tokenOut != nil {
-		if err := writeTokenFile(tokenOut, resp.Token); err != nil {
+		if err := writeTokenFile(tokenOut, token); err != nil {
 			return fmt.Errorf("credential %s was created but its token could not be written to %s (%v): revoke it with 'sipas admin credentials revoke %s' and create another", out.ID, outFile, err, out.ID)
 		}
 		tokenOut = nil
@@ -252,20 +228,20 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "\ntoken written to %s (mode 0600); use it with --token-file %s\n", outFile, outFile)
 		return nil
 	}
-	out.Token = resp.Token
+	out.Token = token
 	switch c.format {
 	case "json":
 		return writeJSON(e.stdout, out)
 	case "csv":
 		t := credentialTable([]credentialJSON{out})
 		t.header = append(t.header, "token")
-		t.rows[0] = append(t.rows[0], resp.Token)
+		t.rows[0] = append(t.rows[0], token)
 		return t.write(e.stdout, "csv")
 	}
 	if err := credentialTable([]credentialJSON{out}).write(e.stdout, "table"); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\ntoken (shown once, store it now):\n%s\n", resp.Token)
+	fmt.Fprintf(e.stdout, "\ntoken (shown once, store it now):\n%s\n", token)
 	return nil
 }
 
@@ -296,21 +272,13 @@ func credentialsList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	var creds []credentialJSON
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListCredentials(cctx, &sipasv1.ListCredentialsRequest{PageToken: token, PageSize: 1000, ShowInactive: all})
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, cr := range resp.Credentials {
-			creds = append(creds, credentialToJSON(cr))
-		}
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	list, err := cl.Credentials(ctx, all)
+	if err != nil {
+		return err
+	}
+	creds := make([]credentialJSON, 0, len(list))
+	for i := range list {
+		creds = append(creds, credentialToJSON(&list[i]))
 	}
 	return credentialTable(creds).write(e.stdout, c.format)
 }
@@ -322,45 +290,39 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 	if err := parseArgs(fs, args, "ID"); err != nil {
 		return err
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	id, err := resolveCredentialID(cctx, cl.Admin, fs.Arg(0))
+	defer cl.Close()
+	id, err := resolveCredentialID(ctx, cl, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + id})
+	revoked, err := cl.RevokeCredential(ctx, id)
 	if err != nil {
 		return err
 	}
-	return credentialTable([]credentialJSON{credentialToJSON(resp.Credential)}).write(e.stdout, c.format)
+	return credentialTable([]credentialJSON{credentialToJSON(revoked)}).write(e.stdout, c.format)
 }
 
 // resolveCredentialID turns a credential id or a unique prefix of one (as
 // 'credentials list' shows it) into the full id.
-func resolveCredentialID(ctx context.Context, admin sipasv1.AdminServiceClient, arg string) (string, error) {
+func resolveCredentialID(ctx context.Context, cl *client.Client, arg string) (string, error) {
 	if _, err := uuid.Parse(arg); err == nil {
 		return arg, nil
 	}
 	if len(arg) < 4 {
 		return "", usageError{fmt.Sprintf("credential id %q: give the full id or at least its first 4 characters", arg)}
 	}
+	creds, err := cl.Credentials(ctx, true)
+	if err != nil {
+		return "", err
+	}
 	var matches []string
-	page := ""
-	for {
-		resp, err := admin.ListCredentials(ctx, &sipasv1.ListCredentialsRequest{PageToken: page, PageSize: 1000, ShowInactive: true})
-		if err != nil {
-			return "", err
-		}
-		for _, c := range resp.Credentials {
-			if id := c.CredentialId; strings.HasPrefix(id, strings.ToLower(arg)) {
-				matches = append(matches, id)
-			}
-		}
-		if page = resp.NextPageToken; page == "" {
-			break
+	for _, c := range creds {
+		if strings.HasPrefix(c.ID, strings.ToLower(arg)) {
+			matches = append(matches, c.ID)
 		}
 	}
 	switch len(matches) {
@@ -394,24 +356,16 @@ func adminAudit(ctx context.Context, e *env, args []string) error {
 		Target   string `json:"target"`
 		Detail   string `json:"detail"`
 	}
+	list, err := cl.AuditEvents(ctx, limit)
+	if err != nil {
+		return err
+	}
 	var events []eventJSON
 	t := &table{header: []string{"sequence", "time", "actor", "action", "target", "detail"}}
-	token := ""
-	for len(events) < limit {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListAuditEvents(cctx, &sipasv1.ListAuditEventsRequest{PageToken: token, PageSize: int32(min(limit-len(events), 1000))})
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, ev := range resp.Events {
-			ej := eventJSON{ev.Sequence, formatTime(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Detail}
-			events = append(events, ej)
-			t.add(fmt.Sprint(ej.Sequence), ej.Time, ej.Actor, ej.Action, ej.Target, ej.Detail)
-		}
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	for _, ev := range list {
+		ej := eventJSON{ev.Seq, formatTime(&ev.Time), ev.Actor, ev.Action, ev.Target, ev.Detail}
+		events = append(events, ej)
+		t.add(fmt.Sprint(ej.Sequence), ej.Time, ej.Actor, ej.Action, ej.Target, ej.Detail)
 	}
 	t.objects = events
 	return t.write(e.stdout, c.format)
@@ -440,28 +394,13 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	stream, err := cl.Admin.Backup(ctx, &sipasv1.BackupRequest{})
+	responses, sum, err := cl.Backup(ctx, f)
 	if err != nil {
 		f.Close()
+		if errors.Is(err, client.ErrBackupChecksum) {
+			return fmt.Errorf("%w; nothing written to %s", err, out)
+		}
 		return err
-	}
-	h := sha256.New()
-	w := io.MultiWriter(f, h)
-	var last *sipasv1.BackupResponse
-	for {
-		chunk, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if _, err := w.Write(chunk.Data); err != nil {
-			f.Close()
-			return err
-		}
-		last = chunk
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -470,10 +409,6 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if last == nil || last.Sha256 != sum {
-		return fmt.Errorf("backup incomplete or corrupted in transfer (checksum mismatch); nothing written to %s", out)
-	}
 	if _, err := os.Stat(out); err == nil {
 		return fmt.Errorf("%s exists; choose another --out", out)
 	}
@@ -481,7 +416,7 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	abs, _ := filepath.Abs(out)
-	fmt.Fprintf(e.stdout, "backup written to %s (%d responses, sha256 %s)\n", abs, last.Responses, sum)
+	fmt.Fprintf(e.stdout, "backup written to %s (%d responses, sha256 %s)\n", abs, responses, sum)
 	fmt.Fprintf(e.stdout, "restore with: sipasd --data-dir DIR --restore %s (server stopped)\n", abs)
 	return nil
 }
