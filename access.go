@@ -13,10 +13,10 @@ type CredentialRole int
 // Credential roles.
 const (
 	CredentialRoleUnspecified CredentialRole = iota
-	RoleKiosk                      // submits responses for its own unit
-	RoleSurveyor                   // uploads batches for the provinces in its scope
-	RoleAnalyst                    // reads indices for the provinces in its scope
-	RoleAdmin                      // manages units and credentials, backs up, reads everything
+	RoleKiosk                                // submits responses for its own unit
+	RoleSurveyor                             // uploads batches for the provinces in its scope
+	RoleAnalyst                              // reads indices for the provinces in its scope
+	RoleAdmin                                // manages units and credentials, backs up, reads everything
 )
 
 var credentialRoleNames = [...]string{"", "kiosk", "surveyor", "analyst", "admin"}
