@@ -214,13 +214,13 @@ func attack(figs []*attackFigure, k int64) []string {
 	return found
 }
 
-// TestNoRecoveryOfSuppressedFiguresBySubtraction is the regression test of
+// TestRow56NoRecoveryOfSuppressedFiguresBySubtraction is the regression test of
 // issue 16 item 4 (reliability.md row 56): the known attacks — all channels
 // minus one channel, a quarter minus its other months, the province minus
 // its other units, current boundaries minus the provinces as collected —
 // and every other single or pairwise difference of published figures
 // recover nothing below k.
-func TestNoRecoveryOfSuppressedFiguresBySubtraction(t *testing.T) {
+func TestRow56NoRecoveryOfSuppressedFiguresBySubtraction(t *testing.T) {
 	fx := newAttackFixture(t)
 	// Province 01 in 2026: units A, B, C, kiosks most months, field
 	// surveys some months, responses without a unit.

@@ -212,7 +212,8 @@ func RankingFromProto(r *sipasv1.Ranking) *sipas.Ranking {
 		Period: PeriodFromProto(r.GetPeriod()), PreviousPeriod: PeriodFromProto(r.GetPreviousPeriod()),
 		Boundaries: boundariesFromProto(r.GetBoundaries()), Channel: sipas.Channel(r.GetChannel()),
 		NodeCode: r.GetNodeCode(), Mean: r.Mean, Pooled: r.Pooled,
-		Thresholds: thresholdsFromProto(r.GetDisclosureThreshold(), r.GetMinimumSample())}
+		Thresholds:      thresholdsFromProto(r.GetDisclosureThreshold(), r.GetMinimumSample()),
+		FlaggedExcluded: r.GetFlaggedExcluded(), FlaggedIncluded: r.GetFlaggedIncluded()}
 	for _, row := range r.GetRows() {
 		out.Rows = append(out.Rows, sipas.RankRow{ID: row.GetId(), Name: row.GetName(), Value: row.Value,
 			CILow: row.CiLow, CIHigh: row.CiHigh, Rank: int(row.GetRank()), N: row.GetN(),
@@ -233,7 +234,8 @@ func SeriesFromProto(s *sipasv1.Series, req *sipasv1.GetSeriesRequest) *sipas.Se
 		Thresholds: thresholdsFromProto(s.GetDisclosureThreshold(), s.GetMinimumSample())}
 	for _, p := range s.GetPoints() {
 		out.Points = append(out.Points, sipas.SeriesPoint{Period: PeriodFromProto(p.GetPeriod()), Value: p.Value,
-			N: p.GetN(), CILow: p.CiLow, CIHigh: p.CiHigh, Insufficient: p.GetInsufficient(), Suppressed: p.GetSuppressed()})
+			N: p.GetN(), CILow: p.CiLow, CIHigh: p.CiHigh, Insufficient: p.GetInsufficient(), Suppressed: p.GetSuppressed(),
+			FlaggedExcluded: p.GetFlaggedExcluded(), FlaggedIncluded: p.GetFlaggedIncluded()})
 	}
 	return out
 }
@@ -247,7 +249,8 @@ func WeakPointsFromProto(w *sipasv1.WeakPoints, req *sipasv1.GetWeakPointsReques
 	out := &sipas.WeakPoints{QuestionnaireID: w.GetQuestionnaireId(), FormulaVersion: w.GetFormulaVersion(),
 		Scope: sipas.Scope{ProvinceCode: req.GetProvinceCode()}, Period: PeriodFromProto(w.GetPeriod()),
 		PreviousPeriod: PeriodFromProto(w.GetPreviousPeriod()), Boundaries: boundariesFromProto(req.GetBoundaries()),
-		Channel: sipas.Channel(req.GetChannel()), Thresholds: thresholdsFromProto(w.GetDisclosureThreshold(), w.GetMinimumSample())}
+		Channel: sipas.Channel(req.GetChannel()), Thresholds: thresholdsFromProto(w.GetDisclosureThreshold(), w.GetMinimumSample()),
+		FlaggedExcluded: w.GetFlaggedExcluded(), FlaggedIncluded: w.GetFlaggedIncluded()}
 	conv := func(p *sipasv1.WeakPoint) sipas.WeakPoint {
 		wp := sipas.WeakPoint{Code: p.GetCode(), LabelVi: p.GetLabelVi(), LabelEn: p.GetLabelEn(), IsItem: p.GetLevel() == "item",
 			Value: p.GetValue(), N: p.GetN(), PreviousValue: p.PreviousValue, Change: p.Change, National: p.NationalValue}

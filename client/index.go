@@ -36,7 +36,7 @@ func (c *Client) RankProvinces(ctx context.Context, q Query) (*sipas.Ranking, er
 	defer cancel()
 	resp, err := c.Index.RankProvinces(cctx, &sipasv1.RankProvincesRequest{QuestionnaireId: q.QuestionnaireID,
 		Period: PeriodToProto(q.Period), Boundaries: sipasv1.Boundaries(q.Boundaries), Channel: sipasv1.Channel(q.Channel),
-		NodeCode: q.NodeCode})
+		NodeCode: q.NodeCode, IncludeFlagged: q.IncludeFlagged})
 	if err != nil {
 		return nil, FromStatus(err)
 	}
@@ -52,7 +52,7 @@ func (c *Client) RankUnits(ctx context.Context, q Query) (*sipas.Ranking, error)
 	defer cancel()
 	resp, err := c.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: q.QuestionnaireID,
 		ProvinceCode: q.Scope.ProvinceCode, Period: PeriodToProto(q.Period), Channel: sipasv1.Channel(q.Channel),
-		NodeCode: q.NodeCode})
+		NodeCode: q.NodeCode, IncludeFlagged: q.IncludeFlagged})
 	if err != nil {
 		return nil, FromStatus(err)
 	}
@@ -67,7 +67,8 @@ func (c *Client) Series(ctx context.Context, q Query, from, to sipas.Period) (*s
 	cctx, cancel := c.WithTimeout(ctx)
 	defer cancel()
 	req := &sipasv1.GetSeriesRequest{QuestionnaireId: q.QuestionnaireID, Scope: ScopeToProto(q.Scope), NodeCode: q.NodeCode,
-		From: PeriodToProto(from), To: PeriodToProto(to), Boundaries: sipasv1.Boundaries(q.Boundaries), Channel: sipasv1.Channel(q.Channel)}
+		From: PeriodToProto(from), To: PeriodToProto(to), Boundaries: sipasv1.Boundaries(q.Boundaries), Channel: sipasv1.Channel(q.Channel),
+		IncludeFlagged: q.IncludeFlagged}
 	resp, err := c.Index.GetSeries(cctx, req)
 	if err != nil {
 		return nil, FromStatus(err)
@@ -82,7 +83,7 @@ func (c *Client) WeakPoints(ctx context.Context, q Query, limit int) (*sipas.Wea
 	defer cancel()
 	req := &sipasv1.GetWeakPointsRequest{QuestionnaireId: q.QuestionnaireID, ProvinceCode: q.Scope.ProvinceCode,
 		Period: PeriodToProto(q.Period), Boundaries: sipasv1.Boundaries(q.Boundaries), Channel: sipasv1.Channel(q.Channel),
-		Limit: int32(limit)}
+		Limit: int32(limit), IncludeFlagged: q.IncludeFlagged}
 	resp, err := c.Index.GetWeakPoints(cctx, req)
 	if err != nil {
 		return nil, FromStatus(err)

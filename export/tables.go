@@ -161,6 +161,7 @@ func RankingTable(rk *sipas.Ranking, c Context, units bool, l Lang) *Table {
 		Meta{"previous_period", "Kỳ trước", "Previous period", periodText(rk.PreviousPeriod)},
 		Meta{"mean", "Trung bình (không trọng số)", "Unweighted mean", fmtOpt(rk.Mean)},
 		Meta{"pooled", "Gộp chung", "Pooled", fmtOpt(rk.Pooled)},
+		flaggedExcludedMeta(rk.FlaggedExcluded), flaggedIncludedMeta(rk.FlaggedIncluded),
 	), Columns: append([]Column{
 		{"rank", "Hạng", "Rank", Integer},
 		{"id", idVi, idEn, Text},
@@ -233,8 +234,7 @@ func SubtreeTable(rep *sipas.Report, nodes []*sipas.NodeValue, maxLevel int, nam
 	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
 		Meta{"respondents", "Số người trả lời", "Respondents", respondents},
 		Meta{"national_mean", "Trung bình các tỉnh", "Mean of provinces", fmtOpt(rep.NationalMean)},
-		Meta{"flagged_excluded", "Phiếu bị gắn cờ không tính", "Flagged responses left out", fmt.Sprint(rep.FlaggedExcluded)},
-		Meta{"flagged_included", "Phiếu bị gắn cờ có tính", "Flagged responses included", fmt.Sprint(rep.FlaggedIncluded)},
+		flaggedExcludedMeta(rep.FlaggedExcluded), flaggedIncludedMeta(rep.FlaggedIncluded),
 	), Columns: append([]Column{
 		{"tree", "Cây", "Tree", Text},
 		{"level", "Cấp", "Level", Integer},
@@ -297,7 +297,13 @@ func SeriesContext(s *sipas.Series, scope string) Context {
 
 // SeriesTable is one figure over consecutive periods.
 func SeriesTable(s *sipas.Series, c Context, l Lang) *Table {
-	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: c.Meta(),
+	var excluded, included int64
+	for _, p := range s.Points {
+		excluded += p.FlaggedExcluded
+		included += p.FlaggedIncluded
+	}
+	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: append(c.Meta(),
+		flaggedExcludedMeta(excluded), flaggedIncludedMeta(included)),
 		Columns: append([]Column{
 			{"period", "Kỳ", "Period", Text},
 			{"value", "Giá trị (%)", "Value (%)", Number},
@@ -310,6 +316,16 @@ func SeriesTable(s *sipas.Series, c Context, l Lang) *Table {
 		t.Add(append(row, stateCells(StateOf(p.Value, p.N, p.Insufficient, p.Suppressed), c, l)...)...)
 	}
 	return t
+}
+
+// flaggedExcludedMeta and flaggedIncludedMeta say how many responses
+// flagged for data quality the figures left out, or count (include_flagged).
+func flaggedExcludedMeta(n int64) Meta {
+	return Meta{"flagged_excluded", "Phiếu bị gắn cờ không tính", "Flagged responses left out", fmt.Sprint(n)}
+}
+
+func flaggedIncludedMeta(n int64) Meta {
+	return Meta{"flagged_included", "Phiếu bị gắn cờ có tính", "Flagged responses included", fmt.Sprint(n)}
 }
 
 // WeakContext is the context of a weak-points list.
@@ -343,7 +359,8 @@ func WeakCode(p sipas.WeakPoint) string {
 // column telling them apart.
 func WeakTable(w *sipas.WeakPoints, c Context) *Table {
 	t := &Table{Name: "weak_points", TitleVi: "Điểm yếu", TitleEn: "Weak points", Meta: append(c.Meta(),
-		Meta{"previous_period", "Kỳ trước", "Previous period", periodText(w.PreviousPeriod)}),
+		Meta{"previous_period", "Kỳ trước", "Previous period", periodText(w.PreviousPeriod)},
+		flaggedExcludedMeta(w.FlaggedExcluded), flaggedIncludedMeta(w.FlaggedIncluded)),
 		Columns: []Column{
 			{"list", "Danh sách", "List", Text},
 			{"level", "Cấp", "Level", Text},

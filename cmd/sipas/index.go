@@ -163,7 +163,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
 	fs.BoolVar(&nation, "nation", false, "the whole country")
-	fs.BoolVar(&includeFlagged, "include-flagged", false, "count responses flagged for data quality too (too fast, too soon, identical runs, clock skew)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -222,14 +222,21 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", escapeControl(rep.ScopeName), rep.QuestionnaireID,
 		rep.Period, rep.Boundaries, resps, rep.FormulaVersion)
-	switch {
-	case rep.FlaggedExcluded > 0:
-		fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", rep.FlaggedExcluded)
-	case rep.FlaggedIncluded > 0:
-		fmt.Fprintf(e.stdout, "%d flagged responses included\n", rep.FlaggedIncluded)
-	}
+	flaggedNote(e, rep.FlaggedExcluded, rep.FlaggedIncluded)
 	fmt.Fprintln(e.stdout)
 	return t.write(e.stdout, c.format)
+}
+
+const includeFlaggedUsage = "count responses flagged for data quality too (too fast, too soon, identical runs, clock skew)"
+
+// flaggedNote says how many flagged responses the figures left out or count.
+func flaggedNote(e *env, excluded, included int64) {
+	switch {
+	case excluded > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", excluded)
+	case included > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses included\n", included)
+	}
 }
 
 func scopeOf(province, unit string, nation bool) (sipas.Scope, error) {
@@ -257,7 +264,8 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	var pf periodFlags
 	var vf viewFlags
 	var province, node string
-	fs := newFlags(e, "index rank", "sipas index rank --period PERIOD [--province CODE (rank its units)] [--node CODE] [--boundaries current|as-collected (provinces only)] [--channel C]",
+	var includeFlagged bool
+	fs := newFlags(e, "index rank", "sipas index rank --period PERIOD [--province CODE (rank its units)] [--node CODE] [--boundaries current|as-collected (provinces only)] [--channel C] [--include-flagged]",
 		"sipas index rank --period 2026", "sipas index rank --period 2026-Q2 --boundaries current --format json",
 		"sipas index rank --period 2026 --province 48   # the units of Đà Nẵng, weakest last")
 	c.register(fs, e)
@@ -266,6 +274,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "rank the units inside this province instead of the provinces")
 	fs.StringVar(&node, "node", "", "rank by this node or item (default SIPAS)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -279,7 +288,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if q.Period, err = pf.get(); err != nil {
 		return err
 	}
-	q.NodeCode = node
+	q.NodeCode, q.IncludeFlagged = node, includeFlagged
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
@@ -324,6 +333,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if hidden > 0 {
 		fmt.Fprintf(e.stdout, "\n%d units suppressed (fewer than %d respondents; not named)\n", hidden, rk.Thresholds.EffectiveDisclosure())
 	}
+	flaggedNote(e, rk.FlaggedExcluded, rk.FlaggedIncluded)
 	return nil
 }
 
@@ -344,8 +354,8 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	var c common
 	var vf viewFlags
 	var province, unit, node, from, to string
-	var nation bool
-	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE] [--boundaries current|as-collected] [--channel C]",
+	var nation, includeFlagged bool
+	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
 		"sipas index series --province 48 --from 2023 --to 2026",
 		"sipas index series --unit dn-haichau --node TC --from 2026-01 --to 2026-12",
 		"sipas index series --nation --from 2025-Q1 --to 2026-Q4")
@@ -358,6 +368,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&node, "node", "", "node or item code (default SIPAS)")
 	fs.StringVar(&from, "from", "", "first period: YYYY, YYYY-Qn or YYYY-MM (required)")
 	fs.StringVar(&to, "to", "", "last period, same form as --from (required)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -376,7 +387,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	q.NodeCode = node
+	q.NodeCode, q.IncludeFlagged = node, includeFlagged
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
@@ -394,6 +405,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name), export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"period", "value", "ci_low", "ci_high", "n", "state"}}
+	var excluded, included int64
 	for _, p := range s.Points {
 		ns := fmt.Sprint(p.N)
 		if p.Suppressed {
@@ -401,8 +413,14 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		}
 		t.add(p.Period.String(), fmtValue(p.Value), fmtValue(p.CILow), fmtValue(p.CIHigh), ns,
 			stateText(p.Value, p.N, p.Insufficient, p.Suppressed, s.Thresholds))
+		excluded += p.FlaggedExcluded
+		included += p.FlaggedIncluded
 	}
-	return t.write(e.stdout, c.format)
+	if err := t.write(e.stdout, c.format); err != nil {
+		return err
+	}
+	flaggedNote(e, excluded, included)
+	return nil
 }
 
 func indexWeak(ctx context.Context, e *env, args []string) error {
@@ -411,7 +429,8 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	var vf viewFlags
 	var province string
 	var limit int
-	fs := newFlags(e, "index weak", "sipas index weak --province CODE --period PERIOD [--limit N] [--boundaries current|as-collected] [--channel C]",
+	var includeFlagged bool
+	fs := newFlags(e, "index weak", "sipas index weak --province CODE --period PERIOD [--limit N] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
 		"sipas index weak --province 48 --period 2026",
 		"sipas index weak --province 48 --period 2026-Q2 --channel kiosk")
 	c.register(fs, e)
@@ -420,6 +439,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "two-digit province code (required)")
 	fs.IntVar(&limit, "limit", 10, "rows per list (1-500)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -436,7 +456,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	if q.Period, err = pf.get(); err != nil {
 		return err
 	}
-	q.Scope = sipas.Scope{ProvinceCode: province}
+	q.Scope, q.IncludeFlagged = sipas.Scope{ProvinceCode: province}, includeFlagged
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
@@ -469,5 +489,6 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
+	flaggedNote(e, w.FlaggedExcluded, w.FlaggedIncluded)
 	return nil
 }
