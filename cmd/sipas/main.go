@@ -252,6 +252,8 @@ func (c *common) dial(e *env) (*client.Client, error) {
 
 // connect dials with the common flags and returns the client, a context
 // bounded by the client's unary deadline, and a function that releases both.
+// Commands use the client's typed calls (which bound their own calls);
+// connect is for an RPC the typed client does not offer yet.
 func (c *common) connect(ctx context.Context, e *env) (*client.Client, context.Context, func(), error) {
 	cl, err := c.dial(e)
 	if err != nil {

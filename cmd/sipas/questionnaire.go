@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/sipas-vn/sipas/client"
 )
@@ -33,8 +32,6 @@ type questionnaireItem struct {
 	LabelEn    string `json:"label_en"`
 	Provenance string `json:"provenance"`
 }
-
-func enumName(s, prefix string) string { return strings.ToLower(strings.TrimPrefix(s, prefix)) }
 
 func questionnaireShow(ctx context.Context, e *env, args []string) error {
 	var c common
