@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // CellSource gives the engine the aggregate cells of a questionnaire.
@@ -119,6 +120,28 @@ const (
 	BoundariesCurrent
 )
 
+// String is "as-collected" or "current" (the zero value reads as
+// collected), as the command line writes it.
+func (b Boundaries) String() string {
+	if b == BoundariesCurrent {
+		return "current"
+	}
+	return "as-collected"
+}
+
+// ParseBoundaries reads "as-collected" (or "as_collected", or "") and
+// "current".
+func ParseBoundaries(s string) (Boundaries, error) {
+	switch strings.ToLower(s) {
+	case "", "as-collected", "as_collected":
+		return BoundariesAsCollected, nil
+	case "current":
+		return BoundariesCurrent, nil
+	}
+	return 0, Invalid("parse boundaries", Violation{Field: "boundaries", Reason: "INVALID_BOUNDARIES",
+		Description: fmt.Sprintf("%q is not a boundaries choice; want as-collected or current", s)})
+}
+
 // MaxSeriesPoints is the most periods one Series query returns.
 const MaxSeriesPoints = 120
 
@@ -171,6 +194,13 @@ type Report struct {
 	// (default SIPAS) — the national figure of the SIPAS method. Provinces
 	// that are suppressed, insufficient or without a value are left out.
 	NationalMean *float64
+	// Thresholds are the sample-size rules the report was computed under.
+	Thresholds Thresholds
+	// FlaggedExcluded and FlaggedIncluded count the responses flagged for
+	// data quality that were left out of, or (on request) counted in, the
+	// report. The Engine counts what its cells hold and leaves them zero;
+	// the server, which keeps flagged responses apart, sets them.
+	FlaggedExcluded, FlaggedIncluded int64
 }
 
 // Ranking is a ranking of provinces or units by one figure.
@@ -191,6 +221,11 @@ type Ranking struct {
 	// Pooled is the figure of all respondents of the ranked population as
 	// one unit (the nation's province-level cells, or the province).
 	Pooled *float64
+	// Thresholds are the sample-size rules the ranking was computed under.
+	Thresholds Thresholds
+	// FlaggedExcluded and FlaggedIncluded are set by the server, as on
+	// Report.
+	FlaggedExcluded, FlaggedIncluded int64
 }
 
 // SeriesPoint is one period of a time series.
@@ -203,6 +238,24 @@ type SeriesPoint struct {
 	CIHigh       *float64
 	Insufficient bool
 	Suppressed   bool
+	// FlaggedExcluded and FlaggedIncluded are set by the server, as on
+	// Report.
+	FlaggedExcluded, FlaggedIncluded int64
+}
+
+// Series is one figure of a scope over consecutive periods.
+type Series struct {
+	QuestionnaireID string
+	FormulaVersion  string
+	Scope           Scope
+	// NodeCode is the figure charted (SIPASNodeCode when the query named none).
+	NodeCode   string
+	From, To   Period
+	Boundaries Boundaries
+	Channel    Channel
+	Points     []SeriesPoint
+	// Thresholds are the sample-size rules the points were computed under.
+	Thresholds Thresholds
 }
 
 // WeakPoint is one figure (an item or a group) of a unit, with the national
@@ -249,6 +302,11 @@ type WeakPoints struct {
 	// Units are (unit, figure) rows of the units of a province scope, lowest
 	// first.
 	Units []WeakPoint
+	// Thresholds are the sample-size rules the lists were computed under.
+	Thresholds Thresholds
+	// FlaggedExcluded and FlaggedIncluded are set by the server, as on
+	// Report.
+	FlaggedExcluded, FlaggedIncluded int64
 }
 
 // target is the figure a query asks for: a node or an item.
@@ -756,7 +814,7 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	forced := dc.hidden(q.Scope, q.Period)
 	r := &Report{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, Boundaries: p.b, Channel: q.Channel,
-		Respondents: scope.Respondents, Suppressed: forced || e.Thresholds.Suppressed(scope.Respondents)}
+		Respondents: scope.Respondents, Suppressed: forced || e.Thresholds.Suppressed(scope.Respondents), Thresholds: e.Thresholds}
 	if r.Suppressed {
 		r.Respondents = 0
 	}
@@ -838,7 +896,7 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
+		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code(), Thresholds: e.Thresholds}
 	r.Rows = rows(cur, q.Period)
 	ComparePrevious(r.Rows, rows(prev, prevP))
 	r.Mean = MeanOfRanked(r.Rows)
@@ -896,7 +954,7 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
+		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code(), Thresholds: e.Thresholds}
 	r.Rows = rows(cur, q.Period)
 	ComparePrevious(r.Rows, rows(prev, prevP))
 	if err := p.cancelled(op); err != nil {
@@ -1041,7 +1099,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	th := e.Thresholds
 	w := &WeakPoints{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, PreviousPeriod: prevP, Boundaries: p.b, Channel: q.Channel,
-		Respondents: cur.Respondents, Suppressed: dc.hidden(q.Scope, q.Period) || th.Suppressed(cur.Respondents)}
+		Respondents: cur.Respondents, Suppressed: dc.hidden(q.Scope, q.Period) || th.Suppressed(cur.Respondents), Thresholds: th}
 	if w.Suppressed {
 		w.Respondents = 0
 		return w, nil

@@ -294,22 +294,99 @@ func LoadQuestionnaire(fsys fs.FS, dir string, scales map[string]*Scale, source 
 	}
 	display := func(file string) string { return strings.TrimPrefix(path.Join(prefix, file), "./") }
 	p := &defProblems{op: "load questionnaire"}
-	q := &Questionnaire{Source: source, itemsByCode: make(map[string]*Item)}
+	def := QuestionnaireDef{Source: source, Scales: make(map[string]*Scale, len(scales))}
 
 	// Scales: shared plus the directory's own.
-	all := make(map[string]*Scale, len(scales))
 	for id, s := range scales {
-		all[id] = s
+		def.Scales[id] = s
 	}
 	if _, err := fs.Stat(fsys, path.Join(dir, fileScales)); err == nil {
 		for id, s := range loadScalesInto(fsys, path.Join(dir, fileScales), display(fileScales), scales, p) {
-			all[id] = s
+			def.Scales[id] = s
 		}
 	}
 
-	loadMeta(fsys, dir, display(fileMeta), q, p)
-	nodes := loadFormula(fsys, dir, display(fileFormula), q, p)
-	loadItems(fsys, dir, display(fileItems), q, all, nodes, p)
+	loadMeta(fsys, dir, display(fileMeta), &def, p)
+	def.Nodes = loadFormula(fsys, dir, display(fileFormula), p)
+	def.Items = loadItems(fsys, dir, display(fileItems), p)
+	return newQuestionnaire(def, defFiles{meta: display(fileMeta), formula: display(fileFormula), items: display(fileItems)}, false, p)
+}
+
+// QuestionnaireDef is a questionnaire definition in memory: what the
+// definition files hold (see the file layout above), with names already
+// read into their types. The CSV loader (LoadQuestionnaire) and the API
+// conversion (a client rebuilding a server's questionnaire) both build
+// their questionnaires from one through NewQuestionnaire's checks.
+type QuestionnaireDef struct {
+	ID, TitleVi, TitleEn, Method, FormulaVersion string
+	// Source is recorded in Questionnaire.Source.
+	Source string
+	// Nodes are the formula nodes, in any order; a node's parent is the
+	// node of the same kind with the code Parent ("" for the root of its
+	// kind). Children are kept in the order given.
+	Nodes []NodeDef
+	// Items are the questions, in questionnaire order.
+	Items []ItemDef
+	// Scales are the scales items may name, by id.
+	Scales map[string]*Scale
+}
+
+// NodeDef defines one formula node.
+type NodeDef struct {
+	Code, Parent     string
+	Kind             Kind
+	Aggregation      Aggregation
+	Weight           float64 // within the parent; must be greater than 0
+	LabelVi, LabelEn string
+	// Line is where the node was defined (a line of formula.csv), named in
+	// messages; 0 when it did not come from a file.
+	Line int
+}
+
+// ItemDef defines one item.
+type ItemDef struct {
+	Code       string
+	Kind       Kind
+	Group      string // code of the node of the same kind it belongs to
+	Role       Role
+	Scale      string // id of one of QuestionnaireDef.Scales
+	LabelVi    string
+	LabelEn    string
+	Provenance string
+	Line       int // as NodeDef.Line, for items.csv
+}
+
+// NewQuestionnaire checks a definition and builds the questionnaire: the
+// same checks as LoadQuestionnaire (codes, labels, one root per kind, known
+// parents and groups, no cycles, known scales, something to average), with
+// every problem in one KindInvalid error.
+func NewQuestionnaire(def QuestionnaireDef) (*Questionnaire, error) {
+	p := &defProblems{op: "new questionnaire"}
+	return newQuestionnaire(def, defFiles{meta: "questionnaire", formula: "formula", items: "items"}, true, p)
+}
+
+// defFiles names the parts of a definition in messages.
+type defFiles struct{ meta, formula, items string }
+
+// buildQuestionnaire checks def and builds the questionnaire, adding
+// problems to p. checkMeta checks the id, titles, method and formula
+// version (the CSV loader checks questionnaire.csv itself, with lines).
+func newQuestionnaire(def QuestionnaireDef, files defFiles, checkMeta bool, p *defProblems) (*Questionnaire, error) {
+	q := &Questionnaire{ID: def.ID, TitleVi: def.TitleVi, TitleEn: def.TitleEn, Method: def.Method,
+		FormulaVersion: def.FormulaVersion, Source: def.Source, itemsByCode: make(map[string]*Item)}
+	if checkMeta {
+		for _, f := range []struct{ key, v string }{{"id", def.ID}, {"title_vi", def.TitleVi}, {"title_en", def.TitleEn},
+			{"method", def.Method}, {"formula_version", def.FormulaVersion}} {
+			if f.v == "" {
+				p.add(files.meta, 0, "empty value for %q", f.key)
+			}
+		}
+		if def.ID != "" && !reDefID.MatchString(def.ID) {
+			p.add(files.meta, 0, "invalid id %q (want lower-case letters, digits, '.', '_', '-')", def.ID)
+		}
+	}
+	nodes := buildFormula(q, def.Nodes, files.formula, p)
+	buildItems(q, def.Items, def.Scales, nodes, files.items, files.formula, p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -325,7 +402,7 @@ func LoadQuestionnaire(fsys fs.FS, dir string, scales map[string]*Scale, source 
 	return q, nil
 }
 
-func loadMeta(fsys fs.FS, dir, file string, q *Questionnaire, p *defProblems) {
+func loadMeta(fsys fs.FS, dir, file string, q *QuestionnaireDef, p *defProblems) {
 	rows, ok := openCSV(fsys, path.Join(dir, fileMeta), file, headerMeta, p)
 	if !ok {
 		return
@@ -378,24 +455,18 @@ type nodeRow struct {
 	line   int
 }
 
-// loadFormula reads formula.csv, links the tree, and fills q.Roots and
-// q.Nodes. It returns the nodes by (kind, code).
-func loadFormula(fsys fs.FS, dir, file string, q *Questionnaire, p *defProblems) map[nodeKey]*Node {
+// loadFormula reads formula.csv into node definitions; a row whose kind,
+// aggregation or weight cannot be read is reported and left out.
+func loadFormula(fsys fs.FS, dir, file string, p *defProblems) []NodeDef {
 	rows, ok := openCSV(fsys, path.Join(dir, fileFormula), file, headerFormula, p)
-	nodes := make(map[nodeKey]*Node)
 	if !ok {
-		return nodes
+		return nil
 	}
-	var order []nodeRow
-	lineOf := make(map[*Node]int)
+	var defs []NodeDef
 	for _, row := range rows {
 		f := row.fields
 		code, parent, kindS, aggS, wS, lvi, len_ := f[0], f[1], f[2], f[3], f[4], f[5], f[6]
 		bad := false
-		if !reCode.MatchString(code) {
-			p.add(file, row.line, "invalid node code %q", code)
-			bad = true
-		}
 		kind, okK := kindByName[kindS]
 		if !okK {
 			p.add(file, row.line, "unknown kind %q (want assessment, satisfaction or expectation)", kindS)
@@ -418,25 +489,60 @@ func loadFormula(fsys fs.FS, dir, file string, q *Questionnaire, p *defProblems)
 			}
 			weight = w
 		}
-		if lvi == "" || len_ == "" {
-			p.add(file, row.line, "label_vi and label_en are required")
+		if bad {
+			continue
+		}
+		defs = append(defs, NodeDef{Code: code, Parent: parent, Kind: kind, Aggregation: agg, Weight: weight,
+			LabelVi: lvi, LabelEn: len_, Line: row.line})
+	}
+	return defs
+}
+
+// buildFormula checks the node definitions, links the tree, and fills
+// q.Roots and q.Nodes. It returns the nodes by (kind, code).
+func buildFormula(q *Questionnaire, defs []NodeDef, file string, p *defProblems) map[nodeKey]*Node {
+	nodes := make(map[nodeKey]*Node)
+	var order []nodeRow
+	lineOf := make(map[*Node]int)
+	for _, d := range defs {
+		code, parent := d.Code, d.Parent
+		bad := false
+		if !reCode.MatchString(code) {
+			p.add(file, d.Line, "invalid node code %q", code)
+			bad = true
+		}
+		kindS, okK := kindNamesLower[d.Kind]
+		if !okK {
+			p.add(file, d.Line, "node %q has no kind (want assessment, satisfaction or expectation)", code)
+			bad = true
+		}
+		if _, okA := aggregationNames[d.Aggregation]; !okA {
+			p.add(file, d.Line, "node %q has no aggregation (want mean, weighted_mean or none)", code)
+			bad = true
+		}
+		if !(d.Weight > 0) || math.IsInf(d.Weight, 0) {
+			p.add(file, d.Line, "weight %v of node %q must be a number greater than 0", d.Weight, code)
+			bad = true
+		}
+		if d.LabelVi == "" || d.LabelEn == "" {
+			p.add(file, d.Line, "label_vi and label_en are required")
 		}
 		if parent == code && code != "" {
-			p.add(file, row.line, "node %s %q is its own parent (cycle)", kindS, code)
+			p.add(file, d.Line, "node %s %q is its own parent (cycle)", kindS, code)
 			bad = true
 		}
 		if bad {
 			continue
 		}
-		k := nodeKey{kind, code}
+		k := nodeKey{d.Kind, code}
 		if _, dup := nodes[k]; dup {
-			p.add(file, row.line, "duplicate node %s %q", kindS, code)
+			p.add(file, d.Line, "duplicate node %s %q", kindS, code)
 			continue
 		}
-		n := &Node{Code: code, Kind: kind, Aggregation: agg, Weight: weight, LabelVi: lvi, LabelEn: len_}
+		n := &Node{Code: code, Kind: d.Kind, Aggregation: d.Aggregation, Weight: d.Weight, LabelVi: d.LabelVi, LabelEn: d.LabelEn}
 		nodes[k] = n
-		lineOf[n] = row.line
-		order = append(order, nodeRow{node: n, parent: parent, line: row.line})
+		lineOf[n] = d.Line
+		order = append(order, nodeRow{node: n, parent: parent, line: d.Line})
 	}
 	// Link parents.
 	roots := make(map[Kind]*Node)
@@ -498,62 +604,90 @@ func loadFormula(fsys fs.FS, dir, file string, q *Questionnaire, p *defProblems)
 	return nodes
 }
 
-func loadItems(fsys fs.FS, dir, file string, q *Questionnaire, scales map[string]*Scale, nodes map[nodeKey]*Node, p *defProblems) {
+// loadItems reads items.csv into item definitions; a row whose kind or
+// role cannot be read is reported and left out.
+func loadItems(fsys fs.FS, dir, file string, p *defProblems) []ItemDef {
 	rows, ok := openCSV(fsys, path.Join(dir, fileItems), file, headerItems, p)
 	if !ok {
-		return
+		return nil
 	}
-	lineOf := make(map[string]int)
-	used := make(map[string]*Scale)
+	defs := make([]ItemDef, 0, len(rows))
 	for _, row := range rows {
 		f := row.fields
 		code, kindS, group, roleS, scaleS, lvi, len_, prov := f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]
-		bad := false
-		if !reCode.MatchString(code) {
-			p.add(file, row.line, "invalid item code %q (want letters, digits, '.', '_', '-')", code)
-			bad = true
-		} else if l, dup := lineOf[code]; dup {
-			p.add(file, row.line, "duplicate item code %q (first on line %d)", code, l)
-			bad = true
-		}
 		kind, okK := kindByName[kindS]
 		if !okK {
 			p.add(file, row.line, "unknown kind %q (want assessment, satisfaction or expectation)", kindS)
-			bad = true
 		}
 		role, okR := roleByName[roleS]
 		if !okR {
 			p.add(file, row.line, "unknown role %q (want content or overall)", roleS)
+		}
+		defs = append(defs, ItemDef{Code: code, Kind: kind, Group: group, Role: role, Scale: scaleS,
+			LabelVi: lvi, LabelEn: len_, Provenance: prov, Line: row.line})
+	}
+	if len(rows) == 0 {
+		p.add(file, 0, "no items")
+	}
+	return defs
+}
+
+// buildItems checks the item definitions and adds the items to q and to
+// their groups.
+func buildItems(q *Questionnaire, defs []ItemDef, scales map[string]*Scale, nodes map[nodeKey]*Node, file, formulaFile string, p *defProblems) {
+	lineOf := make(map[string]int)
+	used := make(map[string]*Scale)
+	for _, d := range defs {
+		code, group := d.Code, d.Group
+		bad := false
+		if !reCode.MatchString(code) {
+			p.add(file, d.Line, "invalid item code %q (want letters, digits, '.', '_', '-')", code)
+			bad = true
+		} else if l, dup := lineOf[code]; dup {
+			p.add(file, d.Line, "duplicate item code %q (first on line %d)", code, l)
 			bad = true
 		}
-		scale := scales[scaleS]
+		kindS, okK := kindNamesLower[d.Kind]
+		if !okK {
+			bad = true // reported by the loader, or:
+			if d.Line == 0 {
+				p.add(file, d.Line, "item %q has no kind (want assessment, satisfaction or expectation)", code)
+			}
+		}
+		if d.Role != RoleContent && d.Role != RoleOverall {
+			bad = true
+			if d.Line == 0 {
+				p.add(file, d.Line, "item %q has no role (want content or overall)", code)
+			}
+		}
+		scale := scales[d.Scale]
 		if scale == nil {
-			p.add(file, row.line, "unknown scale %q", scaleS)
+			p.add(file, d.Line, "unknown scale %q", d.Scale)
 			bad = true
 		}
 		var node *Node
 		if okK {
-			node = nodes[nodeKey{kind, group}]
+			node = nodes[nodeKey{d.Kind, group}]
 			if node == nil {
-				p.add(file, row.line, "unknown group %q: no %s node with that code in %s", group, kindS, fileFormula)
+				p.add(file, d.Line, "unknown group %q: no %s node with that code in %s", group, kindS, path.Base(formulaFile))
 				bad = true
 			}
 		}
-		if lvi == "" || len_ == "" {
-			p.add(file, row.line, "label_vi and label_en are required")
+		if d.LabelVi == "" || d.LabelEn == "" {
+			p.add(file, d.Line, "label_vi and label_en are required")
 		}
 		if bad {
 			if code != "" {
 				if _, dup := lineOf[code]; !dup {
-					lineOf[code] = row.line
+					lineOf[code] = d.Line
 				}
 			}
 			continue
 		}
-		lineOf[code] = row.line
+		lineOf[code] = d.Line
 		it := &Item{
-			Code: code, Kind: kind, Group: group, Node: node, Role: role, Scale: scale,
-			LabelVi: lvi, LabelEn: len_, Provenance: prov,
+			Code: code, Kind: d.Kind, Group: group, Node: node, Role: d.Role, Scale: scale,
+			LabelVi: d.LabelVi, LabelEn: d.LabelEn, Provenance: d.Provenance,
 			Index: len(q.Items), Slot: q.Slots,
 		}
 		q.Slots += len(scale.Codes) + 2
@@ -562,7 +696,7 @@ func loadItems(fsys fs.FS, dir, file string, q *Questionnaire, scales map[string
 		node.Items = append(node.Items, it)
 		used[scale.ID] = scale
 	}
-	if len(rows) == 0 {
+	if len(defs) == 0 && file != "" && len(p.list) == 0 {
 		p.add(file, 0, "no items")
 	}
 	for id := range used {
@@ -581,7 +715,7 @@ func loadItems(fsys fs.FS, dir, file string, q *Questionnaire, scales map[string
 			}
 		}
 		if content == 0 && len(p.list) == 0 {
-			p.add(path.Join(path.Dir(file), fileFormula), 0, "%s node %q has aggregation %s but no child nodes and no content items",
+			p.add(formulaFile, 0, "%s node %q has aggregation %s but no child nodes and no content items",
 				n.Kind, n.Code, aggregationNames[n.Aggregation])
 		}
 	}

@@ -142,3 +142,76 @@ func TestCatalog(t *testing.T) {
 		t.Error("nil catalog")
 	}
 }
+
+// defOf restates a loaded questionnaire as a definition in memory.
+func defOf(q *sipas.Questionnaire) sipas.QuestionnaireDef {
+	def := sipas.QuestionnaireDef{ID: q.ID, TitleVi: q.TitleVi, TitleEn: q.TitleEn, Method: q.Method, FormulaVersion: q.FormulaVersion,
+		Source: "memory", Scales: map[string]*sipas.Scale{}}
+	for _, s := range q.Scales {
+		def.Scales[s.ID] = s
+	}
+	for _, n := range q.Nodes {
+		parent := ""
+		if n.Parent != nil {
+			parent = n.Parent.Code
+		}
+		def.Nodes = append(def.Nodes, sipas.NodeDef{Code: n.Code, Parent: parent, Kind: n.Kind, Aggregation: n.Aggregation,
+			Weight: n.Weight, LabelVi: n.LabelVi, LabelEn: n.LabelEn})
+	}
+	for _, it := range q.Items {
+		def.Items = append(def.Items, sipas.ItemDef{Code: it.Code, Kind: it.Kind, Group: it.Group, Role: it.Role, Scale: it.Scale.ID,
+			LabelVi: it.LabelVi, LabelEn: it.LabelEn, Provenance: it.Provenance})
+	}
+	return def
+}
+
+// TestNewQuestionnaire: a questionnaire built in memory is laid out like
+// the same definition loaded from files, and a bad definition is refused
+// with every problem named, as the file loader does.
+func TestNewQuestionnaire(t *testing.T) {
+	cat, _, err := questionnaires.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cat.Get("sipas-2023")
+	got, err := sipas.NewQuestionnaire(defOf(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.Slots != want.Slots || len(got.Items) != len(want.Items) || len(got.Nodes) != len(want.Nodes) ||
+		len(got.Roots) != len(want.Roots) || got.Source != "memory" {
+		t.Fatalf("built %s slots %d items %d nodes %d roots %d; loaded slots %d items %d nodes %d roots %d", got.ID, got.Slots,
+			len(got.Items), len(got.Nodes), len(got.Roots), want.Slots, len(want.Items), len(want.Nodes), len(want.Roots))
+	}
+	for i, it := range want.Items {
+		g := got.Items[i]
+		if g.Code != it.Code || g.Slot != it.Slot || g.Node.Code != it.Node.Code || g.Node.Kind != it.Node.Kind || g.Role != it.Role || g.Scale.ID != it.Scale.ID {
+			t.Fatalf("item %d: %+v, want %+v", i, g, it)
+		}
+		if got.Item(it.Code) != g {
+			t.Fatalf("Item(%q) does not find the item", it.Code)
+		}
+	}
+	for i, n := range want.Nodes {
+		if g := got.Nodes[i]; g.Code != n.Code || g.Kind != n.Kind || g.Index != n.Index || len(g.Children) != len(n.Children) || len(g.Items) != len(n.Items) {
+			t.Fatalf("node %d: %s/%s, want %s/%s", i, g.Code, g.Kind, n.Code, n.Kind)
+		}
+	}
+
+	bad := defOf(want)
+	bad.TitleEn = ""
+	bad.Items[0].Scale = "NOPE"
+	bad.Items[1].Code = "bad code"
+	bad.Nodes = append(bad.Nodes, sipas.NodeDef{Code: "X", Kind: sipas.KindSatisfaction, Aggregation: sipas.AggregationMean, Weight: 1, LabelVi: "x", LabelEn: "x"},
+		sipas.NodeDef{Code: "Y", Parent: "Z", Kind: sipas.KindSatisfaction, Aggregation: sipas.AggregationMean, Weight: 0, LabelVi: "y", LabelEn: "y"})
+	_, err = sipas.NewQuestionnaire(bad)
+	if sipas.KindOf(err) != sipas.KindInvalid {
+		t.Fatalf("bad definition: %v, want sipas.KindInvalid", err)
+	}
+	for _, msg := range []string{`questionnaire: empty value for "title_en"`, `items: unknown scale "NOPE"`, `items: invalid item code "bad code"`,
+		`formula: second root "X" of kind satisfaction`, `formula: weight 0 of node "Y" must be a number greater than 0`} {
+		if !strings.Contains(err.Error(), msg) {
+			t.Errorf("bad definition: %v\nwant it to say %q", err, msg)
+		}
+	}
+}

@@ -7,6 +7,8 @@
 package sipas
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +72,29 @@ const (
 
 // Channels lists every valid channel, in enum order.
 var Channels = []Channel{ChannelKiosk, ChannelField, ChannelPost, ChannelOnline, ChannelPhone}
+
+var channelNames = [...]string{"", "kiosk", "field", "post", "online", "phone"}
+
+// String is the channel's lower-case name ("kiosk", "field", …), as batch
+// files and the command line write it; "" for ChannelUnspecified.
+func (c Channel) String() string {
+	if c < 0 || int(c) >= len(channelNames) {
+		return fmt.Sprintf("channel(%d)", int(c))
+	}
+	return channelNames[c]
+}
+
+// ParseChannel reads a channel name as String writes it (any case); ""
+// is ChannelUnspecified (every channel).
+func ParseChannel(s string) (Channel, error) {
+	for i, n := range channelNames {
+		if strings.EqualFold(s, n) {
+			return Channel(i), nil
+		}
+	}
+	return 0, Invalid("parse channel", Violation{Field: "channel", Reason: "INVALID_CHANNEL",
+		Description: fmt.Sprintf("%q is not a channel; want kiosk, field, post, online or phone", s)})
+}
 
 // ScaleCode is one answer code of a scale.
 type ScaleCode struct {

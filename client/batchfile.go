@@ -22,7 +22,7 @@ import (
 	"github.com/sipas-vn/sipas/internal/atomicfile"
 )
 
-// This file reads and writes batch files (domain README §8, docs/batch-format.md):
+// This file reads and writes batch files (docs/batch-format.md):
 // CSV with a header row, or JSON Lines with the same keys plus "answers".
 
 // BatchColumns are the fixed leading columns of a batch CSV; item code

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sipas-vn/sipas"
+	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
 func TestResponseToWire(t *testing.T) {
@@ -42,5 +44,40 @@ func TestRetryDelayHonoursRetryInfo(t *testing.T) {
 	}
 	if d := RetryDelay(status.Error(codes.Unavailable, "x")); d != 0 {
 		t.Fatalf("RetryDelay without RetryInfo = %v", d)
+	}
+}
+
+// TestDomainEnumsMatchTheAPI pins the numbering the conversions rely on:
+// each domain enum value converts to the API value of the same name.
+func TestDomainEnumsMatchTheAPI(t *testing.T) {
+	check := func(what string, domain, api string) {
+		t.Helper()
+		if !strings.EqualFold(strings.ReplaceAll(domain, "-", "_"), api) {
+			t.Errorf("%s: domain %q is API %q", what, domain, api)
+		}
+	}
+	for r := sipas.RoleKiosk; r <= sipas.RoleAdmin; r++ {
+		check("credential role", r.String(), strings.TrimPrefix(sipasv1.Role(r).String(), "ROLE_"))
+	}
+	if len(sipasv1.Role_name) != int(sipas.RoleAdmin)+1 {
+		t.Errorf("the API has %d roles, the domain %d", len(sipasv1.Role_name), sipas.RoleAdmin+1)
+	}
+	for _, c := range sipas.Channels {
+		check("channel", c.String(), strings.TrimPrefix(sipasv1.Channel(c).String(), "CHANNEL_"))
+	}
+	if len(sipasv1.Channel_name) != len(sipas.Channels)+1 {
+		t.Errorf("the API has %d channels, the domain %d", len(sipasv1.Channel_name), len(sipas.Channels)+1)
+	}
+	for _, b := range []sipas.Boundaries{sipas.BoundariesAsCollected, sipas.BoundariesCurrent} {
+		check("boundaries", b.String(), strings.TrimPrefix(sipasv1.Boundaries(b).String(), "BOUNDARIES_"))
+	}
+	for _, k := range []sipas.Kind{sipas.KindAssessment, sipas.KindSatisfaction, sipas.KindExpectation} {
+		check("kind", k.String(), strings.TrimPrefix(sipasv1.ItemKind(k).String(), "ITEM_KIND_"))
+	}
+	for _, r := range []sipas.Role{sipas.RoleContent, sipas.RoleOverall} {
+		check("item role", r.String(), strings.TrimPrefix(sipasv1.ItemRole(r).String(), "ITEM_ROLE_"))
+	}
+	for _, a := range []sipas.Aggregation{sipas.AggregationMean, sipas.AggregationWeightedMean, sipas.AggregationNone} {
+		check("aggregation", a.String(), strings.TrimPrefix(sipasv1.Aggregation(a).String(), "AGGREGATION_"))
 	}
 }

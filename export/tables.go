@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas"
 )
 
 // State is what a figure is: shown, or one of the three reasons it is not
@@ -55,33 +55,29 @@ func (s State) Label(l Lang, k, minSample int64) string {
 	return ""
 }
 
-// PeriodString is a period as YYYY, YYYY-Qn or YYYY-MM.
-func PeriodString(p *sipasv1.Period) string {
-	switch {
-	case p == nil:
+// periodText is a period as YYYY, YYYY-Qn or YYYY-MM (sipas.Period.String),
+// empty for the zero period.
+func periodText(p sipas.Period) string {
+	if p == (sipas.Period{}) {
 		return ""
-	case p.Quarter != 0:
-		return fmt.Sprintf("%d-Q%d", p.Year, p.Quarter)
-	case p.Month != 0:
-		return fmt.Sprintf("%d-%02d", p.Year, p.Month)
 	}
-	return fmt.Sprint(p.Year)
+	return p.String()
 }
 
 // BoundariesName is "as_collected" or "current".
-func BoundariesName(b sipasv1.Boundaries) string {
-	if b == sipasv1.Boundaries_BOUNDARIES_CURRENT {
+func BoundariesName(b sipas.Boundaries) string {
+	if b == sipas.BoundariesCurrent {
 		return "current"
 	}
 	return "as_collected"
 }
 
 // ChannelName is a channel's lower-case name, "all" for every channel.
-func ChannelName(c sipasv1.Channel) string {
-	if c == sipasv1.Channel_CHANNEL_UNSPECIFIED {
+func ChannelName(c sipas.Channel) string {
+	if c == sipas.ChannelUnspecified {
 		return "all"
 	}
-	return strings.ToLower(strings.TrimPrefix(c.String(), "CHANNEL_"))
+	return strings.ToLower(c.String())
 }
 
 // Context is what a table was computed for: it becomes the header block.
@@ -91,8 +87,8 @@ type Context struct {
 	Scope          string
 	Node           string
 	Period         string
-	Boundaries     sipasv1.Boundaries
-	Channel        sipasv1.Channel
+	Boundaries     sipas.Boundaries
+	Channel        sipas.Channel
 	Disclosure     int64
 	MinSample      int64
 }
@@ -143,10 +139,10 @@ func nOf(n int64, suppressed bool) any {
 }
 
 // RankingContext is the context of a ranking; scope names the ranked set.
-func RankingContext(rk *sipasv1.Ranking, scope string) Context {
-	return Context{Questionnaire: rk.GetQuestionnaireId(), FormulaVersion: rk.GetFormulaVersion(), Scope: scope,
-		Node: rk.GetNodeCode(), Period: PeriodString(rk.GetPeriod()), Boundaries: rk.GetBoundaries(), Channel: rk.GetChannel(),
-		Disclosure: rk.GetDisclosureThreshold(), MinSample: rk.GetMinimumSample()}
+func RankingContext(rk *sipas.Ranking, scope string) Context {
+	return Context{Questionnaire: rk.QuestionnaireID, FormulaVersion: rk.FormulaVersion, Scope: scope,
+		Node: rk.NodeCode, Period: periodText(rk.Period), Boundaries: rk.Boundaries, Channel: rk.Channel,
+		Disclosure: rk.Thresholds.EffectiveDisclosure(), MinSample: rk.Thresholds.MinSample}
 }
 
 // RankingTable is a ranking of provinces (units false) or of a province's
@@ -154,7 +150,7 @@ func RankingContext(rk *sipasv1.Ranking, scope string) Context {
 // named at all: its row is left out and only counted in the header block
 // (suppressed_units); a suppressed province, whose existence is public,
 // keeps its row with the state "suppressed" and no figures.
-func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
+func RankingTable(rk *sipas.Ranking, c Context, units bool, l Lang) *Table {
 	idVi, idEn, name := "Mã tỉnh", "Province code", "ranking"
 	titleVi, titleEn := "Xếp hạng các tỉnh, thành phố", "Ranking of provinces"
 	if units {
@@ -162,10 +158,10 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 		titleVi, titleEn = "Xếp hạng các đơn vị", "Ranking of units"
 	}
 	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
-		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(rk.GetPreviousPeriod())},
+		Meta{"previous_period", "Kỳ trước", "Previous period", periodText(rk.PreviousPeriod)},
 		Meta{"mean", "Trung bình (không trọng số)", "Unweighted mean", fmtOpt(rk.Mean)},
 		Meta{"pooled", "Gộp chung", "Pooled", fmtOpt(rk.Pooled)},
-		flaggedExcludedMeta(rk.GetFlaggedExcluded()), flaggedIncludedMeta(rk.GetFlaggedIncluded()),
+		flaggedExcludedMeta(rk.FlaggedExcluded), flaggedIncludedMeta(rk.FlaggedIncluded),
 	), Columns: append([]Column{
 		{"rank", "Hạng", "Rank", Integer},
 		{"id", idVi, idEn, Text},
@@ -180,7 +176,7 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 		{"value_change", "Thay đổi giá trị", "Value change", Number},
 	}, stateCols...)}
 	hidden := 0
-	for _, r := range rk.GetRows() {
+	for _, r := range rk.Rows {
 		if units && r.Suppressed {
 			hidden++
 			continue
@@ -195,7 +191,7 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 				change = r.RankChange
 			}
 		}
-		row := []any{rank, r.Id, r.Name, r.Value, r.CiLow, r.CiHigh, nOf(r.N, r.Suppressed), prevRank, change, r.PreviousValue, r.ValueChange}
+		row := []any{rank, r.ID, r.Name, r.Value, r.CILow, r.CIHigh, nOf(r.N, r.Suppressed), prevRank, change, r.PreviousValue, r.ValueChange}
 		t.Add(append(row, stateCells(StateOf(r.Value, r.N, r.Insufficient, r.Suppressed), c, l)...)...)
 	}
 	if units {
@@ -205,40 +201,40 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 }
 
 // ReportContext is the context of an index report.
-func ReportContext(rep *sipasv1.IndexReport) Context {
-	return Context{Questionnaire: rep.GetQuestionnaireId(), FormulaVersion: rep.GetFormulaVersion(), Scope: rep.GetScopeName(),
-		Period: PeriodString(rep.GetPeriod()), Boundaries: rep.GetBoundaries(), Channel: rep.GetChannel(),
-		Disclosure: rep.GetDisclosureThreshold(), MinSample: rep.GetMinimumSample()}
+func ReportContext(rep *sipas.Report) Context {
+	return Context{Questionnaire: rep.QuestionnaireID, FormulaVersion: rep.FormulaVersion, Scope: rep.ScopeName,
+		Period: periodText(rep.Period), Boundaries: rep.Boundaries, Channel: rep.Channel,
+		Disclosure: rep.Thresholds.EffectiveDisclosure(), MinSample: rep.Thresholds.MinSample}
 }
 
 // TreeTable is an index report's formula trees, one row per node or item
 // in depth-first order, with its level (0 for a root) and parent code.
-func TreeTable(rep *sipasv1.IndexReport, l Lang) *Table {
-	return SubtreeTable(rep, rep.GetRoots(), -1, "tree", "Cây chỉ số", "Index tree", l)
+func TreeTable(rep *sipas.Report, l Lang) *Table {
+	return SubtreeTable(rep, rep.Roots, -1, "tree", "Cây chỉ số", "Index tree", l)
 }
 
 // SubtreeTable is TreeTable for some nodes of the report's trees (such as
 // the five service elements), down to maxLevel below them (-1: all). Level
 // and parent are those of the whole tree.
-func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel int, name, titleVi, titleEn string, l Lang) *Table {
+func SubtreeTable(rep *sipas.Report, nodes []*sipas.NodeValue, maxLevel int, name, titleVi, titleEn string, l Lang) *Table {
 	c := ReportContext(rep)
 	type place struct {
 		root, parent string
 		level        int
 	}
-	where := map[*sipasv1.IndexNode]place{}
-	WalkTree(rep.GetRoots(), func(n *sipasv1.IndexNode, root, parent string, level int) { where[n] = place{root, parent, level} })
-	respondents := fmt.Sprint(rep.GetRespondents())
+	where := map[*sipas.NodeValue]place{}
+	WalkTree(rep.Roots, func(n *sipas.NodeValue, root, parent string, level int) { where[n] = place{root, parent, level} })
+	respondents := fmt.Sprint(rep.Respondents)
 	switch {
-	case rep.GetSuppressed():
+	case rep.Suppressed:
 		respondents = StateSuppressed.Label(l, c.Disclosure, c.MinSample)
-	case rep.GetRespondents() == 0:
+	case rep.Respondents == 0:
 		respondents = StateNoData.Label(l, c.Disclosure, c.MinSample)
 	}
 	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
 		Meta{"respondents", "Số người trả lời", "Respondents", respondents},
 		Meta{"national_mean", "Trung bình các tỉnh", "Mean of provinces", fmtOpt(rep.NationalMean)},
-		flaggedExcludedMeta(rep.GetFlaggedExcluded()), flaggedIncludedMeta(rep.GetFlaggedIncluded()),
+		flaggedExcludedMeta(rep.FlaggedExcluded), flaggedIncludedMeta(rep.FlaggedIncluded),
 	), Columns: append([]Column{
 		{"tree", "Cây", "Tree", Text},
 		{"level", "Cấp", "Level", Integer},
@@ -254,7 +250,7 @@ func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel
 		{"positive", "Số hài lòng", "Positive answers", Integer},
 		{"valid", "Số trả lời hợp lệ", "Valid answers", Integer},
 	}, stateCols...)}
-	WalkTree(nodes, func(n *sipasv1.IndexNode, _, _ string, depth int) {
+	WalkTree(nodes, func(n *sipas.NodeValue, _, _ string, depth int) {
 		if maxLevel >= 0 && depth > maxLevel {
 			return
 		}
@@ -263,7 +259,7 @@ func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel
 		typ := "node"
 		if n.IsItem {
 			typ = "item"
-			if n.Role == sipasv1.ItemRole_ITEM_ROLE_OVERALL {
+			if n.Role == sipas.RoleOverall {
 				typ = "item_overall"
 			}
 		}
@@ -271,7 +267,7 @@ func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel
 		if n.IsItem && !n.Suppressed {
 			pos, valid = n.Positive, n.Valid
 		}
-		row := []any{root, level, n.Code, parent, typ, n.LabelVi, n.LabelEn, n.Value, n.CiLow, n.CiHigh, nOf(n.N, n.Suppressed), pos, valid}
+		row := []any{root, level, n.Code, parent, typ, n.LabelVi, n.LabelEn, n.Value, n.CILow, n.CIHigh, nOf(n.N, n.Suppressed), pos, valid}
 		t.Add(append(row, stateCells(StateOf(n.Value, n.N, n.Insufficient, n.Suppressed), c, l)...)...)
 	})
 	return t
@@ -279,9 +275,9 @@ func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel
 
 // WalkTree visits every node of the trees depth-first, parents first, with
 // its root's code, its parent's code ("" for a root) and its level.
-func WalkTree(roots []*sipasv1.IndexNode, fn func(n *sipasv1.IndexNode, root, parent string, level int)) {
-	var walk func(n *sipasv1.IndexNode, root, parent string, level int)
-	walk = func(n *sipasv1.IndexNode, root, parent string, level int) {
+func WalkTree(roots []*sipas.NodeValue, fn func(n *sipas.NodeValue, root, parent string, level int)) {
+	var walk func(n *sipas.NodeValue, root, parent string, level int)
+	walk = func(n *sipas.NodeValue, root, parent string, level int) {
 		fn(n, root, parent, level)
 		for _, ch := range n.Children {
 			walk(ch, root, n.Code, level+1)
@@ -292,19 +288,19 @@ func WalkTree(roots []*sipasv1.IndexNode, fn func(n *sipasv1.IndexNode, root, pa
 	}
 }
 
-// SeriesContext is the context of a series; period is "from–to".
-func SeriesContext(s *sipasv1.Series, scope string, from, to *sipasv1.Period, b sipasv1.Boundaries, ch sipasv1.Channel) Context {
-	return Context{Questionnaire: s.GetQuestionnaireId(), FormulaVersion: s.GetFormulaVersion(), Scope: scope, Node: s.GetNodeCode(),
-		Period: PeriodString(from) + " – " + PeriodString(to), Boundaries: b, Channel: ch,
-		Disclosure: s.GetDisclosureThreshold(), MinSample: s.GetMinimumSample()}
+// SeriesContext is the context of a series; period is "from – to".
+func SeriesContext(s *sipas.Series, scope string) Context {
+	return Context{Questionnaire: s.QuestionnaireID, FormulaVersion: s.FormulaVersion, Scope: scope, Node: s.NodeCode,
+		Period: periodText(s.From) + " – " + periodText(s.To), Boundaries: s.Boundaries, Channel: s.Channel,
+		Disclosure: s.Thresholds.EffectiveDisclosure(), MinSample: s.Thresholds.MinSample}
 }
 
 // SeriesTable is one figure over consecutive periods.
-func SeriesTable(s *sipasv1.Series, c Context, l Lang) *Table {
+func SeriesTable(s *sipas.Series, c Context, l Lang) *Table {
 	var excluded, included int64
-	for _, p := range s.GetPoints() {
-		excluded += p.GetFlaggedExcluded()
-		included += p.GetFlaggedIncluded()
+	for _, p := range s.Points {
+		excluded += p.FlaggedExcluded
+		included += p.FlaggedIncluded
 	}
 	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: append(c.Meta(),
 		flaggedExcludedMeta(excluded), flaggedIncludedMeta(included)),
@@ -315,8 +311,8 @@ func SeriesTable(s *sipasv1.Series, c Context, l Lang) *Table {
 			{"ci_high", "Cận trên 95%", "95% CI high", Number},
 			{"n", "n", "n", Integer},
 		}, stateCols...)}
-	for _, p := range s.GetPoints() {
-		row := []any{PeriodString(p.Period), p.Value, p.CiLow, p.CiHigh, nOf(p.N, p.Suppressed)}
+	for _, p := range s.Points {
+		row := []any{periodText(p.Period), p.Value, p.CILow, p.CIHigh, nOf(p.N, p.Suppressed)}
 		t.Add(append(row, stateCells(StateOf(p.Value, p.N, p.Insufficient, p.Suppressed), c, l)...)...)
 	}
 	return t
@@ -333,17 +329,38 @@ func flaggedIncludedMeta(n int64) Meta {
 }
 
 // WeakContext is the context of a weak-points list.
-func WeakContext(w *sipasv1.WeakPoints, scope string, b sipasv1.Boundaries) Context {
-	return Context{Questionnaire: w.GetQuestionnaireId(), FormulaVersion: w.GetFormulaVersion(), Scope: scope,
-		Period: PeriodString(w.GetPeriod()), Boundaries: b, Disclosure: w.GetDisclosureThreshold(), MinSample: w.GetMinimumSample()}
+func WeakContext(w *sipas.WeakPoints, scope string) Context {
+	return Context{Questionnaire: w.QuestionnaireID, FormulaVersion: w.FormulaVersion, Scope: scope,
+		Period: periodText(w.Period), Boundaries: w.Boundaries, Channel: w.Channel,
+		Disclosure: w.Thresholds.EffectiveDisclosure(), MinSample: w.Thresholds.MinSample}
+}
+
+// WeakLevel is a weak point's level: "unit" for a unit's row, else "item"
+// or "group".
+func WeakLevel(p sipas.WeakPoint) string {
+	switch {
+	case p.UnitID != "":
+		return "unit"
+	case p.IsItem:
+		return "item"
+	}
+	return "group"
+}
+
+// WeakCode is a weak point's code, "UNIT_ID/CODE" on a unit's row.
+func WeakCode(p sipas.WeakPoint) string {
+	if p.UnitID != "" {
+		return p.UnitID + "/" + p.Code
+	}
+	return p.Code
 }
 
 // WeakTable lists a province's lowest figures and largest drops, one list
 // column telling them apart.
-func WeakTable(w *sipasv1.WeakPoints, c Context) *Table {
+func WeakTable(w *sipas.WeakPoints, c Context) *Table {
 	t := &Table{Name: "weak_points", TitleVi: "Điểm yếu", TitleEn: "Weak points", Meta: append(c.Meta(),
-		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(w.GetPreviousPeriod())},
-		flaggedExcludedMeta(w.GetFlaggedExcluded()), flaggedIncludedMeta(w.GetFlaggedIncluded())),
+		Meta{"previous_period", "Kỳ trước", "Previous period", periodText(w.PreviousPeriod)},
+		flaggedExcludedMeta(w.FlaggedExcluded), flaggedIncludedMeta(w.FlaggedIncluded)),
 		Columns: []Column{
 			{"list", "Danh sách", "List", Text},
 			{"level", "Cấp", "Level", Text},
@@ -358,10 +375,10 @@ func WeakTable(w *sipasv1.WeakPoints, c Context) *Table {
 		}}
 	for _, part := range []struct {
 		name string
-		rows []*sipasv1.WeakPoint
-	}{{"lowest", w.GetLowest()}, {"largest_drops", w.GetLargestDrops()}} {
+		rows []sipas.WeakPoint
+	}{{"lowest", w.Lowest}, {"lowest", w.Units}, {"largest_drops", w.Drops}} {
 		for _, r := range part.rows {
-			t.Add(part.name, r.Level, r.Code, r.LabelVi, r.LabelEn, r.Value, r.N, r.PreviousValue, r.Change, r.NationalValue)
+			t.Add(part.name, WeakLevel(r), WeakCode(r), r.LabelVi, r.LabelEn, r.Value, r.N, r.PreviousValue, r.Change, r.National)
 		}
 	}
 	return t
@@ -376,19 +393,19 @@ func fmtOpt(v *float64) string {
 
 // Pair is a satisfaction group and the expectation group of the same code.
 type Pair struct {
-	Satisfaction, Expectation *sipasv1.IndexNode
+	Satisfaction, Expectation *sipas.NodeValue
 }
 
 // Pairs pairs each group of the expectation tree (the root with code
 // expectationRoot) with the satisfaction group of the same code, where the
 // questionnaire has both.
-func Pairs(rep *sipasv1.IndexReport, expectationRoot string) []Pair {
-	sat := map[string]*sipasv1.IndexNode{}
-	var exp *sipasv1.IndexNode
-	for _, r := range rep.GetRoots() {
+func Pairs(rep *sipas.Report, expectationRoot string) []Pair {
+	sat := map[string]*sipas.NodeValue{}
+	var exp *sipas.NodeValue
+	for _, r := range rep.Roots {
 		switch {
-		case r.Code == "SIPAS":
-			WalkTree([]*sipasv1.IndexNode{r}, func(n *sipasv1.IndexNode, _, _ string, _ int) {
+		case r.Code == sipas.SIPASNodeCode:
+			WalkTree([]*sipas.NodeValue{r}, func(n *sipas.NodeValue, _, _ string, _ int) {
 				if !n.IsItem {
 					sat[n.Code] = n
 				}
@@ -411,7 +428,7 @@ func Pairs(rep *sipasv1.IndexReport, expectationRoot string) []Pair {
 
 // ExpectationTable lists, per group, its satisfaction beside each of the
 // group's expectation items.
-func ExpectationTable(rep *sipasv1.IndexReport, pairs []Pair, l Lang) *Table {
+func ExpectationTable(rep *sipas.Report, pairs []Pair, l Lang) *Table {
 	c := ReportContext(rep)
 	t := &Table{Name: "expectation", TitleVi: "Hài lòng bên cạnh mong đợi", TitleEn: "Satisfaction beside expectation", Meta: c.Meta(),
 		Columns: append([]Column{

@@ -346,7 +346,7 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 		limit = 10
 	}
 	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())}
 	eng, excluded, included, err := h.s.withFlags(ctx, q, sc, req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)

@@ -26,7 +26,7 @@ import (
 )
 
 // Config holds what the server is built from. Zero limit values take the
-// defaults of reliability.md §3 (see withDefaults).
+// defaults of withDefaults (documented in docs/operations.md).
 type Config struct {
 	Catalog  *sipas.Catalog
 	Registry *sipas.Registry

@@ -16,7 +16,7 @@ type JanitorOptions struct {
 	OnError func(error)
 }
 
-// RunJanitor keeps the WAL bounded until ctx is done (pitfall 8: long reads
+// RunJanitor keeps the WAL bounded until ctx is done (long reads
 // pin the WAL and automatic checkpoints cannot reset it, so it grows without
 // bound). Each tick it tries a TRUNCATE checkpoint when the WAL is above the
 // threshold; a checkpoint blocked by readers is retried on the next tick,

@@ -5,7 +5,7 @@
 // BEGIN IMMEDIATE, foreign keys) owned by a single writer goroutine that
 // group-commits concurrent submissions, and a separate read-only pool for
 // queries. Every connection setting comes from the DSN and is asserted on each
-// new connection (see reliability.md §4).
+// new connection (see connector and writerDSN).
 //
 // The aggregate cells are stored sparse in the tallies table, read by key
 // range through a cache bounded in bytes; what commits add to them is kept
@@ -36,7 +36,8 @@ import (
 )
 
 // busyTimeoutMillis is the busy timeout of every connection. It is kept well
-// below the RPC deadline because it cannot be interrupted (pitfall 5).
+// below the RPC deadline because SQLite's busy wait cannot be interrupted by a
+// context: a call must not wait on a lock longer than its deadline.
 const busyTimeoutMillis = 2000
 
 // Options tune a Store. The zero value is usable.
@@ -51,7 +52,8 @@ type Options struct {
 	// (default 100000); beyond it Insert fails fast with KindUnavailable.
 	MaxQueuedItems int
 	// TxTimeout bounds each write transaction (default 10s). Write
-	// transactions never see the caller's context (pitfall 6).
+	// transactions never see the caller's context (see writer.go: a context
+	// interrupt inside a transaction could leave later statements outside it).
 	TxTimeout time.Duration
 	// CommitLinger: when fewer than a few dozen responses are queued, the
 	// writer waits up to this long for more before it begins a transaction
@@ -381,7 +383,8 @@ func escapePath(p string) string {
 	return strings.ReplaceAll(p, "%", "%25")
 }
 
-// writerDSN is the writer's DSN (reliability.md §4).
+// writerDSN is the writer's DSN: WAL, synchronous FULL, the busy timeout,
+// BEGIN IMMEDIATE and foreign keys.
 func writerDSN(path string) string {
 	return fmt.Sprintf("file:%s?mode=rwc&_journal=WAL&_sync=FULL&_busy_timeout=%d&_txlock=immediate&_fk=1",
 		escapePath(path), busyTimeoutMillis)
@@ -403,7 +406,8 @@ func backupDSN(path string) string {
 
 // connector opens connections with a driver whose ConnectHook asserts the
 // connection settings, so a connection opened later by the pool is checked
-// as well as the first one (pitfall 4). No global driver registration.
+// as well as the first one (a DSN setting silently ignored by the driver would
+// otherwise go unnoticed). No global driver registration.
 type connector struct {
 	dsn string
 	drv *sqlite3.SQLiteDriver

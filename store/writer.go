@@ -325,8 +325,7 @@ func (s *Store) run(batch []*request) {
 // resetConn makes sure the writer connection is not left inside a
 // transaction: a context interrupt can end a statement (and roll the
 // transaction back) or make BeginTx report failure after BEGIN ran, and
-// later statements would then run outside, or fail to begin, a transaction
-// (pitfall 6).
+// later statements would then run outside, or fail to begin, a transaction.
 //
 // database/sql also discards the connection when a transaction's context
 // ends before COMMIT (go-sqlite3 implements neither SessionResetter nor

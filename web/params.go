@@ -61,7 +61,7 @@ func (h *Handler) parseParams(r *http.Request) (params, error) {
 	default:
 		found := false
 		for _, c := range sipas.Channels {
-			if export.ChannelName(channelProto(c)) == ch {
+			if export.ChannelName(c) == ch {
 				p.Ch, found = c, true
 			}
 		}
@@ -81,7 +81,7 @@ func (p params) values() url.Values {
 	} else {
 		v.Set("b", "current")
 	}
-	v.Set("ch", export.ChannelName(channelProto(p.Ch)))
+	v.Set("ch", export.ChannelName(p.Ch))
 	v.Set("lang", p.Lang.code())
 	if p.Flagged {
 		v.Set("flagged", "1")
@@ -107,7 +107,7 @@ func (p params) BParam() string {
 	return "current"
 }
 
-func (p params) ChParam() string { return export.ChannelName(channelProto(p.Ch)) }
+func (p params) ChParam() string { return export.ChannelName(p.Ch) }
 
 // seriesRange is the periods a view's time series covers: the selected
 // period and those before it of the same length (5 years, 8 quarters or

@@ -10,9 +10,9 @@ import (
 	"sync"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/client"
 	"github.com/sipas-vn/sipas/export"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // frame is what every page shows around its content.
@@ -85,7 +85,7 @@ func (h *Handler) frame(ctx context.Context, rq *request, title string) frame {
 	f.Periods = periodOptions(rq.prm.Period, h.cfg.Now().In(sipas.VietnamZone).Year(), l)
 	f.Channels = []option{{Value: "all", Label: l.t("ch_all"), Selected: rq.prm.Ch == 0}}
 	for _, c := range sipas.Channels {
-		name := export.ChannelName(channelProto(c))
+		name := export.ChannelName(c)
 		f.Channels = append(f.Channels, option{Value: name, Label: l.t("ch_" + name), Selected: rq.prm.Ch == c})
 	}
 	bl := l.t("b_current")
@@ -105,13 +105,13 @@ type figure struct {
 	ID, Name, Href string
 	Level          int
 	Item           bool
-	Rank           int32
+	Rank           int
 	Value          *float64
 	Lo, Hi         *float64
 	N              string
 	State          export.State
 	StateLabel     string
-	PrevRank       int32
+	PrevRank       int
 	RankChange     string
 	PrevValue      *float64
 	ValueChange    *float64
@@ -137,12 +137,16 @@ func nText(n int64, suppressed bool) string {
 	return fmt.Sprint(n)
 }
 
-func rankFigures(rk *sipasv1.Ranking, l lang, href func(id string) string) []figure {
-	th := thresholds{rk.GetDisclosureThreshold(), rk.GetMinimumSample()}
+func thresholdsOf(th sipas.Thresholds) thresholds {
+	return thresholds{th.EffectiveDisclosure(), th.MinSample}
+}
+
+func rankFigures(rk *sipas.Ranking, l lang, href func(id string) string) []figure {
+	th := thresholdsOf(rk.Thresholds)
 	var out []figure
-	for _, r := range rk.GetRows() {
+	for _, r := range rk.Rows {
 		st := export.StateOf(r.Value, r.N, r.Insufficient, r.Suppressed)
-		f := figure{ID: r.Id, Name: r.Name, Rank: r.Rank, Value: r.Value, Lo: r.CiLow, Hi: r.CiHigh, N: nText(r.N, r.Suppressed),
+		f := figure{ID: r.ID, Name: r.Name, Rank: r.Rank, Value: r.Value, Lo: r.CILow, Hi: r.CIHigh, N: nText(r.N, r.Suppressed),
 			State: st, StateLabel: stateLabel(st, l, th), PrevRank: r.PreviousRank, PrevValue: r.PreviousValue, ValueChange: r.ValueChange}
 		if r.Rank > 0 && r.PreviousRank > 0 {
 			switch rc := r.RankChange; {
@@ -155,7 +159,7 @@ func rankFigures(rk *sipasv1.Ranking, l lang, href func(id string) string) []fig
 			}
 		}
 		if href != nil {
-			f.Href = href(r.Id)
+			f.Href = href(r.ID)
 		}
 		out = append(out, f)
 	}
@@ -164,8 +168,8 @@ func rankFigures(rk *sipasv1.Ranking, l lang, href func(id string) string) []fig
 
 // withoutSuppressed drops suppressed rows: a suppressed unit is not named
 // anywhere on a page or in an export, only counted.
-func withoutSuppressed(rk *sipasv1.Ranking) (*sipasv1.Ranking, int) {
-	out := proto.Clone(rk).(*sipasv1.Ranking)
+func withoutSuppressed(rk *sipas.Ranking) (*sipas.Ranking, int) {
+	out := *rk
 	out.Rows = nil
 	n := 0
 	for _, r := range rk.Rows {
@@ -175,31 +179,31 @@ func withoutSuppressed(rk *sipasv1.Ranking) (*sipasv1.Ranking, int) {
 		}
 		out.Rows = append(out.Rows, r)
 	}
-	return out, n
+	return &out, n
 }
 
-func treeFigures(rep *sipasv1.IndexReport, l lang) []figure {
-	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
+func treeFigures(rep *sipas.Report, l lang) []figure {
+	th := thresholdsOf(rep.Thresholds)
 	var out []figure
-	roots := append([]*sipasv1.IndexNode{}, rep.GetRoots()...)
+	roots := append([]*sipas.NodeValue{}, rep.Roots...)
 	// The satisfaction tree first: it is what readers look for.
 	sort.SliceStable(roots, func(i, j int) bool {
 		return roots[i].Code == sipas.SIPASNodeCode && roots[j].Code != sipas.SIPASNodeCode
 	})
-	export.WalkTree(roots, func(n *sipasv1.IndexNode, _, _ string, level int) {
+	export.WalkTree(roots, func(n *sipas.NodeValue, _, _ string, level int) {
 		st := export.StateOf(n.Value, n.N, n.Insufficient, n.Suppressed)
 		out = append(out, figure{ID: n.Code, Name: l.pick(n.LabelVi, n.LabelEn), Level: min(level, 4), Item: n.IsItem, Value: n.Value,
-			Lo: n.CiLow, Hi: n.CiHigh, N: nText(n.N, n.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
+			Lo: n.CILow, Hi: n.CIHigh, N: nText(n.N, n.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
 	})
 	return out
 }
 
-func seriesFigures(s *sipasv1.Series, l lang) []figure {
-	th := thresholds{s.GetDisclosureThreshold(), s.GetMinimumSample()}
+func seriesFigures(s *sipas.Series, l lang) []figure {
+	th := thresholdsOf(s.Thresholds)
 	var out []figure
-	for _, p := range s.GetPoints() {
+	for _, p := range s.Points {
 		st := export.StateOf(p.Value, p.N, p.Insufficient, p.Suppressed)
-		out = append(out, figure{ID: export.PeriodString(p.Period), Name: export.PeriodString(p.Period), Value: p.Value, Lo: p.CiLow, Hi: p.CiHigh,
+		out = append(out, figure{ID: p.Period.String(), Name: p.Period.String(), Value: p.Value, Lo: p.CILow, Hi: p.CIHigh,
 			N: nText(p.N, p.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
 	}
 	return out
@@ -225,7 +229,7 @@ func exportLinks(base, table, label string, prm params, svg bool) exportLink {
 
 type nationalPage struct {
 	frame
-	Rk          *sipasv1.Ranking
+	Rk          *sipas.Ranking
 	Rows        []figure
 	Top, Bottom []figure
 	Chart       template.HTML
@@ -238,13 +242,13 @@ type nationalPage struct {
 	Previous    string
 }
 
-func (h *Handler) rankProvinces(ctx context.Context, rq *request) (*sipasv1.Ranking, error) {
+func (h *Handler) rankProvinces(ctx context.Context, rq *request) (*sipas.Ranking, error) {
 	resp, err := h.cfg.Reader.RankProvinces(ctx, rq.p, &sipasv1.RankProvincesRequest{QuestionnaireId: rq.prm.Q,
-		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
+		Period: client.PeriodToProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetRanking(), nil
+	return client.RankingFromProto(resp.GetRanking()), nil
 }
 
 func (h *Handler) national(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -255,7 +259,7 @@ func (h *Handler) national(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	l := rq.prm.Lang
 	pg := nationalPage{frame: h.frame(r.Context(), rq, l.t("national")+" — "+rq.prm.Period.String()), Rk: rk,
-		Mean: rk.Mean, Pooled: rk.Pooled, Previous: export.PeriodString(rk.PreviousPeriod)}
+		Mean: rk.Mean, Pooled: rk.Pooled, Previous: rk.PreviousPeriod.String()}
 	pg.Path = "/national"
 	pg.noteFlagged(rk.FlaggedExcluded, rk.FlaggedIncluded)
 	pg.Rows = rankFigures(rk, l, func(id string) string { return "/province/" + id + rq.prm.Query() })
@@ -271,7 +275,7 @@ func (h *Handler) national(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	pg.Chart = barChart(chartBars(pg.Rows), l.t("ranking")+" "+rq.prm.Period.String(), rk.Mean, l)
 	pg.Tiles, pg.Unplaced = tileMap(pg.Rows)
-	pg.Rules = fmt.Sprintf(l.t("rules_text"), rk.DisclosureThreshold, rk.DisclosureThreshold, rk.MinimumSample)
+	pg.Rules = fmt.Sprintf(l.t("rules_text"), rk.Thresholds.EffectiveDisclosure(), rk.Thresholds.EffectiveDisclosure(), rk.Thresholds.MinSample)
 	pg.Exports = []exportLink{exportLinks("/national", "ranking", l.t("ranking"), rq.prm, true)}
 	h.render(w, http.StatusOK, "national.html", pg)
 }
@@ -314,7 +318,7 @@ type expectRow struct {
 type provincePage struct {
 	frame
 	Code, Name      string
-	Report          *sipasv1.IndexReport
+	Report          *sipas.Report
 	Respondents     string
 	Tree            []figure
 	Elements        []figure
@@ -325,79 +329,97 @@ type provincePage struct {
 	UnitsChart      template.HTML
 	Series          []figure
 	SeriesChart     template.HTML
-	Weak            *sipasv1.WeakPoints
+	WeakLowest      []weakRow
+	WeakDrops       []weakRow
 	Expect          []expectRow
 	Rules           string
 	Exports         []exportLink
 }
 
-func periodProto(p sipas.Period) *sipasv1.Period {
-	return &sipasv1.Period{Year: int32(p.Year), Quarter: int32(p.Quarter), Month: int32(p.Month)}
+// weakRow is one row of a weak-points list as the page shows it.
+type weakRow struct {
+	Level, Code, LabelVi, LabelEn string
+	Value, Change, National       *float64
+	N                             int64
 }
 
-func (h *Handler) index(ctx context.Context, rq *request, sc *sipasv1.Scope, node string) (*sipasv1.IndexReport, error) {
-	resp, err := h.cfg.Reader.GetIndex(ctx, rq.p, &sipasv1.GetIndexRequest{QuestionnaireId: rq.prm.Q, Scope: sc, Period: periodProto(rq.prm.Period),
-		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
+func weakRows(rows ...[]sipas.WeakPoint) []weakRow {
+	var out []weakRow
+	for _, part := range rows {
+		for _, p := range part {
+			v := p.Value
+			out = append(out, weakRow{Level: export.WeakLevel(p), Code: export.WeakCode(p), LabelVi: p.LabelVi, LabelEn: p.LabelEn,
+				Value: &v, N: p.N, Change: p.Change, National: p.National})
+		}
+	}
+	return out
+}
+
+// The reads below go through the server's Reader (the API's handlers, with
+// their access rules) and turn its messages into domain values with the
+// client library's conversions.
+
+func (h *Handler) index(ctx context.Context, rq *request, sc sipas.Scope, node string) (*sipas.Report, error) {
+	resp, err := h.cfg.Reader.GetIndex(ctx, rq.p, &sipasv1.GetIndexRequest{QuestionnaireId: rq.prm.Q, Scope: client.ScopeToProto(sc),
+		Period: client.PeriodToProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetReport(), nil
+	return client.ReportFromProto(resp.GetReport()), nil
 }
 
-func (h *Handler) series(ctx context.Context, rq *request, sc *sipasv1.Scope) (*sipasv1.Series, error) {
+func (h *Handler) series(ctx context.Context, rq *request, sc sipas.Scope) (*sipas.Series, error) {
 	from, to := seriesRange(rq.prm.Period)
-	resp, err := h.cfg.Reader.GetSeries(ctx, rq.p, &sipasv1.GetSeriesRequest{QuestionnaireId: rq.prm.Q, Scope: sc, From: periodProto(from), To: periodProto(to),
-		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
+	req := &sipasv1.GetSeriesRequest{QuestionnaireId: rq.prm.Q, Scope: client.ScopeToProto(sc), From: client.PeriodToProto(from),
+		To: client.PeriodToProto(to), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged}
+	resp, err := h.cfg.Reader.GetSeries(ctx, rq.p, req)
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetSeries(), nil
+	return client.SeriesFromProto(resp.GetSeries(), req), nil
 }
 
-func (h *Handler) rankUnits(ctx context.Context, rq *request, code string) (*sipasv1.Ranking, error) {
+func (h *Handler) rankUnits(ctx context.Context, rq *request, code string) (*sipas.Ranking, error) {
 	resp, err := h.cfg.Reader.RankUnits(ctx, rq.p, &sipasv1.RankUnitsRequest{QuestionnaireId: rq.prm.Q, ProvinceCode: code,
-		Period: periodProto(rq.prm.Period), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
+		Period: client.PeriodToProto(rq.prm.Period), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetRanking(), nil
+	return client.RankingFromProto(resp.GetRanking()), nil
 }
 
-func (h *Handler) weak(ctx context.Context, rq *request, code string) (*sipasv1.WeakPoints, error) {
-	resp, err := h.cfg.Reader.GetWeakPoints(ctx, rq.p, &sipasv1.GetWeakPointsRequest{QuestionnaireId: rq.prm.Q, ProvinceCode: code,
-		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Limit: 10, IncludeFlagged: rq.prm.Flagged})
+func (h *Handler) weak(ctx context.Context, rq *request, code string) (*sipas.WeakPoints, error) {
+	req := &sipasv1.GetWeakPointsRequest{QuestionnaireId: rq.prm.Q, ProvinceCode: code,
+		Period: client.PeriodToProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), Limit: 10, IncludeFlagged: rq.prm.Flagged}
+	resp, err := h.cfg.Reader.GetWeakPoints(ctx, rq.p, req)
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetWeakPoints(), nil
+	return client.WeakPointsFromProto(resp.GetWeakPoints(), req), nil
 }
 
-func provinceScope(code string) *sipasv1.Scope {
-	return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: code}}
-}
+func provinceScope(code string) sipas.Scope { return sipas.Scope{ProvinceCode: code} }
 
-func unitScope(id string) *sipasv1.Scope {
-	return &sipasv1.Scope{Scope: &sipasv1.Scope_UnitId{UnitId: id}}
-}
+func unitScope(id string) sipas.Scope { return sipas.Scope{UnitID: id} }
 
 // elementsOf are the five service elements: the children of the service
 // block (DV) of the satisfaction tree, or the root's children when the
 // questionnaire has no such block.
-func elementsOf(rep *sipasv1.IndexReport, l lang) []figure {
-	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
+func elementsOf(rep *sipas.Report, l lang) []figure {
+	th := thresholdsOf(rep.Thresholds)
 	var out []figure
 	for _, c := range elementNodes(rep) {
 		st := export.StateOf(c.Value, c.N, c.Insufficient, c.Suppressed)
-		out = append(out, figure{ID: c.Code, Name: l.pick(c.LabelVi, c.LabelEn), Value: c.Value, Lo: c.CiLow, Hi: c.CiHigh,
+		out = append(out, figure{ID: c.Code, Name: l.pick(c.LabelVi, c.LabelEn), Value: c.Value, Lo: c.CILow, Hi: c.CIHigh,
 			N: nText(c.N, c.Suppressed), State: st, StateLabel: stateLabel(st, l, th)})
 	}
 	return out
 }
 
 // elementNodes are the nodes elementsOf shows.
-func elementNodes(rep *sipasv1.IndexReport) []*sipasv1.IndexNode {
-	var root *sipasv1.IndexNode
-	for _, r := range rep.GetRoots() {
+func elementNodes(rep *sipas.Report) []*sipas.NodeValue {
+	var root *sipas.NodeValue
+	for _, r := range rep.Roots {
 		if r.Code == sipas.SIPASNodeCode {
 			root = r
 		}
@@ -411,7 +433,7 @@ func elementNodes(rep *sipasv1.IndexReport) []*sipasv1.IndexNode {
 			parent = c
 		}
 	}
-	var out []*sipasv1.IndexNode
+	var out []*sipas.NodeValue
 	for _, c := range parent.Children {
 		if !c.IsItem {
 			out = append(out, c)
@@ -434,8 +456,8 @@ func expectationRoot(q *sipas.Questionnaire) string {
 
 // expectations shows each satisfaction group beside the expectations of
 // the same group, where the questionnaire has both.
-func expectations(q *sipas.Questionnaire, rep *sipasv1.IndexReport, l lang) []expectRow {
-	th := thresholds{rep.GetDisclosureThreshold(), rep.GetMinimumSample()}
+func expectations(q *sipas.Questionnaire, rep *sipas.Report, l lang) []expectRow {
+	th := thresholdsOf(rep.Thresholds)
 	var out []expectRow
 	for _, p := range export.Pairs(rep, expectationRoot(q)) {
 		s := p.Satisfaction
@@ -450,14 +472,15 @@ func expectations(q *sipas.Questionnaire, rep *sipasv1.IndexReport, l lang) []ex
 	return out
 }
 
-func respondentsText(rep *sipasv1.IndexReport, l lang) string {
+func respondentsText(rep *sipas.Report, l lang) string {
+	th := thresholdsOf(rep.Thresholds)
 	switch {
-	case rep.GetSuppressed():
-		return export.StateSuppressed.Label(l.export(), rep.DisclosureThreshold, rep.MinimumSample)
-	case rep.GetRespondents() == 0:
-		return export.StateNoData.Label(l.export(), rep.DisclosureThreshold, rep.MinimumSample)
+	case rep.Suppressed:
+		return export.StateSuppressed.Label(l.export(), th.K, th.Min)
+	case rep.Respondents == 0:
+		return export.StateNoData.Label(l.export(), th.K, th.Min)
 	}
-	return fmt.Sprint(rep.GetRespondents())
+	return fmt.Sprint(rep.Respondents)
 }
 
 func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -465,10 +488,10 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 	// The four queries are independent: run them side by side, so the page
 	// costs about its slowest query in server time.
 	var (
-		rep   *sipasv1.IndexReport
-		units *sipasv1.Ranking
-		ser   *sipasv1.Series
-		wk    *sipasv1.WeakPoints
+		rep   *sipas.Report
+		units *sipas.Ranking
+		ser   *sipas.Series
+		wk    *sipas.WeakPoints
 		errs  [4]error
 		wg    sync.WaitGroup
 	)
@@ -483,7 +506,8 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 			return
 		}
 	}
-	pg := provincePage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), Code: code, Name: rep.ScopeName, Report: rep, Weak: wk}
+	pg := provincePage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), Code: code, Name: rep.ScopeName, Report: rep,
+		WeakLowest: weakRows(wk.Lowest, wk.Units), WeakDrops: weakRows(wk.Drops)}
 	pg.Path = "/province/" + code
 	pg.noteFlagged(rep.FlaggedExcluded, rep.FlaggedIncluded)
 	pg.Respondents = respondentsText(rep, l)
@@ -493,12 +517,12 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 	visible, hidden := withoutSuppressed(units)
 	pg.Units = rankFigures(visible, l, func(id string) string { return "/unit/" + id + rq.prm.Query() })
 	pg.UnitsSuppressed = hidden
-	pg.SuppressedNote = fmt.Sprintf(l.t("suppressed_units"), rep.DisclosureThreshold)
+	pg.SuppressedNote = fmt.Sprintf(l.t("suppressed_units"), rep.Thresholds.EffectiveDisclosure())
 	pg.UnitsChart = barChart(chartBars(pg.Units), l.t("unit_ranking"), visible.Mean, l)
 	pg.Series = seriesFigures(ser, l)
 	pg.SeriesChart = lineChart(pg.Series, l.t("series"), l)
-	pg.Expect = expectations(h.cfg.Catalog.Get(rep.QuestionnaireId), rep, l)
-	pg.Rules = fmt.Sprintf(l.t("rules_text"), rep.DisclosureThreshold, rep.DisclosureThreshold, rep.MinimumSample)
+	pg.Expect = expectations(h.cfg.Catalog.Get(rep.QuestionnaireID), rep, l)
+	pg.Rules = fmt.Sprintf(l.t("rules_text"), rep.Thresholds.EffectiveDisclosure(), rep.Thresholds.EffectiveDisclosure(), rep.Thresholds.MinSample)
 	base := "/province/" + code
 	pg.Exports = []exportLink{
 		exportLinks(base, "tree", l.t("tree"), rq.prm, false),
@@ -536,7 +560,7 @@ func (h *Handler) provinceFile(w http.ResponseWriter, r *http.Request, rq *reque
 		case table == "elements":
 			h.sendTable(w, rq, export.SubtreeTable(rep, elementNodes(rep), 0, "elements", "Năm yếu tố dịch vụ", "Five service elements", l.export()), f, name)
 		case table == "expectation":
-			pairs := export.Pairs(rep, expectationRoot(h.cfg.Catalog.Get(rep.QuestionnaireId)))
+			pairs := export.Pairs(rep, expectationRoot(h.cfg.Catalog.Get(rep.QuestionnaireID)))
 			h.sendTable(w, rq, export.ExpectationTable(rep, pairs, l.export()), f, name)
 		default:
 			h.sendTable(w, rq, export.TreeTable(rep, l.export()), f, name)
@@ -552,7 +576,7 @@ func (h *Handler) provinceFile(w http.ResponseWriter, r *http.Request, rq *reque
 			sendSVG(w, barChart(chartBars(rankFigures(visible, l, nil)), l.t("unit_ranking"), visible.Mean, l), name)
 			return
 		}
-		h.sendTable(w, rq, export.RankingTable(rk, export.RankingContext(rk, rk.GetNodeCode()), true, l.export()), f, name)
+		h.sendTable(w, rq, export.RankingTable(rk, export.RankingContext(rk, rk.NodeCode), true, l.export()), f, name)
 	case "series":
 		h.seriesFile(w, r, rq, provinceScope(code), name, f)
 	case "weak":
@@ -565,13 +589,13 @@ func (h *Handler) provinceFile(w http.ResponseWriter, r *http.Request, rq *reque
 			h.fail(w, r, rq, err)
 			return
 		}
-		h.sendTable(w, rq, export.WeakTable(wk, export.WeakContext(wk, code, boundaryProto(rq.prm.B))), f, name)
+		h.sendTable(w, rq, export.WeakTable(wk, export.WeakContext(wk, code)), f, name)
 	default:
 		http.NotFound(w, r)
 	}
 }
 
-func (h *Handler) seriesFile(w http.ResponseWriter, r *http.Request, rq *request, sc *sipasv1.Scope, name string, f export.Format) {
+func (h *Handler) seriesFile(w http.ResponseWriter, r *http.Request, rq *request, sc sipas.Scope, name string, f export.Format) {
 	s, err := h.series(r.Context(), rq, sc)
 	if err != nil {
 		h.fail(w, r, rq, err)
@@ -582,9 +606,7 @@ func (h *Handler) seriesFile(w http.ResponseWriter, r *http.Request, rq *request
 		sendSVG(w, lineChart(seriesFigures(s, l), l.t("series"), l), name)
 		return
 	}
-	from, to := seriesRange(rq.prm.Period)
-	scope := sc.GetProvinceCode() + sc.GetUnitId()
-	h.sendTable(w, rq, export.SeriesTable(s, export.SeriesContext(s, scope, periodProto(from), periodProto(to), boundaryProto(rq.prm.B), channelProto(rq.prm.Ch)), l.export()), f, name)
+	h.sendTable(w, rq, export.SeriesTable(s, export.SeriesContext(s, sc.ProvinceCode+sc.UnitID), l.export()), f, name)
 }
 
 // ---- unit
@@ -592,7 +614,7 @@ func (h *Handler) seriesFile(w http.ResponseWriter, r *http.Request, rq *request
 type unitPage struct {
 	frame
 	ID, Name    string
-	Report      *sipasv1.IndexReport
+	Report      *sipas.Report
 	Respondents string
 	Tree        []figure
 	Series      []figure
@@ -604,8 +626,8 @@ type unitPage struct {
 func (h *Handler) unit(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, id, l := r.Context(), r.PathValue("id"), rq.prm.Lang
 	var (
-		rep  *sipasv1.IndexReport
-		ser  *sipasv1.Series
+		rep  *sipas.Report
+		ser  *sipas.Series
 		errs [2]error
 		wg   sync.WaitGroup
 	)
@@ -625,7 +647,7 @@ func (h *Handler) unit(w http.ResponseWriter, r *http.Request, rq *request) {
 	pg.Tree = treeFigures(rep, l)
 	pg.Series = seriesFigures(ser, l)
 	pg.SeriesChart = lineChart(pg.Series, l.t("series"), l)
-	pg.Rules = fmt.Sprintf(l.t("rules_text"), rep.DisclosureThreshold, rep.DisclosureThreshold, rep.MinimumSample)
+	pg.Rules = fmt.Sprintf(l.t("rules_text"), rep.Thresholds.EffectiveDisclosure(), rep.Thresholds.EffectiveDisclosure(), rep.Thresholds.MinSample)
 	base := "/unit/" + id
 	pg.Exports = []exportLink{exportLinks(base, "tree", l.t("tree"), rq.prm, false), exportLinks(base, "series", l.t("series"), rq.prm, true)}
 	h.render(w, http.StatusOK, "unit.html", pg)

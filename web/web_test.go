@@ -412,3 +412,44 @@ func TestRevocationEndsSessions(t *testing.T) {
 		t.Fatalf("after revocation /national gives %d, want a redirect to sign in", code)
 	}
 }
+
+// TestWeakPointsOnProvincePage: the province page lists the API's weak
+// points (the province's figures, then its units' rows) in the API's order,
+// with their level, code and value, and honours the channel.
+func TestWeakPointsOnProvincePage(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.client("admin")
+	for _, ch := range []sipasv1.Channel{sipasv1.Channel_CHANNEL_UNSPECIFIED, sipasv1.Channel_CHANNEL_KIOSK} {
+		resp, err := e.index.GetWeakPoints(e.as("admin"), &sipasv1.GetWeakPointsRequest{QuestionnaireId: "sipas-2023", ProvinceCode: "01",
+			Period: period(), Boundaries: sipasv1.Boundaries_BOUNDARIES_CURRENT, Channel: ch, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := resp.GetWeakPoints()
+		if ch == sipasv1.Channel_CHANNEL_UNSPECIFIED && len(w.Lowest) == 0 {
+			t.Fatal("fixture: province 01 has no weak points")
+		}
+		q := strings.Replace(query, "ch=all", "ch="+strings.ToLower(strings.TrimPrefix(ch.String(), "CHANNEL_")), 1)
+		q = strings.Replace(q, "ch=unspecified", "ch=all", 1)
+		page := e.get(c, "/province/01"+q)
+		i := strings.Index(page, `id="weak-h"`)
+		if i < 0 {
+			t.Fatal("no weak points section")
+		}
+		section := page[i:]
+		section = section[:strings.Index(section, "</section>")]
+		rows := strings.Count(section, "<tr><td>")
+		if want := len(w.Lowest) + len(w.LargestDrops); rows != want {
+			t.Errorf("channel %v: %d weak rows on the page, the API has %d", ch, rows, want)
+		}
+		at := 0
+		for _, r := range w.Lowest {
+			cell := fmt.Sprintf("<tr><td>%s</td><td>%s</td>", r.Level, r.Code)
+			j := strings.Index(section[at:], cell)
+			if j < 0 || !strings.Contains(section[at+j:], fmt.Sprintf(`<td class="num">%.2f</td>`, r.GetValue())) {
+				t.Fatalf("channel %v: lowest row %s %s (%.2f) missing or out of order", ch, r.Level, r.Code, r.GetValue())
+			}
+			at += j + len(cell)
+		}
+	}
+}

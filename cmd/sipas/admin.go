@@ -2,23 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sipas-vn/sipas/export"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
+	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/client"
 )
 
 func init() {
@@ -26,27 +20,39 @@ func init() {
 }
 
 func runAdmin(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "admin", args, map[string]func(context.Context, *env, []string) error{
-		"units": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin units", args, map[string]func(context.Context, *env, []string) error{
-				"create": unitsCreate, "list": unitsList,
-			})
-		},
-		"credentials": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin credentials", args, map[string]func(context.Context, *env, []string) error{
-				"create": credentialsCreate, "list": credentialsList, "revoke": credentialsRevoke,
-			})
-		},
-		"kiosks": func(ctx context.Context, e *env, args []string) error {
-			return subcommands(ctx, e, "admin kiosks", args, map[string]func(context.Context, *env, []string) error{
-				"list": kiosksList,
-			})
-		},
-		"audit":   adminAudit,
-		"backup":  adminBackup,
-		"counts":  adminCounts,
-		"periods": adminPeriods,
-	})
+	return subcommands(ctx, e, "admin", args, adminCommands)
+}
+
+// adminCommands are the subcommands of "sipas admin" (set in init: the
+// groups refer to subcommands, which refer back to their help).
+var adminCommands []subcommand
+
+func init() {
+	group := func(name string, subs []subcommand) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error { return subcommands(ctx, e, name, args, subs) }
+	}
+	adminCommands = []subcommand{
+		{"units", "create and list one-stop units", group("admin units", []subcommand{
+			{"create", "register a one-stop unit in a province", unitsCreate},
+			{"list", "list the registered units", unitsList},
+		})},
+		{"credentials", "create, list and revoke credentials (tokens)", group("admin credentials", []subcommand{
+			{"create", "issue a credential; the token is shown once (or written with --out FILE)", credentialsCreate},
+			{"list", "list credentials (never their tokens)", credentialsList},
+			{"revoke", "revoke a credential by id or unique id prefix", credentialsRevoke},
+		})},
+		{"kiosks", "list kiosks and their last heartbeat", group("admin kiosks", []subcommand{
+			{"list", "list kiosks with their unit, version and last contact", kiosksList},
+		})},
+		{"audit", "read the audit trail of administrative actions", adminAudit},
+		{"backup", "copy a consistent backup of the database into a local file", adminBackup},
+		{"counts", "exact response counts by province, unit and channel (admins only)", adminCounts},
+		{"periods", "close, list and reopen periods whose figures are frozen", group("admin periods", []subcommand{
+			{"close", "freeze a period: new responses, amendments and withdrawals in it are refused", periodsClose},
+			{"list", "list the closed periods", periodsList},
+			{"reopen", "reopen a closed period (with a reason, audited)", periodsReopen},
+		})},
+	}
 }
 
 func unitsCreate(ctx context.Context, e *env, args []string) error {
@@ -65,32 +71,32 @@ func unitsCreate(ctx context.Context, e *env, args []string) error {
 	if id == "" || name == "" || province == "" {
 		return usageError{"--id, --name and --province are required"}
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Admin.CreateUnit(cctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
-		UnitId: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune}})
+	defer cl.Close()
+	u, err := cl.CreateUnit(ctx, sipas.Unit{ID: id, DisplayName: name, ProvinceCode: province, CommuneCode: commune})
 	if err != nil {
 		return err
 	}
-	return unitTable([]*sipasv1.Unit{resp.Unit}).write(e.stdout, c.format)
+	return unitTable([]sipas.Unit{*u}).write(e.stdout, c.format)
 }
 
-func unitTable(units []*sipasv1.Unit) *table {
+func unitTable(units []sipas.Unit) *table {
 	t := &table{header: []string{"unit_id", "name", "province", "commune", "created"}}
 	for _, u := range units {
-		t.add(u.UnitId, u.DisplayName, u.ProvinceCode, u.CommuneCode, formatTime(u.CreateTime))
+		t.add(u.ID, u.DisplayName, u.ProvinceCode, u.CommuneCode, formatTime(&u.CreateTime))
 	}
 	return t
 }
 
-func formatTime(ts *timestamppb.Timestamp) string {
-	if ts == nil {
+// formatTime is t in RFC 3339 (UTC), "" for nil or the zero time.
+func formatTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
 		return ""
 	}
-	return ts.AsTime().UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339)
 }
 
 func unitsList(ctx context.Context, e *env, args []string) error {
@@ -107,26 +113,11 @@ func unitsList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	var all []*sipasv1.Unit
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListUnits(cctx, &sipasv1.ListUnitsRequest{PageToken: token, PageSize: 1000, ProvinceCode: province})
-		cancel()
-		if err != nil {
-			return err
-		}
-		all = append(all, resp.Units...)
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	units, err := cl.Units(ctx, province)
+	if err != nil {
+		return err
 	}
-	return unitTable(all).write(e.stdout, c.format)
-}
-
-var roleByName = map[string]sipasv1.Role{
-	"kiosk": sipasv1.Role_ROLE_KIOSK, "surveyor": sipasv1.Role_ROLE_SURVEYOR,
-	"analyst": sipasv1.Role_ROLE_ANALYST, "admin": sipasv1.Role_ROLE_ADMIN,
+	return unitTable(units).write(e.stdout, c.format)
 }
 
 // credentialJSON is the machine form of a credential (token only on create).
@@ -144,10 +135,10 @@ type credentialJSON struct {
 	TokenFile   string   `json:"token_file,omitempty"`
 }
 
-func credentialToJSON(c *sipasv1.Credential) credentialJSON {
-	return credentialJSON{ID: c.CredentialId, Role: enumName(c.Role.String(), "ROLE_"), Unit: c.UnitId,
-		Provinces: c.ProvinceCodes, All: c.AllProvinces, Description: c.Description,
-		Created: formatTime(c.CreateTime), Expires: formatTime(c.ExpireTime), Revoked: formatTime(c.RevokeTime)}
+func credentialToJSON(c *sipas.Credential) credentialJSON {
+	return credentialJSON{ID: c.ID, Role: c.Role.String(), Unit: c.UnitID,
+		Provinces: c.Provinces, All: c.AllProvinces, Description: c.Description,
+		Created: formatTime(&c.CreateTime), Expires: formatTime(c.ExpireTime), Revoked: formatTime(c.RevokeTime)}
 }
 
 func credentialTable(creds []credentialJSON) *table {
@@ -202,34 +193,30 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 			}
 		}()
 	}
-	r, ok := roleByName[role]
-	if !ok {
+	r, err := sipas.ParseCredentialRole(role)
+	if err != nil {
 		return usageError{"--role must be kiosk, surveyor, analyst or admin"}
 	}
-	cred := &sipasv1.Credential{Role: r, UnitId: unit, Description: description}
+	cred := sipas.Credential{Role: r, UnitID: unit, Description: description}
 	if provinces == "all" {
 		cred.AllProvinces = true
 	} else if provinces != "" {
 		for _, p := range strings.Split(provinces, ",") {
-			cred.ProvinceCodes = append(cred.ProvinceCodes, strings.TrimSpace(p))
+			cred.Provinces = append(cred.Provinces, strings.TrimSpace(p))
 		}
 	}
-	req := &sipasv1.CreateCredentialRequest{Credential: cred}
-	if expires > 0 {
-		req.Ttl = durationpb.New(expires)
-	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Admin.CreateCredential(cctx, req)
+	defer cl.Close()
+	created, token, err := cl.CreateCredential(ctx, cred, expires)
 	if err != nil {
 		return err
 	}
-	out := credentialToJSON(resp.Credential)
+	out := credentialToJSON(created)
 	if tokenOut != nil {
-		if err := writeTokenFile(tokenOut, resp.Token); err != nil {
+		if err := writeTokenFile(tokenOut, token); err != nil {
 			return fmt.Errorf("credential %s was created but its token could not be written to %s (%v): revoke it with 'sipas admin credentials revoke %s' and create another", out.ID, outFile, err, out.ID)
 		}
 		tokenOut = nil
@@ -246,20 +233,20 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "\ntoken written to %s (mode 0600); use it with --token-file %s\n", outFile, outFile)
 		return nil
 	}
-	out.Token = resp.Token
+	out.Token = token
 	switch c.format {
 	case "json":
 		return writeJSON(e.stdout, out)
 	case "csv":
 		t := credentialTable([]credentialJSON{out})
 		t.header = append(t.header, "token")
-		t.rows[0] = append(t.rows[0], resp.Token)
+		t.rows[0] = append(t.rows[0], token)
 		return t.write(e.stdout, "csv")
 	}
 	if err := credentialTable([]credentialJSON{out}).write(e.stdout, "table"); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\ntoken (shown once, store it now):\n%s\n", resp.Token)
+	fmt.Fprintf(e.stdout, "\ntoken (shown once, store it now):\n%s\n", token)
 	return nil
 }
 
@@ -290,21 +277,13 @@ func credentialsList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	var creds []credentialJSON
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListCredentials(cctx, &sipasv1.ListCredentialsRequest{PageToken: token, PageSize: 1000, ShowInactive: all})
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, cr := range resp.Credentials {
-			creds = append(creds, credentialToJSON(cr))
-		}
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	list, err := cl.Credentials(ctx, all)
+	if err != nil {
+		return err
+	}
+	creds := make([]credentialJSON, 0, len(list))
+	for i := range list {
+		creds = append(creds, credentialToJSON(&list[i]))
 	}
 	return credentialTable(creds).write(e.stdout, c.format)
 }
@@ -313,51 +292,42 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 	var c common
 	fs := newFlags(e, "admin credentials revoke", "sipas admin credentials revoke ID", "sipas admin credentials revoke 0193a6f2")
 	c.register(fs, e)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "ID"); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"give the id of the credential to revoke (see 'sipas admin credentials list')"}
-	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	id, err := resolveCredentialID(cctx, cl.Admin, fs.Arg(0))
+	defer cl.Close()
+	id, err := resolveCredentialID(ctx, cl, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + id})
+	revoked, err := cl.RevokeCredential(ctx, id)
 	if err != nil {
 		return err
 	}
-	return credentialTable([]credentialJSON{credentialToJSON(resp.Credential)}).write(e.stdout, c.format)
+	return credentialTable([]credentialJSON{credentialToJSON(revoked)}).write(e.stdout, c.format)
 }
 
 // resolveCredentialID turns a credential id or a unique prefix of one (as
 // 'credentials list' shows it) into the full id.
-func resolveCredentialID(ctx context.Context, admin sipasv1.AdminServiceClient, arg string) (string, error) {
+func resolveCredentialID(ctx context.Context, cl *client.Client, arg string) (string, error) {
 	if _, err := uuid.Parse(arg); err == nil {
 		return arg, nil
 	}
 	if len(arg) < 4 {
 		return "", usageError{fmt.Sprintf("credential id %q: give the full id or at least its first 4 characters", arg)}
 	}
+	creds, err := cl.Credentials(ctx, true)
+	if err != nil {
+		return "", err
+	}
 	var matches []string
-	page := ""
-	for {
-		resp, err := admin.ListCredentials(ctx, &sipasv1.ListCredentialsRequest{PageToken: page, PageSize: 1000, ShowInactive: true})
-		if err != nil {
-			return "", err
-		}
-		for _, c := range resp.Credentials {
-			if id := c.CredentialId; strings.HasPrefix(id, strings.ToLower(arg)) {
-				matches = append(matches, id)
-			}
-		}
-		if page = resp.NextPageToken; page == "" {
-			break
+	for _, c := range creds {
+		if strings.HasPrefix(c.ID, strings.ToLower(arg)) {
+			matches = append(matches, c.ID)
 		}
 	}
 	switch len(matches) {
@@ -391,24 +361,16 @@ func adminAudit(ctx context.Context, e *env, args []string) error {
 		Target   string `json:"target"`
 		Detail   string `json:"detail"`
 	}
+	list, err := cl.AuditEvents(ctx, limit)
+	if err != nil {
+		return err
+	}
 	var events []eventJSON
 	t := &table{header: []string{"sequence", "time", "actor", "action", "target", "detail"}}
-	token := ""
-	for len(events) < limit {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListAuditEvents(cctx, &sipasv1.ListAuditEventsRequest{PageToken: token, PageSize: int32(min(limit-len(events), 1000))})
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, ev := range resp.Events {
-			ej := eventJSON{ev.Sequence, formatTime(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Detail}
-			events = append(events, ej)
-			t.add(fmt.Sprint(ej.Sequence), ej.Time, ej.Actor, ej.Action, ej.Target, ej.Detail)
-		}
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	for _, ev := range list {
+		ej := eventJSON{ev.Seq, formatTime(&ev.Time), ev.Actor, ev.Action, ev.Target, ev.Detail}
+		events = append(events, ej)
+		t.add(fmt.Sprint(ej.Sequence), ej.Time, ej.Actor, ej.Action, ej.Target, ej.Detail)
 	}
 	t.objects = events
 	return t.write(e.stdout, c.format)
@@ -437,28 +399,13 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	stream, err := cl.Admin.Backup(ctx, &sipasv1.BackupRequest{})
+	responses, sum, err := cl.Backup(ctx, f)
 	if err != nil {
 		f.Close()
+		if errors.Is(err, client.ErrBackupChecksum) {
+			return fmt.Errorf("%w; nothing written to %s", err, out)
+		}
 		return err
-	}
-	h := sha256.New()
-	w := io.MultiWriter(f, h)
-	var last *sipasv1.BackupResponse
-	for {
-		chunk, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if _, err := w.Write(chunk.Data); err != nil {
-			f.Close()
-			return err
-		}
-		last = chunk
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -467,10 +414,6 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if last == nil || last.Sha256 != sum {
-		return fmt.Errorf("backup incomplete or corrupted in transfer (checksum mismatch); nothing written to %s", out)
-	}
 	if _, err := os.Stat(out); err == nil {
 		return fmt.Errorf("%s exists; choose another --out", out)
 	}
@@ -478,7 +421,7 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	abs, _ := filepath.Abs(out)
-	fmt.Fprintf(e.stdout, "backup written to %s (%d responses, sha256 %s)\n", abs, last.Responses, sum)
+	fmt.Fprintf(e.stdout, "backup written to %s (%d responses, sha256 %s)\n", abs, responses, sum)
 	fmt.Fprintf(e.stdout, "restore with: sipasd --data-dir DIR --restore %s (server stopped)\n", abs)
 	return nil
 }
@@ -488,38 +431,32 @@ func adminBackup(ctx context.Context, e *env, args []string) error {
 func adminCounts(ctx context.Context, e *env, args []string) error {
 	var c common
 	var p periodFlags
-	var province, unit string
-	fs := newFlags(e, "admin counts", "sipas admin counts --year Y [--quarter Q | --month M] [--province CODE] [--unit ID] [--channel C] [--questionnaire ID]",
-		"sipas admin counts --year 2026 --month 7 --unit dn-haichau")
+	var questionnaire, province, unit, channel string
+	fs := newFlags(e, "admin counts", "sipas admin counts --period PERIOD [--province CODE] [--unit ID] [--channel C] [--questionnaire ID]",
+		"sipas admin counts --period 2026-07 --unit dn-haichau", "sipas admin counts --period 2026 --province 48 --format csv")
 	c.register(fs, e)
 	p.register(fs)
+	fs.StringVar(&questionnaire, "questionnaire", "", "only this questionnaire (default every questionnaire)")
 	fs.StringVar(&province, "province", "", "only this province code (as collected)")
 	fs.StringVar(&unit, "unit", "", "only this unit")
+	fs.StringVar(&channel, "channel", "", "only this channel: kiosk, field, post, online or phone")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "questionnaire" })
-	if !explicit {
-		p.questionnaire = "" // every questionnaire
-	}
-	period, err := p.period()
+	period, err := p.get()
 	if err != nil {
 		return err
 	}
-	_, ch, err := p.enums()
+	ch, err := sipas.ParseChannel(channel)
 	if err != nil {
-		return err
+		return usageError{"--channel must be kiosk, field, post, online or phone"}
 	}
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
-	resp, err := cl.Admin.CountResponses(cctx, &sipasv1.CountResponsesRequest{QuestionnaireId: p.questionnaire, Period: period,
-		ProvinceCode: province, UnitId: unit, Channel: ch})
+	counts, err := cl.Counts(ctx, sipas.CountQuery{QuestionnaireID: questionnaire, Period: period, ProvinceCode: province, UnitID: unit, Channel: ch})
 	if err != nil {
 		return err
 	}
@@ -531,11 +468,11 @@ func adminCounts(ctx context.Context, e *env, args []string) error {
 		Channel       string `json:"channel"`
 		Responses     int64  `json:"responses"`
 	}
-	rows := make([]countJSON, 0, len(resp.Counts))
+	rows := make([]countJSON, 0, len(counts))
 	t := &table{header: []string{"questionnaire", "province", "unit", "month", "channel", "responses"}}
-	for _, r := range resp.Counts {
-		cj := countJSON{r.QuestionnaireId, r.ProvinceCode, r.UnitId, export.PeriodString(r.Month),
-			strings.ToLower(strings.TrimPrefix(r.Channel.String(), "CHANNEL_")), r.Responses}
+	for _, r := range counts {
+		month := sipas.Period{Year: r.Month / 100, Month: r.Month % 100}
+		cj := countJSON{r.QuestionnaireID, r.ProvinceCode, r.UnitID, month.String(), r.Channel.String(), r.Responses}
 		rows = append(rows, cj)
 		u := cj.Unit
 		if u == "" {

@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
 // kioskJSON is one kiosk as `admin kiosks list --format json` prints it.
@@ -26,11 +22,11 @@ type kioskJSON struct {
 	Silent               bool     `json:"silent"`
 }
 
-func optTime(ts *timestamppb.Timestamp) *string {
-	if ts == nil {
+func optTime(t *time.Time) *string {
+	if t == nil {
 		return nil
 	}
-	s := ts.AsTime().UTC().Format(time.RFC3339)
+	s := t.UTC().Format(time.RFC3339)
 	return &s
 }
 
@@ -54,49 +50,38 @@ func kiosksList(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
 	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	t := &table{header: []string{"credential", "unit", "province", "last_heartbeat", "last_response", "queue", "oldest_pending", "dead", "version", "clock_offset", "silent"}}
+	kiosks, err := cl.Kiosks(ctx)
+	if err != nil {
+		return err
+	}
 	var objs []kioskJSON
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListKiosks(cctx, &sipasv1.ListKiosksRequest{PageToken: token, PageSize: 1000})
-		cancel()
-		if err != nil {
-			return err
+	for _, k := range kiosks {
+		if silentOnly && !k.Silent {
+			continue
 		}
-		for _, k := range resp.Kiosks {
-			if silentOnly && !k.Silent {
-				continue
-			}
-			j := kioskJSON{CredentialID: k.CredentialId, UnitID: k.UnitId, UnitName: k.UnitDisplayName, ProvinceCode: k.ProvinceCode,
-				LastHeartbeat: optTime(k.LastHeartbeatTime), LastResponse: optTime(k.LastResponseTime), QueueDepth: k.QueueDepth,
-				OldestPendingSeconds: k.OldestPendingAge.AsDuration().Seconds(), DeadLetters: k.DeadLetters,
-				AgentVersion: k.AgentVersion, Silent: k.Silent}
-			offset := "-"
-			if k.ClockOffset != nil {
-				v := k.ClockOffset.AsDuration().Seconds()
-				j.ClockOffsetSeconds = &v
-				offset = k.ClockOffset.AsDuration().Round(time.Second).String()
-			}
-			objs = append(objs, j)
-			silent := "no"
-			if k.Silent {
-				silent = "SILENT"
-			}
-			t.add(k.CredentialId, k.UnitId, k.ProvinceCode, orDash(j.LastHeartbeat), orDash(j.LastResponse), fmt.Sprint(k.QueueDepth),
-				k.OldestPendingAge.AsDuration().Round(time.Second).String(), fmt.Sprint(k.DeadLetters), orDash(&k.AgentVersion), offset, silent)
+		j := kioskJSON{CredentialID: k.CredentialID, UnitID: k.UnitID, UnitName: k.UnitDisplayName, ProvinceCode: k.ProvinceCode,
+			LastHeartbeat: optTime(k.LastHeartbeat), LastResponse: optTime(k.LastResponse), QueueDepth: k.QueueDepth,
+			OldestPendingSeconds: k.OldestPending.Seconds(), DeadLetters: k.DeadLetters,
+			AgentVersion: k.AgentVersion, Silent: k.Silent}
+		offset := "-"
+		if k.ClockOffset != nil {
+			v := k.ClockOffset.Seconds()
+			j.ClockOffsetSeconds = &v
+			offset = k.ClockOffset.Round(time.Second).String()
 		}
-		if token = resp.NextPageToken; token == "" {
-			break
+		objs = append(objs, j)
+		silent := "no"
+		if k.Silent {
+			silent = "SILENT"
 		}
+		t.add(k.CredentialID, k.UnitID, k.ProvinceCode, orDash(j.LastHeartbeat), orDash(j.LastResponse), fmt.Sprint(k.QueueDepth),
+			k.OldestPending.Round(time.Second).String(), fmt.Sprint(k.DeadLetters), orDash(&k.AgentVersion), offset, silent)
 	}
 	if objs == nil {
 		objs = []kioskJSON{}

@@ -1,25 +1,23 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"fmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sipas-vn/sipas/client"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
-// adminPeriods is `sipas admin periods close|list|reopen`.
-func adminPeriods(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "admin periods", args, map[string]func(context.Context, *env, []string) error{
-		"close": periodsClose, "list": periodsList, "reopen": periodsReopen,
-	})
-}
-
-// periodArg parses the one PERIOD argument of a periods subcommand.
-func periodArg(args []string, example string) (*sipasv1.Period, error) {
-	if len(args) != 1 {
-		return nil, usageError{"give one period (2025, 2025-Q3 or 2025-07), e.g. " + example}
+// closedPeriodArg parses the one PERIOD argument of a periods subcommand.
+func closedPeriodArg(args []string) (*sipasv1.Period, error) {
+	p, err := periodArg("PERIOD", args[0])
+	if err != nil {
+		return nil, err
 	}
-	return parsePeriod(args[0])
+	return client.PeriodToProto(p), nil
 }
 
 func periodsClose(ctx context.Context, e *env, args []string) error {
@@ -29,10 +27,10 @@ func periodsClose(ctx context.Context, e *env, args []string) error {
 		`sipas admin periods close 2025 --reason "2025 figures published"`)
 	c.register(fs, e)
 	fs.StringVar(&reason, "reason", "", "why (kept in the audit log)")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "PERIOD"); err != nil {
 		return err
 	}
-	per, err := periodArg(fs.Args(), "sipas admin periods close 2025")
+	per, err := closedPeriodArg(fs.Args())
 	if err != nil {
 		return err
 	}
@@ -56,9 +54,6 @@ func periodsList(ctx context.Context, e *env, args []string) error {
 	c.register(fs, e)
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	cl, err := c.dial(e)
 	if err != nil {
@@ -89,10 +84,10 @@ func periodsReopen(ctx context.Context, e *env, args []string) error {
 		`sipas admin periods reopen 2025 --reason "late field batch of Quảng Ngãi"`)
 	c.register(fs, e)
 	fs.StringVar(&reason, "reason", "", "why the period is reopened (required; kept in the audit log)")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "PERIOD"); err != nil {
 		return err
 	}
-	per, err := periodArg(fs.Args(), "sipas admin periods reopen 2025 --reason ...")
+	per, err := closedPeriodArg(fs.Args())
 	if err != nil {
 		return err
 	}
@@ -133,7 +128,7 @@ func writeClosedPeriods(e *env, format string, ps []*sipasv1.ClosedPeriod, extra
 	t := &table{header: []string{"period", "closed", "closed_by", "reason"}}
 	objs := []periodJSON{}
 	for _, p := range ps {
-		j := periodJSON{Period: periodLabel(p.Period), CloseTime: optTime(p.CloseTime), ClosedBy: p.ClosedBy, Reason: p.Reason}
+		j := periodJSON{Period: periodLabel(p.Period), CloseTime: optTime(timeOf(p.CloseTime)), ClosedBy: p.ClosedBy, Reason: p.Reason}
 		objs = append(objs, j)
 		t.add(j.Period, orDash(j.CloseTime), j.ClosedBy, j.Reason)
 	}
@@ -143,4 +138,13 @@ func writeClosedPeriods(e *env, format string, ps []*sipasv1.ClosedPeriod, extra
 	}
 	t.objects = obj
 	return t.write(e.stdout, format)
+}
+
+// timeOf is a timestamp as a time, nil when unset.
+func timeOf(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
 }

@@ -732,6 +732,59 @@ func TestQuestionnaireTemplateUploads(t *testing.T) {
 	}
 }
 
+// TestE2EIndexFlagsConsistent: through the real binaries, every index
+// command takes its period as --period (the older --year spelling gives the
+// same figures), --channel on index weak filters, and --boundaries, which
+// does not apply to the units of a province, is refused there.
+func TestE2EIndexFlagsConsistent(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	mustCode(t, sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "../../testdata/example-48.csv"), 0, "upload example")
+	analyst := credentialFile(t, d, "--role", "analyst", "--provinces", "all")
+	rows := func(args ...string) string {
+		t.Helper()
+		r := sipasCmd(t, d.Addr, "", append([]string{"index"}, append(args, "--token-file", analyst, "--format", "json")...)...)
+		mustCode(t, r, 0, strings.Join(args, " "))
+		var out struct {
+			Rows json.RawMessage `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Rows) == 0 {
+			t.Fatalf("index %s: %v %q", strings.Join(args, " "), err, r.stdout)
+		}
+		return string(out.Rows)
+	}
+	for _, tc := range []struct{ period, alias []string }{
+		{[]string{"show", "--province", "48", "--period", "2026"}, []string{"show", "--province", "48", "--year", "2026"}},
+		{[]string{"show", "--province", "48", "--period", "2026-Q1"}, []string{"show", "--province", "48", "--year", "2026", "--quarter", "1"}},
+		{[]string{"rank", "--period", "2026-03"}, []string{"rank", "--year", "2026", "--month", "3"}},
+		{[]string{"weak", "--province", "48", "--period", "2026"}, []string{"weak", "--province", "48", "--year", "2026"}},
+	} {
+		if a, b := rows(tc.period...), rows(tc.alias...); a != b {
+			t.Errorf("%q and %q differ:\n%s\n%s", tc.period, tc.alias, a, b)
+		}
+	}
+	// The example's responses are all field responses.
+	var weak []struct {
+		List string `json:"list"`
+	}
+	if err := json.Unmarshal([]byte(rows("weak", "--province", "48", "--period", "2026", "--channel", "field")), &weak); err != nil || len(weak) == 0 {
+		t.Fatalf("weak --channel field: %v %d rows", err, len(weak))
+	}
+	r := sipasCmd(t, d.Addr, "", "index", "weak", "--province", "48", "--period", "2026", "--channel", "kiosk", "--token-file", analyst, "--format", "json")
+	mustCode(t, r, 0, "weak --channel kiosk")
+	var kiosk struct {
+		Rows []json.RawMessage `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &kiosk); err != nil || len(kiosk.Rows) != 0 {
+		t.Fatalf("weak --channel kiosk (no kiosk responses): %v %s", err, r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "index", "rank", "--period", "2026", "--province", "48", "--boundaries", "current", "--token-file", analyst)
+	mustCode(t, r, 2, "rank --province with --boundaries")
+	mustCode(t, sipasCmd(t, d.Addr, "", "index", "rank", "--period", "2026", "--province", "48", "--token-file", analyst), 0, "rank --province")
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--nation", "--period", "2026", "--year", "2026", "--token-file", analyst)
+	mustCode(t, r, 2, "--period with --year")
+}
+
 // TestE2EIndexFlaggedLeftOutAndIncluded: `sipas index rank|series|weak`
 // leave flagged responses out by default and say how many; with
 // --include-flagged they count them and say so.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -9,8 +10,8 @@ import (
 	"time"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/client"
 	"github.com/sipas-vn/sipas/export"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
 func init() {
@@ -18,69 +19,101 @@ func init() {
 }
 
 func runIndex(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "index", args, map[string]func(context.Context, *env, []string) error{
-		"show": indexShow, "rank": indexRank, "series": indexSeries, "weak": indexWeak,
+	return subcommands(ctx, e, "index", args, []subcommand{
+		{"show", "the index tree of a province, unit or the nation for a period", indexShow},
+		{"rank", "rank the provinces, or the units of a province (--province)", indexRank},
+		{"series", "one figure over consecutive periods (--from, --to)", indexSeries},
+		{"weak", "a province's lowest figures and largest drops", indexWeak},
 	})
 }
 
-// periodFlags are the flags that select a questionnaire, period and view.
+// periodFlags select one period. Every command that reads one period takes
+// it the same way: --period YYYY, YYYY-Qn or YYYY-MM (sipas.ParsePeriod);
+// a range is --from and --to in the same form. --year with --quarter or
+// --month is the older spelling, kept as an alias.
 type periodFlags struct {
-	questionnaire, boundaries, channel string
-	year, quarter, month               int
+	period               string
+	year, quarter, month int
 }
 
 func (p *periodFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.questionnaire, "questionnaire", "sipas-2023", "questionnaire id")
-	fs.IntVar(&p.year, "year", 0, "survey year (required)")
-	fs.IntVar(&p.quarter, "quarter", 0, "quarter 1-4 (optional)")
-	fs.IntVar(&p.month, "month", 0, "month 1-12 (optional)")
-	fs.StringVar(&p.boundaries, "boundaries", "as-collected", "as-collected or current (2025 merger)")
-	fs.StringVar(&p.channel, "channel", "", "only this channel: kiosk, field, post, online, phone")
+	fs.StringVar(&p.period, "period", "", "the period: YYYY, YYYY-Qn or YYYY-MM, e.g. 2026, 2026-Q1, 2026-03 (required)")
+	fs.IntVar(&p.year, "year", 0, "alias: --year Y is --period Y")
+	fs.IntVar(&p.quarter, "quarter", 0, "alias, with --year: --year Y --quarter Q is --period Y-QQ")
+	fs.IntVar(&p.month, "month", 0, "alias, with --year: --year Y --month M is --period Y-MM")
 }
 
-func (p *periodFlags) period() (*sipasv1.Period, error) {
-	if p.year == 0 {
-		return nil, usageError{"--year is required"}
+// get returns the period given.
+func (p *periodFlags) get() (sipas.Period, error) {
+	alias := p.year != 0 || p.quarter != 0 || p.month != 0
+	switch {
+	case p.period != "" && alias:
+		return sipas.Period{}, usageError{"give --period, or its alias --year [--quarter | --month], not both"}
+	case p.period != "":
+		return periodArg("--period", p.period)
+	case !alias:
+		return sipas.Period{}, usageError{"--period is required (YYYY, YYYY-Qn or YYYY-MM)"}
+	case p.year == 0:
+		return sipas.Period{}, usageError{"--quarter and --month need --year (or give --period)"}
+	case p.quarter != 0 && p.month != 0:
+		return sipas.Period{}, usageError{"give --quarter or --month, not both"}
 	}
-	if p.quarter != 0 && p.month != 0 {
-		return nil, usageError{"give --quarter or --month, not both"}
+	per := sipas.Period{Year: p.year, Quarter: p.quarter, Month: p.month}
+	if err := per.Validate(); err != nil {
+		return sipas.Period{}, usageError{"bad period: " + describe(err)}
 	}
-	return &sipasv1.Period{Year: int32(p.year), Quarter: int32(p.quarter), Month: int32(p.month)}, nil
+	return per, nil
 }
 
-// query reads the period, boundaries and channel flags.
-func (p *periodFlags) query() (*sipasv1.Period, sipasv1.Boundaries, sipasv1.Channel, error) {
-	period, err := p.period()
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	b, ch, err := p.enums()
-	return period, b, ch, err
-}
-
-func (p *periodFlags) enums() (sipasv1.Boundaries, sipasv1.Channel, error) {
-	var b sipasv1.Boundaries
-	switch p.boundaries {
-	case "as-collected", "":
-		b = sipasv1.Boundaries_BOUNDARIES_AS_COLLECTED
-	case "current":
-		b = sipasv1.Boundaries_BOUNDARIES_CURRENT
-	default:
-		return 0, 0, usageError{"--boundaries must be as-collected or current"}
-	}
-	ch, err := parseChannel(p.channel)
-	return b, ch, err
-}
-
-func parseChannel(s string) (sipasv1.Channel, error) {
+// periodArg parses a period flag's value (YYYY, YYYY-Qn or YYYY-MM).
+func periodArg(flagName, s string) (sipas.Period, error) {
 	if s == "" {
-		return sipasv1.Channel_CHANNEL_UNSPECIFIED, nil
+		return sipas.Period{}, usageError{flagName + " is required (YYYY, YYYY-Qn or YYYY-MM)"}
 	}
-	v, ok := sipasv1.Channel_value["CHANNEL_"+strings.ToUpper(s)]
-	if !ok || v == 0 {
-		return 0, usageError{"--channel must be kiosk, field, post, online or phone"}
+	p, err := sipas.ParsePeriod(s)
+	if err != nil {
+		return sipas.Period{}, usageError{flagName + ": " + violationText(err)}
 	}
-	return sipasv1.Channel(v), nil
+	return p, nil
+}
+
+// violationText is a domain error's first violation, or its message.
+func violationText(err error) string {
+	var de *sipas.Error
+	if errors.As(err, &de) {
+		if len(de.Violations) > 0 {
+			return de.Violations[0].Description
+		}
+		return de.Message
+	}
+	return err.Error()
+}
+
+// viewFlags select the questionnaire, the boundaries and the channel of a
+// read; a command registers only those that apply to it.
+type viewFlags struct {
+	questionnaire, boundaries, channel string
+}
+
+func (v *viewFlags) register(fs *flag.FlagSet, boundaries bool) {
+	fs.StringVar(&v.questionnaire, "questionnaire", "sipas-2023", "questionnaire id")
+	if boundaries {
+		fs.StringVar(&v.boundaries, "boundaries", "as-collected", "province boundaries: as-collected or current (after the 2025 merger)")
+	}
+	fs.StringVar(&v.channel, "channel", "", "only this channel: kiosk, field, post, online or phone (default every channel)")
+}
+
+// query is the read asked for, without scope and period.
+func (v *viewFlags) query() (client.Query, error) {
+	b, err := sipas.ParseBoundaries(v.boundaries)
+	if err != nil {
+		return client.Query{}, usageError{"--boundaries must be as-collected or current"}
+	}
+	ch, err := sipas.ParseChannel(v.channel)
+	if err != nil {
+		return client.Query{}, usageError{"--channel must be kiosk, field, post, online or phone"}
+	}
+	return client.Query{Query: sipas.Query{QuestionnaireID: v.questionnaire, Boundaries: b, Channel: ch}}, nil
 }
 
 func fmtValue(v *float64) string {
@@ -93,12 +126,12 @@ func fmtValue(v *float64) string {
 // stateText is a figure's state for the human table: empty when shown
 // plainly; "no data", "suppressed (n < k)" and "insufficient (n < min)"
 // kept apart as in every export.
-func stateText(v *float64, n int64, insufficient, suppressed bool, k, minSample int64) string {
+func stateText(v *float64, n int64, insufficient, suppressed bool, th sipas.Thresholds) string {
 	s := export.StateOf(v, n, insufficient, suppressed)
 	if s == export.StateOK {
 		return ""
 	}
-	return s.Label(export.En, k, minSample)
+	return s.Label(export.En, th.EffectiveDisclosure(), th.MinSample)
 }
 
 // writeExport writes an index table as CSV or JSON through package export
@@ -116,14 +149,17 @@ func langFlag(fs *flag.FlagSet) *string {
 func indexShow(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
+	var vf viewFlags
 	var province, unit string
 	var nation, includeFlagged bool
-	fs := newFlags(e, "index show", "sipas index show (--province CODE | --unit ID | --nation) --year Y [--quarter Q | --month M] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
-		"sipas index show --province 48 --year 2026",
-		"sipas index show --nation --year 2026 --quarter 3 --format json")
+	fs := newFlags(e, "index show", "sipas index show (--province CODE | --unit ID | --nation) --period PERIOD [--boundaries current|as-collected] [--channel C] [--include-flagged]",
+		"sipas index show --province 48 --period 2026",
+		"sipas index show --nation --period 2026-Q3 --format json",
+		"sipas index show --unit dn-haichau --period 2026-07")
 	c.register(fs, e)
 	lang := langFlag(fs)
 	pf.register(fs)
+	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
 	fs.BoolVar(&nation, "nation", false, "the whole country")
@@ -131,31 +167,36 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	scope, err := scopeOf(province, unit, nation)
+	q, err := vf.query()
 	if err != nil {
 		return err
 	}
-	period, b, ch, err := pf.query()
+	if q.Scope, err = scopeOf(province, unit, nation); err != nil {
+		return err
+	}
+	if q.Period, err = pf.get(); err != nil {
+		return err
+	}
+	q.IncludeFlagged = includeFlagged
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	defer cl.Close()
+	rep, err := cl.Report(ctx, q)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Index.GetIndex(cctx, &sipasv1.GetIndexRequest{QuestionnaireId: pf.questionnaire, Scope: scope,
-		Period: period, Boundaries: b, Channel: ch, IncludeFlagged: includeFlagged})
-	if err != nil {
-		return err
-	}
-	rep := resp.GetReport()
 	if c.format != "table" {
 		return writeExport(e, c.format, *lang, export.TreeTable(rep, export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"level", "code", "label", "value", "n", "ci_low", "ci_high", "state"}}
-	var walk func(n *sipasv1.IndexNode, depth int)
-	walk = func(n *sipasv1.IndexNode, depth int) {
+	// The satisfaction tree (SIPAS) first: it is what readers look for.
+	roots := append([]*sipas.NodeValue{}, rep.Roots...)
+	sort.SliceStable(roots, func(i, j int) bool {
+		return roots[i].Code == sipas.SIPASNodeCode && roots[j].Code != sipas.SIPASNodeCode
+	})
+	export.WalkTree(roots, func(n *sipas.NodeValue, _, _ string, depth int) {
 		ns := fmt.Sprint(n.N)
 		if n.Suppressed {
 			ns = ""
@@ -164,31 +205,23 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		if len([]rune(label)) > 60 {
 			label = string([]rune(label)[:59]) + "…"
 		}
-		state := stateText(n.Value, n.N, n.Insufficient, n.Suppressed, rep.DisclosureThreshold, rep.MinimumSample)
-		if n.Role == sipasv1.ItemRole_ITEM_ROLE_OVERALL {
+		state := stateText(n.Value, n.N, n.Insufficient, n.Suppressed, rep.Thresholds)
+		if n.IsItem && n.Role == sipas.RoleOverall {
 			state = strings.TrimPrefix(state+", overall", ", ")
 		}
 		// The label is indented for the eye; the code cell stays the bare code.
-		t.add(fmt.Sprint(depth), n.Code, strings.Repeat("  ", depth)+label, fmtValue(n.Value), ns, fmtValue(n.CiLow), fmtValue(n.CiHigh), state)
-		for _, ch := range n.Children {
-			walk(ch, depth+1)
-		}
-	}
-	// The satisfaction tree (SIPAS) first: it is what readers look for.
-	roots := append([]*sipasv1.IndexNode{}, rep.Roots...)
-	sort.SliceStable(roots, func(i, j int) bool { return roots[i].Code == "SIPAS" && roots[j].Code != "SIPAS" })
-	for _, r := range roots {
-		walk(r, 0)
-	}
+		t.add(fmt.Sprint(depth), n.Code, strings.Repeat("  ", depth)+label, fmtValue(n.Value), ns, fmtValue(n.CILow), fmtValue(n.CIHigh), state)
+	})
+	k, minSample := rep.Thresholds.EffectiveDisclosure(), rep.Thresholds.MinSample
 	resps := fmt.Sprint(rep.Respondents)
 	switch {
 	case rep.Suppressed:
-		resps = export.StateSuppressed.Label(export.En, rep.DisclosureThreshold, rep.MinimumSample)
+		resps = export.StateSuppressed.Label(export.En, k, minSample)
 	case rep.Respondents == 0:
-		resps = export.StateNoData.Label(export.En, rep.DisclosureThreshold, rep.MinimumSample)
+		resps = export.StateNoData.Label(export.En, k, minSample)
 	}
-	fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", escapeControl(rep.ScopeName), rep.QuestionnaireId,
-		export.PeriodString(rep.Period), enumName(rep.Boundaries.String(), "BOUNDARIES_"), resps, rep.FormulaVersion)
+	fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", escapeControl(rep.ScopeName), rep.QuestionnaireID,
+		rep.Period, rep.Boundaries, resps, rep.FormulaVersion)
 	flaggedNote(e, rep.FlaggedExcluded, rep.FlaggedIncluded)
 	fmt.Fprintln(e.stdout)
 	return t.write(e.stdout, c.format)
@@ -206,7 +239,7 @@ func flaggedNote(e *env, excluded, included int64) {
 	}
 }
 
-func scopeOf(province, unit string, nation bool) (*sipasv1.Scope, error) {
+func scopeOf(province, unit string, nation bool) (sipas.Scope, error) {
 	n := 0
 	for _, set := range []bool{province != "", unit != "", nation} {
 		if set {
@@ -214,64 +247,65 @@ func scopeOf(province, unit string, nation bool) (*sipasv1.Scope, error) {
 		}
 	}
 	if n != 1 {
-		return nil, usageError{"give exactly one of --province CODE, --unit ID, --nation"}
+		return sipas.Scope{}, usageError{"give exactly one of --province CODE, --unit ID, --nation"}
 	}
-	switch {
-	case province != "":
-		return &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: province}}, nil
-	case unit != "":
-		return &sipasv1.Scope{Scope: &sipasv1.Scope_UnitId{UnitId: unit}}, nil
-	}
-	return &sipasv1.Scope{Scope: &sipasv1.Scope_Nation{Nation: true}}, nil
+	return sipas.Scope{ProvinceCode: province, UnitID: unit, Nation: nation}, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func indexRank(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
+	var vf viewFlags
 	var province, node string
 	var includeFlagged bool
-	fs := newFlags(e, "index rank", "sipas index rank --year Y [--quarter Q | --month M] [--province CODE (rank its units)] [--node CODE] [--include-flagged]",
-		"sipas index rank --year 2026", "sipas index rank --year 2026 --boundaries current --format json",
-		"sipas index rank --year 2026 --province 48   # the units of Đà Nẵng, weakest last")
+	fs := newFlags(e, "index rank", "sipas index rank --period PERIOD [--province CODE (rank its units)] [--node CODE] [--boundaries current|as-collected (provinces only)] [--channel C] [--include-flagged]",
+		"sipas index rank --period 2026", "sipas index rank --period 2026-Q2 --boundaries current --format json",
+		"sipas index rank --period 2026 --province 48   # the units of Đà Nẵng, weakest last")
 	c.register(fs, e)
 	lang := langFlag(fs)
 	pf.register(fs)
+	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "rank the units inside this province instead of the provinces")
-	fs.StringVar(&node, "node", "", "rank by this node (default SIPAS)")
+	fs.StringVar(&node, "node", "", "rank by this node or item (default SIPAS)")
 	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	period, b, ch, err := pf.query()
+	if province != "" && flagSet(fs, "boundaries") {
+		return usageError{"--boundaries applies to the ranking of provinces; the units of --province are ranked as registered in that province"}
+	}
+	q, err := vf.query()
 	if err != nil {
 		return err
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	if q.Period, err = pf.get(); err != nil {
+		return err
+	}
+	q.NodeCode, q.IncludeFlagged = node, includeFlagged
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	var rk *sipasv1.Ranking
+	defer cl.Close()
+	var rk *sipas.Ranking
 	if province != "" {
-		var resp *sipasv1.RankUnitsResponse
-		resp, err = cl.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
-			Period: period, Channel: ch, NodeCode: node, IncludeFlagged: includeFlagged})
-		rk = resp.GetRanking()
+		q.Scope = sipas.Scope{ProvinceCode: province}
+		rk, err = cl.RankUnits(ctx, q)
 	} else {
-		var resp *sipasv1.RankProvincesResponse
-		resp, err = cl.Index.RankProvinces(cctx, &sipasv1.RankProvincesRequest{QuestionnaireId: pf.questionnaire,
-			Period: period, Boundaries: b, Channel: ch, NodeCode: node, IncludeFlagged: includeFlagged})
-		rk = resp.GetRanking()
+		rk, err = cl.RankProvinces(ctx, q)
 	}
 	if err != nil {
 		return err
 	}
 	if c.format != "table" {
-		scope := sipas.NationNameVi
-		if province != "" {
-			scope = province
-		}
-		return writeExport(e, c.format, *lang, export.RankingTable(rk, export.RankingContext(rk, scope), province != "", export.ParseLang(*lang)))
+		return writeExport(e, c.format, *lang, export.RankingTable(rk, export.RankingContext(rk, rk.ScopeName), province != "", export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"rank", "id", "name", "value", "ci_low", "ci_high", "n", "change", "previous", "state"}}
 	hidden := 0
@@ -288,22 +322,22 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 		if r.Suppressed {
 			ns = ""
 		}
-		t.add(rankS, r.Id, r.Name, fmtValue(r.Value), fmtValue(r.CiLow), fmtValue(r.CiHigh), ns, changeText(r), fmtValue(r.PreviousValue),
-			stateText(r.Value, r.N, r.Insufficient, r.Suppressed, rk.DisclosureThreshold, rk.MinimumSample))
+		t.add(rankS, r.ID, r.Name, fmtValue(r.Value), fmtValue(r.CILow), fmtValue(r.CIHigh), ns, changeText(r), fmtValue(r.PreviousValue),
+			stateText(r.Value, r.N, r.Insufficient, r.Suppressed, rk.Thresholds))
 	}
-	fmt.Fprintf(e.stdout, "%s %s by %s (formula %s); previous period %s; mean %s, pooled %s\n\n", rk.QuestionnaireId,
-		export.PeriodString(rk.Period), rk.NodeCode, rk.FormulaVersion, export.PeriodString(rk.PreviousPeriod), fmtValue(rk.Mean), fmtValue(rk.Pooled))
+	fmt.Fprintf(e.stdout, "%s %s by %s (formula %s); previous period %s; mean %s, pooled %s\n\n", rk.QuestionnaireID,
+		rk.Period, rk.NodeCode, rk.FormulaVersion, rk.PreviousPeriod, fmtValue(rk.Mean), fmtValue(rk.Pooled))
 	if err := t.write(e.stdout, c.format); err != nil {
 		return err
 	}
 	if hidden > 0 {
-		fmt.Fprintf(e.stdout, "\n%d units suppressed (fewer than %d respondents; not named)\n", hidden, rk.DisclosureThreshold)
+		fmt.Fprintf(e.stdout, "\n%d units suppressed (fewer than %d respondents; not named)\n", hidden, rk.Thresholds.EffectiveDisclosure())
 	}
 	flaggedNote(e, rk.FlaggedExcluded, rk.FlaggedIncluded)
 	return nil
 }
 
-func changeText(r *sipasv1.RankRow) string {
+func changeText(r sipas.RankRow) string {
 	if r.Rank == 0 || r.PreviousRank == 0 {
 		return ""
 	}
@@ -318,61 +352,57 @@ func changeText(r *sipasv1.RankRow) string {
 
 func indexSeries(ctx context.Context, e *env, args []string) error {
 	var c common
-	var questionnaire, province, unit, node, from, to, boundaries, channel string
+	var vf viewFlags
+	var province, unit, node, from, to string
 	var nation, includeFlagged bool
-	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE] [--include-flagged]",
+	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
 		"sipas index series --province 48 --from 2023 --to 2026",
 		"sipas index series --unit dn-haichau --node TC --from 2026-01 --to 2026-12",
 		"sipas index series --nation --from 2025-Q1 --to 2026-Q4")
 	c.register(fs, e)
 	lang := langFlag(fs)
-	fs.StringVar(&questionnaire, "questionnaire", "sipas-2023", "questionnaire id")
+	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
 	fs.BoolVar(&nation, "nation", false, "the whole country")
 	fs.StringVar(&node, "node", "", "node or item code (default SIPAS)")
-	fs.StringVar(&from, "from", "", "first period: YYYY, YYYY-Qn or YYYY-MM")
-	fs.StringVar(&to, "to", "", "last period, same form as --from")
-	fs.StringVar(&boundaries, "boundaries", "as-collected", "as-collected or current")
-	fs.StringVar(&channel, "channel", "", "only this channel")
+	fs.StringVar(&from, "from", "", "first period: YYYY, YYYY-Qn or YYYY-MM (required)")
+	fs.StringVar(&to, "to", "", "last period, same form as --from (required)")
 	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	scope, err := scopeOf(province, unit, nation)
+	q, err := vf.query()
 	if err != nil {
 		return err
 	}
-	pFrom, err := parsePeriod(from)
+	if q.Scope, err = scopeOf(province, unit, nation); err != nil {
+		return err
+	}
+	pFrom, err := periodArg("--from", from)
 	if err != nil {
 		return err
 	}
-	pTo, err := parsePeriod(to)
+	pTo, err := periodArg("--to", to)
 	if err != nil {
 		return err
 	}
-	pf := periodFlags{boundaries: boundaries, channel: channel}
-	b, ch, err := pf.enums()
+	q.NodeCode, q.IncludeFlagged = node, includeFlagged
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	defer cl.Close()
+	s, err := cl.Series(ctx, q, pFrom, pTo)
 	if err != nil {
 		return err
 	}
-	defer done()
-	sresp, err := cl.Index.GetSeries(cctx, &sipasv1.GetSeriesRequest{QuestionnaireId: questionnaire, Scope: scope, NodeCode: node,
-		From: pFrom, To: pTo, Boundaries: b, Channel: ch, IncludeFlagged: includeFlagged})
-	if err != nil {
-		return err
-	}
-	s := sresp.GetSeries()
 	if c.format != "table" {
 		name := province + unit
 		if nation {
 			name = sipas.NationNameVi
 		}
-		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name, pFrom, pTo, b, ch), export.ParseLang(*lang)))
+		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name), export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"period", "value", "ci_low", "ci_high", "n", "state"}}
 	var excluded, included int64
@@ -381,8 +411,8 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		if p.Suppressed {
 			ns = ""
 		}
-		t.add(export.PeriodString(p.Period), fmtValue(p.Value), fmtValue(p.CiLow), fmtValue(p.CiHigh), ns,
-			stateText(p.Value, p.N, p.Insufficient, p.Suppressed, s.DisclosureThreshold, s.MinimumSample))
+		t.add(p.Period.String(), fmtValue(p.Value), fmtValue(p.CILow), fmtValue(p.CIHigh), ns,
+			stateText(p.Value, p.N, p.Insufficient, p.Suppressed, s.Thresholds))
 		excluded += p.FlaggedExcluded
 		included += p.FlaggedIncluded
 	}
@@ -393,41 +423,22 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// parsePeriod reads YYYY, YYYY-Qn or YYYY-MM.
-func parsePeriod(s string) (*sipasv1.Period, error) {
-	var y, q, m int
-	switch {
-	case s == "":
-		return nil, usageError{"--from and --to are required (YYYY, YYYY-Qn or YYYY-MM)"}
-	case strings.Contains(s, "-Q"):
-		if _, err := fmt.Sscanf(s, "%d-Q%d", &y, &q); err != nil {
-			return nil, usageError{fmt.Sprintf("bad period %q: want YYYY-Qn", s)}
-		}
-	case strings.Contains(s, "-"):
-		if _, err := fmt.Sscanf(s, "%d-%d", &y, &m); err != nil {
-			return nil, usageError{fmt.Sprintf("bad period %q: want YYYY-MM", s)}
-		}
-	default:
-		if _, err := fmt.Sscanf(s, "%d", &y); err != nil {
-			return nil, usageError{fmt.Sprintf("bad period %q: want YYYY", s)}
-		}
-	}
-	return &sipasv1.Period{Year: int32(y), Quarter: int32(q), Month: int32(m)}, nil
-}
-
 func indexWeak(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
+	var vf viewFlags
 	var province string
 	var limit int
 	var includeFlagged bool
-	fs := newFlags(e, "index weak", "sipas index weak --province CODE --year Y [--quarter Q | --month M] [--limit N] [--include-flagged]",
-		"sipas index weak --province 48 --year 2026")
+	fs := newFlags(e, "index weak", "sipas index weak --province CODE --period PERIOD [--limit N] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
+		"sipas index weak --province 48 --period 2026",
+		"sipas index weak --province 48 --period 2026-Q2 --channel kiosk")
 	c.register(fs, e)
 	lang := langFlag(fs)
 	pf.register(fs)
+	vf.register(fs, true)
 	fs.StringVar(&province, "province", "", "two-digit province code (required)")
-	fs.IntVar(&limit, "limit", 10, "rows per list")
+	fs.IntVar(&limit, "limit", 10, "rows per list (1-500)")
 	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -435,35 +446,42 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	if province == "" {
 		return usageError{"--province is required"}
 	}
-	period, b, _, err := pf.query()
+	if limit < 1 || limit > 500 {
+		return usageError{"--limit must be between 1 and 500"}
+	}
+	q, err := vf.query()
 	if err != nil {
 		return err
 	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	if q.Period, err = pf.get(); err != nil {
+		return err
+	}
+	q.Scope, q.IncludeFlagged = sipas.Scope{ProvinceCode: province}, includeFlagged
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	wresp, err := cl.Index.GetWeakPoints(cctx, &sipasv1.GetWeakPointsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
-		Period: period, Boundaries: b, Limit: int32(limit), IncludeFlagged: includeFlagged})
+	defer cl.Close()
+	w, err := cl.WeakPoints(ctx, q, limit)
 	if err != nil {
 		return err
 	}
-	w := wresp.GetWeakPoints()
 	if c.format != "table" {
-		return writeExport(e, c.format, *lang, export.WeakTable(w, export.WeakContext(w, province, b)))
+		return writeExport(e, c.format, *lang, export.WeakTable(w, export.WeakContext(w, province)))
 	}
 	for _, part := range []struct {
 		title string
-		rows  []*sipasv1.WeakPoint
-	}{{"Lowest values", w.Lowest}, {"Largest drops against " + export.PeriodString(w.PreviousPeriod), w.LargestDrops}} {
+		rows  []sipas.WeakPoint
+	}{{"Lowest values", append(append([]sipas.WeakPoint{}, w.Lowest...), w.Units...)},
+		{"Largest drops against " + w.PreviousPeriod.String(), w.Drops}} {
 		t := &table{header: []string{"level", "code", "label", "value", "n", "change", "national"}}
 		for _, r := range part.rows {
 			chg := ""
 			if r.Change != nil {
 				chg = fmt.Sprintf("%+.2f", *r.Change)
 			}
-			t.add(r.Level, r.Code, r.LabelVi, fmtValue(r.Value), fmt.Sprint(r.N), chg, fmtValue(r.NationalValue))
+			v := r.Value
+			t.add(export.WeakLevel(r), export.WeakCode(r), r.LabelVi, fmtValue(&v), fmt.Sprint(r.N), chg, fmtValue(r.National))
 		}
 		fmt.Fprintf(e.stdout, "%s\n", part.title)
 		if err := t.write(e.stdout, c.format); err != nil {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 )
 
@@ -40,35 +39,28 @@ type kioskCode struct {
 	label string
 }
 
+// kioskCommands are the subcommands of "sipas kiosk"; without one, it is a
+// terminal kiosk (kioskInteractive).
+var kioskCommands = []subcommand{
+	{"serve", "serve the touch-screen kiosk agent citizens use (a browser on the kiosk opens it)", kioskServe},
+	{"simulate", "simulate many kiosks submitting at once (load and resilience trials)", kioskSimulate},
+}
+
 func runKiosk(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "simulate" {
-		return kioskSimulate(ctx, e, args[1:])
-	}
-	if len(args) > 0 && args[0] == "serve" {
-		return kioskServe(ctx, e, args[1:])
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		for _, s := range kioskCommands {
+			if s.name == args[0] {
+				return s.run(ctx, e, args[1:])
+			}
+		}
+		return usageError{fmt.Sprintf("unknown subcommand %q of kiosk (one of: %s; without one, a terminal kiosk)",
+			args[0], strings.Join(subcommandNames(kioskCommands), ", "))}
 	}
 	return kioskInteractive(ctx, e, args)
 }
 
-// kioskItemsFromProto picks the satisfaction items of the given groups, in
+// kioskItemsFromDomain picks the satisfaction items of the given groups, in
 // questionnaire order.
-func kioskItemsFromProto(q *sipasv1.Questionnaire, groups string) []kioskItem {
-	want := groupSet(groups)
-	scales := map[string][]kioskCode{}
-	for _, s := range q.Scales {
-		for _, c := range s.Codes {
-			scales[s.ScaleId] = append(scales[s.ScaleId], kioskCode{int(c.Code), c.LabelVi})
-		}
-	}
-	var out []kioskItem
-	for _, it := range q.Items {
-		if it.Kind == sipasv1.ItemKind_ITEM_KIND_SATISFACTION && want[it.Group] {
-			out = append(out, kioskItem{code: it.Code, label: it.LabelVi, codes: scales[it.Scale]})
-		}
-	}
-	return out
-}
-
 func kioskItemsFromDomain(q *sipas.Questionnaire, groups string) []kioskItem {
 	want := groupSet(groups)
 	var out []kioskItem
@@ -116,6 +108,12 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 		"sipas kiosk --token-file kiosk.token --outbox ./kiosk-outbox.db --operator-pin 4321   # a terminal kiosk for trying the service",
 		"yes 4 | head -n 23 | sipas kiosk --token-file kiosk.token   # scripted: one answer per line for the 23 questions, saves one response",
 		"(a kiosk citizens use is 'sipas kiosk serve', the touch-screen app)")
+	flagsUsage := fs.Usage
+	fs.Usage = func() {
+		groupUsage(e.stderr, "kiosk", kioskCommands)
+		fmt.Fprintln(e.stderr, "\nWithout a subcommand, 'sipas kiosk' is a terminal kiosk for trying the service.")
+		flagsUsage()
+	}
 	c.register(fs, e)
 	fs.StringVar(&outboxPath, "outbox", "./kiosk-outbox.db", "the kiosk's durable outbox (SQLite); responses wait here until the server acknowledges them")
 	fs.StringVar(&qid, "questionnaire", "sipas-2023", "questionnaire id")
@@ -124,9 +122,6 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&pin, "operator-pin", "", "PIN that lets an operator quit with q (env SIPAS_KIOSK_PIN; empty: q does not quit, only the end of input or Ctrl-C)")
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q (did you mean 'sipas kiosk serve' or 'sipas kiosk simulate'?)", fs.Arg(0))}
 	}
 	if pin == "" {
 		pin = e.getenv("SIPAS_KIOSK_PIN")
@@ -139,23 +134,20 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 
 	var title string
 	var items []kioskItem
-	cctx, cancel := cl.WithTimeout(ctx)
-	qresp, qerr := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + qid})
-	q := qresp.GetQuestionnaire()
-	cancel()
+	q, qerr := cl.Questionnaire(ctx, qid)
 	switch {
 	case qerr == nil:
-		title, items = q.TitleVi, kioskItemsFromProto(q, groups)
-	case client.Definite(client.FromStatus(qerr)) && sipas.KindOf(client.FromStatus(qerr)) != sipas.KindNotFound:
+		title, items = q.TitleVi, kioskItemsFromDomain(q, groups)
+	case client.Definite(qerr) && sipas.KindOf(qerr) != sipas.KindNotFound:
 		return qerr // e.g. the token is refused: fix that first
 	default:
 		var lerr error
 		title, items, lerr = embeddedKioskItems(qid, groups)
 		if lerr != nil {
-			return fmt.Errorf("questionnaire %s: not from the server (%v), nor embedded: %w", qid, describe(client.FromStatus(qerr)), lerr)
+			return fmt.Errorf("questionnaire %s: not from the server (%v), nor embedded: %w", qid, describe(qerr), lerr)
 		}
 		fmt.Fprintf(e.stderr, "sipas: kiosk: server not reachable (%s); using the built-in %s, responses are kept in %s\n",
-			sipas.KindOf(client.FromStatus(qerr)), qid, outboxPath)
+			sipas.KindOf(qerr), qid, outboxPath)
 	}
 	if len(items) == 0 {
 		return usageError{fmt.Sprintf("questionnaire %s has no satisfaction items in groups %s", qid, groups)}

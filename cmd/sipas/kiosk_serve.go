@@ -40,9 +40,6 @@ func kioskServe(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
 	if cfg.Outbox.Backoff.Max < time.Second {
 		cfg.Outbox.Backoff.Initial = cfg.Outbox.Backoff.Max / 4
 		cfg.Outbox.Poll = cfg.Outbox.Backoff.Max

@@ -252,6 +252,8 @@ func (c *common) dial(e *env) (*client.Client, error) {
 
 // connect dials with the common flags and returns the client, a context
 // bounded by the client's unary deadline, and a function that releases both.
+// Commands use the client's typed calls (which bound their own calls);
+// connect is for an RPC the typed client does not offer yet.
 func (c *common) connect(ctx context.Context, e *env) (*client.Client, context.Context, func(), error) {
 	cl, err := c.dial(e)
 	if err != nil {
@@ -283,11 +285,18 @@ func newFlags(e *env, name, synopsis string, examples ...string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, turning flag errors into usage errors. Flags may come
-// before, between or after positional arguments, as users of kubectl, gh and
-// docker expect (`sipas upload f.csv --dry-run`); everything after "--" is
-// positional.
-func parse(fs *flag.FlagSet, args []string) error {
+// parse parses flags, turning flag errors into usage errors, and refuses
+// positional arguments: a command that takes none must not silently drop
+// one (`sipas admin units list 48`). Commands that take positional
+// arguments use parseArgs.
+func parse(fs *flag.FlagSet, args []string) error { return parseArgs(fs, args) }
+
+// parseArgs parses flags and checks that exactly the named positional
+// arguments were given (names such as "FILE" appear in the messages).
+// Flags may come before, between or after positional arguments, as users of
+// kubectl, gh and docker expect (`sipas upload f.csv --dry-run`);
+// everything after "--" is positional.
+func parseArgs(fs *flag.FlagSet, args []string, names ...string) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -309,28 +318,60 @@ func parse(fs *flag.FlagSet, args []string) error {
 	}
 	// Parsing "--" alone sets fs.Args() to the positional arguments and
 	// leaves the flags as they are.
-	return fs.Parse(append([]string{"--"}, positional...))
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		return usageError{err.Error()}
+	}
+	switch {
+	case len(positional) > len(names) && len(names) == 0:
+		return usageError{fmt.Sprintf("unexpected argument %q: 'sipas %s' takes no arguments (see --help)", positional[0], fs.Name())}
+	case len(positional) > len(names):
+		return usageError{fmt.Sprintf("unexpected argument %q: 'sipas %s' takes %s (see --help)", positional[len(names)], fs.Name(), strings.Join(names, " "))}
+	case len(positional) < len(names):
+		return usageError{fmt.Sprintf("missing %s: 'sipas %s %s' (see --help)", names[len(positional)], fs.Name(), strings.Join(names, " "))}
+	}
+	return nil
 }
 
-// subcommands dispatches a command group such as "admin units".
-func subcommands(ctx context.Context, e *env, group string, args []string, subs map[string]func(context.Context, *env, []string) error) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(e.stderr, "Usage: sipas %s {%s} [flags]\n", group, strings.Join(names, "|"))
+// subcommand is one member of a command group such as "admin units".
+type subcommand struct {
+	name    string
+	summary string // one line, shown by the group's help
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+// subcommands dispatches a command group; without a subcommand, or with
+// -h/--help, it prints the group's subcommands, one line each.
+func subcommands(ctx context.Context, e *env, group string, args []string, subs []subcommand) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		groupUsage(e.stderr, group, subs) // on stderr, as every command's --help
 		if len(args) == 0 {
 			return usageError{"missing subcommand of " + group}
 		}
 		return flag.ErrHelp
 	}
-	f, ok := subs[args[0]]
-	if !ok {
-		return usageError{fmt.Sprintf("unknown subcommand %q of %s", args[0], group)}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, e, args[1:])
+		}
 	}
-	return f(ctx, e, args[1:])
+	return usageError{fmt.Sprintf("unknown subcommand %q of %s (one of: %s)", args[0], group, strings.Join(subcommandNames(subs), ", "))}
+}
+
+func subcommandNames(subs []subcommand) []string {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	return names
+}
+
+// groupUsage describes a group's subcommands, one line each.
+func groupUsage(w io.Writer, group string, subs []subcommand) {
+	fmt.Fprintf(w, "Usage: sipas %s SUBCOMMAND [flags]\n\nSubcommands:\n", group)
+	for _, s := range subs {
+		fmt.Fprintf(w, "  %-12s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'sipas %s SUBCOMMAND --help' for its flags and examples.\n", group)
 }
 
 // warnTokenFile warns on stderr when the token file can be read or written

@@ -5,11 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/sipas-vn/sipas/client"
-
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
 func init() {
@@ -17,10 +14,10 @@ func init() {
 }
 
 func runQuestionnaire(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "questionnaire", args, map[string]func(context.Context, *env, []string) error{
-		"show":     questionnaireShow,
-		"list":     questionnaireList,
-		"template": questionnaireTemplate,
+	return subcommands(ctx, e, "questionnaire", args, []subcommand{
+		{"list", "list the questionnaires the server knows", questionnaireList},
+		{"show", "show a questionnaire's items and answer scales", questionnaireShow},
+		{"template", "write an empty batch CSV with every item column", questionnaireTemplate},
 	})
 }
 
@@ -36,34 +33,28 @@ type questionnaireItem struct {
 	Provenance string `json:"provenance"`
 }
 
-func enumName(s, prefix string) string { return strings.ToLower(strings.TrimPrefix(s, prefix)) }
-
 func questionnaireShow(ctx context.Context, e *env, args []string) error {
 	var c common
 	fs := newFlags(e, "questionnaire show", "sipas questionnaire show [flags] QUESTIONNAIRE_ID",
 		"sipas questionnaire show sipas-2023", "sipas questionnaire show --format csv sipas-2023 > items.csv")
 	c.register(fs, e)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "QUESTIONNAIRE_ID"); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
-	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
+	defer cl.Close()
+	q, err := cl.Questionnaire(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	q := resp.GetQuestionnaire()
 	t := &table{header: []string{"code", "kind", "group", "role", "scale", "label_vi", "label_en", "provenance"}}
 	items := make([]questionnaireItem, 0, len(q.Items))
 	for _, it := range q.Items {
-		qi := questionnaireItem{Code: it.Code, Kind: enumName(it.Kind.String(), "ITEM_KIND_"), Group: it.Group,
-			Role: enumName(it.Role.String(), "ITEM_ROLE_"), Scale: it.Scale, LabelVi: it.LabelVi, LabelEn: it.LabelEn, Provenance: it.Provenance}
+		qi := questionnaireItem{Code: it.Code, Kind: it.Kind.String(), Group: it.Group,
+			Role: it.Role.String(), Scale: it.Scale.ID, LabelVi: it.LabelVi, LabelEn: it.LabelEn, Provenance: it.Provenance}
 		items = append(items, qi)
 		t.add(qi.Code, qi.Kind, qi.Group, qi.Role, qi.Scale, qi.LabelVi, qi.LabelEn, qi.Provenance)
 	}
@@ -89,23 +80,20 @@ func questionnaireTemplate(ctx context.Context, e *env, args []string) error {
 		"sipas questionnaire template sipas-2023 > survey-48.csv")
 	c.register(fs, e)
 	fs.StringVar(&out, "out", "", "write the template to this new file instead of standard output")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "QUESTIONNAIRE_ID"); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
-	}
-	cl, cctx, done, err := c.connect(ctx, e)
+	cl, err := c.dial(e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	resp, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
+	defer cl.Close()
+	q, err := cl.Questionnaire(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	items := make([]string, 0, len(resp.GetQuestionnaire().GetItems()))
-	for _, it := range resp.GetQuestionnaire().GetItems() {
+	items := make([]string, 0, len(q.Items))
+	for _, it := range q.Items {
 		items = append(items, it.Code)
 	}
 	var b bytes.Buffer
@@ -143,21 +131,13 @@ func questionnaireList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
+	qs, err := cl.Questionnaires(ctx)
+	if err != nil {
+		return err
+	}
 	t := &table{header: []string{"id", "title", "method", "formula_version", "items", "source"}}
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Survey.ListQuestionnaires(cctx, &sipasv1.ListQuestionnairesRequest{PageToken: token})
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, q := range resp.Questionnaires {
-			t.add(q.QuestionnaireId, q.TitleVi, q.Method, q.FormulaVersion, itoa(len(q.Items)), q.Source)
-		}
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	for _, q := range qs {
+		t.add(q.ID, q.TitleVi, q.Method, q.FormulaVersion, itoa(len(q.Items)), q.Source)
 	}
 	return t.write(e.stdout, c.format)
 }

@@ -12,9 +12,9 @@ func init() {
 }
 
 func runResponses(ctx context.Context, e *env, args []string) error {
-	return subcommands(ctx, e, "responses", args, map[string]func(context.Context, *env, []string) error{
-		"withdraw": responsesWithdraw,
-		"history":  responsesHistory,
+	return subcommands(ctx, e, "responses", args, []subcommand{
+		{"withdraw", "take a stored response out of every figure, with a reason (audited)", responsesWithdraw},
+		{"history", "show a response's versions, amendments and withdrawal", responsesHistory},
 	})
 }
 
@@ -26,7 +26,7 @@ func responsesWithdraw(ctx context.Context, e *env, args []string) error {
 		`sipas responses withdraw 0190c2a4-7d1e-7c3a-9b1e-2f4a5c6d7e8f --reason "interview keyed twice"`)
 	c.register(fs, e)
 	fs.StringVar(&reason, "reason", "", "why the response is withdrawn (required; kept in the audit log)")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "RESPONSE_ID"); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -60,7 +60,7 @@ func responsesHistory(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "responses history", "sipas responses history RESPONSE_ID",
 		"sipas responses history 0190c2a4-7d1e-7c3a-9b1e-2f4a5c6d7e8f")
 	c.register(fs, e)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "RESPONSE_ID"); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -88,7 +88,7 @@ func responsesHistory(ctx context.Context, e *env, args []string) error {
 	t := &table{header: []string{"version", "replaced_by", "time", "corrected_by", "reason", "content_hash"}}
 	vs := []versionJSON{}
 	for _, v := range resp.Versions {
-		j := versionJSON{Version: v.Version, ReplaceTime: optTime(v.ReplaceTime), CorrectedBy: v.CorrectedBy, Reason: v.Reason, ContentHash: v.ContentHash}
+		j := versionJSON{Version: v.Version, ReplaceTime: optTime(timeOf(v.ReplaceTime)), CorrectedBy: v.CorrectedBy, Reason: v.Reason, ContentHash: v.ContentHash}
 		switch v.ReplacedBy {
 		case sipasv1.CorrectionKind_CORRECTION_KIND_AMENDMENT:
 			j.ReplacedBy = "amendment"

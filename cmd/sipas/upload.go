@@ -63,14 +63,11 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&qdir, "questionnaires", "", "directory of extra questionnaire definitions for local validation")
 	fs.StringVar(&format, "input-format", "", "csv or jsonl (default: from the file name; .jsonl/.ndjson are JSON Lines)")
 	amend.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, "FILE"); err != nil {
 		return err
 	}
 	if err := amend.check(); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{"give one batch file, e.g. sipas upload survey.csv"}
 	}
 	if err := checkFormat(c.format); err != nil {
 		return err

@@ -21,7 +21,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Channel is the way a response was collected (domain README §6, §8).
+// Channel is the way a response was collected.
 type Channel int32
 
 const (
@@ -85,7 +85,8 @@ func (Channel) EnumDescriptor() ([]byte, []int) {
 	return file_sipas_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
-// Boundaries says how provinces are drawn in a report (domain README §5).
+// Boundaries says how provinces are drawn in a report (as collected, or
+// folded into today's provinces after the 2025 merger).
 type Boundaries int32
 
 const (

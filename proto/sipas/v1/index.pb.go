@@ -1364,8 +1364,10 @@ type GetWeakPointsRequest struct {
 	// Optional. Count responses flagged for data quality too (see
 	// GetIndexRequest.include_flagged); by default they are left out.
 	IncludeFlagged bool `protobuf:"varint,6,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Optional. Only responses collected through this channel.
+	Channel       Channel `protobuf:"varint,7,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetWeakPointsRequest) Reset() {
@@ -1438,6 +1440,13 @@ func (x *GetWeakPointsRequest) GetIncludeFlagged() bool {
 		return x.IncludeFlagged
 	}
 	return false
+}
+
+func (x *GetWeakPointsRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
 }
 
 // WeakPoint is one item, element or unit of a province with its comparison figures.
@@ -1559,7 +1568,11 @@ type WeakPoints struct {
 	FormulaVersion  string                 `protobuf:"bytes,2,opt,name=formula_version,json=formulaVersion,proto3" json:"formula_version,omitempty"`
 	Period          *Period                `protobuf:"bytes,3,opt,name=period,proto3" json:"period,omitempty"`
 	PreviousPeriod  *Period                `protobuf:"bytes,4,opt,name=previous_period,json=previousPeriod,proto3" json:"previous_period,omitempty"`
-	// Lowest values first.
+	// The province's own items and groups of the satisfaction and assessment
+	// trees that have a value and a sufficient sample (level "item" or
+	// "group"), lowest value first, at most limit of them; then its units'
+	// figures (level "unit", code "UNIT_ID/CODE"), lowest first, at most
+	// limit of them. Empty when the province is suppressed.
 	Lowest []*WeakPoint `protobuf:"bytes,5,rep,name=lowest,proto3" json:"lowest,omitempty"`
 	// Largest drops against the previous period first.
 	LargestDrops []*WeakPoint `protobuf:"bytes,6,rep,name=largest_drops,json=largestDrops,proto3" json:"largest_drops,omitempty"`
@@ -2057,7 +2070,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\tnode_code\x18\x03 \x01(\tR\bnodeCode\x12-\n" +
 	"\x06points\x18\x04 \x03(\v2\x15.sipas.v1.SeriesPointR\x06points\x121\n" +
 	"\x14disclosure_threshold\x18\x05 \x01(\x03R\x13disclosureThreshold\x12%\n" +
-	"\x0eminimum_sample\x18\x06 \x01(\x03R\rminimumSample\"\x85\x02\n" +
+	"\x0eminimum_sample\x18\x06 \x01(\x03R\rminimumSample\"\xb2\x02\n" +
 	"\x14GetWeakPointsRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
@@ -2066,7 +2079,8 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"boundaries\x18\x04 \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12'\n" +
-	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\"\xc4\x02\n" +
+	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\x12+\n" +
+	"\achannel\x18\a \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\"\xc4\x02\n" +
 	"\tWeakPoint\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x19\n" +
 	"\blabel_vi\x18\x02 \x01(\tR\alabelVi\x12\x19\n" +
@@ -2181,30 +2195,31 @@ var file_sipas_v1_index_proto_depIdxs = []int32{
 	9,  // 27: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
 	19, // 28: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
 	20, // 29: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
-	19, // 30: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
-	19, // 31: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
-	12, // 32: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
-	12, // 33: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
-	3,  // 34: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
-	7,  // 35: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
-	7,  // 36: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
-	10, // 37: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
-	13, // 38: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
-	1,  // 39: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
-	4,  // 40: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
-	5,  // 41: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
-	8,  // 42: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
-	11, // 43: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
-	14, // 44: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
-	15, // 45: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
-	16, // 46: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
-	17, // 47: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
-	18, // 48: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
-	44, // [44:49] is the sub-list for method output_type
-	39, // [39:44] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	21, // 30: sipas.v1.GetWeakPointsRequest.channel:type_name -> sipas.v1.Channel
+	19, // 31: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
+	19, // 32: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
+	12, // 33: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
+	12, // 34: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
+	3,  // 35: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
+	7,  // 36: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
+	7,  // 37: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
+	10, // 38: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
+	13, // 39: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
+	1,  // 40: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
+	4,  // 41: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
+	5,  // 42: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
+	8,  // 43: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
+	11, // 44: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
+	14, // 45: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
+	15, // 46: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
+	16, // 47: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
+	17, // 48: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
+	18, // 49: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
+	45, // [45:50] is the sub-list for method output_type
+	40, // [40:45] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_index_proto_init() }

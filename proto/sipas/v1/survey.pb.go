@@ -75,7 +75,7 @@ func (CorrectionKind) EnumDescriptor() ([]byte, []int) {
 	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{0}
 }
 
-// ItemKind is one of the three kinds of indicator (domain README §1).
+// ItemKind is one of the three kinds of indicator (assessment, satisfaction, expectation).
 type ItemKind int32
 
 const (
