@@ -220,7 +220,7 @@ func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
 		if st.AcquiredConns() >= st.MaxConns() {
 			return nil, &sipas.Error{Kind: sipas.KindUnavailable, Op: op, Reason: "DB_POOL_EXHAUSTED",
 				Message: fmt.Sprintf("all %d database connections of this sipasd are in use (pool size: --db-max-conns); retrying is safe", st.MaxConns()),
-				Err: err}
+				Err:     err}
 		}
 	}
 	return nil, dbError(op, err)

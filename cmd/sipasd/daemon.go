@@ -24,6 +24,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/internal/atomicfile"
+	"github.com/sipas-vn/sipas/pgstore"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 	"github.com/sipas-vn/sipas/server"
@@ -37,7 +38,7 @@ const dbFile = "sipas.db"
 type daemon struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *store.Store
+	store   store.Backend
 	srv     *server.Server
 	httpSrv *http.Server
 	grpcLis net.Listener
@@ -47,6 +48,7 @@ type daemon struct {
 	health    *grpc.Server
 	healthLis net.Listener
 	ready     atomic.Bool
+	whyNot    atomic.Value // string: why the store is not ready
 	cancel    context.CancelFunc
 	bgDone    chan struct{}
 	serveErr  chan error
@@ -81,7 +83,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond})
+	st, err := openStore(ctx, cfg, cat, metrics, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -128,7 +130,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.ready.Load() {
-			http.Error(w, "not ready: store not writable", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+d.notReady(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -163,6 +165,16 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	fmt.Fprintf(stdout, "sipasd: serving gRPC on %s (%s), HTTP on %s, data in %s\n", d.grpcLis.Addr(), mode, d.httpLis.Addr(), cfg.DataDir)
 	log.Info("started", "grpc", d.grpcLis.Addr().String(), "http", d.httpLis.Addr().String(), "tls", mode)
 	return d, nil
+}
+
+// openStore opens the configured backend: the SQLite database in
+// --data-dir, or the PostgreSQL database of --database.
+func openStore(ctx context.Context, cfg Config, cat *sipas.Catalog, metrics *server.Metrics, log *slog.Logger) (store.Backend, error) {
+	if cfg.Postgres() {
+		return pgstore.Open(ctx, cfg.Database, cat, pgstore.Options{OnCommit: metrics.ObserveCommit, Logger: log,
+			MaxConns: cfg.DBMaxConns, AcquireTimeout: cfg.DBAcquireTimeout})
+	}
+	return store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond})
 }
 
 // firstStart creates the first admin credential on an empty database and
@@ -215,6 +227,14 @@ func (d *daemon) checkReady(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	err := d.store.Ping(pctx)
+	if err != nil {
+		why := "store not writable"
+		var e *sipas.Error
+		if errors.As(err, &e) && e.Reason != "" && e.Reason != "STORAGE_UNAVAILABLE" {
+			why += ": " + e.Reason + ": " + e.Message
+		}
+		d.whyNot.Store(why)
+	}
 	was := d.ready.Swap(err == nil)
 	if was != (err == nil) {
 		d.srv.SetServing(err == nil)
@@ -226,16 +246,26 @@ func (d *daemon) checkReady(ctx context.Context) {
 	}
 }
 
+// notReady says why the store is not ready.
+func (d *daemon) notReady() string {
+	if why, ok := d.whyNot.Load().(string); ok {
+		return why
+	}
+	return "store not writable"
+}
+
 // background runs readiness probes, the WAL janitor and scheduled backups.
 func (d *daemon) background(ctx context.Context) {
 	var janitor sync.WaitGroup
-	janitor.Add(1)
-	go func() {
-		defer janitor.Done()
-		d.store.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
-			d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
-		}})
-	}()
+	if sq, ok := d.store.(*store.Store); ok {
+		janitor.Add(1)
+		go func() {
+			defer janitor.Done()
+			sq.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
+				d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
+			}})
+		}()
+	}
 	defer func() { janitor.Wait(); close(d.bgDone) }()
 	probe := time.NewTicker(2 * time.Second)
 	defer probe.Stop()
