@@ -17,7 +17,7 @@ help: ## List the targets.
 
 .PHONY: build
 build: ## Build sipasd and sipas into ./bin.
-	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/sipasd ./cmd/sipas
+	$(GO) build $(GOFLAGS_BUILD) -buildvcs=auto -o bin/ ./cmd/sipasd ./cmd/sipas
 
 .PHONY: run
 run: build ## Start the server on the embedded SQLite default (data in ./data, loopback ports).
@@ -33,11 +33,11 @@ test-race: ## Run the test suite under the race detector.
 	$(GO) test $(GOFLAGS_BUILD) -race -count=1 -timeout 20m ./...
 
 .PHONY: proto
-proto: ## Regenerate the Go code of proto/sipas/v1 (protoc 3.21.12, plugins pinned in tools/go.mod).
+proto: ## Regenerate the Go code of proto/sipas/v1 (protoc 3.21.12 or tools/protocgo; plugins pinned in tools/go.mod).
 	./scripts/protogen.sh proto
 
 .PHONY: proto-check
-proto-check: ## Fail when the committed generated code differs from a fresh generation.
+proto-check: ## Fail when the committed generated code differs from a fresh generation (needs only Go).
 	./scripts/protocheck.sh
 
 .PHONY: lint

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -81,7 +82,13 @@ func NewBatchReader(r io.Reader, format string) (*BatchReader, error) {
 	default:
 		return nil, fmt.Errorf("unknown batch format %q (want csv or jsonl)", format)
 	}
-	br.cr = csv.NewReader(stripBOM(r))
+	body := stripBOM(r)
+	if magic, _ := body.Peek(4); bytes.Equal(magic, []byte("PK\x03\x04")) {
+		return nil, errors.New("line 1: this is a zip file, probably an Excel workbook (.xlsx), not CSV: in the spreadsheet choose Save As → \"CSV UTF-8 (comma delimited)\"")
+	} else if bytes.Equal(magic, []byte("\xd0\xcf\x11\xe0")) {
+		return nil, errors.New("line 1: this is an old Excel workbook (.xls), not CSV: in the spreadsheet choose Save As → \"CSV UTF-8 (comma delimited)\"")
+	}
+	br.cr = csv.NewReader(body)
 	br.cr.FieldsPerRecord = -1
 	br.cr.ReuseRecord = false
 	h, err := br.cr.Read()
@@ -89,19 +96,19 @@ func NewBatchReader(r io.Reader, format string) (*BatchReader, error) {
 		return nil, fmt.Errorf("line 1: the file is empty; want a header row starting %s", strings.Join(BatchColumns[:4], ","))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("line 1: %w", err)
+		return nil, fmt.Errorf("line 1: %w (is this a CSV file? save it as \"CSV UTF-8 (comma delimited)\")", err)
 	}
 	for i := range h {
 		h[i] = strings.TrimSpace(h[i])
 	}
 	if err := checkHeader(h); err != nil {
-		return nil, fmt.Errorf("line 1: %w", err)
+		return nil, fmt.Errorf("line 1: %w%s", err, headerHint(h))
 	}
 	br.header = h
 	return br, nil
 }
 
-func stripBOM(r io.Reader) io.Reader {
+func stripBOM(r io.Reader) *bufio.Reader {
 	b := bufio.NewReader(r)
 	if p, err := b.Peek(3); err == nil && bytes.Equal(p, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = b.Discard(3)
@@ -120,12 +127,99 @@ func checkHeader(h []string) error {
 		}
 		seen[c] = true
 	}
-	for _, need := range []string{"response_id", "questionnaire", "province", "collected_at"} {
+	for _, need := range []string{"response_id", "questionnaire", "province", "collected_at", "channel"} {
 		if !seen[need] {
 			return fmt.Errorf("the header lacks column %q; want %s,<item codes>", need, strings.Join(BatchColumns, ","))
 		}
 	}
 	return nil
+}
+
+// headerHint says what a header that is not CSV probably is: a workbook
+// saved as is, or a file separated by semicolons or tabs (what a spreadsheet
+// writes in locales with a decimal comma).
+func headerHint(h []string) string {
+	first := strings.Join(h, ",")
+	switch {
+	case !utf8.ValidString(first):
+		return " (the header is not UTF-8 text: save the file as \"CSV UTF-8\")"
+	case len(h) == 1 && strings.Count(first, ";") > 2:
+		return " (the columns are separated by ';': save the file as comma-separated CSV)"
+	case len(h) == 1 && strings.Count(first, "\t") > 2:
+		return " (the columns are separated by tabs: save the file as comma-separated CSV)"
+	}
+	return ""
+}
+
+// CheckColumns refuses a header column that is neither a batch column nor an
+// item of any of the given questionnaires (the ones the file's rows name),
+// suggesting the nearest known name: a misspelt column is one error about
+// the file, not an error on every row.
+func CheckColumns(header []string, qs []*sipas.Questionnaire) error {
+	known := map[string]bool{}
+	for _, c := range BatchColumns {
+		known[c] = true
+	}
+	for _, q := range qs {
+		for _, it := range q.Items {
+			known[it.Code] = true
+		}
+	}
+	for _, col := range header {
+		if known[col] {
+			continue
+		}
+		msg := fmt.Sprintf("line 1: unknown column %q: not a batch column and not an item of %s", col, questionnaireIDs(qs))
+		if near := nearest(col, known); near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", near)
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func questionnaireIDs(qs []*sipas.Questionnaire) string {
+	ids := make([]string, len(qs))
+	for i, q := range qs {
+		ids[i] = q.ID
+	}
+	if len(ids) == 0 {
+		return "any questionnaire"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// nearest returns the known name closest to s by edit distance (ignoring
+// case), if it is close enough: at most 2 edits, or a third of its letters.
+func nearest(s string, known map[string]bool) string {
+	best, bestD := "", max(2, len(s)/3)+1
+	for k := range known {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(k)); d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of two short ASCII names.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Header returns the CSV header (nil for JSON Lines).

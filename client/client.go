@@ -65,9 +65,14 @@ type Client struct {
 	Admin    sipasv1.AdminServiceClient
 }
 
-// retryPolicy retries only UNAVAILABLE, which means the call did not take
-// effect or is safe to repeat: every write of this API is idempotent by id.
-const retryPolicy = `{"methodConfig":[{"name":[{"service":"sipas.v1.SurveyService"},{"service":"sipas.v1.IndexService"}],
+// retryPolicy is the one retry layer of the reads: gRPC retries a read
+// refused with UNAVAILABLE (the call did not take effect). Writes are not in
+// it: SubmitResponse and UploadBatch are retried by this library's own loops
+// (Client.Submit, Client.Upload, the outbox), which keep ids and resend
+// only what was not acknowledged; a second layer under them multiplied the
+// sends of one response (5 × 5). Admin calls are not retried at all.
+const retryPolicy = `{"methodConfig":[{"name":[{"service":"sipas.v1.IndexService"},
+  {"service":"sipas.v1.SurveyService","method":"GetQuestionnaire"},{"service":"sipas.v1.SurveyService","method":"ListQuestionnaires"}],
  "retryPolicy":{"maxAttempts":5,"initialBackoff":"0.5s","maxBackoff":"30s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
 
 // Dial connects to the server. It does not block: the first call waits for

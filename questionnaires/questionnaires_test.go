@@ -1,6 +1,8 @@
 package questionnaires
 
 import (
+	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,5 +298,33 @@ func TestOwnScales(t *testing.T) {
 	_, _, err = Load(dir)
 	if err == nil || !strings.Contains(err.Error(), `sipas-2024/scales.csv:2: scale "SAT5" is already defined`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestBatchFormatDocListsEveryAnswerCode keeps the answer-code table of
+// docs/batch-format.md true to scales.csv.
+func TestBatchFormatDocListsEveryAnswerCode(t *testing.T) {
+	doc, err := os.ReadFile("../docs/batch-format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("scales.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs[1:] {
+		scale := "`" + r[0] + "`"
+		if r[0] == "*" {
+			scale = "every scale"
+		}
+		row := fmt.Sprintf("| %s | `%s` | %s | %s |", scale, r[1], r[2], r[3])
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/batch-format.md lacks the row %s", row)
+		}
 	}
 }

@@ -429,3 +429,30 @@ func TestAnalystScopeCoversPredecessors(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorMessagesNameNoInternals: a refusal says what is wrong in the
+// domain's words; internal function names (store.revoke_credential) stay in
+// the logs.
+func TestErrorMessagesNameNoInternals(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for name, call := range map[string]func() error{
+		"revoke unknown": func() error {
+			_, err := e.admin.RevokeCredential(e.as("admin"), &sipasv1.RevokeCredentialRequest{Name: "credentials/00000000-0000-0000-0000-000000000000"})
+			return err
+		},
+		"unit of unknown province": func() error {
+			_, err := e.admin.CreateUnit(e.as("admin"), &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{UnitId: "x-1", DisplayName: "X", ProvinceCode: "99"}})
+			return err
+		},
+	} {
+		err := call()
+		st, _ := status.FromError(err)
+		if err == nil || st.Code() == codes.Internal {
+			t.Errorf("%s: %v, want a refusal", name, err)
+			continue
+		}
+		if m := st.Message(); strings.Contains(m, "store.") || strings.Contains(m, "server.") || strings.Contains(m, "sipas.") {
+			t.Errorf("%s: message %q names an internal function", name, m)
+		}
+	}
+}

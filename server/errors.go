@@ -54,10 +54,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	}
 	code := codeOf[de.Kind]
+	// The message is the domain's words only: de.Op names an internal
+	// function (store.revoke_credential) and stays in the logs.
 	msg := de.Message
-	if de.Op != "" {
-		msg = de.Op + ": " + msg
-	}
 	if de.Kind == sipas.KindUnavailable && de.Err != nil {
 		log.WarnContext(ctx, "unavailable", "err", de.Err)
 	}

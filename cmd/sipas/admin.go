@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -130,6 +132,7 @@ type credentialJSON struct {
 	Expires     string   `json:"expires,omitempty"`
 	Revoked     string   `json:"revoked,omitempty"`
 	Token       string   `json:"token,omitempty"`
+	TokenFile   string   `json:"token_file,omitempty"`
 }
 
 func credentialToJSON(c *sipasv1.Credential) credentialJSON {
@@ -154,10 +157,10 @@ func credentialTable(creds []credentialJSON) *table {
 
 func credentialsCreate(ctx context.Context, e *env, args []string) error {
 	var c common
-	var role, unit, provinces, description string
+	var role, unit, provinces, description, outFile string
 	var expires time.Duration
-	fs := newFlags(e, "admin credentials create", "sipas admin credentials create --role ROLE [--unit ID | --provinces CODES|all] [--expires DURATION]",
-		"sipas admin credentials create --role kiosk --unit dn-haichau",
+	fs := newFlags(e, "admin credentials create", "sipas admin credentials create --role ROLE [--unit ID | --provinces CODES|all] [--expires DURATION] [--out FILE]",
+		"sipas admin credentials create --role kiosk --unit dn-haichau --out data/kiosk.token",
 		"sipas admin credentials create --role surveyor --provinces 48,49 --expires 720h",
 		"sipas admin credentials create --role analyst --provinces all --format json")
 	c.register(fs, e)
@@ -166,8 +169,29 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&provinces, "provinces", "", "surveyor/analyst: comma-separated province codes, or 'all'")
 	fs.StringVar(&description, "description", "", "a note for operators")
 	fs.DurationVar(&expires, "expires", 0, "valid for this long (e.g. 720h); 0 means no expiry")
+	fs.StringVar(&outFile, "out", "", "write the token to this new file (mode 0600) and print only its path, not the token")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var tokenOut *os.File
+	if outFile != "" {
+		// The file is created (new, 0600) before the credential exists: a
+		// token that cannot be written is a credential nobody can use, and
+		// an existing token file is never overwritten.
+		f, err := os.OpenFile(outFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return usageError{fmt.Sprintf("--out %s: the file exists; choose a new path (a token file is never overwritten)", outFile)}
+			}
+			return usageError{fmt.Sprintf("--out: %v", err)}
+		}
+		tokenOut = f
+		defer func() {
+			if tokenOut != nil { // not written: remove the empty file
+				tokenOut.Close()
+				os.Remove(outFile)
+			}
+		}()
 	}
 	r, ok := roleByName[role]
 	if !ok {
@@ -195,6 +219,24 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	out := credentialToJSON(resp.Credential)
+	if tokenOut != nil {
+		if err := writeTokenFile(tokenOut, resp.Token); err != nil {
+			return fmt.Errorf("credential %s was created but its token could not be written to %s (%v): revoke it with 'sipas admin credentials revoke %s' and create another", out.ID, outFile, err, out.ID)
+		}
+		tokenOut = nil
+		out.TokenFile = outFile
+		switch c.format {
+		case "json":
+			return writeJSON(e.stdout, out)
+		case "csv":
+			return credentialTable([]credentialJSON{out}).write(e.stdout, "csv")
+		}
+		if err := credentialTable([]credentialJSON{out}).write(e.stdout, "table"); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "\ntoken written to %s (mode 0600); use it with --token-file %s\n", outFile, outFile)
+		return nil
+	}
 	out.Token = resp.Token
 	switch c.format {
 	case "json":
@@ -210,6 +252,19 @@ func credentialsCreate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "\ntoken (shown once, store it now):\n%s\n", resp.Token)
 	return nil
+}
+
+// writeTokenFile writes a token to its new file, flushes it to disk and
+// closes it.
+func writeTokenFile(f *os.File, token string) error {
+	_, err := f.WriteString(token + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func credentialsList(ctx context.Context, e *env, args []string) error {
@@ -260,11 +315,49 @@ func credentialsRevoke(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + fs.Arg(0)})
+	id, err := resolveCredentialID(cctx, cl.Admin, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Admin.RevokeCredential(cctx, &sipasv1.RevokeCredentialRequest{Name: "credentials/" + id})
 	if err != nil {
 		return err
 	}
 	return credentialTable([]credentialJSON{credentialToJSON(resp.Credential)}).write(e.stdout, c.format)
+}
+
+// resolveCredentialID turns a credential id or a unique prefix of one (as
+// 'credentials list' shows it) into the full id.
+func resolveCredentialID(ctx context.Context, admin sipasv1.AdminServiceClient, arg string) (string, error) {
+	if _, err := uuid.Parse(arg); err == nil {
+		return arg, nil
+	}
+	if len(arg) < 4 {
+		return "", usageError{fmt.Sprintf("credential id %q: give the full id or at least its first 4 characters", arg)}
+	}
+	var matches []string
+	page := ""
+	for {
+		resp, err := admin.ListCredentials(ctx, &sipasv1.ListCredentialsRequest{PageToken: page, PageSize: 1000, ShowInactive: true})
+		if err != nil {
+			return "", err
+		}
+		for _, c := range resp.Credentials {
+			if id := c.CredentialId; strings.HasPrefix(id, strings.ToLower(arg)) {
+				matches = append(matches, id)
+			}
+		}
+		if page = resp.NextPageToken; page == "" {
+			break
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", usageError{fmt.Sprintf("no credential id starts with %q (see 'sipas admin credentials list --all')", arg)}
+	case 1:
+		return matches[0], nil
+	}
+	return "", usageError{fmt.Sprintf("%d credential ids start with %q (%s): give more characters", len(matches), arg, strings.Join(matches, ", "))}
 }
 
 func adminAudit(ctx context.Context, e *env, args []string) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,20 +76,61 @@ func mustCode(t *testing.T, r result, want int, what string) {
 	}
 }
 
-// credentialFile creates a credential with the CLI and writes its token to a file.
+// credentialFile creates a credential with the CLI, which writes its token to
+// a new 0600 file (--out) and prints only the path.
 func credentialFile(t *testing.T, d *daemon, args ...string) string {
 	t.Helper()
-	r := sipasCmd(t, d.Addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--format", "json"}, args...)...)
-	mustCode(t, r, 0, "credentials create")
-	var c struct{ Token string }
-	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.Token == "" {
-		t.Fatalf("credentials create output %q: %v", r.stdout, err)
-	}
 	path := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(path, []byte(c.Token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	r := sipasCmd(t, d.Addr, "", append([]string{"admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--format", "json", "--out", path}, args...)...)
+	mustCode(t, r, 0, "credentials create")
+	var c struct {
+		Token     string `json:"token"`
+		TokenFile string `json:"token_file"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.TokenFile != path || c.Token != "" {
+		t.Fatalf("credentials create --out printed %q (%v): want the path and no token", r.stdout, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), "sps_") || strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(b))) {
+		t.Fatalf("token file %q (%v), or the token was printed", b, err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
 	return path
+}
+
+// TestCredentialsCreateOutRefusesExistingFile: --out never overwrites a
+// file (it may hold a live token), and a refused --out creates no credential.
+func TestCredentialsCreateOutRefusesExistingFile(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	list := func() string {
+		r := sipasCmd(t, d.Addr, "", "admin", "credentials", "list", "--token-file", d.AdminTokenFile(), "--format", "csv")
+		mustCode(t, r, 0, "credentials list")
+		return r.stdout
+	}
+	before := list()
+	existing := filepath.Join(t.TempDir(), "kiosk.token")
+	if err := os.WriteFile(existing, []byte("sps_keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--role", "analyst", "--provinces", "all", "--out", existing)
+	mustCode(t, r, 2, "credentials create --out onto an existing file")
+	if b, _ := os.ReadFile(existing); string(b) != "sps_keep\n" || !strings.Contains(r.stderr, "exists") {
+		t.Fatalf("existing file now %q; stderr %q", b, r.stderr)
+	}
+	if after := list(); after != before {
+		t.Fatalf("a refused --out still created a credential:\nbefore %s\nafter %s", before, after)
+	}
+	// Flags after the positional-free command line, and a table output that
+	// names the file but never prints the token.
+	path := filepath.Join(t.TempDir(), "analyst.token")
+	r = sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--role", "analyst", "--provinces", "all", "--out", path, "--token-file", d.AdminTokenFile())
+	mustCode(t, r, 0, "credentials create --out (table)")
+	tok, _ := os.ReadFile(path)
+	if !strings.Contains(r.stdout, path) || len(tok) < 10 || strings.Contains(r.stdout, strings.TrimSpace(string(tok))) {
+		t.Fatalf("table output %q: want the path, not the token", r.stdout)
+	}
 }
 
 func uploadJSON(t *testing.T, r result) uploadReport {
@@ -485,4 +527,123 @@ func TestE2EUploadInterruptedAndResumed(t *testing.T) {
 		t.Fatalf("after resuming: %d rows (%d distinct), report %+v; %d stored before; want %d once each", n, distinct, rep, before, rows)
 	}
 	t.Logf("interrupted after %d of %d rows; the rerun found %d duplicates and accepted %d", before, rows, rep.Duplicate, rep.Accepted)
+}
+
+// TestCredentialsRevokeByPrefix: a credential id may be given by a unique
+// prefix, as 'credentials list' shows ids; unknown or too short prefixes are
+// usage errors that revoke nothing.
+func TestCredentialsRevokeByPrefix(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	path := filepath.Join(t.TempDir(), "analyst.token")
+	r := sipasCmd(t, d.Addr, "", "admin", "credentials", "create", "--token-file", d.AdminTokenFile(), "--role", "analyst", "--provinces", "all", "--out", path, "--format", "json")
+	mustCode(t, r, 0, "credentials create")
+	var c struct{ ID string }
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || len(c.ID) != 36 {
+		t.Fatalf("create printed %q: %v", r.stdout, err)
+	}
+	mustCode(t, sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", "--token-file", d.AdminTokenFile(), c.ID[:3]), 2, "revoke by a 3-character prefix")
+	mustCode(t, sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", "--token-file", d.AdminTokenFile(), "zzzzzzzz"), 2, "revoke by an unknown prefix")
+	mustCode(t, sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", path, "--year", "2026"), 0, "the analyst reads before revocation")
+	r = sipasCmd(t, d.Addr, "", "admin", "credentials", "revoke", c.ID[:8], "--token-file", d.AdminTokenFile(), "--format", "csv")
+	mustCode(t, r, 0, "revoke by an 8-character prefix")
+	if !strings.Contains(r.stdout, c.ID) {
+		t.Fatalf("revoke output %q does not name %s", r.stdout, c.ID)
+	}
+	mustCode(t, sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", path, "--year", "2026"), 4, "the revoked analyst reads")
+}
+
+// TestUploadFileErrorsAreReportedOnce: a problem in the local file is one
+// file error naming the file, with exit 3, no hint about the server, and
+// nothing stored.
+func TestUploadFileErrorsAreReportedOnce(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	recs := exampleRows(t)
+	semicolons := filepath.Join(t.TempDir(), "semicolons.csv")
+	var b strings.Builder
+	for _, r := range recs {
+		b.WriteString(strings.Join(r, ";") + "\n")
+	}
+	if err := os.WriteFile(semicolons, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	workbook := filepath.Join(t.TempDir(), "survey.csv")
+	if err := os.WriteFile(workbook, []byte("PK\x03\x04\x14\x00\x06\x00binary workbook"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rename := func(from, to string) string {
+		out := append([][]string{slices.Clone(recs[0])}, recs[1:]...)
+		i := slices.Index(out[0], from)
+		if i < 0 {
+			t.Fatalf("no column %s", from)
+		}
+		out[0][i] = to
+		return writeCSV(t, out)
+	}
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"semicolons", semicolons, "separated by ';'"},
+		{"xlsx", workbook, "Excel workbook"},
+		{"misspelt item", rename(recs[0][len(recs[0])-1], recs[0][len(recs[0])-1]+"x"), "did you mean"},
+		{"misspelt unit", rename("unit", "unti"), `did you mean "unit"`},
+		{"no channel", rename("channel", "chanel"), `lacks column "channel"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sipasCmd(t, d.Addr, "", "upload", tc.path, "--token-file", team)
+			mustCode(t, r, 3, "upload "+tc.name)
+			if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 || !strings.Contains(r.stderr, tc.path) || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr %q: want one line naming %s and saying %q", r.stderr, tc.path, tc.want)
+			}
+			if strings.Contains(r.stderr, "sipasd") || strings.Contains(r.stderr, "hint") {
+				t.Errorf("stderr %q blames the server", r.stderr)
+			}
+		})
+	}
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 0 {
+		t.Fatalf("%d responses stored from bad files", rows)
+	}
+}
+
+// TestQuestionnaireTemplateUploads: the template has every item column of
+// the served definition, and a row keyed into it uploads as is.
+func TestQuestionnaireTemplateUploads(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	path := filepath.Join(t.TempDir(), "survey.csv")
+	mustCode(t, sipasCmd(t, d.Addr, "", "questionnaire", "template", "sipas-2023", "--out", path, "--token-file", team), 0, "template")
+	mustCode(t, sipasCmd(t, d.Addr, "", "questionnaire", "template", "sipas-2023", "--out", path, "--token-file", team), 2, "template onto an existing file")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("template: %d records, %v; want the header only", len(recs), err)
+	}
+	r := sipasCmd(t, d.Addr, "", "questionnaire", "show", "sipas-2023", "--format", "json", "--token-file", team)
+	mustCode(t, r, 0, "questionnaire show")
+	var items []struct{ Code string }
+	if err := json.Unmarshal([]byte(r.stdout), &items); err != nil || len(items) < 100 {
+		t.Fatalf("questionnaire show: %d items, %v", len(items), err)
+	}
+	header := recs[0]
+	if len(header) != 14+len(items) {
+		t.Fatalf("template header has %d columns, want 14 fixed + %d items", len(header), len(items))
+	}
+	for i, it := range items {
+		if header[14+i] != it.Code {
+			t.Fatalf("column %d is %q, want item %q", 14+i, header[14+i], it.Code)
+		}
+	}
+	// One keyed row, answering one item, goes in.
+	row := make([]string, len(header))
+	copy(row, []string{uuid.Must(uuid.NewV7()).String(), "sipas-2023", "48", "2026-03-14", "field"})
+	row[14] = "1"
+	writeRows := append([][]string{header}, row)
+	mustCode(t, sipasCmd(t, d.Addr, "", "upload", writeCSV(t, writeRows), "--token-file", team), 0, "upload a keyed template row")
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 1 {
+		t.Fatalf("%d rows stored, want 1", rows)
+	}
 }

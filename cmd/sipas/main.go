@@ -15,8 +15,11 @@ import (
 	"strings"
 	"syscall"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/client"
+	"github.com/sipas-vn/sipas/internal/version"
 )
 
 // Exit codes scripts can rely on.
@@ -67,6 +70,10 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(e.stdout, "sipas", version.String())
+		return exitOK
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, e, args[1:])
@@ -86,6 +93,7 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nEvery command takes --server (env SIPAS_SERVER), --token-file (env SIPAS_TOKEN_FILE,")
 	fmt.Fprintln(w, "or the token itself in SIPAS_TOKEN) and --format table|csv|json. Run 'sipas COMMAND --help'.")
+	fmt.Fprintln(w, "'sipas --version' prints the version.")
 	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 error, 2 usage, 3 some input rejected, 4 credential refused, 5 server unreachable,")
 	fmt.Fprintln(w, "130 interrupted (Ctrl-C; run the same command again to go on).")
 }
@@ -100,6 +108,17 @@ func (u usageError) Error() string { return u.msg }
 type interruptedError struct{ msg string }
 
 func (i interruptedError) Error() string { return i.msg }
+
+// fileError is a problem in a local input file (its format, its header, a
+// line that cannot be read): reported once, naming the file, with exit 3 and
+// no hint about the server, which was never asked.
+type fileError struct {
+	path string
+	err  error
+}
+
+func (f fileError) Error() string { return f.path + ": " + f.err.Error() }
+func (f fileError) Unwrap() error { return f.err }
 
 // rejectedError marks a run that completed but refused some input (exit 3).
 type rejectedError struct{ msg string }
@@ -123,10 +142,26 @@ func exitCode(e *env, err error) int {
 		fmt.Fprintln(e.stderr, "sipas:", ie.msg)
 		return exitInterrupted
 	}
+	var fe fileError
+	if errors.As(err, &fe) {
+		fmt.Fprintln(e.stderr, "sipas:", fe.Error())
+		return exitRejected
+	}
 	var re rejectedError
 	if errors.As(err, &re) {
 		fmt.Fprintln(e.stderr, "sipas:", re.msg)
 		return exitRejected
+	}
+	var de *sipas.Error
+	if _, fromServer := status.FromError(err); !fromServer && !errors.As(err, &de) && !errors.Is(err, context.DeadlineExceeded) {
+		// A local failure (a certificate file, a directory): the server
+		// was never asked, so no hint about it.
+		msg := err.Error()
+		if h := tlsHint(msg); h != "" {
+			msg += "\n  hint: " + h
+		}
+		fmt.Fprintln(e.stderr, "sipas:", msg)
+		return exitError
 	}
 	err = client.FromStatus(err)
 	fmt.Fprintln(e.stderr, "sipas:", describe(err))
@@ -155,9 +190,35 @@ func describe(err error) string {
 	case sipas.KindPermissionDenied:
 		msg += "\n  hint: this credential's role or scope does not allow it; ask an admin for a credential with the right role"
 	case sipas.KindUnavailable:
-		msg += "\n  hint: is sipasd running at the --server address? Retrying is safe."
+		if h := tlsHint(msg); h != "" {
+			msg += "\n  hint: " + h
+		} else {
+			msg += "\n  hint: is sipasd running at the --server address? Retrying is safe."
+		}
 	}
 	return msg
+}
+
+// tlsHint explains a TLS or certificate failure, which retrying does not
+// cure; it returns "" for other messages.
+func tlsHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "the server speaks plaintext: connect without --ca-file/--cert-file, or start sipasd with --tls-cert/--tls-key"
+	case strings.Contains(msg, "error reading server preface") || strings.Contains(msg, "frame too large") || strings.Contains(msg, "HTTP/1"):
+		return "the server expects TLS (or is not sipasd): pass its CA with --ca-file (env SIPAS_CA_FILE)"
+	case strings.Contains(msg, "certificate signed by unknown authority"):
+		return "the server's certificate is not signed by a CA this tool trusts: pass the CA that signed it with --ca-file (env SIPAS_CA_FILE)"
+	case strings.Contains(msg, "certificate is valid for") || strings.Contains(msg, "doesn't contain any IP SANs"):
+		return "the server's certificate does not name the --server address: use the host name in the certificate, or reissue the certificate"
+	case strings.Contains(msg, "certificate has expired") || strings.Contains(msg, "not yet valid"):
+		return "a certificate has expired or is not yet valid: renew it, and check the clocks"
+	case strings.Contains(msg, "bad certificate") || strings.Contains(msg, "certificate required"):
+		return "the server wants a client certificate (mutual TLS): pass --cert-file and --key-file"
+	case strings.Contains(msg, "PEM") || strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		return "check the certificate files given with --ca-file, --cert-file and --key-file"
+	}
+	return ""
 }
 
 // common holds the flags every networked command shares.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +45,35 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 	}
 	if err := parse(newFlags(&env{stderr: &bytes.Buffer{}}, "t", "t"), []string{"a", "--help"}); err != flag.ErrHelp {
 		t.Errorf("--help after a positional argument: %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		var out bytes.Buffer
+		code := runMain(t.Context(), &env{stdout: &out, stderr: &out, getenv: func(string) string { return "" }}, []string{arg})
+		if code != exitOK || !bytes.HasPrefix(out.Bytes(), []byte("sipas ")) || !bytes.Contains(out.Bytes(), []byte("go1.")) {
+			t.Errorf("sipas %s: exit %d, output %q", arg, code, out.String())
+		}
+	}
+}
+
+// TestTLSHints: certificate and TLS failures get their own hint instead of
+// "is sipasd running?"; other messages get none from tlsHint.
+func TestTLSHints(t *testing.T) {
+	for msg, want := range map[string]string{
+		`connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`:                             "plaintext",
+		`connection error: desc = "error reading server preface: EOF"`:                                                                                            "expects TLS",
+		`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`: "--ca-file",
+		`x509: certificate is valid for localhost, not example.org`:                                                                                               "does not name",
+		`tls: failed to verify certificate: x509: certificate has expired or is not yet valid`:                                                                    "expired",
+		`remote error: tls: certificate required`:                                                                                                                 "--cert-file",
+		`CA file ca.pem holds no PEM certificate`:                                                                                                                 "certificate files",
+		`dial tcp 127.0.0.1:1: connect: connection refused`:                                                                                                       "",
+	} {
+		got := tlsHint(msg)
+		if want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("tlsHint(%q) = %q, want one saying %q", msg, got, want)
+		}
 	}
 }

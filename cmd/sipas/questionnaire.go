@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
+
+	"github.com/sipas-vn/sipas/client"
 
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
@@ -13,8 +18,9 @@ func init() {
 
 func runQuestionnaire(ctx context.Context, e *env, args []string) error {
 	return subcommands(ctx, e, "questionnaire", args, map[string]func(context.Context, *env, []string) error{
-		"show": questionnaireShow,
-		"list": questionnaireList,
+		"show":     questionnaireShow,
+		"list":     questionnaireList,
+		"template": questionnaireTemplate,
 	})
 }
 
@@ -70,6 +76,59 @@ func questionnaireShow(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return t.write(e.stdout, c.format)
+}
+
+// questionnaireTemplate writes an empty batch CSV for a questionnaire: the
+// header with every fixed column and every item column, in the order of the
+// served definition, ready for a survey team's spreadsheet.
+func questionnaireTemplate(ctx context.Context, e *env, args []string) error {
+	var c common
+	var out string
+	fs := newFlags(e, "questionnaire template", "sipas questionnaire template [flags] QUESTIONNAIRE_ID",
+		"sipas questionnaire template sipas-2023 --out survey-48.csv",
+		"sipas questionnaire template sipas-2023 > survey-48.csv")
+	c.register(fs, e)
+	fs.StringVar(&out, "out", "", "write the template to this new file instead of standard output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"give one questionnaire id, e.g. sipas-2023 (see 'sipas questionnaire list')"}
+	}
+	cl, cctx, done, err := c.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := cl.Survey.GetQuestionnaire(cctx, &sipasv1.GetQuestionnaireRequest{Name: "questionnaires/" + fs.Arg(0)})
+	if err != nil {
+		return err
+	}
+	items := make([]string, 0, len(resp.GetQuestionnaire().GetItems()))
+	for _, it := range resp.GetQuestionnaire().GetItems() {
+		items = append(items, it.Code)
+	}
+	var b bytes.Buffer
+	if err := client.WriteBatchCSV(&b, items, nil); err != nil {
+		return err
+	}
+	if out == "" {
+		_, err := e.stdout.Write(b.Bytes())
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return usageError{fmt.Sprintf("--out: %v (an existing file is never overwritten)", err)}
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "sipas: wrote the %s template (%d item columns) to %s; see docs/batch-format.md\n", fs.Arg(0), len(items), out)
+	return nil
 }
 
 func questionnaireList(ctx context.Context, e *env, args []string) error {

@@ -241,8 +241,9 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 	defer f.Close()
 	br, err := client.NewBatchReader(f, format)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fileError{path, err}
 	}
+	named := map[string]*sipas.Questionnaire{} // the questionnaires the rows name
 	chk := &batchCheck{invalid: map[int64]client.ItemRejection{}, unknown: map[string]bool{}}
 	type seen struct {
 		line int64
@@ -272,7 +273,7 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fileError{path, err}
 		}
 		chk.rows++
 		if row.Err != nil {
@@ -280,6 +281,9 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 			continue
 		}
 		r := row.Response
+		if q := cat.Get(r.QuestionnaireID); q != nil {
+			named[q.ID] = q
+		}
 		missing := r.ID == ""
 		if missing {
 			chk.missingIDs++
@@ -312,6 +316,16 @@ func validateBatch(path, format string, cat *sipas.Catalog, reg *sipas.Registry,
 			continue
 		}
 		ids[r.ID] = seen{row.Line, acc.Hash}
+	}
+	if len(chk.unknown) == 0 && br.Header() != nil {
+		qs := make([]*sipas.Questionnaire, 0, len(named))
+		for _, q := range named {
+			qs = append(qs, q)
+		}
+		sort.Slice(qs, func(i, j int) bool { return qs[i].ID < qs[j].ID })
+		if err := client.CheckColumns(br.Header(), qs); err != nil {
+			return nil, fileError{path, err}
+		}
 	}
 	return chk, nil
 }

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/sipas-vn/sipas/internal/version"
 )
 
 func main() {
@@ -37,6 +39,10 @@ func main() {
 // run is main without the process: it parses args (with SIPAS_* environment
 // fallbacks from getenv), starts the daemon and blocks until ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, "sipasd", version.String())
+		return nil
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -382,3 +382,10 @@ func TestHealthOnlyListener(t *testing.T) {
 		t.Fatalf("the health-only listener served the survey service: %v", err)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--version"}, env, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "sipasd ") {
+		t.Errorf("sipasd --version: %v, output %q", err, out.String())
+	}
+}
