@@ -5,13 +5,33 @@ import (
 	"sort"
 )
 
-// CellSource gives the engine the aggregate cells of a questionnaire. The
-// store implements it with its in-memory running totals.
+// CellSource gives the engine the aggregate cells of a questionnaire.
 type CellSource interface {
 	// EachCell calls fn for every cell of the questionnaire whose month is
 	// in fromMonth..toMonth (both year*100+month, inclusive). fn must neither
 	// retain nor modify t.
 	EachCell(questionnaireID string, fromMonth, toMonth int, fn func(k CellKey, t *Tally))
+}
+
+// CellQuery narrows a read of cells to what a query needs.
+type CellQuery struct {
+	QuestionnaireID    string
+	FromMonth, ToMonth int // year*100+month, inclusive
+	// Units asks for unit cells too (province-level cells always come).
+	Units bool
+	// UnitProvinceIDs, when not nil, limits the unit cells to those of
+	// these provinces (Province.ID).
+	UnitProvinceIDs []string
+}
+
+// CellQuerier is a CellSource that can read only the cells a query needs,
+// and fail: the store reads cells by key range from a bounded cache or its
+// database. The engine uses it when the source has it.
+type CellQuerier interface {
+	// QueryCells calls fn for at least every cell cq selects (callers
+	// filter), as of one instant between two commits. fn must neither
+	// retain nor modify t.
+	QueryCells(cq CellQuery, fn func(k CellKey, t *Tally)) error
 }
 
 // Engine answers index queries from aggregate cells. Its cost depends on the
@@ -349,6 +369,20 @@ func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bo
 	return r.p.Code, true
 }
 
+// idsOf returns the ids of the province rows that can count for code on
+// the given boundaries (as collected, the rows with that code; on current
+// boundaries, the rows whose current province has it), never nil.
+func (ps *provinces) idsOf(code string, b Boundaries) []string {
+	ids := []string{}
+	for id, r := range ps.byID {
+		if (b == BoundariesCurrent && r.cur != nil && r.cur.Code == code) || (b != BoundariesCurrent && r.p.Code == code) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // nameAt names a province code in period p: the row valid on the period's
 // last day, else the latest row valid in the period, else the latest row.
 func (ps *provinces) name(code string, p Period, b Boundaries) string {
@@ -487,7 +521,7 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 		return Errorf(KindOther, op, "no cell source")
 	}
 	var bad int
-	e.Source.EachCell(p.qn.ID, from, to, func(k CellKey, t *Tally) {
+	each := func(k CellKey, t *Tally) {
 		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) || (!units && k.UnitID != "") {
 			return
 		}
@@ -496,7 +530,18 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 			return
 		}
 		fn(k, t)
-	})
+	}
+	if cq, ok := e.Source.(CellQuerier); ok {
+		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: from, ToMonth: to, Units: units}
+		if units && p.q.Scope.ProvinceCode != "" {
+			sel.UnitProvinceIDs = p.ps.idsOf(p.q.Scope.ProvinceCode, p.b)
+		}
+		if err := cq.QueryCells(sel, each); err != nil {
+			return Errorf(KindUnavailable, op, "read cells: %v", err)
+		}
+	} else {
+		e.Source.EachCell(p.qn.ID, from, to, each)
+	}
 	if bad > 0 {
 		return Errorf(KindOther, op, "%d cells of %s have a layout other than the questionnaire's", bad, p.qn.ID)
 	}

@@ -73,49 +73,24 @@ func (t *Tally) TrackNonzero() {
 // packed answers (Accepted.Answers: code + 1 by item position): one
 // respondent, one at the slot of each answer with a valid code (8 and 9
 // included) and one at each formula node with at least one valid scale
-// answer under it. It equals Add of the same answers in the map form, and
-// keeps the record of non-zero slots (TrackNonzero).
+// answer under it (Questionnaire.Contribution). It equals Add of the same
+// answers in the map form, and keeps the record of non-zero slots
+// (TrackNonzero).
 func (t *Tally) AddAnswers(q *Questionnaire, answers []uint8) {
-	var seen [256]bool
-	var seenBig []bool
-	if len(q.Nodes) > len(seen) {
-		seenBig = make([]bool, len(q.Nodes))
-	}
-	t.Respondents++
-	items := q.Items[:min(len(answers), len(q.Items))]
-	for i, it := range items {
-		v := int(answers[i])
-		if v == 0 || v > len(it.slotOf) {
-			continue
-		}
-		s := it.slotOf[v-1]
-		if s < 0 {
-			continue
-		}
-		if t.Slots[s] == 0 && t.nonzero != nil {
-			if (len(t.nonzero)+1)*2 > len(t.Slots) {
-				t.nonzero = nil // dense now: merge every slot
-			} else {
-				t.nonzero = append(t.nonzero, uint16(s))
-			}
-		}
-		t.Slots[s]++
-		if int(s) >= it.Slot+len(it.Scale.Codes) {
-			continue // 8 or 9: not a valid answer for n
-		}
-		for n := it.Node; n != nil; n = n.Parent {
-			if seenBig != nil {
-				if seenBig[n.Index] {
-					break
-				}
-				seenBig[n.Index] = true
-			} else {
-				if seen[n.Index] {
-					break // this node and its ancestors are already counted
-				}
-				seen[n.Index] = true
-			}
-			t.NodeN[n.Index]++
+	var c Contribution
+	q.Contribution(answers, &c)
+	t.AddContribution(&c, 1)
+}
+
+// AddContribution adds sign times c to t: sign 1 counts a response, -1
+// takes it back out (a withdrawn or amended response).
+func (t *Tally) AddContribution(c *Contribution, sign int64) {
+	t.Respondents += sign
+	for _, ctr := range c.Counters {
+		if int(ctr) < len(t.Slots) {
+			t.addSlot(int(ctr), sign)
+		} else {
+			t.NodeN[int(ctr)-len(t.Slots)] += sign
 		}
 	}
 }

@@ -45,11 +45,30 @@ func (m *Metrics) watchStore(st store.Backend) error {
 			Help: "Response transactions rolled back (their callers got an indeterminate error; retrying is safe)."},
 			func() float64 { return float64(st.Stats().FailedCommits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_tally_checkpoints_total",
-			Help: "Checkpoints of the in-memory aggregates into the database."},
+			Help: "Checkpoints of the aggregates' deltas into the database."},
 			func() float64 { return float64(st.Stats().Checkpoints) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_tally_checkpoint_failures_total",
 			Help: "Failed checkpoints of the aggregates (nothing is lost: a start re-counts the responses after the last good one)."},
 			func() float64 { return float64(st.Stats().FailedCheckpoints) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_tally_cells_written_total",
+			Help: "Aggregate cells written by checkpoints (only cells that changed are written)."},
+			func() float64 { return float64(st.Stats().CellsWritten) }),
+	}
+	// A bounded cache of aggregate cells.
+	if c, ok := st.(interface{ CacheStats() store.CacheStats }); ok {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_bytes", Help: "Bytes of aggregate cells in the read cache."},
+				func() float64 { return float64(c.CacheStats().Bytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_budget_bytes", Help: "Bound of the aggregate cell cache (--cell-cache-mib)."},
+				func() float64 { return float64(c.CacheStats().Budget) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_blocks", Help: "Blocks of cells in the read cache."},
+				func() float64 { return float64(c.CacheStats().Blocks) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_hits_total", Help: "Block reads served by the cell cache."},
+				func() float64 { return float64(c.CacheStats().Hits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_misses_total", Help: "Block reads that went to the database."},
+				func() float64 { return float64(c.CacheStats().Misses) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_evictions_total", Help: "Blocks evicted from the cell cache to stay within its budget."},
+				func() float64 { return float64(c.CacheStats().Evictions) }))
 	}
 	// File sizes exist for a store in a file (SQLite) only.
 	if f, ok := st.(interface{ Sizes() (db, wal int64) }); ok {

@@ -1,66 +1,48 @@
 package store
 
-import "github.com/sipas-vn/sipas"
+import (
+	"github.com/sipas-vn/sipas"
+)
 
-// cellIndex holds the in-memory aggregate cells by questionnaire and month,
-// so that an index read touches only the months it asks for, however many
-// years of data are stored.
-type cellIndex map[string]map[int]map[sipas.CellKey]*sipas.Tally
-
-func (c cellIndex) get(k sipas.CellKey) *sipas.Tally {
-	return c[k.QuestionnaireID][k.Month][k]
+// deltas are what the commits since the last checkpoint added to each cell,
+// kept sparse (sipas.SparseTally) and indexed by block, so that a read adds
+// them to the stored cells of the blocks it reads. A delta may be negative
+// (a response taken back out); a stored cell plus its delta never is.
+type deltas struct {
+	cells   map[sipas.CellKey]*sipas.SparseTally
+	byBlock map[blockKey][]sipas.CellKey
+	bytes   int // estimated memory held
 }
 
-func (c cellIndex) put(k sipas.CellKey, t *sipas.Tally) {
-	months := c[k.QuestionnaireID]
-	if months == nil {
-		months = map[int]map[sipas.CellKey]*sipas.Tally{}
-		c[k.QuestionnaireID] = months
-	}
-	cells := months[k.Month]
-	if cells == nil {
-		cells = map[sipas.CellKey]*sipas.Tally{}
-		months[k.Month] = cells
-	}
-	cells[k] = t
+func newDeltas() *deltas {
+	return &deltas{cells: map[sipas.CellKey]*sipas.SparseTally{}, byBlock: map[blockKey][]sipas.CellKey{}}
 }
 
-// each calls fn for the cells of a questionnaire in fromMonth..toMonth
-// (0 leaves that end open).
-func (c cellIndex) each(questionnaireID string, fromMonth, toMonth int, fn func(sipas.CellKey, *sipas.Tally)) {
-	months := c[questionnaireID]
-	visit := func(cells map[sipas.CellKey]*sipas.Tally) {
-		for k, t := range cells {
-			fn(k, t)
-		}
+// add adds sign times contribution c to the delta of cell k.
+func (d *deltas) add(k sipas.CellKey, q *sipas.Questionnaire, c *sipas.Contribution, sign int64) {
+	t := d.cells[k]
+	if t == nil {
+		t = sipas.NewSparseTally(q)
+		d.cells[k] = t
+		b := blockOf(k)
+		d.byBlock[b] = append(d.byBlock[b], k)
+		d.bytes += 160 // key, map entries
+	} else {
+		d.bytes -= t.Size()
 	}
-	if fromMonth > 0 && toMonth > 0 && toMonth-fromMonth < 100*12 {
-		// Walk the calendar months of the range: cheaper than scanning every
-		// stored month when the history is long.
-		for m := fromMonth; m <= toMonth; m = nextMonth(m) {
-			visit(months[m])
-		}
-		return
-	}
-	for m, cells := range months {
-		if (fromMonth > 0 && m < fromMonth) || (toMonth > 0 && m > toMonth) {
-			continue
-		}
-		visit(cells)
-	}
+	t.Add(c, sign)
+	d.bytes += t.Size()
 }
 
-// all calls fn for every cell.
-func (c cellIndex) all(fn func(sipas.CellKey, *sipas.Tally)) {
-	for _, months := range c {
-		for _, cells := range months {
-			for k, t := range cells {
-				fn(k, t)
-			}
-		}
-	}
+func (d *deltas) len() int { return len(d.cells) }
+
+func (d *deltas) reset() {
+	clear(d.cells)
+	clear(d.byBlock)
+	d.bytes = 0
 }
 
+// nextMonth returns the cell month after m (both year*100+month).
 func nextMonth(m int) int {
 	if m%100 >= 12 {
 		return (m/100+1)*100 + 1

@@ -3,21 +3,30 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sipas-vn/sipas"
 )
 
-// The aggregates live in memory and are updated after every commit of
-// responses. The tallies table is a checkpoint of them: the writer rewrites
-// the cells changed since the previous checkpoint, together with the seq of
-// the last response they include (meta key tallySeqKey), in one transaction,
-// every Options.CheckpointRows responses or Options.CheckpointInterval,
-// and when the store closes. At start-up the checkpoint is loaded and the
-// responses stored after its seq are replayed into it, so memory equals a
-// count of every stored response after any crash.
+// The tallies table holds every aggregate cell, in the sparse encoding of
+// sipas.SparseTally, and is the truth the indices are read from: a read
+// takes the blocks of cells its query needs (see cellcache.go) from the
+// cache or by key range from the table. Commits do not write it: the
+// applier adds each commit's responses to the deltas in memory, which reads
+// add to the stored cells. A checkpoint writes the cells with a delta (base
+// read back, delta added, row upserted; nothing else), together with the
+// seq of the last response they count (meta key tallySeqKey), in one
+// transaction, every Options.CheckpointRows responses, when the deltas
+// reach Options.MaxDirtyCells cells, every Options.CheckpointInterval, and
+// when the store closes. At start-up only the responses stored after that
+// seq are replayed into deltas (flushed in steps of MaxDirtyCells), so the
+// aggregates equal a count of every stored response after any crash, and
+// neither start-up nor memory depends on how much history is stored.
 //
 // This keeps the response transaction to the responses alone: rewriting the
 // changed cells in every commit cost more than the responses themselves
@@ -49,11 +58,12 @@ func tallySeq(ctx context.Context, q queryer) (int64, error) {
 	return seq, nil
 }
 
-// replay adds every response stored after seq `after` to the tallies that
-// writable returns for its cells, and returns the seq of the last one and
-// how many there were.
+// replay calls fn for every response stored after seq `after`, in seq
+// order, with the cells it is counted in and its contribution, and returns
+// the seq of the last one and how many there were. fn may fail (a
+// checkpoint during the replay), which ends it.
 func (s *Store) replay(ctx context.Context, q queryer, after int64,
-	writable func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally) (last int64, n int, err error) {
+	fn func(seq int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error) (last int64, n int, err error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload
 		FROM responses WHERE seq > ? ORDER BY seq`, after)
 	if err != nil {
@@ -64,6 +74,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	var (
 		payload []byte
 		answers []uint8
+		c       sipas.Contribution
 	)
 	for rows.Next() {
 		var k sipas.CellKey
@@ -79,9 +90,10 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 		if answers, err = payloadAnswers(qn, payload, answers); err != nil {
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
+		qn.Contribution(answers, &c)
 		keys, nk := countedIn(k)
-		for _, key := range keys[:nk] {
-			writable(key, qn).AddAnswers(qn, answers)
+		if err := fn(last, keys[:nk], qn, &c); err != nil {
+			return 0, 0, err
 		}
 		n++
 	}
@@ -91,53 +103,62 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	return last, n, nil
 }
 
-// recoverTallies brings memory, loaded from the checkpoint, up to date with
-// the responses stored after it, and checkpoints the result so that the
-// next start does not replay them again. It runs in Open, before the writer
-// starts.
+// recoverTallies counts the responses stored after the last checkpoint into
+// the deltas, checkpointing whenever they reach Options.MaxDirtyCells cells
+// and at the end, so that the next start does not replay them again and
+// memory stays bounded however many there are (the first start after
+// migration 0004 counts every stored response). It runs in Open, before
+// the writer starts.
 func (s *Store) recoverTallies(ctx context.Context) error {
 	start := time.Now()
 	seq, err := tallySeq(ctx, s.reader)
 	if err != nil {
 		return err
 	}
+	s.tallySeq, s.lastSeq = seq, seq
 	cells := 0
-	last, n, err := s.replay(ctx, s.reader, seq, func(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
-		if _, seen := s.dirty[k]; !seen {
-			s.dirty[k] = struct{}{}
-			cells++
+	_, n, err := s.replay(ctx, s.reader, seq, func(seq int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error {
+		for _, k := range keys {
+			s.deltas.add(k, qn, c, 1)
 		}
-		return s.cellForWrite(k, q)
+		s.lastSeq = seq
+		if s.deltas.len() >= s.opts.MaxDirtyCells {
+			cells += s.deltas.len()
+			return s.writeCheckpoint(ctx)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.tallySeq, s.lastSeq = seq, last
 	if n == 0 {
 		return nil
 	}
+	cells += s.deltas.len()
 	if err := s.writeCheckpoint(ctx); err != nil {
 		return err
 	}
 	s.opts.Logger.Info("store: aggregates replayed from the responses after the last checkpoint",
-		"responses", n, "cells", cells, "duration", time.Since(start).Round(time.Millisecond).String())
+		"responses", n, "cells_written", cells, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
-// maybeCheckpoint writes a checkpoint when enough responses or time have
-// gone by since the last one (or always, with force, when anything is new).
-// A failed checkpoint changes nothing: the cells stay dirty and the next
-// attempt, an interval later, writes them. It runs on the writer goroutine.
+// maybeCheckpoint writes a checkpoint when enough responses, changed cells
+// or time have gone by since the last one (or always, with force, when
+// anything is new). A failed checkpoint changes nothing: the deltas stay and
+// the next attempt, an interval later, writes them. It runs on the writer
+// goroutine.
 func (s *Store) maybeCheckpoint(force bool) {
 	if s.lastSeq == s.tallySeq {
 		return // nothing stored since the last checkpoint
 	}
-	if !force && (s.lastSeq-s.tallySeq < int64(s.opts.CheckpointRows) && time.Since(s.lastCheckpoint) < s.opts.CheckpointInterval ||
-		time.Now().Before(s.checkpointRetryAt)) {
+	due := s.lastSeq-s.tallySeq >= int64(s.opts.CheckpointRows) || int(s.dirtyCells.Load()) >= s.opts.MaxDirtyCells ||
+		time.Since(s.lastCheckpoint) >= s.opts.CheckpointInterval
+	if !force && (!due || time.Now().Before(s.checkpointRetryAt)) {
 		return
 	}
-	// The applier may still be adding the latest commit to memory; it holds
-	// commitMu until it has.
+	// The applier may still be adding the latest commit to the deltas; it
+	// holds commitMu until it has.
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
@@ -145,7 +166,7 @@ func (s *Store) maybeCheckpoint(force bool) {
 	if err := s.writeCheckpoint(ctx); err != nil {
 		s.resetConn()
 		s.opts.Logger.Error("store: tally checkpoint failed; it is retried, nothing is lost (start-up replays the responses after the last checkpoint)",
-			"cells", len(s.dirty), "err", err)
+			"cells", s.deltas.len(), "err", err)
 		s.qmu.Lock()
 		s.stats.FailedCheckpoints++
 		s.qmu.Unlock()
@@ -156,9 +177,13 @@ func (s *Store) maybeCheckpoint(force bool) {
 	}
 }
 
-// writeCheckpoint rewrites the dirty cells and the seq they count up to in
-// one transaction on the writer connection. It runs on the writer goroutine
-// with commitMu held (no commit is being applied), or in Open.
+// writeCheckpoint adds each cell's delta to its stored row (read from the
+// cache or the table), writes the rows and the seq they count up to in one
+// transaction on the writer connection, and then, with every reader
+// excluded, commits, puts the new rows into the cached blocks and drops the
+// deltas. A cell whose total is empty (every response taken back out) is
+// deleted. It runs on the writer goroutine with commitMu held (no commit is
+// being applied), or in Open.
 func (s *Store) writeCheckpoint(ctx context.Context) error {
 	c, err := s.conn(ctx)
 	if err != nil {
@@ -169,37 +194,132 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	up, err := tx.PrepareContext(ctx, `INSERT INTO tallies (questionnaire_id, province_id, month, channel, unit_id, data)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (questionnaire_id, province_id, month, channel, unit_id) DO UPDATE SET data = excluded.data`)
+	// Row statements run without ctx's cancellation, as in insertTx.
+	rowCtx := context.WithoutCancel(ctx)
+	sel, err := tx.PrepareContext(ctx, "SELECT data FROM tallies WHERE "+cellKeyWhere)
+	if err != nil {
+		return err
+	}
+	defer sel.Close()
+	up, err := tx.PrepareContext(ctx, `INSERT INTO tallies (questionnaire_id, kind, month, province_id, unit_id, channel, seq, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (questionnaire_id, kind, month, province_id, unit_id, channel) DO UPDATE SET seq = excluded.seq, data = excluded.data`)
 	if err != nil {
 		return err
 	}
 	defer up.Close()
-	// Cells change only while a commit is applied, which commitMu excludes,
-	// so reading them here needs no lock. Row statements run without ctx's
-	// cancellation, as in insertTx.
-	rowCtx := context.WithoutCancel(ctx)
-	for k := range s.dirty {
-		data, err := s.cells.get(k).MarshalBinary()
-		if err != nil {
-			return err
+	del, err := tx.PrepareContext(ctx, "DELETE FROM tallies WHERE "+cellKeyWhere)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+
+	// Deltas change only while a commit is applied, which commitMu excludes,
+	// so reading them here needs no lock. Keys in table order: neighbouring
+	// rows share pages.
+	keys := make([]sipas.CellKey, 0, s.deltas.len())
+	for k := range s.deltas.cells {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareCellKeys)
+	written := make([][]byte, len(keys))
+	for i, k := range keys {
+		base, cached := s.cache.peek(k)
+		if !cached {
+			switch err := sel.QueryRowContext(rowCtx, cellKeyArgs(k)...).Scan(&base); {
+			case errors.Is(err, sql.ErrNoRows):
+				base = nil
+			case err != nil:
+				return fmt.Errorf("read tally: %w", err)
+			}
 		}
-		if _, err := up.ExecContext(rowCtx, k.QuestionnaireID, k.ProvinceID, k.Month, int64(k.Channel), k.UnitID, data); err != nil {
+		d := s.deltas.cells[k]
+		total := &sipas.SparseTally{NSlots: d.NSlots, NNodes: d.NNodes}
+		if base != nil {
+			if err := total.UnmarshalBinary(base); err != nil {
+				return fmt.Errorf("cell %v: %w", k, err)
+			}
+			if total.NSlots != d.NSlots || total.NNodes != d.NNodes {
+				return fmt.Errorf("cell %v has %d slots and %d nodes, its questionnaire %d and %d",
+					k, total.NSlots, total.NNodes, d.NSlots, d.NNodes)
+			}
+		}
+		total.Merge(d)
+		data, err := total.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("cell %v: %w", k, err)
+		}
+		if total.IsZero() {
+			if _, err := del.ExecContext(rowCtx, cellKeyArgs(k)...); err != nil {
+				return fmt.Errorf("delete tally: %w", err)
+			}
+			continue // written[i] stays nil: no longer stored
+		}
+		args := append(cellKeyArgs(k), s.lastSeq, data)
+		if _, err := up.ExecContext(rowCtx, args...); err != nil {
 			return fmt.Errorf("write tally: %w", err)
 		}
+		written[i] = data
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", strconv.FormatInt(s.lastSeq, 10), tallySeqKey); err != nil {
 		return fmt.Errorf("write %s: %w", tallySeqKey, err)
 	}
+	// Readers hold cellsMu while they read the table and the deltas: with
+	// it held here, a reader sees the old rows with the deltas or the new
+	// rows without them, never both or neither.
+	s.cellsMu.Lock()
+	defer s.cellsMu.Unlock()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	clear(s.dirty)
+	for i, k := range keys {
+		s.cache.update(k, written[i])
+	}
+	s.deltas.reset()
+	s.dirtyCells.Store(0)
 	s.tallySeq = s.lastSeq
 	s.lastCheckpoint = time.Now()
 	s.qmu.Lock()
 	s.stats.Checkpoints++
+	s.stats.CellsWritten += uint64(len(keys))
 	s.qmu.Unlock()
 	return nil
+}
+
+// cellKeyWhere selects one row of tallies by its key (cellKeyArgs).
+const cellKeyWhere = "questionnaire_id = ? AND kind = ? AND month = ? AND province_id = ? AND unit_id = ? AND channel = ?"
+
+// cellKeyArgs are the key columns of cell k in table order.
+func cellKeyArgs(k sipas.CellKey) []any {
+	kind := 0
+	if k.UnitID != "" {
+		kind = 1
+	}
+	args := make([]any, 6, 8) // room for the columns an upsert adds
+	args[0], args[1], args[2], args[3], args[4], args[5] = k.QuestionnaireID, kind, k.Month, k.ProvinceID, k.UnitID, int64(k.Channel)
+	return args
+}
+
+// compareCellKeys orders cell keys as the tallies table's primary key does.
+func compareCellKeys(a, b sipas.CellKey) int {
+	if c := strings.Compare(a.QuestionnaireID, b.QuestionnaireID); c != 0 {
+		return c
+	}
+	ak, bk := a.UnitID != "", b.UnitID != ""
+	if ak != bk {
+		if !ak {
+			return -1
+		}
+		return 1
+	}
+	if a.Month != b.Month {
+		return a.Month - b.Month
+	}
+	if c := strings.Compare(a.ProvinceID, b.ProvinceID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.UnitID, b.UnitID); c != 0 {
+		return c
+	}
+	return int(a.Channel) - int(b.Channel)
 }

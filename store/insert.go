@@ -32,6 +32,7 @@ type prepared struct {
 	acc     *sipas.Accepted
 	month   int
 	payload []byte
+	contrib sipas.Contribution // what it adds to its cells
 }
 
 const opInsert = "store.insert"
@@ -43,11 +44,13 @@ func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
 		return nil, err
 	}
 	r := acc.Response
-	return &prepared{
+	p := &prepared{
 		acc:     acc,
 		month:   sipas.MonthOf(r.CollectedAt),
 		payload: EncodePayload(acc.Questionnaire, &r.Demographics, acc.Answers),
-	}, nil
+	}
+	acc.Questionnaire.Contribution(acc.Answers, &p.contrib)
+	return p, nil
 }
 
 // Insert stores validated responses. Each item's outcome is in the result
@@ -127,8 +130,8 @@ type applyJob struct {
 	dur      time.Duration
 }
 
-// applyLoop adds each committed transaction's responses to the aggregate
-// cells (in place, under the lock readers hold while they read), releases
+// applyLoop adds each committed transaction's responses to the deltas of
+// their cells (under the lock readers hold while they read), releases
 // commitMu, records the commit in the statistics and the OnCommit hook, and
 // answers the callers: a caller that has its answer sees its responses in
 // indices and metrics. It runs on its own goroutine so that the writer's
@@ -139,13 +142,12 @@ func (s *Store) applyLoop() {
 	for job := range s.applies {
 		s.cellsMu.Lock()
 		for _, p := range job.inserted {
-			q := p.acc.Questionnaire
 			keys, nk := cellKeys(p.acc, p.month)
 			for _, k := range keys[:nk] {
-				s.cellForWrite(k, q).AddAnswers(q, p.acc.Answers)
-				s.dirty[k] = struct{}{}
+				s.deltas.add(k, p.acc.Questionnaire, &p.contrib, 1)
 			}
 		}
+		s.dirtyCells.Store(int64(s.deltas.len()))
 		s.cellsMu.Unlock()
 		s.commitMu.Unlock()
 
@@ -365,18 +367,4 @@ func countedIn(k sipas.CellKey) ([2]sipas.CellKey, int) {
 	p := k
 	p.UnitID = ""
 	return [2]sipas.CellKey{p, k}, 2
-}
-
-// cellForWrite returns cell k, created empty (tracking its non-zero slots)
-// when new. Callers hold cellsMu for writing, or run before readers can.
-// A cell always has the layout of its questionnaire: new cells are made for
-// it, and loadTallies refuses stored cells of another layout.
-func (s *Store) cellForWrite(k sipas.CellKey, q *sipas.Questionnaire) *sipas.Tally {
-	t := s.cells.get(k)
-	if t == nil {
-		t = sipas.NewTally(q)
-		t.TrackNonzero()
-		s.cells.put(k, t)
-	}
-	return t
 }

@@ -22,11 +22,24 @@ import (
 //	        questionnaire does not have, or a negative code); validated
 //	        responses never have them, but the encoding stays lossless.
 //
-// A full 106-item response takes about 120 bytes. Because answers are stored
+// Format version 2 (payloadV2) is the same but for the answers, which are
+// listed sparse, for a response that answers fewer than half the items (a
+// kiosk asks about 22 of 106):
+//
+//	uvarint n = len(q.Items)
+//	uvarint k, then k × (uvarint gap, uvarint answer): the position of each
+//	        answered item as the gap from the previous one (the first: its
+//	        position + 1), and its code + 1
+//
+// EncodePayload writes whichever of the two is shorter. A full 106-item
+// response takes about 120 bytes, a kiosk response about 60. Because answers are stored
 // by item position, a questionnaire version's item order must never change
 // once responses have been stored for it (definitions are versioned, not
 // edited); decode checks that the item count still matches.
-const payloadV1 = 1
+const (
+	payloadV1 = 1
+	payloadV2 = 2
+)
 
 var errPayloadCorrupt = errors.New("corrupt response payload")
 
@@ -52,14 +65,34 @@ func EncodePayload(q *sipas.Questionnaire, d *sipas.Demographics, answers []uint
 		b = append(b, 1)
 	}
 	b = binary.AppendUvarint(b, uint64(len(q.Items)))
-	for i := range q.Items {
-		var v uint8
-		if i < len(answers) {
-			v = answers[i]
+	answers = answers[:min(len(answers), len(q.Items))]
+	k := 0
+	for _, v := range answers {
+		if v != 0 {
+			k++
 		}
-		b = binary.AppendUvarint(b, uint64(v))
 	}
-	return append(b, 0) // no answers outside the positional form
+	if 2*k >= len(q.Items) {
+		for i := range q.Items {
+			var v uint8
+			if i < len(answers) {
+				v = answers[i]
+			}
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+		return append(b, 0) // no answers outside the positional form
+	}
+	b[0] = payloadV2
+	b = binary.AppendUvarint(b, uint64(k))
+	prev := -1
+	for i, v := range answers {
+		if v != 0 {
+			b = binary.AppendUvarint(b, uint64(i-prev))
+			b = binary.AppendUvarint(b, uint64(v))
+			prev = i
+		}
+	}
+	return append(b, 0)
 }
 
 // decodePayload fills r.Demographics and r.Answers from b.
@@ -92,9 +125,10 @@ func payloadAnswers(q *sipas.Questionnaire, b []byte, dst []uint8) ([]uint8, err
 // parsePayload decodes b: the demographics into d, then each positional
 // answer that was given (item index, code + 1) and each extra answer.
 func parsePayload(q *sipas.Questionnaire, b []byte, d *sipas.Demographics, positional func(i int, v uint64), extra func(code string, a int64)) error {
-	if len(b) == 0 || b[0] != payloadV1 {
+	if len(b) == 0 || (b[0] != payloadV1 && b[0] != payloadV2) {
 		return fmt.Errorf("%w: unknown format", errPayloadCorrupt)
 	}
+	sparse := b[0] == payloadV2
 	b = b[1:]
 	varint := func() (int64, error) {
 		v, n := binary.Varint(b)
@@ -148,13 +182,39 @@ func parsePayload(q *sipas.Questionnaire, b []byte, d *sipas.Demographics, posit
 	if n != uint64(len(q.Items)) {
 		return fmt.Errorf("%w: %d items stored, questionnaire %s has %d", errPayloadCorrupt, n, q.ID, len(q.Items))
 	}
-	for i := range q.Items {
-		v, err := uvarint()
+	if sparse {
+		k, err := uvarint()
 		if err != nil {
 			return err
 		}
-		if v != 0 {
-			positional(i, v)
+		if k > n {
+			return fmt.Errorf("%w: %d answers of %d items", errPayloadCorrupt, k, n)
+		}
+		pos := -1
+		for range k {
+			gap, err := uvarint()
+			if err != nil {
+				return err
+			}
+			v, err := uvarint()
+			if err != nil {
+				return err
+			}
+			if gap == 0 || gap > n || int64(pos)+int64(gap) >= int64(n) || v == 0 {
+				return fmt.Errorf("%w: answer position", errPayloadCorrupt)
+			}
+			pos += int(gap)
+			positional(pos, v)
+		}
+	} else {
+		for i := range q.Items {
+			v, err := uvarint()
+			if err != nil {
+				return err
+			}
+			if v != 0 {
+				positional(i, v)
+			}
 		}
 	}
 	m, err := uvarint()

@@ -7,12 +7,14 @@
 // queries. Every connection setting comes from the DSN and is asserted on each
 // new connection (see reliability.md §4).
 //
-// Running totals of every aggregate cell live in memory, updated only after
-// the transaction holding the responses they count has committed. The
-// tallies table is a checkpoint of memory with the seq of the last response
-// it counts; at start-up the responses after it are replayed (see
-// checkpoint.go), so the aggregates never disagree with the stored
-// responses, also after a crash.
+// The aggregate cells are stored sparse in the tallies table, read by key
+// range through a cache bounded in bytes; what commits add to them is kept
+// as deltas in memory, updated only after the transaction holding the
+// responses they count has committed, and written to the table by
+// checkpoints with the seq of the last response counted; at start-up only
+// the responses after it are replayed (see checkpoint.go), so the
+// aggregates never disagree with the stored responses, also after a crash,
+// and memory and start-up do not grow with history.
 package store
 
 import (
@@ -25,6 +27,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -56,13 +59,18 @@ type Options struct {
 	// fsync whatever its size, so under concurrent load a short wait makes
 	// commits larger and cheaper per response; sipasd sets 500µs.
 	CommitLinger time.Duration
-	// CheckpointRows and CheckpointInterval: the aggregates are checkpointed
-	// into the tallies table after this many new responses (default 200000)
-	// or this long after the previous checkpoint (default 30s), whichever
-	// comes first, and on Close. They bound the responses replayed at
-	// start-up after a crash.
+	// CheckpointRows, MaxDirtyCells and CheckpointInterval: the deltas of
+	// the aggregates are checkpointed into the tallies table after this many
+	// new responses (default 100000), when this many cells have a delta
+	// (default 16384), or this long after the previous checkpoint (default
+	// 30s), whichever comes first, and on Close. They bound the responses
+	// replayed at start-up after a crash and the memory the deltas hold.
 	CheckpointRows     int
+	MaxDirtyCells      int
 	CheckpointInterval time.Duration
+	// CellCacheBytes bounds the stored cells kept in memory for reads
+	// (default 32 MiB); the rest are read from the table by key range.
+	CellCacheBytes int
 	// OnCommit, when set, is called by the writer after each successful
 	// group commit of responses with the number of responses in it and the
 	// time from BEGIN to the end of COMMIT.
@@ -96,7 +104,13 @@ func (o *Options) fill() {
 		o.Now = time.Now
 	}
 	if o.CheckpointRows <= 0 {
-		o.CheckpointRows = 200000
+		o.CheckpointRows = 100000
+	}
+	if o.MaxDirtyCells <= 0 {
+		o.MaxDirtyCells = 16384
+	}
+	if o.CellCacheBytes <= 0 {
+		o.CellCacheBytes = 32 << 20
 	}
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = 30 * time.Second
@@ -121,6 +135,9 @@ type Store struct {
 
 	credByHash *sql.Stmt // prepared on the reader pool: the auth hot path
 
+	// Block reads of the tallies table, prepared on the reader pool.
+	provinceBlockStmt, unitBlockStmt, unitMonthStmt *sql.Stmt
+
 	// The response transaction's statements, prepared once on the writer
 	// pool: a transaction takes them with Tx.StmtContext, which reuses the
 	// connection's prepared statement instead of preparing it again (and
@@ -129,21 +146,22 @@ type Store struct {
 
 	sqliteVersion string
 
-	// Aggregates. The applier adds each commit to cells in place, holding
-	// cellsMu for writing; readers hold it for reading while they read.
-	// commitMu is taken by the writer just before COMMIT and released by the
-	// applier once memory has the commit, so a checker can take a snapshot of
-	// the database and of memory that agree, and commits reach memory in
-	// order.
-	cellsMu  sync.RWMutex
-	cells    cellIndex
-	commitMu sync.Mutex
+	// Aggregates. The applier adds each commit to the deltas, holding
+	// cellsMu for writing; a checkpoint holds it for writing while it
+	// commits the cells, updates the cache and drops the deltas; readers
+	// hold it for reading while they read cells. commitMu is taken by the
+	// writer just before COMMIT and released by the applier once the deltas
+	// have the commit, so a checker can take a snapshot of the database and
+	// of memory that agree, and commits reach memory in order.
+	cellsMu    sync.RWMutex
+	deltas     *deltas
+	cache      *cellCache
+	dirtyCells atomic.Int64 // deltas.len(), for the writer's checkpoint rule
+	commitMu   sync.Mutex
 
-	// Checkpoint state, owned by the writer goroutine: the cells changed
-	// since the last checkpoint, and the seq of the last response counted in
-	// memory and in the checkpoint (lastSeq-tallySeq responses wait for the
-	// next checkpoint).
-	dirty          map[sipas.CellKey]struct{}
+	// Checkpoint state, owned by the writer goroutine: the seq of the last
+	// response counted in the deltas and in the table (lastSeq-tallySeq
+	// responses wait for the next checkpoint).
 	lastSeq        int64
 	tallySeq       int64
 	lastCheckpoint time.Time
@@ -166,7 +184,8 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path, applies pending
-// migrations, loads the aggregates into memory and starts the writer.
+// migrations, counts the responses stored after the last checkpoint of the
+// aggregates and starts the writer.
 // Questionnaires are looked up in cat by id.
 func Open(ctx context.Context, path string, cat *sipas.Catalog, opts Options) (*Store, error) {
 	if cat == nil {
@@ -199,8 +218,8 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		path:        path,
 		cat:         cat,
 		opts:        opts,
-		cells:       cellIndex{},
-		dirty:       map[sipas.CellKey]struct{}{},
+		deltas:      newDeltas(),
+		cache:       newCellCache(opts.CellCacheBytes),
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		writerDone:  make(chan struct{}),
@@ -256,8 +275,13 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 	if s.credByHash, err = s.reader.PrepareContext(ctx, "SELECT "+credentialColumns+" FROM credentials WHERE token_hash = ?"); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := s.loadTallies(ctx); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{{&s.provinceBlockStmt, provinceBlockSQL}, {&s.unitBlockStmt, unitBlockSQL}, {&s.unitMonthStmt, unitMonthSQL}} {
+		if *p.st, err = s.reader.PrepareContext(ctx, p.sql); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	if err := s.recoverTallies(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -285,7 +309,8 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.writerDone
 		var errs []error
-		for _, st := range []*sql.Stmt{s.credByHash, s.insertStmt, s.insertGroupStmt, s.hashStmt} {
+		for _, st := range []*sql.Stmt{s.credByHash, s.insertStmt, s.insertGroupStmt, s.hashStmt,
+			s.provinceBlockStmt, s.unitBlockStmt, s.unitMonthStmt} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}

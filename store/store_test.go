@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -500,6 +501,55 @@ func TestBackupIntegrityPingCheckpoint(t *testing.T) {
 	}
 	if err := s.Checkpoint(ctx, "bogus"); sipas.KindOf(err) != sipas.KindInvalid {
 		t.Errorf("bogus checkpoint mode: %v", err)
+	}
+}
+
+// TestPayloadSparseAndDense: a response answering fewer than half the
+// items is stored sparse (format 2), about two bytes per answer; a fuller
+// one positionally (format 1); payloads of format 1 written for sparse
+// responses (before format 2) still decode to the same answers.
+func TestPayloadSparseAndDense(t *testing.T) {
+	cat, _ := catalog(t)
+	q := cat.Get("sipas-2023")
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, answered := range []int{0, 1, 22, len(q.Items)/2 - 1, len(q.Items) / 2, len(q.Items)} {
+		answers := make([]uint8, len(q.Items))
+		for _, i := range rng.Perm(len(q.Items))[:answered] {
+			answers[i] = uint8(q.Items[i].Scale.Codes[rng.IntN(len(q.Items[i].Scale.Codes))].Code + 1)
+		}
+		d := sipas.Demographics{Gender: 1}
+		b := EncodePayload(q, &d, answers)
+		wantFormat := byte(payloadV1)
+		if 2*answered < len(q.Items) {
+			wantFormat = payloadV2
+		}
+		if b[0] != wantFormat {
+			t.Errorf("%d answers: format %d, want %d", answered, b[0], wantFormat)
+		}
+		if wantFormat == payloadV2 && len(b) > 14+2*answered {
+			t.Errorf("%d answers: %d bytes, want at most %d", answered, len(b), 14+2*answered)
+		}
+		back, err := payloadAnswers(q, b, nil)
+		if err != nil || !bytes.Equal(back, answers) {
+			t.Fatalf("%d answers: decoded %v, %v", answered, back, err)
+		}
+		// The same answers in format 1, as stored before format 2.
+		v1 := []byte{payloadV1}
+		v1 = binary.AppendVarint(v1, 1)
+		for range 6 {
+			v1 = binary.AppendVarint(v1, 0)
+		}
+		v1 = append(v1, 0)
+		v1 = binary.AppendUvarint(v1, uint64(len(q.Items)))
+		v1 = append(v1, answers...)
+		v1 = append(v1, 0)
+		var r sipas.Response
+		if err := decodePayload(q, v1, &r); err != nil || r.Demographics.Gender != 1 {
+			t.Fatalf("%d answers, format 1: %v", answered, err)
+		}
+		if back, err := payloadAnswers(q, v1, nil); err != nil || !bytes.Equal(back, answers) {
+			t.Fatalf("%d answers, format 1: decoded %v, %v", answered, back, err)
+		}
 	}
 }
 

@@ -65,8 +65,9 @@ type WriterStats struct {
 	// FailedCommits counts response transactions that were rolled back.
 	FailedCommits uint64
 	// Checkpoints and FailedCheckpoints count checkpoints of the
-	// aggregates into the tallies table.
+	// aggregates into the tallies table; CellsWritten the cells they wrote.
 	Checkpoints, FailedCheckpoints uint64
+	CellsWritten                   uint64
 	// Inserted, Duplicates and Conflicts count committed outcomes.
 	Inserted, Duplicates, Conflicts uint64
 	// LastBatchSize and LastCommit describe the latest successful commit.

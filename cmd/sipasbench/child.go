@@ -70,6 +70,8 @@ type child struct {
 	addr     string
 	httpAddr string
 	adminTok string
+	started  time.Time     // when the process was started
+	ready    time.Duration // from start to its "serving" line
 	exited   chan struct{}
 	waitErr  error
 
@@ -82,32 +84,43 @@ type child struct {
 // startServer starts sipasd with a fresh data directory, the per-credential
 // rate limit disabled, and waits for its gRPC address.
 func (b *bench) startServer(name string) (*child, error) {
-	bin, err := b.binary("sipasd")
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp(b.tmp, name+"-")
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(dir + ".log")
+	return b.startServerIn(dir, 0)
+}
+
+// startServerIn starts sipasd on the data directory dir (which may hold a
+// database already) with extra flags, and waits for its gRPC address.
+func (b *bench) startServerIn(dir string, cacheMiB int, extra ...string) (*child, error) {
+	bin, err := b.binary("sipasd")
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	// --rate-limit 0 disables the per-credential limiter.
-	cmd := exec.Command(bin, "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--rate-limit", "0", "--shutdown-grace", "30s")
+	args := []string{"--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--rate-limit", "0", "--shutdown-grace", "30s"}
+	if cacheMiB > 0 {
+		args = append(args, "--cell-cache-mib", strconv.Itoa(cacheMiB))
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
 		return nil, err
 	}
+	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
 	}
-	c := &child{cmd: cmd, dir: dir, exited: make(chan struct{}), stopS: make(chan struct{}), doneS: make(chan struct{})}
+	c := &child{cmd: cmd, dir: dir, started: t0, exited: make(chan struct{}), stopS: make(chan struct{}), doneS: make(chan struct{})}
 	addrc := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -135,6 +148,7 @@ func (b *bench) startServer(name string) (*child, error) {
 	select {
 	case a := <-addrc:
 		c.addr, c.httpAddr = a[0], a[1]
+		c.ready = time.Since(c.started)
 	case <-c.exited:
 		return nil, fmt.Errorf("sipasd exited before serving: %v (log %s.log)", c.waitErr, dir)
 	case <-time.After(60 * time.Second):
@@ -358,28 +372,35 @@ func newKiosk(admin *client.Client, unitID, province string) (string, error) {
 	return resp.Token, nil
 }
 
-// commitStats reads the group-commit histograms from the child's /metrics:
-// commits so far, mean responses per commit and mean commit time.
-func (c *child) commitStats() string {
+// metricValues reads the unlabelled samples whose names start with prefix
+// from the child's /metrics (empty when it cannot).
+func (c *child) metricValues(prefix string) map[string]float64 {
+	vals := map[string]float64{}
 	if c.httpAddr == "" {
-		return "commit stats unavailable"
+		return vals
 	}
 	resp, err := http.Get("http://" + c.httpAddr + "/metrics")
 	if err != nil {
-		return "commit stats unavailable: " + err.Error()
+		return vals
 	}
 	defer resp.Body.Close()
-	vals := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 2 && strings.HasPrefix(f[0], "sipas_commit_") {
+		if len(f) == 2 && strings.HasPrefix(f[0], prefix) {
 			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
 				vals[f[0]] = v
 			}
 		}
 	}
+	return vals
+}
+
+// commitStats reads the group-commit histograms from the child's /metrics:
+// commits so far, mean responses per commit and mean commit time.
+func (c *child) commitStats() string {
+	vals := c.metricValues("sipas_commit_")
 	n := vals["sipas_commit_batch_size_count"]
 	if n == 0 {
 		return "no commits in /metrics"

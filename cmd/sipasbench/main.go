@@ -45,9 +45,18 @@ const (
 	figRank      = "index_rank_year"
 	figTree      = "index_tree_province_year"
 	figCLIUpload = "cli_upload"
+
+	figNatRSS      = "national_rss_mib"
+	figNatIngest   = "national_ingest"
+	figNatStart    = "national_start_s"
+	figNatRank     = "national_rank_ms"
+	figNatUnitRank = "national_unit_rank_ms"
+	figNatSeries   = "national_series_ms"
+	figNatBytes    = "national_bytes_per_response"
 )
 
-var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload}
+var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
+	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}
 
 // result is one printed figure.
 type result struct {
@@ -94,7 +103,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sipasbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	only := fs.String("only", "", "measure one figure only: "+strings.Join(figureNames, ", "))
+	only := fs.String("only", "", "measure one figure only (or \"national\": the seven national_* figures): "+strings.Join(figureNames, ", "))
 	quick := fs.Bool("quick", false, "a fast smoke run with small sizes and short durations (numbers are not meaningful)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, server logs) and print its path")
 	dur := fs.Duration("duration", 0, "measured duration of each unary load (default 5s, 1s with -quick)")
@@ -118,16 +127,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	names := figureNames
 	if *only != "" {
-		found := false
+		names = nil
 		for _, n := range figureNames {
-			if n == *only {
-				found = true
+			if n == *only || (*only == "national" && strings.HasPrefix(n, "national_")) {
+				names = append(names, n)
 			}
 		}
-		if !found {
-			return fmt.Errorf("-only %q: want one of %s", *only, strings.Join(figureNames, ", "))
+		if len(names) == 0 {
+			return fmt.Errorf("-only %q: want national (its seven figures) or one of %s", *only, strings.Join(figureNames, ", "))
 		}
-		names = []string{*only}
 	}
 	b, err := newBench(*quick, *dur, stderr)
 	if err != nil {
@@ -180,6 +188,7 @@ type bench struct {
 	floor    *floorResult
 	index    *indexResult
 	cli      *cliResult
+	national *nationalResult
 }
 
 func newBench(quick bool, dur time.Duration, stderr io.Writer) (*bench, error) {
@@ -265,6 +274,13 @@ func (b *bench) figure(name string) (result, error) {
 		return ix.tree, nil
 	case figCLIUpload:
 		return b.cliFigure()
+	case figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes:
+		n, err := b.runNational()
+		if err != nil {
+			return result{}, err
+		}
+		return map[string]result{figNatRSS: n.rss, figNatIngest: n.ingest, figNatStart: n.start, figNatRank: n.rank,
+			figNatUnitRank: n.unitRank, figNatSeries: n.series, figNatBytes: n.bytes}[name], nil
 	}
 	return result{}, fmt.Errorf("unknown figure %q", name)
 }

@@ -45,6 +45,8 @@ type Config struct {
 	ShutdownGrace    time.Duration
 	StreamMaxItems   int
 	Pprof            bool
+	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
+	CellCacheMiB int
 }
 
 // envFlag describes one flag and its environment variable.
@@ -134,6 +136,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.LogFormat, "log-format", "SIPAS_LOG_FORMAT", "json", "json or text")
 	dur(&c.ShutdownGrace, "shutdown-grace", "SIPAS_SHUTDOWN_GRACE", 30*time.Second, "how long in-flight calls may run after SIGTERM")
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
+	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
 	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +151,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return c, err
 	}
 	c.MinSample, c.Disclosure = int64(minSample), int64(disclosure)
+	if c.CellCacheMiB < 1 {
+		return c, fmt.Errorf("--cell-cache-mib must be at least 1, got %d", c.CellCacheMiB)
+	}
 	if c.Disclosure < sipas.MinDisclosure {
 		return c, fmt.Errorf("--disclosure-threshold must be at least %d, got %d", sipas.MinDisclosure, c.Disclosure)
 	}

@@ -174,7 +174,8 @@ func openStore(ctx context.Context, cfg Config, cat *sipas.Catalog, metrics *ser
 		return pgstore.Open(ctx, cfg.Database, cat, pgstore.Options{OnCommit: metrics.ObserveCommit, Logger: log,
 			MaxConns: cfg.DBMaxConns, AcquireTimeout: cfg.DBAcquireTimeout})
 	}
-	return store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond})
+	return store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond,
+		CellCacheBytes: cfg.CellCacheMiB << 20})
 }
 
 // firstStart creates the first admin credential on an empty database and
