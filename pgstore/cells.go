@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/store"
@@ -60,22 +62,114 @@ type cachedCell struct {
 	rev int64
 }
 
-// cellCache holds the cells by questionnaire and month. Tallies in it are
-// never modified: a newer version of a cell replaces the pointer.
-type cellCache struct {
-	mu    sync.RWMutex
-	cells map[string]map[int]map[sipas.CellKey]cachedCell
+// blockKey names a block of cells, as in the SQLite store: the
+// province-level cells of one questionnaire and month (every province and
+// channel), or the unit cells of one questionnaire, month and province. A
+// cached block is complete: it holds every stored cell of its key.
+type blockKey struct {
+	questionnaireID string
+	month           int
+	units           bool
+	provinceID      string // units only
+}
 
-	refreshMu   sync.Mutex // one refresh at a time
+func blockOf(k sipas.CellKey) blockKey {
+	if k.UnitID == "" {
+		return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month}
+	}
+	return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month, units: true, provinceID: k.ProvinceID}
+}
+
+type block struct {
+	key   blockKey
+	cells map[sipas.CellKey]cachedCell
+	size  int
+}
+
+// cellOverhead is what a cached cell costs beyond its counters.
+const cellOverhead = 160
+
+func cellSize(t *sipas.Tally) int { return cellOverhead + 8*(len(t.Slots)+len(t.NodeN)) }
+
+// cellCache is this replica's least-recently-used cache of blocks, bounded
+// by the bytes they hold (Options.CellCacheBytes). A block is read from the
+// tallies table by one range read when missed; the refresher updates the
+// cells of cached blocks that other replicas (or this one) changed.
+// Tallies in it are never modified: a newer version replaces the pointer,
+// and a version is replaced only by a higher rev.
+type cellCache struct {
+	mu     sync.Mutex
+	budget int
+	size   int
+	lru    *list.List // of *block, most recent first
+	byKey  map[blockKey]*list.Element
+
+	hits, misses, evictions uint64
+
+	refreshMu   sync.Mutex // one refresh or block load at a time
 	watermark   string     // xid8 of the last refresh's snapshot xmin; "" before the first
 	lastRefresh time.Time
 }
 
-func newCellCache() *cellCache {
-	return &cellCache{cells: map[string]map[int]map[sipas.CellKey]cachedCell{}}
+func newCellCache(budget int) *cellCache {
+	return &cellCache{budget: budget, lru: list.New(), byKey: map[blockKey]*list.Element{}}
 }
 
-// apply puts newer versions of cells into the cache.
+// get returns a copy of the cells of cached block k (ok false on a miss).
+func (c *cellCache) get(k blockKey) (cells []cellRow, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.byKey[k]
+	if e == nil {
+		c.misses++
+		return nil, false
+	}
+	c.hits++
+	c.lru.MoveToFront(e)
+	b := e.Value.(*block)
+	cells = make([]cellRow, 0, len(b.cells))
+	for key, cc := range b.cells {
+		cells = append(cells, cellRow{key: key, t: cc.t, rev: cc.rev})
+	}
+	return cells, true
+}
+
+// add caches a complete block read from the database and evicts the least
+// recently used blocks beyond the budget.
+func (c *cellCache) add(k blockKey, rows []cellRow) {
+	b := &block{key: k, cells: make(map[sipas.CellKey]cachedCell, len(rows))}
+	for _, r := range rows {
+		b.cells[r.key] = cachedCell{t: r.t, rev: r.rev}
+		b.size += cellSize(r.t)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.byKey[k]; e != nil {
+		c.size -= e.Value.(*block).size
+		c.lru.Remove(e)
+		delete(c.byKey, k)
+	}
+	if b.size > c.budget {
+		return
+	}
+	c.byKey[k] = c.lru.PushFront(b)
+	c.size += b.size
+	c.evict()
+}
+
+func (c *cellCache) evict() {
+	for c.size > c.budget {
+		e := c.lru.Back()
+		b := e.Value.(*block)
+		c.lru.Remove(e)
+		delete(c.byKey, b.key)
+		c.size -= b.size
+		c.evictions++
+	}
+}
+
+// apply puts newer versions of cells into their blocks when those are
+// cached (a block not cached is read whole when next needed).
 func (c *cellCache) apply(rows []cellRow) {
 	if len(rows) == 0 {
 		return
@@ -83,21 +177,36 @@ func (c *cellCache) apply(rows []cellRow) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range rows {
-		months := c.cells[r.key.QuestionnaireID]
-		if months == nil {
-			months = map[int]map[sipas.CellKey]cachedCell{}
-			c.cells[r.key.QuestionnaireID] = months
-		}
-		cells := months[r.key.Month]
-		if cells == nil {
-			cells = map[sipas.CellKey]cachedCell{}
-			months[r.key.Month] = cells
-		}
-		if old, ok := cells[r.key]; ok && old.rev >= r.rev {
+		e := c.byKey[blockOf(r.key)]
+		if e == nil {
 			continue
 		}
-		cells[r.key] = cachedCell{t: r.t, rev: r.rev}
+		b := e.Value.(*block)
+		if old, ok := b.cells[r.key]; ok {
+			if old.rev >= r.rev {
+				continue
+			}
+			b.size -= cellSize(old.t)
+			c.size -= cellSize(old.t)
+		}
+		b.cells[r.key] = cachedCell{t: r.t, rev: r.rev}
+		b.size += cellSize(r.t)
+		c.size += cellSize(r.t)
 	}
+	c.evict()
+}
+
+// lookup returns cell k from the cache: found when cached, known when its
+// block is cached (a cached block without k means k is not stored).
+func (c *cellCache) lookup(k sipas.CellKey) (cc cachedCell, found, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.byKey[blockOf(k)]
+	if e == nil {
+		return cc, false, false
+	}
+	cc, found = e.Value.(*block).cells[k]
+	return cc, found, true
 }
 
 func (c *cellCache) sinceRefresh() time.Duration {
@@ -106,41 +215,139 @@ func (c *cellCache) sinceRefresh() time.Duration {
 	return time.Since(c.lastRefresh)
 }
 
-// EachCell calls fn for every cached cell of the questionnaire whose month
-// is in fromMonth..toMonth (0 leaves that end open).
-func (s *Store) EachCell(questionnaireID string, fromMonth, toMonth int, fn func(k sipas.CellKey, t *sipas.Tally)) {
+// CacheStats returns the state of the cell cache.
+func (s *Store) CacheStats() store.CacheStats {
 	c := s.cells
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for m, cells := range c.cells[questionnaireID] {
-		if (fromMonth > 0 && m < fromMonth) || (toMonth > 0 && m > toMonth) {
-			continue
-		}
-		for k, cc := range cells {
-			fn(k, cc.t)
-		}
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return store.CacheStats{Bytes: c.size, Budget: c.budget, Blocks: c.lru.Len(), Hits: c.hits, Misses: c.misses, Evictions: c.evictions}
 }
 
-// Cells returns a copy of every cached cell.
-func (s *Store) Cells() map[sipas.CellKey]*sipas.Tally {
-	c := s.cells
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := map[sipas.CellKey]*sipas.Tally{}
-	for _, months := range c.cells {
-		for _, cells := range months {
-			for k, cc := range cells {
-				t := *cc.t
-				out[k] = &t
+// maxMonthsPerRead bounds the months one read walks (a hundred years).
+const maxMonthsPerRead = 1200
+
+// QueryCells calls fn for every cell cq selects (sipas.CellQuerier), read
+// by block from the cache or, on a miss, by one range read of the tallies
+// table. The cells are this replica's view: at most FreshnessBound behind
+// the database.
+func (s *Store) QueryCells(cq sipas.CellQuery, fn func(k sipas.CellKey, t *sipas.Tally)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
+	defer cancel()
+	from, to := cq.FromMonth, cq.ToMonth
+	if from <= 0 || to <= 0 {
+		var lo, hi *int32
+		err := s.read(ctx, "pgstore.query_cells", func(c *pgxpool.Conn) error {
+			return c.QueryRow(ctx, "SELECT min(month), max(month) FROM tallies WHERE questionnaire_id = $1", cq.QuestionnaireID).Scan(&lo, &hi)
+		})
+		if err != nil {
+			return err
+		}
+		if lo == nil {
+			return nil
+		}
+		if from <= 0 {
+			from = int(*lo)
+		}
+		if to <= 0 {
+			to = int(*hi)
+		}
+	}
+	n := 0
+	for m := from; m <= to; m = nextMonth(m) {
+		if n++; n > maxMonthsPerRead {
+			return fmt.Errorf("read cells: more than %d months asked for", maxMonthsPerRead)
+		}
+		if err := s.readBlock(ctx, blockKey{questionnaireID: cq.QuestionnaireID, month: m}, fn); err != nil {
+			return err
+		}
+		if !cq.Units {
+			continue
+		}
+		if cq.UnitProvinceIDs == nil {
+			// Every province's unit cells of the month: one range read,
+			// not cached (the blocks are per province).
+			err := s.read(ctx, "pgstore.query_cells", func(c *pgxpool.Conn) error {
+				rows, err := c.Query(ctx, "SELECT "+cellColumns+" FROM tallies WHERE questionnaire_id = $1 AND kind = 1 AND month = $2", cq.QuestionnaireID, int32(m))
+				if err != nil {
+					return err
+				}
+				cells, err := collectCells(rows)
+				for _, r := range cells {
+					fn(r.key, r.t)
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		for _, pid := range cq.UnitProvinceIDs {
+			if err := s.readBlock(ctx, blockKey{questionnaireID: cq.QuestionnaireID, month: m, units: true, provinceID: pid}, fn); err != nil {
+				return err
 			}
 		}
 	}
-	return out
+	return nil
 }
 
-// refresh reads the cells written since the last refresh (all of them the
-// first time) into the cache.
+func nextMonth(m int) int {
+	if m%100 >= 12 {
+		return (m/100+1)*100 + 1
+	}
+	return m + 1
+}
+
+// readBlock calls fn for the cells of block k, loading it on a miss. The
+// load holds refreshMu, so no refresh runs meanwhile: the next refresh
+// reads every change committed after the load's snapshot (see refresh).
+func (s *Store) readBlock(ctx context.Context, k blockKey, fn func(k sipas.CellKey, t *sipas.Tally)) error {
+	c := s.cells
+	cells, ok := c.get(k)
+	if !ok {
+		c.refreshMu.Lock()
+		cells, ok = c.get(k)
+		if !ok {
+			err := s.read(ctx, "pgstore.read_block", func(conn *pgxpool.Conn) error {
+				q := "SELECT " + cellColumns + " FROM tallies WHERE questionnaire_id = $1 AND kind = $2 AND month = $3"
+				args := []any{k.questionnaireID, int16(0), int32(k.month)}
+				if k.units {
+					q += " AND province_id = $4"
+					args = append(args[:1], int16(1), int32(k.month), k.provinceID)
+				}
+				rows, err := conn.Query(ctx, q, args...)
+				if err != nil {
+					return err
+				}
+				cells, err = collectCells(rows)
+				return err
+			})
+			if err != nil {
+				c.refreshMu.Unlock()
+				return err
+			}
+			c.add(k, cells)
+		}
+		c.refreshMu.Unlock()
+	}
+	for _, r := range cells {
+		fn(r.key, r.t)
+	}
+	return nil
+}
+
+// EachCell calls fn for every cell of the questionnaire whose month is in
+// fromMonth..toMonth (sipas.CellSource; the engine uses QueryCells). A
+// read that fails is logged and reads as no cells.
+func (s *Store) EachCell(questionnaireID string, fromMonth, toMonth int, fn func(k sipas.CellKey, t *sipas.Tally)) {
+	err := s.QueryCells(sipas.CellQuery{QuestionnaireID: questionnaireID, FromMonth: fromMonth, ToMonth: toMonth, Units: true}, fn)
+	if err != nil {
+		s.opts.Logger.Error("pgstore: reading cells failed", "err", err)
+	}
+}
+
+// refresh reads the cells written since the last refresh into the blocks
+// of the cache (the first time it only sets the watermark).
 func (s *Store) refresh(ctx context.Context) error {
 	c := s.cells
 	c.refreshMu.Lock()
@@ -162,20 +369,20 @@ func (s *Store) refresh(ctx context.Context) error {
 }
 
 // changedCells returns the cells written by transactions with xid >= since
-// ("" for every cell) and the xmin of tx's snapshot, the next watermark.
+// (none when since is "") and the xmin of tx's snapshot, the next
+// watermark.
 // tx must be REPEATABLE READ, so both statements see the same snapshot.
 func changedCells(ctx context.Context, tx pgx.Tx, since string) ([]cellRow, string, error) {
 	var mark string
 	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&mark); err != nil {
 		return nil, "", err
 	}
-	q := "SELECT " + cellColumns + " FROM tallies"
-	var args []any
-	if since != "" {
-		q += " WHERE xid >= $1::text::xid8"
-		args = append(args, since)
+	if since == "" {
+		// The first refresh: nothing is cached yet, blocks are read when
+		// needed.
+		return nil, mark, nil
 	}
-	rows, err := tx.Query(ctx, q, args...)
+	rows, err := tx.Query(ctx, "SELECT "+cellColumns+" FROM tallies WHERE xid >= $1::text::xid8", since)
 	if err != nil {
 		return nil, "", err
 	}
@@ -265,10 +472,10 @@ func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipa
 }
 
 // CheckAggregates verifies, in one snapshot of the database, that the
-// tallies table equals a recount of every stored response, and that this
-// replica's cache, refreshed from the same snapshot, holds every cell as
-// stored (a cell the cache has in a newer version, written after the
-// snapshot, is not a difference).
+// tallies table equals a recount of every stored response, and that the
+// blocks in this replica's cache, refreshed from the same snapshot, hold
+// every cell of theirs as stored (a cell the cache has in a newer version,
+// written after the snapshot, is not a difference).
 func (s *Store) CheckAggregates(ctx context.Context) error {
 	const op = "pgstore.check_aggregates"
 	c := s.cells
@@ -299,19 +506,19 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 			return err
 		}
 		diffs = append(diffs, store.DiffCells("recount", recount, "tallies table", table)...)
-		c.mu.RLock()
 		for _, r := range stored {
-			cc, ok := c.cells[r.key.QuestionnaireID][r.key.Month][r.key]
+			cc, ok, known := c.lookup(r.key)
 			switch {
+			case !known:
+				// Its block is not cached: reads take it from the table.
 			case !ok:
-				diffs = append(diffs, fmt.Sprintf("cell %v in the tallies table, not in the cache", r.key))
+				diffs = append(diffs, fmt.Sprintf("cell %v in the tallies table, not in its cached block", r.key))
 			case cc.rev == r.rev && !cc.t.Equal(r.t):
 				diffs = append(diffs, fmt.Sprintf("cell %v: cache and tallies table differ at rev %d", r.key, r.rev))
 			case cc.rev < r.rev:
 				diffs = append(diffs, fmt.Sprintf("cell %v: cache at rev %d behind the tallies table at rev %d", r.key, cc.rev, r.rev))
 			}
 		}
-		c.mu.RUnlock()
 		return nil
 	})
 	if err != nil {

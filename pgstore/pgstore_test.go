@@ -89,6 +89,24 @@ func TestConcurrentStoresShareCells(t *testing.T) {
 	b := openTest(t, dsn, Options{})
 	g := storetest.NewGen(t, 9)
 	ctx := context.Background()
+	first := make([]*sipas.Accepted, 100)
+	for i := range first {
+		first[i] = g.Accepted()
+	}
+	if _, err := a.Insert(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// Both replicas read (and cache) the blocks of those cells; the
+	// writes that follow must reach the cached blocks of both.
+	for _, s := range []*Store{a, b} {
+		if err := s.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		storetest.Cells(t, s)
+		if s.CacheStats().Blocks == 0 {
+			t.Fatal("nothing cached")
+		}
+	}
 	items := make([]*sipas.Accepted, 400)
 	for i := range items {
 		items[i] = g.Accepted()
@@ -129,6 +147,42 @@ func TestConcurrentStoresShareCells(t *testing.T) {
 		storetest.CellsEqual(t, "replica cells vs recount", storetest.Cells(t, s), recount)
 		if err := s.CheckAggregates(ctx); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestBoundedCellCache: with a cache far smaller than the cells, reads
+// return the same cells as a recount and the cache stays within its bound.
+func TestBoundedCellCache(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	g := storetest.NewGen(t, 10)
+	w := openTest(t, dsn, Options{})
+	items := make([]*sipas.Accepted, 600)
+	for i := range items {
+		items[i] = g.Accepted()
+	}
+	if _, err := w.Insert(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	recount, err := w.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, budget := range []int{1, 20_000, 64 << 20} {
+		s := openTest(t, dsn, Options{CellCacheBytes: budget})
+		for range 2 {
+			storetest.CellsEqual(t, "cells read through a small cache vs recount", storetest.Cells(t, s), recount)
+		}
+		st := s.CacheStats()
+		if st.Bytes > budget || st.Budget != budget {
+			t.Fatalf("budget %d: cache holds %d bytes (%+v)", budget, st.Bytes, st)
+		}
+		if budget == 64<<20 && (st.Hits == 0 || st.Evictions != 0) {
+			t.Fatalf("a cache large enough for every block: %+v", st)
+		}
+		if budget == 20_000 && st.Evictions == 0 {
+			t.Fatalf("a small cache evicted nothing: %+v", st)
 		}
 	}
 }

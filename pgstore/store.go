@@ -57,6 +57,9 @@ type Options struct {
 	// RefreshInterval is how often the cache of aggregate cells reads the
 	// cells other replicas changed (default 250ms; at most FreshnessBound/4).
 	RefreshInterval time.Duration
+	// CellCacheBytes bounds the aggregate cells this replica caches for
+	// reads (default 32 MiB); the rest is read from the database by key.
+	CellCacheBytes int
 	// OnCommit, when set, is called after each successful commit of
 	// responses with their number and the transaction's duration.
 	OnCommit func(batchSize int, dur time.Duration)
@@ -87,6 +90,9 @@ func (o *Options) fill() {
 	}
 	if o.RefreshInterval <= 0 || o.RefreshInterval > FreshnessBound/4 {
 		o.RefreshInterval = 250 * time.Millisecond
+	}
+	if o.CellCacheBytes <= 0 {
+		o.CellCacheBytes = 32 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -148,7 +154,7 @@ func Open(ctx context.Context, dsn string, cat *sipas.Catalog, opts Options) (*S
 	}
 	s := &Store{
 		cat: cat, opts: opts, pool: pool,
-		cells:       newCellCache(),
+		cells:       newCellCache(opts.CellCacheBytes),
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		writerDone:  make(chan struct{}),
