@@ -24,8 +24,9 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 	./bin/sipasd --data-dir $(DATA_DIR) --grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
 
 .PHONY: test
-test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test).
+test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash tests; the PostgreSQL suite against SIPAS_TEST_POSTGRES).
 	$(GO) vet $(GOFLAGS_BUILD) ./...
+	@./scripts/pgprobe.sh
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
 
 .PHONY: test-race
@@ -58,7 +59,7 @@ bench: ## Run the benchmarks; prints BENCH lines with each figure beside its cei
 	$(GO) run $(GOFLAGS_BUILD) ./cmd/sipasbench
 
 .PHONY: reliability
-reliability: ## The long crash test (200+ kill -9s) and longer fuzzing (FUZZTIME each, default 2m).
+reliability: ## The long crash tests (200+ kill -9s on SQLite and on PostgreSQL) and longer fuzzing (FUZZTIME each, default 2m).
 	SIPAS_CRASH_KILLS=200 $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 60m -run TestCrash ./test/crash/
 	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzDecodeValidate -fuzztime $(FUZZTIME) ./server/
 	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzUploadBatch -fuzztime $(FUZZTIME) ./server/
