@@ -56,6 +56,7 @@ const (
 )
 
 var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
+	figPGUnary, figPGBatch, figPGReplicas,
 	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}
 
 // result is one printed figure.
@@ -146,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var errs []error
 	for _, name := range names {
 		r, err := b.figure(name)
+		if errors.Is(err, errSkipped) {
+			fmt.Fprintf(stderr, "# %s: SKIPPED: %v\n", name, err)
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "# %s: FAILED: %v\n", name, err)
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -189,6 +194,8 @@ type bench struct {
 	index    *indexResult
 	cli      *cliResult
 	national *nationalResult
+	pg       *pgResult
+	pgErr    error
 }
 
 func newBench(quick bool, dur time.Duration, stderr io.Writer) (*bench, error) {
@@ -274,6 +281,8 @@ func (b *bench) figure(name string) (result, error) {
 		return ix.tree, nil
 	case figCLIUpload:
 		return b.cliFigure()
+	case figPGUnary, figPGBatch, figPGReplicas:
+		return b.pgFigure(name)
 	case figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes:
 		n, err := b.runNational()
 		if err != nil {
