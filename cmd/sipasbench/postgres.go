@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
