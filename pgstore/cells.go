@@ -29,7 +29,7 @@ import (
 // cell's rev (its number of updates) only grows, and the cache keeps the
 // highest.
 
-const cellColumns = "questionnaire_id, month, province_id, unit_id, channel, respondents, slots, node_n, rev"
+const cellColumns = "questionnaire_id, month, province_id, unit_id, channel, data, rev"
 
 // cellRow is one stored cell.
 type cellRow struct {
@@ -41,17 +41,19 @@ type cellRow struct {
 func collectCells(rows pgx.Rows) ([]cellRow, error) {
 	var out []cellRow
 	var (
-		k   sipas.CellKey
-		m   int32
-		ch  int16
-		t   sipas.Tally
-		rev int64
+		k    sipas.CellKey
+		m    int32
+		ch   int16
+		data []byte
+		rev  int64
 	)
-	_, err := pgx.ForEachRow(rows, []any{&k.QuestionnaireID, &m, &k.ProvinceID, &k.UnitID, &ch, &t.Respondents, &t.Slots, &t.NodeN, &rev}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&k.QuestionnaireID, &m, &k.ProvinceID, &k.UnitID, &ch, &data, &rev}, func() error {
 		k.Month, k.Channel = int(m), sipas.Channel(ch)
-		c := &sipas.Tally{Respondents: t.Respondents, Slots: t.Slots, NodeN: t.NodeN}
-		out = append(out, cellRow{key: k, t: c, rev: rev})
-		t.Slots, t.NodeN = nil, nil // scanned anew for the next row
+		var st sipas.SparseTally
+		if err := st.UnmarshalBinary(data); err != nil {
+			return fmt.Errorf("cell %v: %w", k, err)
+		}
+		out = append(out, cellRow{key: k, t: st.Dense(), rev: rev})
 		return nil
 	})
 	return out, err

@@ -282,9 +282,12 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int
 	return inserted, written, nil
 }
 
-// addToCells adds the inserted responses to the cells they are counted in:
-// one delta per cell, added to the stored counters by the database
-// (sipas_add_counts), in key order. It returns the cells as written.
+// addToCells adds the inserted responses to the cells they are counted in
+// and returns the cells as written. Two statements, whatever the number of
+// cells: the first creates the missing cells (holding the delta) and locks
+// the others, in key order, returning what they hold; the second writes
+// the sums. Concurrent transactions of several replicas lock their cells in
+// the same order, so they wait for each other without a deadlock cycle.
 func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow, error) {
 	if len(inserted) == 0 {
 		return nil, nil
@@ -307,39 +310,63 @@ func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareKeys)
-	var written []cellRow
-	const perStatement = 500 // 9 parameters a row, far below the 65535 limit
-	for off := 0; off < len(keys); off += perStatement {
-		chunk := keys[off:min(off+perStatement, len(keys))]
-		var sb strings.Builder
-		args := make([]any, 0, len(chunk)*9)
-		for i, k := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			b := len(args)
-			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d::bigint[], $%d::bigint[])", b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9)
-			t := deltas[k]
-			args = append(args, k.QuestionnaireID, kindOf(k), int32(k.Month), k.ProvinceID, k.UnitID, int16(k.Channel), t.Respondents, t.Slots, t.NodeN)
-		}
-		rows, err := tx.Query(ctx, `INSERT INTO tallies AS t
-			(questionnaire_id, kind, month, province_id, unit_id, channel, respondents, slots, node_n)
-			VALUES `+sb.String()+`
-			ON CONFLICT (questionnaire_id, kind, month, province_id, unit_id, channel) DO UPDATE SET
-				respondents = t.respondents + excluded.respondents,
-				slots = sipas_add_counts(t.slots, excluded.slots),
-				node_n = sipas_add_counts(t.node_n, excluded.node_n),
-				rev = t.rev + 1,
-				xid = pg_current_xact_id()
-			RETURNING `+cellColumns, args...)
+	n := len(keys)
+	qids, kinds, months, pids, units, chans, data := make([]string, n), make([]int16, n), make([]int32, n),
+		make([]string, n), make([]string, n), make([]int16, n), make([][]byte, n)
+	for i, k := range keys {
+		b, err := sipas.SparseOf(deltas[k]).MarshalBinary()
 		if err != nil {
-			return nil, fmt.Errorf("add to cells: %w", err)
+			return nil, err
 		}
-		got, err := collectCells(rows)
+		qids[i], kinds[i], months[i], pids[i], units[i], chans[i], data[i] = k.QuestionnaireID, kindOf(k), int32(k.Month), k.ProvinceID, k.UnitID, int16(k.Channel), b
+	}
+	const keyArgs = `unnest($1::text[], $2::smallint[], $3::integer[], $4::text[], $5::text[], $6::smallint[], $7::bytea[])`
+	rows, err := tx.Query(ctx, `INSERT INTO tallies AS t (questionnaire_id, kind, month, province_id, unit_id, channel, data, rev)
+		SELECT q, k, m, p, u, c, d, 0 FROM `+keyArgs+` WITH ORDINALITY AS x(q, k, m, p, u, c, d, o) ORDER BY o
+		ON CONFLICT (questionnaire_id, kind, month, province_id, unit_id, channel) DO UPDATE SET rev = t.rev
+		RETURNING `+cellColumns, qids, kinds, months, pids, units, chans, data)
+	if err != nil {
+		return nil, fmt.Errorf("lock cells: %w", err)
+	}
+	held, err := collectCells(rows)
+	if err != nil {
+		return nil, fmt.Errorf("lock cells: %w", err)
+	}
+	if len(held) != n {
+		return nil, fmt.Errorf("lock cells: %d rows for %d cells", len(held), n)
+	}
+	pos := make(map[sipas.CellKey]int, n)
+	for i, k := range keys {
+		pos[k] = i
+	}
+	for _, h := range held {
+		i, ok := pos[h.key]
+		if !ok {
+			return nil, fmt.Errorf("lock cells: unexpected cell %v", h.key)
+		}
+		if h.rev == 0 {
+			continue // created by this statement with the delta
+		}
+		h.t.Merge(deltas[h.key])
+		b, err := sipas.SparseOf(h.t).MarshalBinary()
 		if err != nil {
-			return nil, fmt.Errorf("add to cells: %w", err)
+			return nil, err
 		}
-		written = append(written, got...)
+		data[i] = b
+	}
+	rows, err = tx.Query(ctx, `UPDATE tallies AS t SET data = x.d, rev = t.rev + 1, xid = pg_current_xact_id()
+		FROM `+keyArgs+` AS x(q, k, m, p, u, c, d)
+		WHERE t.questionnaire_id = x.q AND t.kind = x.k AND t.month = x.m AND t.province_id = x.p AND t.unit_id = x.u AND t.channel = x.c
+		RETURNING `+strings.ReplaceAll("t."+cellColumns, ", ", ", t."), qids, kinds, months, pids, units, chans, data)
+	if err != nil {
+		return nil, fmt.Errorf("write cells: %w", err)
+	}
+	written, err := collectCells(rows)
+	if err != nil {
+		return nil, fmt.Errorf("write cells: %w", err)
+	}
+	if len(written) != n {
+		return nil, fmt.Errorf("write cells: %d rows for %d cells", len(written), n)
 	}
 	return written, nil
 }

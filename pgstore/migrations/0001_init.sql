@@ -21,14 +21,15 @@ CREATE TABLE responses (
     payload          bytea    NOT NULL           -- demographics + answers, see store/payload.go
 );
 
--- Aggregate cells, the shared truth of every replica: each insert
--- transaction adds its responses to the cells they are counted in
--- (INSERT ... ON CONFLICT DO UPDATE, counters added in SQL), so the cells
--- always count exactly the stored responses. The key leads with kind (0: a
--- province-level cell, unit_id ''; 1: a unit's cell) and the month, as in
--- the SQLite layout. rev counts the updates of a row; xid is the
--- transaction that last wrote it, so that a replica can read the cells
--- changed since its last read (see pgstore/cells.go).
+-- Aggregate cells, the shared truth of every replica, in the layout of
+-- SQLite's migration 0004 (issue 13): one row per cell in the sparse
+-- encoding of sipas.SparseTally, the key leading with kind (0: a
+-- province-level cell, unit_id ''; 1: a unit's cell) and the month. Each
+-- insert transaction adds its responses to the cells they are counted in
+-- (the rows locked in key order, read, added to and rewritten), so the cells
+-- always count exactly the stored responses. rev counts the writes of a row;
+-- xid is the transaction that last wrote it, so that a replica can read the
+-- cells changed since its last read (see pgstore/cells.go).
 CREATE TABLE tallies (
     questionnaire_id text     NOT NULL,
     kind             smallint NOT NULL CHECK (kind = (unit_id <> '')::int),
@@ -36,21 +37,12 @@ CREATE TABLE tallies (
     province_id      text     NOT NULL,
     unit_id          text     NOT NULL DEFAULT '',
     channel          smallint NOT NULL,
-    respondents      bigint   NOT NULL,
-    slots            bigint[] NOT NULL,
-    node_n           bigint[] NOT NULL,
+    data             bytea    NOT NULL,          -- sipas.SparseTally.MarshalBinary
     rev              bigint   NOT NULL DEFAULT 1,
     xid              xid8     NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (questionnaire_id, kind, month, province_id, unit_id, channel)
 );
 CREATE INDEX tallies_by_xid ON tallies (xid);
-
--- sipas_add_counts adds two counter arrays element by element.
-CREATE FUNCTION sipas_add_counts(a bigint[], b bigint[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i), '{}')
-    FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i)
-$$;
 
 CREATE TABLE units (
     unit_id       text   PRIMARY KEY,
