@@ -88,10 +88,9 @@ func (s *Store) Insert(ctx context.Context, items []*sipas.Accepted) ([]store.In
 	return results, nil
 }
 
-// writeLoop is the writer: it commits what is queued, up to MaxBatchItems
+// writeLoop is one writer: it commits what is queued, up to MaxBatchItems
 // responses per transaction, until Close.
 func (s *Store) writeLoop() {
-	defer close(s.writerDone)
 	for {
 		s.qmu.Lock()
 		var batch []*request
@@ -113,7 +112,7 @@ func (s *Store) writeLoop() {
 		}
 		select {
 		case <-s.wake:
-		case <-s.stop:
+		case <-s.stop: // closed: every writer sees it
 		}
 	}
 }

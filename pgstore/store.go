@@ -52,6 +52,10 @@ type Options struct {
 	// MaxQueuedItems bounds the responses waiting for the writer (default
 	// 100000); beyond it Insert fails fast with KindUnavailable.
 	MaxQueuedItems int
+	// Writers is the number of response transactions this replica runs at
+	// once (default 2): while one commits, the next is being written. Each
+	// takes what is queued, up to MaxBatchItems.
+	Writers int
 	// TxTimeout bounds each write transaction (default 10s).
 	TxTimeout time.Duration
 	// RefreshInterval is how often the cache of aggregate cells reads the
@@ -85,6 +89,9 @@ func (o *Options) fill() {
 	if o.MaxQueuedItems <= 0 {
 		o.MaxQueuedItems = 100000
 	}
+	if o.Writers <= 0 {
+		o.Writers = 2
+	}
 	if o.TxTimeout <= 0 {
 		o.TxTimeout = 10 * time.Second
 	}
@@ -110,15 +117,15 @@ type Store struct {
 
 	cells *cellCache
 
-	// Writer queue: one writer goroutine per replica group-commits what is
-	// queued, as the SQLite store does.
+	// Writer queue: Options.Writers goroutines group-commit what is queued,
+	// each in a transaction of its own.
 	qmu          sync.Mutex
 	pending      []*request
 	pendingItems int
 	closed       bool
 	wake         chan struct{}
 	stop         chan struct{}
-	writerDone   chan struct{}
+	writers      sync.WaitGroup
 	refreshDone  chan struct{}
 	stats        store.WriterStats
 	closeOnce    sync.Once
@@ -157,7 +164,6 @@ func Open(ctx context.Context, dsn string, cat *sipas.Catalog, opts Options) (*S
 		cells:       newCellCache(opts.CellCacheBytes),
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
-		writerDone:  make(chan struct{}),
 		refreshDone: make(chan struct{}),
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -168,7 +174,9 @@ func Open(ctx context.Context, dsn string, cat *sipas.Catalog, opts Options) (*S
 		pool.Close()
 		return nil, fmt.Errorf("%s: loading aggregates: %w", op, err)
 	}
-	go s.writeLoop()
+	for range opts.Writers {
+		s.writers.Go(s.writeLoop)
+	}
 	go s.refreshLoop()
 	return s, nil
 }
@@ -190,7 +198,7 @@ func (s *Store) Close() error {
 		s.closed = true
 		s.qmu.Unlock()
 		close(s.stop)
-		<-s.writerDone
+		s.writers.Wait()
 		<-s.refreshDone
 		s.pool.Close()
 	})
