@@ -686,7 +686,11 @@ func TestCrashPostgres(t *testing.T) {
 		t.Skip("crash test: skipped under -short")
 	}
 	dsn := pgtest.DSN(t)
-	runCrash(t, func(string) dbView { return pgView{dsn: dsn} }, []string{"--database", dsn})
+	cat, _, err := questionnaires.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCrash(t, func(string) dbView { return pgView{dsn: dsn, cat: cat} }, []string{"--database", dsn})
 }
 
 // runCrash runs the crash test on the database view makes for the data
