@@ -1,6 +1,7 @@
 package sipas
 
 import (
+	"context"
 	"fmt"
 	"sort"
 )
@@ -72,7 +73,10 @@ type CellQuerier interface {
 // published unless they are themselves below k.
 //
 // A unit queried without a province (Scope.UnitID only) sums its cells of
-// every province; it is suppressed when it is suppressed, by either rule,
+// its own province lineage only: the cells of the provinces that are today
+// part of the province the unit is registered in (Engine.Units), so a row
+// filed under a unit of another province can never move the unit's figure.
+// It is suppressed when it is suppressed, by either rule,
 // among the units of any province it has respondents in (otherwise its
 // total minus its visible part in one province would give its hidden part
 // in another).
@@ -92,6 +96,17 @@ type Engine struct {
 	Registry   *Registry
 	Source     CellSource
 	Thresholds Thresholds
+	// Units tells the province of a registered unit, for the lineage rule
+	// of unit-only queries; nil leaves those queries unrestricted (tools
+	// that load cells without a unit registry).
+	Units UnitDirectory
+}
+
+// UnitDirectory is the registry of service units, as the engine needs it.
+type UnitDirectory interface {
+	// UnitProvince returns the code of the (current) province a unit is
+	// registered in, false for an unknown unit.
+	UnitProvince(unitID string) (code string, ok bool)
 }
 
 // Scope is what an index is computed for: the nation, a province (by code),
@@ -147,6 +162,12 @@ type Query struct {
 	// as "CC" exist in several trees). Empty means the satisfaction root
 	// ("SIPAS").
 	NodeCode string
+	// Context, when set, bounds the work: a query whose context is done
+	// stops reading cells and computing, and returns the context's error
+	// (the server passes the call's context, whose deadline it caps).
+	// It is a field rather than a parameter so that every query method
+	// keeps one argument.
+	Context context.Context
 }
 
 // Report is a unit's formula trees for a period.
@@ -443,6 +464,10 @@ type prepared struct {
 	target target
 	ps     *provinces
 	b      Boundaries
+	// lineage, for a unit-only scope with a unit directory: the current
+	// province the unit is registered in (nil: unknown unit, no cells).
+	lineage     bool
+	unitCurrent *Province
 }
 
 func (e *Engine) prepare(op string, q Query, scope scopeRule) (*prepared, error) {
@@ -494,6 +519,12 @@ func (e *Engine) prepare(op string, q Query, scope scopeRule) (*prepared, error)
 		b = BoundariesAsCollected
 	}
 	p := &prepared{q: q, qn: qn, target: tg, ps: e.provinces(), b: b}
+	if s.UnitID != "" && s.ProvinceCode == "" && e.Units != nil {
+		p.lineage = true
+		if code, ok := e.Units.UnitProvince(s.UnitID); ok {
+			p.unitCurrent = p.ps.current[code]
+		}
+	}
 	if s.ProvinceCode != "" {
 		if err := p.ps.checkProvince(op, s.ProvinceCode, b); err != nil {
 			return nil, err
@@ -520,8 +551,19 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 	if e.Source == nil {
 		return Errorf(KindOther, op, "no cell source")
 	}
-	var bad int
+	if err := p.cancelled(op); err != nil {
+		return err
+	}
+	var bad, seen int
+	stopped := false
 	each := func(k CellKey, t *Tally) {
+		if stopped {
+			return
+		}
+		if seen++; seen%1024 == 0 && p.cancelled(op) != nil {
+			stopped = true // the source cannot be stopped: skip the rest
+			return
+		}
 		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) || (!units && k.UnitID != "") {
 			return
 		}
@@ -542,8 +584,19 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 	} else {
 		e.Source.EachCell(p.qn.ID, from, to, each)
 	}
+	if err := p.cancelled(op); err != nil {
+		return err
+	}
 	if bad > 0 {
 		return Errorf(KindOther, op, "%d cells of %s have a layout other than the questionnaire's", bad, p.qn.ID)
+	}
+	return nil
+}
+
+// cancelled returns the error of the query's context once it is done.
+func (p *prepared) cancelled(op string) error {
+	if ctx := p.q.Context; ctx != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, ctx.Err())
 	}
 	return nil
 }
@@ -559,7 +612,7 @@ func (p *prepared) inScope(k CellKey) bool {
 			return false
 		}
 		if s.ProvinceCode == "" {
-			return true
+			return p.inLineage(k)
 		}
 	default:
 		if k.UnitID != "" {
@@ -568,6 +621,17 @@ func (p *prepared) inScope(k CellKey) bool {
 	}
 	code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
 	return ok && code == s.ProvinceCode
+}
+
+// inLineage reports whether cell k of a unit-only query belongs to the
+// unit's province lineage: its province row is today part of the province
+// the unit is registered in. Without a unit directory every cell does.
+func (p *prepared) inLineage(k CellKey) bool {
+	if !p.lineage {
+		return true
+	}
+	r := p.ps.byID[k.ProvinceID]
+	return r != nil && p.unitCurrent != nil && r.cur == p.unitCurrent
 }
 
 func (p *prepared) scopeName(period Period) string {
@@ -906,7 +970,10 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 		set := sibSet{period: period, units: true, province: q.Scope.ProvinceCode}
 		sibs.addTallies(set, ts)
 		out := make([]RankRow, 0, len(ts.m))
-		for _, id := range ts.keys() {
+		for i, id := range ts.keys() {
+			if i%256 == 0 && p.cancelled(op) != nil {
+				return nil // the caller returns the error
+			}
 			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, sibs.complementary(set, id))))
 		}
 		RankRows(out)
@@ -916,6 +983,9 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
 	r.Rows = rows(cur, 0)
 	ComparePrevious(r.Rows, rows(prev, 1))
+	if err := p.cancelled(op); err != nil {
+		return nil, err
+	}
 	r.Mean = MeanOfRanked(r.Rows)
 	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, false).Value
 	return r, nil
@@ -1126,7 +1196,12 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	})
 	unitSet := sibSet{units: true, province: q.Scope.ProvinceCode}
 	sibs.addTallies(unitSet, units)
-	for _, id := range units.keys() {
+	for i, id := range units.keys() {
+		if i%256 == 0 {
+			if err := p.cancelled(op); err != nil {
+				return nil, err
+			}
+		}
 		uf := figures(units.m[id], sibs.complementary(unitSet, id))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]

@@ -215,6 +215,10 @@ type Response struct {
 	// other; both forms of the same answers are the same response (same
 	// content hash).
 	Packed []uint32
+	// Flags are the data-quality flags the collecting device raised. They
+	// are not part of the content (a resend with other flags is a
+	// duplicate): the first stored copy's flags stand.
+	Flags Flags
 }
 
 // Accepted is a validated response with what the registry made of it.
@@ -237,4 +241,19 @@ type Accepted struct {
 	// asked (answer codes are at most 99, so each fits a byte). Storage,
 	// hashing and counting work on this form only.
 	Answers []uint8
+	// Source says who sent the response, so that bad data can be traced:
+	// it is stored with the response but is not part of its content (a
+	// resend by another credential or in another batch is a duplicate).
+	Source Source
+}
+
+// Source identifies where an accepted response came from.
+type Source struct {
+	// CredentialID is the credential that sent the response ("" when not
+	// sent through the API, e.g. loaded by a tool).
+	CredentialID string
+	// BatchID is the upload stream that carried it: the batch id the client
+	// named, else one the server assigned to the stream; "" for unary
+	// submissions.
+	BatchID string
 }

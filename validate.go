@@ -64,6 +64,10 @@ func Validate(cat *Catalog, reg *Registry, r *Response, now time.Time) (*Accepte
 		}
 	}
 
+	if !r.Flags.Known() {
+		add("flags", "INVALID_FLAG", "flags must be RESPONSE_FLAG_TOO_FAST, _TOO_SOON, _IDENTICAL_RUN or _CLOCK_SKEW")
+	}
+
 	// questionnaire_id
 	var q *Questionnaire
 	unknownQuestionnaire := false

@@ -30,6 +30,12 @@ import (
 var BatchColumns = []string{"response_id", "questionnaire", "province", "collected_at", "channel", "unit",
 	"respondent_type", "gender", "birth_year", "ethnicity", "education", "occupation", "residence", "did_procedure"}
 
+// OptionalColumns are columns a batch file may have besides BatchColumns:
+// "flags" carries data-quality flags the collecting device raised
+// (too_fast, too_soon, identical_run, clock_skew, joined with "+"), as a
+// kiosk agent sends them.
+var OptionalColumns = []string{"flags"}
+
 // Batch file formats.
 const (
 	FormatCSV   = "csv"
@@ -157,7 +163,7 @@ func headerHint(h []string) string {
 // the file, not an error on every row.
 func CheckColumns(header []string, qs []*sipas.Questionnaire) error {
 	known := map[string]bool{}
-	for _, c := range BatchColumns {
+	for _, c := range append(BatchColumns[:len(BatchColumns):len(BatchColumns)], OptionalColumns...) {
 		known[c] = true
 	}
 	for _, q := range qs {
@@ -383,6 +389,12 @@ func buildResponse(f rowFields) (*sipas.Response, error) {
 	} else {
 		r.Channel = sipas.Channel(ch)
 	}
+	if fl, ok := sipas.ParseFlags(s("flags")); ok {
+		r.Flags = fl
+	} else {
+		vs = append(vs, sipas.Violation{Field: "flags", Reason: "INVALID_FLAG",
+			Description: "flags must be empty or too_fast, too_soon, identical_run, clock_skew joined with +"})
+	}
 	d := &r.Demographics
 	enums := []struct {
 		col string
@@ -434,6 +446,9 @@ func newCSVLayout(header []string) *csvLayout {
 	l := &csvLayout{fixed: make(map[string]int, len(BatchColumns))}
 	fixed := map[string]bool{}
 	for _, c := range BatchColumns {
+		fixed[c] = true
+	}
+	for _, c := range OptionalColumns {
 		fixed[c] = true
 	}
 	for i, h := range header {

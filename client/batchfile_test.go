@@ -241,3 +241,29 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchFlagsColumn: a batch file carries a kiosk's data-quality flags
+// in an optional "flags" column; an unknown flag refuses the row.
+func TestBatchFlagsColumn(t *testing.T) {
+	data := "response_id,questionnaire,province,collected_at,channel,flags,V23.HL.29\n" +
+		"0190f3b4-7c1e-7a3b-9f00-123456789abc,sipas-2023,48,2026-03-14,kiosk,too_fast+clock_skew,5\n" +
+		"0190f3b4-7c1e-7a3b-9f00-123456789abd,sipas-2023,48,2026-03-14,kiosk,,4\n" +
+		"0190f3b4-7c1e-7a3b-9f00-123456789abe,sipas-2023,48,2026-03-14,kiosk,sleepy,4\n"
+	rows := readAll(t, data, client.FormatCSV)
+	if len(rows) != 3 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	if rows[0].Err != nil || rows[0].Response.Flags != sipas.FlagTooFast|sipas.FlagClockSkew || rows[0].Response.Answers["V23.HL.29"] != 5 {
+		t.Errorf("row 1: %+v %v", rows[0].Response, rows[0].Err)
+	}
+	if rows[1].Err != nil || rows[1].Response.Flags != 0 {
+		t.Errorf("row 2: %+v %v", rows[1].Response, rows[1].Err)
+	}
+	var de *sipas.Error
+	if rows[2].Err == nil || !asErr(rows[2].Err, &de) || de.Violations[0].Field != "flags" || rows[2].Line != 4 {
+		t.Errorf("row 3 should fail on flags at line 4: %+v", rows[2])
+	}
+	if got := client.ResponseToProto(rows[0].Response).GetFlags(); len(got) != 2 || got[0] != 1 || got[1] != 4 {
+		t.Errorf("flags sent as %v, want [TOO_FAST CLOCK_SKEW]", got)
+	}
+}

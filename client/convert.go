@@ -34,6 +34,9 @@ func responseFieldsToProto(r *sipas.Response) *sipasv1.Response {
 		Channel:         sipasv1.Channel(r.Channel),
 		UnitId:          r.UnitID,
 	}
+	for _, n := range r.Flags.Numbers() {
+		out.Flags = append(out.Flags, sipasv1.ResponseFlag(n))
+	}
 	if !r.CollectedAt.IsZero() {
 		out.CollectedAt = timestamppb.New(r.CollectedAt)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -52,11 +53,12 @@ type Outbox struct {
 
 	wake chan struct{}
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
-	lastErr error
-	sent    int64 // acknowledged since open
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	lastErr  error
+	sent     int64     // acknowledged since open
+	lastSent time.Time // when a response was last acknowledged
 }
 
 const outboxSchema = `
@@ -91,6 +93,12 @@ func OpenOutbox(path string, c *Client, opts OutboxOptions) (*Outbox, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	// The outbox holds citizens' answers: readable by the kiosk's own user
+	// only. SQLite gives the -wal and -shm files the mode of the database
+	// file, so creating it 0600 first covers them too.
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
 	dsn := fmt.Sprintf("file:%s?mode=rwc&_journal=WAL&_sync=FULL&_busy_timeout=10000&_txlock=immediate",
 		strings.ReplaceAll(path, "%", "%25"))
@@ -239,6 +247,14 @@ func (o *Outbox) Acknowledged() int64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.sent
+}
+
+// LastSent returns when a response was last acknowledged since open (zero
+// if none was).
+func (o *Outbox) LastSent() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastSent
 }
 
 // LastError returns the last indeterminate error the sender met (nil after
@@ -475,6 +491,9 @@ func (o *Outbox) settle(results []sendResult) (indeterminate int, firstErr error
 	}
 	o.mu.Lock()
 	o.sent += acked
+	if acked > 0 {
+		o.lastSent = o.opts.Now()
+	}
 	o.mu.Unlock()
 	return indeterminate, firstErr
 }
@@ -496,4 +515,22 @@ func deadReason(err error) (code, reason string) {
 		reason += " " + de.Message
 	}
 	return code, strings.TrimSpace(reason)
+}
+
+// createPrivate creates the file at path with mode 0600 when it does not
+// exist, and takes group and other permissions away when it does.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return f.Chmod(fi.Mode().Perm() &^ 0o077)
+	}
+	return nil
 }

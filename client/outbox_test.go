@@ -347,3 +347,42 @@ func TestOutboxConcurrentSubmit(t *testing.T) {
 		t.Fatalf("acknowledged %d", ob.Acknowledged())
 	}
 }
+
+// TestOutboxFilesArePrivate: the outbox holds citizens' answers, so it and
+// its WAL are readable by the kiosk's user only, and an outbox created
+// world-readable by an older version is tightened on open.
+func TestOutboxFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "outbox.db")
+	ob, err := client.OpenOutbox(path, nil, client.OutboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Submit(context.Background(), kioskResponse(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(p), m)
+		}
+	}
+	ob.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ob, err = client.OpenOutbox(path, nil, client.OutboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("reopened outbox has mode %o, want 600", fi.Mode().Perm())
+	}
+	if depth, _, _ := ob.Stats(); depth != 1 {
+		t.Errorf("queued after reopen: %d, want 1", depth)
+	}
+}

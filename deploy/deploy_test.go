@@ -327,6 +327,40 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
+// TestKioskSystemdUnit: the kiosk agent runs as its own user, restarts
+// whatever ends it, keeps its files private and writes only its state
+// directory.
+func TestKioskSystemdUnit(t *testing.T) {
+	svc := iniSections(t, "systemd/sipas-kiosk.service")["Service"]
+	if svc == nil {
+		t.Fatal("section [Service] missing")
+	}
+	last := func(k string) string {
+		if v := svc[k]; len(v) > 0 {
+			return v[len(v)-1]
+		}
+		return ""
+	}
+	for k, want := range map[string]string{
+		"User": "sipas-kiosk", "ExecStart": "/usr/local/bin/sipas kiosk serve", "Restart": "always", "UMask": "0077",
+		"StateDirectory": "sipas-kiosk", "StateDirectoryMode": "0700", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+		"ReadWritePaths": "/var/lib/sipas-kiosk",
+	} {
+		if got := last(k); got != want {
+			t.Errorf("%s=%q, want %q", k, got, want)
+		}
+	}
+	found := false
+	for _, e := range svc["Environment"] {
+		if strings.HasPrefix(e, "SIPAS_KIOSK_LISTEN=127.0.0.1:") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("Environment = %v: want SIPAS_KIOSK_LISTEN on loopback", svc["Environment"])
+	}
+}
+
 func TestCompose(t *testing.T) {
 	doc := yamlDocs(t, "compose.yaml")[0]
 	services, _ := doc["services"].(map[string]any)

@@ -52,8 +52,9 @@ func pgCode(err error) string {
 }
 
 // CreateUnit stores a new unit, visible to every replica once it returns.
-// A zero CreateTime is set to now. An existing id is a KindConflict error
-// with Reason UNIT_EXISTS.
+// A zero CreateTime is set to now. An id already stored, regardless of case
+// (a unique index on the folded id decides, not a read before the insert),
+// is a KindConflict error with Reason UNIT_EXISTS.
 func (s *Store) CreateUnit(ctx context.Context, u store.Unit) error {
 	const op = "pgstore.create_unit"
 	if u.ID == "" || u.ProvinceCode == "" {
@@ -62,21 +63,87 @@ func (s *Store) CreateUnit(ctx context.Context, u store.Unit) error {
 	if u.CreateTime.IsZero() {
 		u.CreateTime = s.opts.Now()
 	}
-	var n int64
+	u.CreateTime = fromNanos(u.CreateTime.UnixNano())
+	var exists string
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
+		exists = ""
 		tag, err := tx.Exec(ctx, `INSERT INTO units (unit_id, display_name, province_code, commune_code, create_time)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (unit_id) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			u.ID, u.DisplayName, u.ProvinceCode, u.CommuneCode, u.CreateTime.UnixNano())
-		n = tag.RowsAffected()
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		err = tx.QueryRow(ctx, "SELECT unit_id FROM units WHERE lower(unit_id) = lower($1) LIMIT 1", u.ID).Scan(&exists)
+		if errors.Is(err, pgx.ErrNoRows) {
+			exists = u.ID
+			return nil
+		}
 		return err
 	})
 	if err != nil {
 		return dbError(op, err)
 	}
-	if n == 0 {
-		return &sipas.Error{Kind: sipas.KindConflict, Op: op, Reason: "UNIT_EXISTS", Message: fmt.Sprintf("unit %q already exists", u.ID)}
+	if exists != "" {
+		msg := fmt.Sprintf("unit %q already exists", u.ID)
+		if exists != u.ID {
+			msg = fmt.Sprintf("unit %q already exists as %q (unit ids are unique regardless of case)", u.ID, exists)
+		}
+		return &sipas.Error{Kind: sipas.KindConflict, Op: op, Reason: "UNIT_EXISTS", Message: msg}
 	}
+	s.units.Store(u.ID, u)
 	return nil
+}
+
+// Unit returns the registered unit with exactly this id: from this
+// replica's registry, else from the database (a unit created through
+// another replica), for checking the unit of every uploaded row. Units are
+// never changed or removed, so a unit once found stays valid; a unit not
+// found is asked for again next time. A database error reads as not found
+// (logged).
+func (s *Store) Unit(id string) (store.Unit, bool) {
+	if u, ok := s.units.Load(id); ok {
+		return u.(store.Unit), true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.AcquireTimeout+time.Second)
+	defer cancel()
+	u, err := s.GetUnit(ctx, id)
+	if err != nil {
+		if sipas.KindOf(err) != sipas.KindNotFound {
+			s.opts.Logger.Error("pgstore: reading a unit failed", "err", err)
+		}
+		return store.Unit{}, false
+	}
+	s.units.Store(u.ID, *u)
+	return *u, true
+}
+
+// UnitProvince returns the province code a unit is registered in, false
+// for an unknown unit (sipas.UnitDirectory).
+func (s *Store) UnitProvince(id string) (string, bool) {
+	u, ok := s.Unit(id)
+	return u.ProvinceCode, ok
+}
+
+// loadUnits fills the registry at Open.
+func (s *Store) loadUnits(ctx context.Context) error {
+	us, err := s.allUnits(ctx)
+	for _, u := range us {
+		s.units.Store(u.ID, u)
+	}
+	return err
+}
+
+func (s *Store) allUnits(ctx context.Context) ([]store.Unit, error) {
+	var us []store.Unit
+	err := s.read(ctx, "pgstore.load_units", func(c *pgxpool.Conn) error {
+		rows, err := c.Query(ctx, "SELECT "+unitColumns+" FROM units")
+		if err != nil {
+			return err
+		}
+		us, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Unit, error) { return scanUnit(r) })
+		return err
+	})
+	return us, err
 }
 
 const unitColumns = "unit_id, display_name, province_code, commune_code, create_time"

@@ -435,7 +435,7 @@ func (s *Store) Recount(ctx context.Context) (map[sipas.CellKey]*sipas.Tally, er
 }
 
 func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipas.Tally, error) {
-	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload FROM responses ORDER BY seq")
+	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses ORDER BY seq")
 	if err != nil {
 		return nil, err
 	}
@@ -446,8 +446,9 @@ func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipa
 		ch      int16
 		payload []byte
 		seen    []bool
+		flags   int32
 	)
-	_, err = pgx.ForEachRow(rows, []any{&k.QuestionnaireID, &k.ProvinceID, &m, &ch, &k.UnitID, &payload}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&k.QuestionnaireID, &k.ProvinceID, &m, &ch, &k.UnitID, &payload, &flags}, func() error {
 		k.Month, k.Channel = int(m), sipas.Channel(ch)
 		q := s.cat.Get(k.QuestionnaireID)
 		if q == nil {
@@ -460,7 +461,7 @@ func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipa
 		if len(seen) < len(q.Nodes) {
 			seen = make([]bool, len(q.Nodes))
 		}
-		for _, key := range store.CountedIn(k) {
+		for _, key := range store.CountedIn(k, sipas.Flags(flags)) {
 			t := out[key]
 			if t == nil {
 				t = sipas.NewTally(q)

@@ -194,19 +194,24 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int
 	units := make([]string, len(items))
 	hashes := make([][]byte, len(items))
 	payloads := make([][]byte, len(items))
+	creds, batches := make([]string, len(items)), make([]string, len(items))
+	flags := make([]int32, len(items))
 	for i, it := range items {
 		p, r := it.p, it.p.acc.Response
 		ids[i] = pgtype.UUID{Bytes: p.acc.ID, Valid: true}
 		qids[i], pcodes[i], pids[i] = r.QuestionnaireID, r.ProvinceCode, p.acc.Province.ID
 		collected[i], months[i], channels[i] = r.CollectedAt.UnixNano(), int32(p.month), int16(r.Channel)
 		units[i], hashes[i], payloads[i] = r.UnitID, p.acc.Hash[:], p.payload
+		creds[i], batches[i], flags[i] = p.acc.Source.CredentialID, p.acc.Source.BatchID, int32(r.Flags)
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::integer[], $7::smallint[], $8::text[], $9::bytea[], $10::bytea[])
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload,
+		 credential_id, batch_id, flags)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::integer[], $7::smallint[], $8::text[], $9::bytea[], $10::bytea[],
+		 $11::text[], $12::text[], $13::integer[])
 		ON CONFLICT (response_id) DO NOTHING
 		RETURNING response_id`,
-		ids, qids, pcodes, pids, collected, months, channels, units, hashes, payloads)
+		ids, qids, pcodes, pids, collected, months, channels, units, hashes, payloads, creds, batches, flags)
 	if err != nil {
 		return nil, nil, fmt.Errorf("insert: %w", err)
 	}
@@ -295,7 +300,7 @@ func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow
 	for _, p := range inserted {
 		q, r := p.acc.Questionnaire, p.acc.Response
 		k := sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: p.acc.Province.ID, Month: p.month, Channel: r.Channel, UnitID: r.UnitID}
-		for _, key := range store.CountedIn(k) {
+		for _, key := range store.CountedIn(k, r.Flags) {
 			t := deltas[key]
 			if t == nil {
 				t = sipas.NewTally(q)

@@ -116,6 +116,7 @@ type Store struct {
 	pool *pgxpool.Pool
 
 	cells *cellCache
+	units sync.Map // unit id → store.Unit: the registry of units seen
 
 	// Writer queue: Options.Writers goroutines group-commit what is queued,
 	// each in a transaction of its own.
@@ -173,6 +174,10 @@ func Open(ctx context.Context, dsn string, cat *sipas.Catalog, opts Options) (*S
 	if err := s.refresh(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("%s: loading aggregates: %w", op, err)
+	}
+	if err := s.loadUnits(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	for range opts.Writers {
 		s.writers.Go(s.writeLoop)

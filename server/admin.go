@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -54,6 +55,9 @@ func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRe
 	}
 	if name := strings.TrimSpace(u.GetDisplayName()); name == "" || len(name) > 200 {
 		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "INVALID_NAME", Description: "a name of 1 to 200 bytes is required"})
+	} else if hasControl(name) {
+		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "CONTROL_CHARACTER",
+			Description: "a name must not contain control or bidirectional formatting characters (line breaks, tabs, escapes, U+202E…)"})
 	}
 	if p, _, err := h.s.cfg.Registry.Resolve(u.GetProvinceCode(), h.s.cfg.Now()); err != nil || p.Code != u.GetProvinceCode() {
 		vs = append(vs, sipas.Violation{Field: "unit.province_code", Reason: "UNKNOWN_PROVINCE", Description: "must be the two-digit code of a province valid today"})
@@ -73,6 +77,19 @@ func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRe
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	return &sipasv1.CreateUnitResponse{Unit: unitToProto(&su)}, nil
+}
+
+// hasControl reports whether s holds a control character (C0, DEL, C1) or
+// a Unicode format character (bidirectional overrides and isolates,
+// zero-width characters): in a unit's name they would rewrite terminal
+// output, log lines or reports that show it.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.GetUnitResponse, error) {
@@ -171,6 +188,8 @@ func (h *adminService) CreateCredential(ctx context.Context, req *sipasv1.Create
 			t := now.Add(d)
 			expire = &t
 		}
+	case c.GetExpireTime() != nil && c.GetExpireTime().CheckValid() != nil:
+		bad("credential.expire_time", "INVALID_TIMESTAMP", "not a valid Timestamp: nanos must be 0 to 999999999 and the year 1 to 9999")
 	case c.GetExpireTime() != nil:
 		if t := c.GetExpireTime().AsTime(); !t.After(now) {
 			bad("credential.expire_time", "IN_PAST", "must be in the future")

@@ -49,6 +49,11 @@ type Principal struct {
 	// Provinces is the scope of surveyors and analysts; All means every province.
 	Provinces map[string]bool
 	All       bool
+	// CreateTime and ExpireTime (nil: never) are the credential's: a kiosk's
+	// collected_at is checked against the first, an open upload stream ends
+	// at the second.
+	CreateTime time.Time
+	ExpireTime *time.Time
 }
 
 // RoleName is the lower-case role name used in logs and metrics.
@@ -94,6 +99,14 @@ type authenticator struct {
 	// elsewhere (another process on the same database) can go unseen.
 	mu    sync.Mutex
 	cache map[[32]byte]cachedPrincipal
+	// generation counts revocations seen by forget. A lookup remembers its
+	// result only if no revocation happened while it read the database:
+	// otherwise a lookup that read the credential just before a revocation
+	// could put it back into the cache just after forget removed it.
+	generation uint64
+	// afterLookup, when set (tests), runs between the database read of a
+	// lookup and remembering its result.
+	afterLookup func()
 }
 
 // cacheTTL is how long an authenticated credential is trusted without a
@@ -113,6 +126,7 @@ type cachedPrincipal struct {
 func (a *authenticator) forget(credentialID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.generation++
 	for k, c := range a.cache {
 		if c.p.CredentialID == credentialID {
 			delete(a.cache, k)
@@ -130,9 +144,20 @@ func (a *authenticator) cached(hash [32]byte, now time.Time) *Principal {
 	return c.p
 }
 
-func (a *authenticator) remember(hash [32]byte, p *Principal, expires *time.Time, now time.Time) {
+// lookupGeneration returns the revocation generation before a lookup.
+func (a *authenticator) lookupGeneration() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.generation
+}
+
+// remember caches p unless a revocation happened since generation gen.
+func (a *authenticator) remember(gen uint64, hash [32]byte, p *Principal, expires *time.Time, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.generation {
+		return // a credential may have been revoked while p was read
+	}
 	if a.cache == nil || len(a.cache) > 100_000 {
 		a.cache = map[[32]byte]cachedPrincipal{} // bounded: start over rather than grow
 	}
@@ -151,7 +176,7 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 	if len(vals) != 1 {
 		return nil, errUnauthenticated
 	}
-	token, ok := strings.CutPrefix(vals[0], "Bearer ")
+	token, ok := bearerToken(vals[0])
 	if !ok || !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
 		return nil, errUnauthenticated
 	}
@@ -161,6 +186,7 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 	if p := a.cached(key, now); p != nil {
 		return p, nil
 	}
+	gen := a.lookupGeneration()
 	cred, err := a.store.CredentialByTokenHash(ctx, hash)
 	if err != nil {
 		if sipas.KindOf(err) == sipas.KindNotFound {
@@ -176,7 +202,8 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 	if cred.RevokeTime != nil || (cred.ExpireTime != nil && !now.Before(*cred.ExpireTime)) {
 		return nil, errUnauthenticated
 	}
-	p := &Principal{CredentialID: cred.ID, Role: sipasv1.Role(cred.Role), All: cred.AllProvinces}
+	p := &Principal{CredentialID: cred.ID, Role: sipasv1.Role(cred.Role), All: cred.AllProvinces,
+		CreateTime: cred.CreateTime, ExpireTime: cred.ExpireTime}
 	if len(cred.Provinces) > 0 {
 		p.Provinces = make(map[string]bool, len(cred.Provinces))
 		for _, c := range cred.Provinces {
@@ -184,17 +211,46 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 		}
 	}
 	if p.Role == sipasv1.Role_ROLE_KIOSK {
-		u, err := a.store.GetUnit(ctx, cred.UnitID)
-		if err != nil {
-			if sipas.KindOf(err) == sipas.KindNotFound {
-				return nil, errUnauthenticated
-			}
-			return nil, err
+		u, ok := a.store.Unit(cred.UnitID)
+		if !ok {
+			return nil, errUnauthenticated
 		}
 		p.UnitID, p.UnitProvince = u.ID, u.ProvinceCode
 	}
-	a.remember(key, p, cred.ExpireTime, now)
+	if a.afterLookup != nil {
+		a.afterLookup()
+	}
+	a.remember(gen, key, p, cred.ExpireTime, now)
 	return p, nil
+}
+
+// bearerToken returns the token of an authorization value. The scheme name
+// is case-insensitive (RFC 6750 §2.1 after RFC 7235 §2.1).
+func bearerToken(v string) (string, bool) {
+	const scheme = "bearer "
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimLeft(v[len(scheme):], " "), true
+}
+
+// stillActive reads the credential of p from the database (not the cache)
+// and reports whether it is neither revoked nor expired: an open upload
+// stream asks it every few seconds, so that it ends with its credential even
+// when the revocation was made by another process.
+func (a *authenticator) stillActive(ctx context.Context, p *Principal) (bool, error) {
+	now := a.now()
+	if p.ExpireTime != nil && !now.Before(*p.ExpireTime) {
+		return false, nil
+	}
+	c, err := a.store.GetCredential(ctx, p.CredentialID)
+	if err != nil {
+		if sipas.KindOf(err) == sipas.KindNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	return c.Active(now), nil
 }
 
 // policy says who may call a method. open means no credential is needed.
@@ -223,10 +279,11 @@ var (
 // A method without an entry is refused (default deny); a test enumerates the
 // registered methods and fails if one is missing here.
 var policies = map[string]policy{
-	sipasv1.SurveyService_GetQuestionnaire_FullMethodName:   {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
-	sipasv1.SurveyService_ListQuestionnaires_FullMethodName: {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
-	sipasv1.SurveyService_SubmitResponse_FullMethodName:     {roles: []sipasv1.Role{kiosk, surveyor}},
-	sipasv1.SurveyService_UploadBatch_FullMethodName:        {roles: []sipasv1.Role{surveyor}},
+	sipasv1.SurveyService_GetQuestionnaire_FullMethodName:     {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_ListQuestionnaires_FullMethodName:   {roles: []sipasv1.Role{kiosk, surveyor, analyst, admin}},
+	sipasv1.SurveyService_SubmitResponse_FullMethodName:       {roles: []sipasv1.Role{kiosk, surveyor}},
+	sipasv1.SurveyService_UploadBatch_FullMethodName:          {roles: []sipasv1.Role{surveyor}},
+	sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName: {roles: []sipasv1.Role{kiosk}},
 
 	sipasv1.IndexService_GetIndex_FullMethodName:      {roles: []sipasv1.Role{analyst, admin}},
 	sipasv1.IndexService_RankProvinces_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
@@ -242,6 +299,7 @@ var policies = map[string]policy{
 	sipasv1.AdminService_RevokeCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_Backup_FullMethodName:           {roles: []sipasv1.Role{admin}},
 	sipasv1.AdminService_ListAuditEvents_FullMethodName:  {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListKiosks_FullMethodName:       {roles: []sipasv1.Role{admin}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/Watch": {open: true},

@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/store"
@@ -181,6 +182,14 @@ func matrixCalls() map[string]call {
 			_, err := e.admin.ListAuditEvents(ctx, &sipasv1.ListAuditEventsRequest{})
 			return err
 		},
+		sipasv1.AdminService_ListKiosks_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.admin.ListKiosks(ctx, &sipasv1.ListKiosksRequest{})
+			return err
+		},
+		sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.survey.ReportKioskHeartbeat(ctx, &sipasv1.ReportKioskHeartbeatRequest{SendTime: timestamppb.Now(), AgentVersion: "test"})
+			return err
+		},
 		"/grpc.health.v1.Health/Check": func(e *testEnv, ctx context.Context) error {
 			_, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
@@ -213,6 +222,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	set(sipasv1.SurveyService_ListQuestionnaires_FullMethodName, OK, OK, OK, OK, OK)
 	set(sipasv1.SurveyService_SubmitResponse_FullMethodName, PD, OK, OK, PD, PD)
 	set(sipasv1.SurveyService_UploadBatch_FullMethodName, PD, PD, OK, PD, PD)
+	set(sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName, PD, OK, PD, PD, PD)
 	set(sipasv1.IndexService_GetIndex_FullMethodName, OK, PD, PD, OK, OK)
 	set(sipasv1.IndexService_RankProvinces_FullMethodName, OK, PD, PD, OK, PD)
 	set(sipasv1.IndexService_RankUnits_FullMethodName, OK, PD, PD, OK, OK)
@@ -223,6 +233,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		sipasv1.AdminService_ListUnits_FullMethodName, sipasv1.AdminService_CreateCredential_FullMethodName,
 		sipasv1.AdminService_ListCredentials_FullMethodName, sipasv1.AdminService_RevokeCredential_FullMethodName,
 		sipasv1.AdminService_Backup_FullMethodName, sipasv1.AdminService_ListAuditEvents_FullMethodName,
+		sipasv1.AdminService_ListKiosks_FullMethodName,
 	} {
 		set(m, OK, PD, PD, PD, PD)
 	}

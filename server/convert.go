@@ -73,6 +73,9 @@ func responseFieldsFromProto(r *sipasv1.Response) *sipas.Response {
 		Channel:         sipas.Channel(r.GetChannel()),
 		UnitID:          r.GetUnitId(),
 	}
+	for _, f := range r.GetFlags() {
+		out.Flags |= sipas.FlagFromNumber(int32(f))
+	}
 	if len(r.GetAnswers()) > 0 {
 		out.Answers = make(map[string]int, len(r.GetAnswers()))
 	}

@@ -81,6 +81,9 @@ func newTestEnvStore(t *testing.T, opts store.Options, tune func(*Config)) *test
 		Catalog: cat, Registry: reg, Store: st,
 		Engine: &sipas.Engine{Catalog: cat, Registry: reg, Source: st, Thresholds: sipas.Thresholds{MinSample: 3, Disclosure: 5}},
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Every test client calls from 127.0.0.1: the per-peer limit of
+		// refusals is off unless a test turns it on.
+		RefusalsPerPeer: -1,
 	}
 	if tune != nil {
 		tune(&cfg)

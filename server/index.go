@@ -71,12 +71,9 @@ func (h *indexService) allowScope(ctx context.Context, sc sipas.Scope) error {
 	}
 	switch {
 	case sc.UnitID != "":
-		u, err := h.s.cfg.Store.GetUnit(ctx, sc.UnitID)
-		if err != nil {
-			if sipas.KindOf(err) == sipas.KindNotFound {
-				return errOutOfScope // do not reveal which units exist
-			}
-			return err
+		u, ok := h.s.cfg.Store.Unit(sc.UnitID)
+		if !ok {
+			return errOutOfScope // do not reveal which units exist
 		}
 		if !h.s.inScopeCurrent(p, u.ProvinceCode) {
 			return errOutOfScope
@@ -122,8 +119,9 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 	if err := h.allowScope(ctx, sc); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	rep, err := h.s.cfg.Engine.Index(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())})
+	rep, excluded, included, err := h.s.indexWithFlags(ctx, sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel())},
+		req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
@@ -133,6 +131,7 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 		ScopeName: rep.ScopeName, Period: periodToProto(rep.Period), Boundaries: boundariesToProto(rep.Boundaries),
 		Channel: sipasv1.Channel(rep.Channel), Respondents: rep.Respondents, Suppressed: rep.Suppressed,
 		DisclosureThreshold: th.Disclosure, MinimumSample: th.MinSample, NationalMean: rep.NationalMean,
+		FlaggedExcluded: excluded, FlaggedIncluded: included,
 	}
 	for _, r := range rep.Roots {
 		out.Roots = append(out.Roots, nodeValueToProto(r))
@@ -179,7 +178,7 @@ func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvi
 	if err := h.allowScope(ctx, sipas.Scope{Nation: true}); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	r, err := h.s.cfg.Engine.RankProvinces(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
+	r, err := h.s.cfg.Engine.RankProvinces(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
 		Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -199,7 +198,7 @@ func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequ
 	if err := h.allowScope(ctx, sc); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	r, err := h.s.cfg.Engine.RankUnits(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+	r, err := h.s.cfg.Engine.RankUnits(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
 		Period: periodFromProto(req.GetPeriod()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
@@ -237,7 +236,7 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 	if err := h.allowScope(ctx, sc); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	q := sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc, Boundaries: sipas.Boundaries(req.GetBoundaries()),
+	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc, Boundaries: sipas.Boundaries(req.GetBoundaries()),
 		Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
 	pts, err := h.s.cfg.Engine.Series(q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()))
 	if err != nil {
@@ -274,7 +273,7 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 	if limit <= 0 {
 		limit = 10
 	}
-	w, err := h.s.cfg.Engine.WeakPoints(sipas.Query{QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+	w, err := h.s.cfg.Engine.WeakPoints(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
 		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}, limit)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)

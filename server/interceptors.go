@@ -22,7 +22,9 @@ type callInfo struct {
 type callInfoKey struct{}
 
 // logUnary and logStream write one structured line per RPC: method, code,
-// duration and caller role. Never payloads, tokens or demographics.
+// duration and caller role. Never payloads, tokens or demographics. Calls
+// refused for want of a credential are sampled (see peerRefusals): a flood
+// of them must not become a flood of log lines.
 func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ci := &callInfo{role: "anonymous"}
 	start := time.Now()
@@ -41,6 +43,10 @@ func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 
 func (s *Server) logCall(ctx context.Context, method string, ci *callInfo, start time.Time, err error) {
 	code := status.Code(err)
+	if ci.role == "anonymous" && (code == codes.Unauthenticated || code == codes.ResourceExhausted) &&
+		!s.refusals.sample(ctx, s.log) {
+		return
+	}
 	level := slog.LevelInfo
 	if code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelError
@@ -53,6 +59,7 @@ func (s *Server) logCall(ctx context.Context, method string, ci *callInfo, start
 func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, err := s.admit(ctx, info.FullMethod)
 	if err != nil {
+		s.undecodable.take(req) // refused before the decode check: forget it
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return handler(ctx, req)
@@ -73,6 +80,9 @@ func (s *Server) admit(ctx context.Context, method string) (context.Context, err
 		ci.role = p.RoleName()
 	}
 	if err != nil {
+		if sipas.KindOf(err) == sipas.KindUnauthenticated && !s.refusals.allow(peerHost(ctx)) {
+			return ctx, errRefusalRate
+		}
 		return ctx, err
 	}
 	if p != nil && !s.limits.allow(p.CredentialID) {

@@ -26,6 +26,8 @@ type Metrics struct {
 	CommitSeconds   prometheus.Histogram
 	// LastBackup is the Unix time of the last successful backup.
 	LastBackup prometheus.Gauge
+	// UploadStreamsOpen is the number of open upload streams.
+	UploadStreamsOpen prometheus.Gauge
 
 	reg prometheus.Registerer
 }
@@ -110,6 +112,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		LastBackup: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sipas_last_backup_timestamp_seconds", Help: "Unix time of the last successful backup (0: none since start).",
 		}),
+		UploadStreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sipas_upload_streams_open", Help: "Upload streams open now (capped per credential and in total).",
+		}),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}))),
 		ResponsesIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -127,7 +132,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"method"}),
 	}
 	for _, c := range []prometheus.Collector{m.grpc, m.ResponsesIngested, m.Refusals, m.IndexReadSeconds,
-		m.CommitBatchSize, m.CommitSeconds, m.LastBackup} {
+		m.CommitBatchSize, m.CommitSeconds, m.LastBackup, m.UploadStreamsOpen} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -53,8 +53,31 @@ type Config struct {
 	ConnectionTimeout time.Duration
 	// UnaryTimeout caps the deadline of unary calls.
 	UnaryTimeout time.Duration
-	// StreamIdleTimeout ends an upload stream that sends nothing for this long.
+	// StreamIdleTimeout ends an upload stream that sends no item for this
+	// long (messages without items do not count).
 	StreamIdleTimeout time.Duration
+	// StreamSendTimeout ends an upload stream whose client has not taken an
+	// acknowledgement within this long (it stopped reading).
+	StreamSendTimeout time.Duration
+	// StreamsPerCredential and StreamsTotal cap the open upload streams of
+	// one credential and of the whole server.
+	StreamsPerCredential int
+	StreamsTotal         int
+	// CredentialRecheck is how often an open upload stream re-reads its
+	// credential: a credential revoked or expired meanwhile ends the stream
+	// within this long (default 1s; the promise is 5s).
+	CredentialRecheck time.Duration
+	// KioskMaxAge is how old a kiosk's collected_at may be (default 7 days);
+	// KioskClockGrace how long before its credential was created (default
+	// 24h, for kiosk clocks that are behind).
+	KioskMaxAge     time.Duration
+	KioskClockGrace time.Duration
+	// RefusalsPerPeer and RefusalBurst bound the unauthenticated calls one
+	// peer address gets refused with UNAUTHENTICATED per second; beyond
+	// them its failed calls get RESOURCE_EXHAUSTED. A negative rate
+	// disables the limit (tests whose clients all share one address).
+	RefusalsPerPeer float64
+	RefusalBurst    int
 	// StreamMaxItems caps the items of one upload stream.
 	StreamMaxItems int
 	// ChunkItems and ChunkDelay say when an upload chunk is committed: at
@@ -93,6 +116,24 @@ func (c Config) withDefaults() Config {
 	if c.StreamIdleTimeout == 0 {
 		c.StreamIdleTimeout = 60 * time.Second
 	}
+	if c.StreamSendTimeout == 0 {
+		c.StreamSendTimeout = 30 * time.Second
+	}
+	set(&c.StreamsPerCredential, 4)
+	set(&c.StreamsTotal, 32)
+	if c.CredentialRecheck == 0 {
+		c.CredentialRecheck = time.Second
+	}
+	if c.KioskMaxAge == 0 {
+		c.KioskMaxAge = 7 * 24 * time.Hour
+	}
+	if c.KioskClockGrace == 0 {
+		c.KioskClockGrace = 24 * time.Hour
+	}
+	if c.RefusalsPerPeer == 0 {
+		c.RefusalsPerPeer = 5
+	}
+	set(&c.RefusalBurst, 20)
 	if c.ChunkDelay == 0 {
 		c.ChunkDelay = 250 * time.Millisecond
 	}
@@ -112,20 +153,39 @@ type Server struct {
 	auth    *authenticator
 	limits  *rateLimits
 	metrics *Metrics
+	kiosks  *kioskTracker
 	health  *health.Server
 	grpc    *grpc.Server
+	// streams counts the open upload streams; refusals limits and samples
+	// unauthenticated refusals per peer; undecodable holds the request
+	// messages the codec could not decode until an interceptor refuses them.
+	streams     *streamSlots
+	refusals    *peerRefusals
+	undecodable *undecodable
 }
 
 // New builds the server: options, the interceptor chain in its fixed order
-// (recovery → logging → metrics → auth → limits), and the services.
+// (recovery → logging → metrics → auth → decode check → limits), and the
+// services. The decode check comes after auth so that a caller without a
+// credential gets UNAUTHENTICATED (limited and sampled) whatever it sends.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Engine != nil && cfg.Engine.Units == nil && cfg.Store != nil {
+		// Unit-only figures follow the unit's province lineage, by the
+		// store's registry of units.
+		cfg.Engine.Units = cfg.Store
+	}
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
 		auth:   &authenticator{store: cfg.Store, now: cfg.Now},
 		limits: newRateLimits(cfg.RatePerSecond, cfg.RateBurst),
 		health: health.NewServer(),
+		kiosks: newKioskTracker(),
+		streams: &streamSlots{perCredential: cfg.StreamsPerCredential, total: cfg.StreamsTotal,
+			open: map[string]int{}},
+		refusals:    newPeerRefusals(cfg.RefusalsPerPeer, cfg.RefusalBurst),
+		undecodable: &undecodable{},
 	}
 	m := cfg.Metrics
 	if m == nil {
@@ -135,6 +195,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if err := m.watchStore(cfg.Store); err != nil {
+		return nil, err
+	}
+	if err := m.watchKiosks(s); err != nil {
 		return nil, err
 	}
 	s.metrics = m
@@ -159,11 +222,16 @@ func New(cfg Config) (*Server, error) {
 		// through the interceptor chain every time (≈ 7% of the server's CPU
 		// under kiosk load went to stack growth).
 		grpc.NumStreamWorkers(64),
+		// Requests are decoded by a codec that hands undecodable messages
+		// on (reset) instead of failing the call with INTERNAL; the decode
+		// interceptors refuse them with INVALID_ARGUMENT.
+		grpc.ForceServerCodecV2(s.undecodable.codec()),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(recoveryOpt),
 			s.logUnary,
 			m.grpc.UnaryServerInterceptor(),
 			s.authUnary,
+			s.decodedUnary,
 			s.deadlineUnary,
 		),
 		grpc.ChainStreamInterceptor(
@@ -171,6 +239,7 @@ func New(cfg Config) (*Server, error) {
 			s.logStream,
 			m.grpc.StreamServerInterceptor(),
 			s.authStream,
+			s.decodedStream,
 		),
 	}
 	if cfg.TLS != nil {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -61,11 +64,18 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("submit response", sipas.Violation{
 			Field: "response", Reason: "REQUIRED", Description: "a response is required"}))
 	}
+	if err := checkTimestamps(req.GetResponse()); err != nil {
+		h.s.countRefusal(sipas.Channel(req.GetResponse().GetChannel()), err)
+		return nil, toStatus(ctx, h.s.log, err)
+	}
 	r := responseFromProto(req.GetResponse())
 	acc, err := h.s.accept(p, r)
 	if err != nil {
 		h.s.countRefusal(r.Channel, err)
 		return nil, toStatus(ctx, h.s.log, err)
+	}
+	if p != nil {
+		acc.Source.CredentialID = p.CredentialID
 	}
 	results, err := h.s.cfg.Store.Insert(ctx, []*sipas.Accepted{acc})
 	if err != nil {
@@ -75,6 +85,7 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 		h.s.countRefusal(r.Channel, err)
 		return nil, toStatus(ctx, h.s.log, err)
 	}
+	h.s.noteKioskResponse(p)
 	outcome := "accepted"
 	if results[0].Duplicate {
 		outcome = "duplicate"
@@ -88,12 +99,29 @@ func (h *surveyService) SubmitResponse(ctx context.Context, req *sipasv1.SubmitR
 	}, nil
 }
 
+// checkTimestamps refuses a response whose Timestamp fields are not valid
+// Timestamps (nanos outside 0..999,999,999, seconds outside years 1..9999),
+// which AsTime would silently normalise.
+func checkTimestamps(r *sipasv1.Response) error {
+	if t := r.GetCollectedAt(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return sipas.Invalid("validate response", sipas.Violation{Field: "collected_at", Reason: "INVALID_TIMESTAMP",
+				Description: "collected_at is not a valid Timestamp: nanos must be 0 to 999999999 and the year 1 to 9999"})
+		}
+	}
+	return nil
+}
+
 // accept applies the caller's scope to a response and validates it.
 // A kiosk's unit and province come from its credential: a body naming
-// another unit or province is refused. A surveyor may only send responses of
-// provinces in its scope.
+// another unit or province is refused; its channel is kiosk whatever the
+// body says, and its collected_at must be recent (checkKioskTime). A
+// surveyor may only send responses of provinces in its scope. A response
+// naming a unit must name a registered unit of its province (checkUnit).
 func (s *Server) accept(p *Principal, r *sipas.Response) (*sipas.Accepted, error) {
-	if p != nil && p.Role == sipasv1.Role_ROLE_KIOSK {
+	kiosk := p != nil && p.Role == sipasv1.Role_ROLE_KIOSK
+	forcedChannel := false
+	if kiosk {
 		if r.UnitID != "" && r.UnitID != p.UnitID {
 			return nil, &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "OTHER_UNIT", Op: "submit response",
 				Message: "a kiosk may only submit for its own unit; leave unit_id empty or use the credential's unit"}
@@ -103,22 +131,99 @@ func (s *Server) accept(p *Principal, r *sipas.Response) (*sipas.Accepted, error
 				Message: "a kiosk may only submit for its unit's province; leave province_code empty"}
 		}
 		r.UnitID, r.ProvinceCode = p.UnitID, p.UnitProvince
-		if r.Channel == sipas.ChannelUnspecified {
-			r.Channel = sipas.ChannelKiosk
-		}
+		r.Flags |= s.kioskFlags(p)
+		forcedChannel = r.Channel != sipas.ChannelUnspecified && r.Channel != sipas.ChannelKiosk
+		r.Channel = sipas.ChannelKiosk
 	}
 	acc, err := sipas.Validate(s.cfg.Catalog, s.cfg.Registry, r, s.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	if p != nil && p.Role != sipasv1.Role_ROLE_KIOSK {
+	if kiosk {
+		if err := s.checkKioskTime(p, r.CollectedAt); err != nil {
+			return nil, err
+		}
+		if forcedChannel {
+			acc.Warnings = append(acc.Warnings, "kênh thu thập của kiosk luôn là kiosk / a kiosk credential's responses are channel kiosk: the channel sent was replaced")
+		}
+	}
+	if p != nil && !kiosk {
 		current := s.cfg.Registry.Current(acc.Province)
 		if !p.InProvince(r.ProvinceCode) && !p.InProvince(acc.Province.Code) && !p.InProvince(current.Code) {
 			return nil, &sipas.Error{Kind: sipas.KindPermissionDenied, Reason: "PROVINCE_OUT_OF_SCOPE", Op: "submit response",
 				Message: "province " + quote(r.ProvinceCode) + " is outside this credential's scope"}
 		}
 	}
+	if r.UnitID != "" && !kiosk {
+		if err := s.checkUnit(p, acc); err != nil {
+			return nil, err
+		}
+	}
 	return acc, nil
+}
+
+const opAccept = "submit response"
+
+// checkKioskTime refuses a kiosk response collected before its credential
+// existed (less KioskClockGrace, for clocks that are behind) or longer ago
+// than KioskMaxAge: a kiosk can neither feed periods before it was set up
+// nor rewrite closed ones. Older data goes through a surveyor's upload,
+// where it is attributable to a survey team.
+func (s *Server) checkKioskTime(p *Principal, at time.Time) error {
+	if at.Before(s.cfg.Now().Add(-s.cfg.KioskMaxAge)) {
+		return sipas.Invalid(opAccept, sipas.Violation{Field: "collected_at", Reason: "KIOSK_TOO_OLD",
+			Description: "a kiosk may send responses collected within the last " + s.cfg.KioskMaxAge.String() +
+				"; older responses are uploaded by a survey team (sipas upload)"})
+	}
+	if !p.CreateTime.IsZero() && at.Before(p.CreateTime.Add(-s.cfg.KioskClockGrace)) {
+		return sipas.Invalid(opAccept, sipas.Violation{Field: "collected_at", Reason: "BEFORE_CREDENTIAL",
+			Description: "collected_at lies before this kiosk's credential was issued (allowing " + s.cfg.KioskClockGrace.String() +
+				" for a clock that is behind); check the kiosk's clock"})
+	}
+	return nil
+}
+
+// checkUnit checks the unit a (non-kiosk) response names: it must be
+// registered (UNKNOWN_UNIT), in the caller's provinces (UNIT_OUT_OF_SCOPE),
+// and the province the response is counted for must be, today, the unit's
+// province (UNIT_PROVINCE_MISMATCH): a response collected before the 2025
+// merger in a province that merged into the unit's province is the unit's.
+// The unit is read from the store's in-memory registry, not the database.
+func (s *Server) checkUnit(p *Principal, acc *sipas.Accepted) error {
+	id := acc.Response.UnitID
+	u, ok := s.cfg.Store.Unit(id)
+	if !ok {
+		return &sipas.Error{Kind: sipas.KindFailedPrecondition, Op: opAccept, Reason: "UNKNOWN_UNIT",
+			Message: "unit " + quote(id) + " is not registered",
+			Violations: []sipas.Violation{{Field: "unit_id", Reason: "UNKNOWN_UNIT",
+				Description: "unit " + quote(id) + " is not registered; an administrator registers units (sipas admin units create), or leave unit_id empty"}}}
+	}
+	if p != nil && p.Role != sipasv1.Role_ROLE_ADMIN && !p.All && !s.inScopeCurrent(p, u.ProvinceCode) {
+		return &sipas.Error{Kind: sipas.KindPermissionDenied, Op: opAccept, Reason: "UNIT_OUT_OF_SCOPE",
+			Message: "unit " + quote(id) + " is in a province outside this credential's scope",
+			Violations: []sipas.Violation{{Field: "unit_id", Reason: "UNIT_OUT_OF_SCOPE",
+				Description: "unit " + quote(id) + " is in province " + u.ProvinceCode + ", outside this credential's provinces"}}}
+	}
+	// Units are registered in a province valid at the time, so the first
+	// comparison decides; the second covers a unit whose province has since
+	// merged into another.
+	if cur := s.cfg.Registry.Current(acc.Province); cur == nil || (cur.Code != u.ProvinceCode && cur.Code != s.currentCode(u.ProvinceCode)) {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: opAccept, Reason: "UNIT_PROVINCE_MISMATCH",
+			Message: "unit " + quote(id) + " is not a unit of the response's province",
+			Violations: []sipas.Violation{{Field: "unit_id", Reason: "UNIT_PROVINCE_MISMATCH",
+				Description: "unit " + quote(id) + " is registered in province " + u.ProvinceCode + "; this response is counted for province " +
+					acc.Province.Code + " (" + acc.Province.NameVi + ")"}}}
+	}
+	return nil
+}
+
+// currentCode returns the code of the province that code (a province valid
+// today, or one merged into it) is part of today.
+func (s *Server) currentCode(code string) string {
+	if prov, _, err := s.cfg.Registry.Resolve(code, s.cfg.Now()); err == nil {
+		return s.cfg.Registry.Current(prov).Code
+	}
+	return code
 }
 
 func (s *Server) countRefusal(ch sipas.Channel, err error) {
@@ -164,10 +269,28 @@ const maxChunksInFlight = 2
 // only while they are, so HTTP/2 flow control holds the sender back and
 // server memory stays bounded by maxChunksInFlight+1 chunks whatever the
 // size of the batch.
+//
+// A stream cannot be held open for free: it takes one of a bounded number
+// of slots (per credential and in total); it ends when no item arrives for
+// StreamIdleTimeout (messages without items do not count), when the client
+// does not take an acknowledgement within StreamSendTimeout, and within
+// CredentialRecheck of its credential being revoked or expiring. Items not
+// yet committed when it ends that way are not stored.
 func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServer) error {
 	s := h.s
 	ctx := stream.Context()
 	p := principalFrom(ctx)
+	credentialID := ""
+	if p != nil {
+		credentialID = p.CredentialID
+	}
+	release, err := s.streams.acquire(credentialID)
+	if err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	defer release()
+	s.metrics.UploadStreamsOpen.Inc()
+	defer s.metrics.UploadStreamsOpen.Dec()
 
 	type received struct {
 		req *sipasv1.UploadBatchRequest
@@ -190,7 +313,29 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 		}
 	}()
 
+	// send sends one message, waiting at most StreamSendTimeout for the
+	// client to take it. On a timeout the handler returns, which ends the
+	// stream and so the blocked Send; sends are one at a time, so at most
+	// one goroutine is left waiting for that.
+	sendTimer := time.NewTimer(time.Hour)
+	sendTimer.Stop()
+	defer sendTimer.Stop()
+	send := func(m *sipasv1.UploadBatchResponse) error {
+		sent := make(chan error, 1)
+		go func() { sent <- stream.Send(m) }()
+		sendTimer.Reset(s.cfg.StreamSendTimeout)
+		defer sendTimer.Stop()
+		select {
+		case err := <-sent:
+			return err
+		case <-sendTimer.C:
+			return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_SEND_TIMEOUT",
+				Message: "the client did not read acknowledgements for " + s.cfg.StreamSendTimeout.String() + "; the stream is ended"})
+		}
+	}
+
 	summary := &sipasv1.BatchSummary{}
+	source := sipas.Source{CredentialID: credentialID}
 	var (
 		chunkNo  int64
 		cur      = &uploadChunk{}
@@ -208,7 +353,7 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 		}
 		s.recordOutcomes(c, summary)
 		chunkNo++
-		return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
+		return send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Chunk{
 			Chunk: &sipasv1.ChunkAck{Chunk: chunkNo, Results: c.results}}})
 	}
 	// waitUntil acknowledges chunks in order until at most n are in flight.
@@ -251,7 +396,10 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 
 	idle := time.NewTimer(s.cfg.StreamIdleTimeout)
 	defer idle.Stop()
+	recheck := time.NewTicker(s.cfg.CredentialRecheck)
+	defer recheck.Stop()
 	var chunkTimer <-chan time.Time
+	sentBatchID := ""
 	for {
 		var committed <-chan error
 		if len(inflight) > 0 {
@@ -264,11 +412,25 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			if err := acknowledge(err); err != nil {
 				return err
 			}
+		case <-recheck.C:
+			if p == nil {
+				continue
+			}
+			active, err := s.auth.stillActive(ctx, p)
+			if err != nil {
+				s.log.WarnContext(ctx, "upload stream: credential re-check failed", "err", err)
+				continue
+			}
+			if !active {
+				s.auth.forget(p.CredentialID)
+				return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindUnauthenticated, Reason: "CREDENTIAL_ENDED",
+					Message: "the credential of this upload stream was revoked or has expired; items not acknowledged are not stored"})
+			}
 		case <-idle.C:
 			if err := drain(); err != nil {
 				return err
 			}
-			return status.Errorf(codes.DeadlineExceeded, "upload stream sent nothing for %s; acknowledged chunks are stored, resend the rest", s.cfg.StreamIdleTimeout)
+			return status.Errorf(codes.DeadlineExceeded, "upload stream sent no item for %s; acknowledged chunks are stored, resend the rest", s.cfg.StreamIdleTimeout)
 		case <-chunkTimer:
 			chunkTimer = nil
 			if err := flush(); err != nil {
@@ -279,16 +441,27 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 				if err := drain(); err != nil {
 					return err
 				}
-				return stream.Send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Summary{Summary: summary}})
+				return send(&sipasv1.UploadBatchResponse{Kind: &sipasv1.UploadBatchResponse_Summary{Summary: summary}})
 			}
 			if m.err != nil {
 				return m.err
 			}
+			if sentBatchID == "" {
+				sentBatchID = m.req.GetBatchId()
+			}
+			items := m.req.GetItems()
+			if len(items) == 0 {
+				continue // keeps nothing alive: only items reset the idle timer
+			}
 			idle.Reset(s.cfg.StreamIdleTimeout)
 			if summary.BatchId == "" {
-				summary.BatchId = m.req.GetBatchId()
+				id, err := batchID(sentBatchID)
+				if err != nil {
+					return toStatus(ctx, s.log, err)
+				}
+				summary.BatchId, source.BatchID = id, id
 			}
-			for _, item := range m.req.GetItems() {
+			for _, item := range items {
 				summary.Received++
 				if summary.Received > int64(s.cfg.StreamMaxItems) {
 					if err := drain(); err != nil {
@@ -297,7 +470,7 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 					return toStatus(ctx, s.log, &sipas.Error{Kind: sipas.KindResourceExhausted, Reason: "STREAM_ITEM_LIMIT",
 						Message: "an upload stream may carry at most " + itoa(s.cfg.StreamMaxItems) + " items; acknowledged chunks are stored, send the rest in a new stream"})
 				}
-				s.takeItem(p, item, cur)
+				s.takeItem(p, source, item, cur)
 				if len(cur.results) >= s.cfg.ChunkItems {
 					chunkTimer = nil
 					if err := flush(); err != nil {
@@ -312,6 +485,22 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 	}
 }
 
+var reBatchID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// batchID returns the id responses of a stream are stored with: the
+// client's batch id (a UUID for the client library), or a new one when the
+// client named none.
+func batchID(sent string) (string, error) {
+	if sent == "" {
+		return uuid.Must(uuid.NewV7()).String(), nil
+	}
+	if !reBatchID.MatchString(sent) {
+		return "", sipas.Invalid("upload batch", sipas.Violation{Field: "batch_id", Reason: "INVALID_BATCH_ID",
+			Description: "batch_id must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-' (a UUID is best)"})
+	}
+	return sent, nil
+}
+
 // uploadChunk is the items of one upload chunk and, once committed, their
 // store results.
 type uploadChunk struct {
@@ -324,12 +513,17 @@ type uploadChunk struct {
 }
 
 // takeItem validates one batch item into the chunk.
-func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk) {
+func (s *Server) takeItem(p *Principal, src sipas.Source, item *sipasv1.BatchItem, c *uploadChunk) {
 	r := responseFromProto(item.GetResponse())
 	res := &sipasv1.ItemResult{Line: item.GetLine(), ResponseId: r.ID}
 	c.results = append(c.results, res)
 	if item.GetResponse() == nil {
 		err := sipas.Invalid("upload batch", sipas.Violation{Field: "item.response", Reason: "REQUIRED", Description: "a response is required"})
+		fillRejected(res, err)
+		s.countRefusal(r.Channel, err)
+		return
+	}
+	if err := checkTimestamps(item.GetResponse()); err != nil {
 		fillRejected(res, err)
 		s.countRefusal(r.Channel, err)
 		return
@@ -340,6 +534,11 @@ func (s *Server) takeItem(p *Principal, item *sipasv1.BatchItem, c *uploadChunk)
 		s.countRefusal(r.Channel, err)
 		return
 	}
+	acc.Source = src
+	// From here the answers are acc.Answers, one byte per item: drop the
+	// client's form (a map of up to 106 entries costs kilobytes), which a
+	// chunk would otherwise hold until it commits.
+	r.Answers, r.Packed = nil, nil
 	res.ResponseId, res.ProvinceCode, res.Warnings = acc.Response.ID, acc.Province.Code, acc.Warnings
 	c.slots = append(c.slots, len(c.results)-1)
 	c.accepted = append(c.accepted, acc)
@@ -402,4 +601,23 @@ func fillRejected(res *sipasv1.ItemResult, err error) {
 		}
 		res.Message = strings.Join(parts, "; ")
 	}
+	res.Message = truncateMessage(res.Message)
+}
+
+// maxItemMessage bounds the message of a rejected item, which names every
+// bad field: it bounds what an upload chunk of rejected items holds in
+// memory and sends back.
+const maxItemMessage = 1024
+
+// truncateMessage cuts m to at most maxItemMessage bytes, at a rune
+// boundary, marking the cut.
+func truncateMessage(m string) string {
+	if len(m) <= maxItemMessage {
+		return m
+	}
+	cut := maxItemMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + "…"
 }

@@ -86,8 +86,10 @@ func isConstraint(err error, ext sqlite3.ErrNoExtended) bool {
 	return errors.As(err, &se) && se.ExtendedCode == ext
 }
 
-// CreateUnit stores a new unit. A zero CreateTime is set to now. An existing
-// id is a KindConflict error with Reason UNIT_EXISTS.
+// CreateUnit stores a new unit. A zero CreateTime is set to now. An id that
+// exists, also in another case ("HN-1" against "hn-1"), is a KindConflict
+// error with Reason UNIT_EXISTS. The unit is in the in-memory registry
+// (Unit, UnitProvince) once CreateUnit returns.
 func (s *Store) CreateUnit(ctx context.Context, u Unit) error {
 	const op = "store.create_unit"
 	if u.ID == "" || u.ProvinceCode == "" {
@@ -96,23 +98,51 @@ func (s *Store) CreateUnit(ctx context.Context, u Unit) error {
 	if u.CreateTime.IsZero() {
 		u.CreateTime = s.opts.Now()
 	}
-	exists := false
-	err := s.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	u.CreateTime = fromNanos(nanos(u.CreateTime))
+	exists := ""
+	// The registry learns the unit on the writer goroutine right after the
+	// commit, so it never misses a stored unit, even when ctx ends first.
+	err := s.doConn(ctx, op, func(ctx context.Context, c *sql.Conn) error {
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		exists = ""
+		// Ids are unique regardless of case: look for the folded id in the
+		// same IMMEDIATE transaction, so no other write comes in between.
+		err = tx.QueryRowContext(ctx, "SELECT unit_id FROM units WHERE unit_id = ? COLLATE NOCASE LIMIT 1", u.ID).Scan(&exists)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO units (unit_id, display_name, province_code, commune_code, create_time)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
 			u.ID, u.DisplayName, u.ProvinceCode, u.CommuneCode, nanos(u.CreateTime))
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		exists = n == 0
-		return err
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			exists = u.ID
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		s.units.put(u)
+		return nil
 	})
 	if err != nil {
 		return writeError(op, err)
 	}
-	if exists {
-		return &sipas.Error{Kind: sipas.KindConflict, Op: op, Reason: "UNIT_EXISTS", Message: fmt.Sprintf("unit %q already exists", u.ID)}
+	if exists != "" {
+		msg := fmt.Sprintf("unit %q already exists", u.ID)
+		if exists != u.ID {
+			msg = fmt.Sprintf("unit %q already exists as %q (unit ids are unique regardless of case)", u.ID, exists)
+		}
+		return &sipas.Error{Kind: sipas.KindConflict, Op: op, Reason: "UNIT_EXISTS", Message: msg}
 	}
 	return nil
 }

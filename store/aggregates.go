@@ -353,7 +353,7 @@ func (s *Store) Recount(ctx context.Context) (map[sipas.CellKey]*sipas.Tally, er
 
 func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sipas.Tally, error) {
 	const op = "store.recount"
-	rows, err := tx.QueryContext(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload FROM responses ORDER BY seq")
+	rows, err := tx.QueryContext(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -363,8 +363,8 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sip
 	var payload []byte
 	for rows.Next() {
 		var k sipas.CellKey
-		var ch int64
-		if err := rows.Scan(&k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload); err != nil {
+		var ch, flags int64
+		if err := rows.Scan(&k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload, &flags); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		k.Channel = sipas.Channel(ch)
@@ -379,7 +379,7 @@ func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sip
 		if len(seen) < len(q.Nodes) {
 			seen = make([]bool, len(q.Nodes))
 		}
-		keys, nk := countedIn(k)
+		keys, nk := countedIn(k, sipas.Flags(flags))
 		for _, key := range keys[:nk] {
 			t := out[key]
 			if t == nil {

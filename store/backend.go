@@ -35,7 +35,18 @@ type Backend interface {
 	// recount, else an error listing the differences.
 	CheckAggregates(ctx context.Context) error
 
+	// ResponseSource returns which credential and batch sent a response.
+	ResponseSource(ctx context.Context, id string) (sipas.Source, error)
+	// FlaggedCells counts the flagged responses (never in the aggregate
+	// cells) of a questionnaire and period into cells, and their number.
+	FlaggedCells(ctx context.Context, questionnaireID string, fromMonth, toMonth int, channel sipas.Channel) (map[sipas.CellKey]*sipas.Tally, int, error)
+
 	CreateUnit(ctx context.Context, u Unit) error
+	// Unit is the hot-path lookup of a unit by its exact id, without a
+	// context: from memory when the backend has it there.
+	Unit(id string) (Unit, bool)
+	// UnitProvince makes the store a sipas.UnitDirectory for the engine.
+	UnitProvince(id string) (string, bool)
 	GetUnit(ctx context.Context, id string) (*Unit, error)
 	ListUnits(ctx context.Context, provinceCode, afterID string, limit int) ([]Unit, error)
 
@@ -45,6 +56,9 @@ type Backend interface {
 	ListCredentials(ctx context.Context, afterID string, limit int, showInactive bool) ([]*Credential, error)
 	RevokeCredential(ctx context.Context, id string, at time.Time) error
 	CountCredentials(ctx context.Context) (int64, error)
+
+	RecordKioskHeartbeat(ctx context.Context, h KioskHeartbeat) error
+	ListKiosks(ctx context.Context, kioskRole int, afterID string, limit int) ([]Kiosk, error)
 
 	AppendAudit(ctx context.Context, actor, action, target, detail string) error
 	ListAudit(ctx context.Context, beforeSeq int64, limit int) ([]AuditEvent, error)

@@ -64,7 +64,7 @@ func tallySeq(ctx context.Context, q queryer) (int64, error) {
 // checkpoint during the replay), which ends it.
 func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	fn func(seq int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error) (last int64, n int, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload
+	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload, flags
 		FROM responses WHERE seq > ? ORDER BY seq`, after)
 	if err != nil {
 		return 0, 0, fmt.Errorf("replay: %w", err)
@@ -78,8 +78,8 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	)
 	for rows.Next() {
 		var k sipas.CellKey
-		var ch int64
-		if err := rows.Scan(&last, &k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload); err != nil {
+		var ch, flags int64
+		if err := rows.Scan(&last, &k.QuestionnaireID, &k.ProvinceID, &k.Month, &ch, &k.UnitID, &payload, &flags); err != nil {
 			return 0, 0, fmt.Errorf("replay: %w", err)
 		}
 		k.Channel = sipas.Channel(ch)
@@ -91,7 +91,7 @@ func (s *Store) replay(ctx context.Context, q queryer, after int64,
 			return 0, 0, fmt.Errorf("replay: response seq %d: %w", last, err)
 		}
 		qn.Contribution(answers, &c)
-		keys, nk := countedIn(k)
+		keys, nk := countedIn(k, sipas.Flags(flags))
 		if err := fn(last, keys[:nk], qn, &c); err != nil {
 			return 0, 0, err
 		}

@@ -112,8 +112,12 @@ func (s *Store) commitInserts(reqs []*request) {
 		return
 	}
 	s.resetConn()
+	serr := storageError(opInsert, err)
 	s.qmu.Lock()
 	s.stats.FailedCommits++
+	if serr.Reason == reasonStorageFull {
+		s.stats.StorageFullAt = time.Now()
+	}
 	s.qmu.Unlock()
 	s.opts.Logger.Error("store: response transaction failed", "responses", n, "err", err)
 	for _, r := range reqs {
@@ -153,6 +157,7 @@ func (s *Store) applyLoop() {
 
 		s.qmu.Lock()
 		s.stats.Commits++
+		s.stats.StorageFullAt = time.Time{}
 		s.stats.LastBatchSize = job.n
 		s.stats.LastCommit = job.dur
 		for _, r := range job.reqs {
@@ -234,7 +239,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		for _, it := range group {
 			p, resp := it.p, it.p.acc.Response
 			args = append(args, p.acc.ID[:], resp.QuestionnaireID, resp.ProvinceCode, p.acc.Province.ID,
-				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload)
+				resp.CollectedAt.UnixNano(), int64(p.month), int64(resp.Channel), resp.UnitID, p.acc.Hash[:], p.payload, int64(resp.Flags),
+				p.acc.Source.CredentialID, p.acc.Source.BatchID)
 		}
 		res, err := stmt.ExecContext(rowCtx, args...)
 		if err != nil {
@@ -314,15 +320,16 @@ func (p *prepared) sameLegacyHash(stored []byte) bool { return SameLegacyHash(p.
 // each, measured.
 const (
 	insertGroupRows = 16
-	insertColumns   = 10
+	insertColumns   = 13
 )
 
 // insertSQL is the INSERT of rows responses; an id already stored leaves
 // its row as it is.
 func insertSQL(rows int) string {
-	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
+	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", rows), ", ")
 	return `INSERT INTO responses
-		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload)
+		(response_id, questionnaire_id, province_code, province_id, collected_at, month, channel, unit_id, content_hash, payload, flags,
+		 credential_id, batch_id)
 		VALUES ` + values + `
 		ON CONFLICT (response_id) DO NOTHING`
 }
@@ -355,12 +362,17 @@ func (s *Store) prepareWriterStmts(ctx context.Context) error {
 func cellKeys(acc *sipas.Accepted, month int) ([2]sipas.CellKey, int) {
 	r := acc.Response
 	return countedIn(sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: acc.Province.ID, Month: month,
-		Channel: r.Channel, UnitID: r.UnitID})
+		Channel: r.Channel, UnitID: r.UnitID}, r.Flags)
 }
 
 // countedIn returns the cells a response of cell k is counted in: k and,
-// when k is a unit's cell, its province cell.
-func countedIn(k sipas.CellKey) ([2]sipas.CellKey, int) {
+// when k is a unit's cell, its province cell. A flagged response is counted
+// in none: it is kept, and indices that include flagged responses read it
+// by its keys (flagged.go).
+func countedIn(k sipas.CellKey, flags sipas.Flags) ([2]sipas.CellKey, int) {
+	if flags != 0 {
+		return [2]sipas.CellKey{}, 0
+	}
 	if k.UnitID == "" {
 		return [2]sipas.CellKey{k}, 1
 	}

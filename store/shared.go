@@ -13,10 +13,11 @@ import (
 // This file holds what another backend (package pgstore) shares with this
 // one, so that both file a response the same way.
 
-// CountedIn returns the cells a response filed under cell k is counted in:
-// k and, when k is a unit's cell, its province cell.
-func CountedIn(k sipas.CellKey) []sipas.CellKey {
-	keys, n := countedIn(k)
+// CountedIn returns the cells a response filed under cell k with the given
+// flags is counted in: k and, when k is a unit's cell, its province cell;
+// none for a flagged response.
+func CountedIn(k sipas.CellKey, flags sipas.Flags) []sipas.CellKey {
+	keys, n := countedIn(k, flags)
 	return keys[:n]
 }
 

@@ -146,6 +146,8 @@ type Store struct {
 
 	sqliteVersion string
 
+	units unitRegistry
+
 	// Aggregates. The applier adds each commit to the deltas, holding
 	// cellsMu for writing; a checkpoint holds it for writing while it
 	// commits the cells, updates the cache and drops the deltas; readers
@@ -273,6 +275,9 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		c.Close()
 	}
 	if s.credByHash, err = s.reader.PrepareContext(ctx, "SELECT "+credentialColumns+" FROM credentials WHERE token_hash = ?"); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.loadUnits(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	for _, p := range []struct {

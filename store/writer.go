@@ -73,6 +73,11 @@ type WriterStats struct {
 	// LastBatchSize and LastCommit describe the latest successful commit.
 	LastBatchSize int
 	LastCommit    time.Duration
+	// StorageFullAt is when the latest response transaction failed for lack
+	// of space (SQLITE_FULL); zero when none has, or a commit succeeded
+	// since. Readiness uses it: a small probe write may still fit where a
+	// batch's commit does not.
+	StorageFullAt time.Time
 }
 
 // Stats returns a snapshot of the writer's counters.
@@ -363,12 +368,15 @@ func (s *Store) conn(ctx context.Context) (*sql.Conn, error) {
 
 // storageError turns a failed write transaction into the indeterminate error
 // every caller in it receives.
+// reasonStorageFull is the reason of a write that failed for lack of space.
+const reasonStorageFull = "STORAGE_FULL"
+
 func storageError(op string, err error) *sipas.Error {
 	e := &sipas.Error{Kind: sipas.KindUnavailable, Op: op, Reason: "STORAGE_UNAVAILABLE",
 		Message: "the write did not complete; retrying is safe", Err: err}
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
-		e.Reason = "STORAGE_FULL"
+		e.Reason = reasonStorageFull
 		e.Message = "storage is full; retrying is safe"
 	}
 	return e

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "admin", summary: "manage units, credentials, backups; read the audit trail", run: runAdmin})
+	register(command{name: "admin", summary: "manage units, credentials, backups; list kiosks; read the audit trail", run: runAdmin})
 }
 
 func runAdmin(ctx context.Context, e *env, args []string) error {
@@ -33,6 +33,11 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		"credentials": func(ctx context.Context, e *env, args []string) error {
 			return subcommands(ctx, e, "admin credentials", args, map[string]func(context.Context, *env, []string) error{
 				"create": credentialsCreate, "list": credentialsList, "revoke": credentialsRevoke,
+			})
+		},
+		"kiosks": func(ctx context.Context, e *env, args []string) error {
+			return subcommands(ctx, e, "admin kiosks", args, map[string]func(context.Context, *env, []string) error{
+				"list": kiosksList,
 			})
 		},
 		"audit":  adminAudit,

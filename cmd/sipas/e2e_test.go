@@ -419,11 +419,16 @@ func TestE2EKioskInteractive(t *testing.T) {
 	}
 	// Response 2: only the first two answered, the rest skipped.
 	in.WriteString("4\n5\n" + strings.Repeat("\n", 21))
-	// Response 3: nothing answered: not recorded. Then q.
-	in.WriteString(strings.Repeat("\n", 23) + "q\n")
+	// Response 3: nothing answered: not recorded. Then a citizen's q (no
+	// PIN: refused), then the operator's q and PIN; the rest of the input is
+	// never read.
+	in.WriteString(strings.Repeat("\n", 23) + "q\n0000\nq\n4321\n" + strings.Repeat("5\n", 23))
 	outbox := filepath.Join(t.TempDir(), "kiosk.db")
-	r = sipasCmd(t, d.Addr, in.String(), "kiosk", "--token-file", kiosk, "--outbox", outbox)
+	r = sipasCmd(t, d.Addr, in.String(), "kiosk", "--token-file", kiosk, "--outbox", outbox, "--operator-pin", "4321")
 	mustCode(t, r, 0, "kiosk")
+	if strings.Count(r.stdout, "Only an operator can quit") != 1 {
+		t.Errorf("a wrong PIN must not quit, and the right one must: %s", r.stdout)
+	}
 	for _, want := range []string{"Rất hài lòng", "Câu trả lời không hợp lệ", "Xin cảm ơn", "[23/23]"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("kiosk output lacks %q", want)
@@ -434,6 +439,17 @@ func TestE2EKioskInteractive(t *testing.T) {
 	}
 	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 2 {
 		t.Fatalf("stored %d, want 2", rows)
+	}
+
+	// The scripted example of --help saves one response.
+	r = sipasCmd(t, d.Addr, strings.Repeat("4\n", 23), "kiosk", "--token-file", kiosk, "--outbox", filepath.Join(t.TempDir(), "k2.db"))
+	mustCode(t, r, 0, "kiosk, the --help example")
+	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 3 {
+		t.Fatalf("the --help example: stored %d, want 3", rows)
+	}
+	r = sipasCmd(t, d.Addr, "", "kiosk", "--help")
+	if !strings.Contains(r.stderr, "yes 4 | head -n 23 | sipas kiosk") {
+		t.Errorf("--help lacks the scripted example: %s", r.stderr)
 	}
 }
 

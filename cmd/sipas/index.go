@@ -148,8 +148,8 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
 	var province, unit string
-	var nation bool
-	fs := newFlags(e, "index show", "sipas index show (--province CODE | --unit ID | --nation) --year Y [--quarter Q | --month M] [--boundaries current|as-collected] [--channel C]",
+	var nation, includeFlagged bool
+	fs := newFlags(e, "index show", "sipas index show (--province CODE | --unit ID | --nation) --year Y [--quarter Q | --month M] [--boundaries current|as-collected] [--channel C] [--include-flagged]",
 		"sipas index show --province 48 --year 2026",
 		"sipas index show --nation --year 2026 --quarter 3 --format json")
 	c.register(fs, e)
@@ -157,6 +157,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
 	fs.BoolVar(&nation, "nation", false, "the whole country")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, "count responses flagged for data quality too (too fast, too soon, identical runs, clock skew)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	}
 	defer done()
 	resp, err := cl.Index.GetIndex(cctx, &sipasv1.GetIndexRequest{QuestionnaireId: pf.questionnaire, Scope: scope,
-		Period: period, Boundaries: b, Channel: ch})
+		Period: period, Boundaries: b, Channel: ch, IncludeFlagged: includeFlagged})
 	if err != nil {
 		return err
 	}
@@ -192,6 +193,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 			"questionnaire": rep.QuestionnaireId, "formula_version": rep.FormulaVersion, "scope": rep.ScopeName,
 			"period": periodString(rep.Period), "boundaries": enumName(rep.Boundaries.String(), "BOUNDARIES_"),
 			"respondents": n, "suppressed": rep.Suppressed, "national_mean": rep.NationalMean, "nodes": roots,
+			"flagged_excluded": rep.FlaggedExcluded, "flagged_included": rep.FlaggedIncluded,
 		})
 	}
 	t := &table{header: []string{"code", "label", "value", "n", "ci", "flags"}}
@@ -225,8 +227,15 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		if rep.Suppressed {
 			resp = fmt.Sprintf("< %d (suppressed)", rep.DisclosureThreshold)
 		}
-		fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n\n", rep.ScopeName, rep.QuestionnaireId,
+		fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", rep.ScopeName, rep.QuestionnaireId,
 			periodString(rep.Period), enumName(rep.Boundaries.String(), "BOUNDARIES_"), resp, rep.FormulaVersion)
+		switch {
+		case rep.FlaggedExcluded > 0:
+			fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", rep.FlaggedExcluded)
+		case rep.FlaggedIncluded > 0:
+			fmt.Fprintf(e.stdout, "%d flagged responses included\n", rep.FlaggedIncluded)
+		}
+		fmt.Fprintln(e.stdout)
 	}
 	return t.write(e.stdout, c.format)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ import (
 )
 
 func init() {
-	register(command{name: "kiosk", summary: "run a one-stop counter kiosk (interactive, offline-safe), or simulate many", run: runKiosk})
+	register(command{name: "kiosk", summary: "serve the touch-screen kiosk agent (kiosk serve), try a terminal kiosk, or simulate many", run: runKiosk})
 }
 
 // serviceGroups are the formula nodes of the service block (DV) a kiosk asks.
@@ -42,6 +43,9 @@ type kioskCode struct {
 func runKiosk(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "simulate" {
 		return kioskSimulate(ctx, e, args[1:])
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		return kioskServe(ctx, e, args[1:])
 	}
 	return kioskInteractive(ctx, e, args)
 }
@@ -106,21 +110,26 @@ func embeddedKioskItems(id, groups string) (string, []kioskItem, error) {
 
 func kioskInteractive(ctx context.Context, e *env, args []string) error {
 	var c common
-	var outboxPath, qid, groups string
+	var outboxPath, qid, groups, pin string
 	var drain time.Duration
-	fs := newFlags(e, "kiosk", "sipas kiosk [--outbox FILE] [--questionnaire ID]   |   sipas kiosk simulate --help",
-		"sipas kiosk --token-file kiosk.token --outbox /var/lib/sipas/kiosk-outbox.db",
-		"printf '5\\n4\\n\\n8\\n' | sipas kiosk --token-file kiosk.token   # scripted answers, one per line")
+	fs := newFlags(e, "kiosk", "sipas kiosk [--outbox FILE] [--questionnaire ID]   |   sipas kiosk serve --help   |   sipas kiosk simulate --help",
+		"sipas kiosk --token-file kiosk.token --outbox ./kiosk-outbox.db --operator-pin 4321   # a terminal kiosk for trying the service",
+		"yes 4 | head -n 23 | sipas kiosk --token-file kiosk.token   # scripted: one answer per line for the 23 questions, saves one response",
+		"(a kiosk citizens use is 'sipas kiosk serve', the touch-screen app)")
 	c.register(fs, e)
 	fs.StringVar(&outboxPath, "outbox", "./kiosk-outbox.db", "the kiosk's durable outbox (SQLite); responses wait here until the server acknowledges them")
 	fs.StringVar(&qid, "questionnaire", "sipas-2023", "questionnaire id")
 	fs.StringVar(&groups, "groups", serviceGroups, "formula groups whose satisfaction items are asked")
 	fs.DurationVar(&drain, "drain-timeout", 10*time.Second, "at the end of input, wait this long for the outbox to empty (0: don't wait)")
+	fs.StringVar(&pin, "operator-pin", "", "PIN that lets an operator quit with q (env SIPAS_KIOSK_PIN; empty: q does not quit, only the end of input or Ctrl-C)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q (did you mean 'sipas kiosk simulate'?)", fs.Arg(0))}
+		return usageError{fmt.Sprintf("unexpected argument %q (did you mean 'sipas kiosk serve' or 'sipas kiosk simulate'?)", fs.Arg(0))}
+	}
+	if pin == "" {
+		pin = e.getenv("SIPAS_KIOSK_PIN")
 	}
 	cl, err := c.dial(e)
 	if err != nil {
@@ -167,12 +176,12 @@ func kioskInteractive(ctx context.Context, e *env, args []string) error {
 	quit := false
 	for n := 1; !quit && ctx.Err() == nil; n++ {
 		fmt.Fprintf(out, "\n=== %s — phiếu số %d ===\n", title, n)
-		fmt.Fprintln(out, "Trả lời bằng một số theo thang dưới đây; 8 = không biết, 9 = không áp dụng; Enter = bỏ qua; q = thoát.")
+		fmt.Fprintln(out, "Trả lời bằng một số theo thang dưới đây; 8 = không biết, 9 = không áp dụng; Enter = bỏ qua.")
 		fmt.Fprintln(out, legend(items[0].codes))
 		answers := map[string]int{}
 		eof := false
 		for i, it := range items {
-			v, ok, stop := askItem(out, in, i+1, len(items), it)
+			v, ok, stop := askItem(out, in, i+1, len(items), it, pin)
 			if stop {
 				eof, quit = true, true
 				break
@@ -219,8 +228,9 @@ func legend(codes []kioskCode) string {
 }
 
 // askItem asks one question until it gets a valid answer, an empty line
-// (skip), "q" or the end of input (stop).
-func askItem(out io.Writer, in *bufio.Scanner, i, n int, it kioskItem) (v int, ok, stop bool) {
+// (skip), the end of input (stop) or "q" followed by the operator's PIN
+// (stop): a citizen cannot quit the kiosk.
+func askItem(out io.Writer, in *bufio.Scanner, i, n int, it kioskItem, pin string) (v int, ok, stop bool) {
 	for {
 		fmt.Fprintf(out, "[%d/%d] %s\n> ", i, n, it.label)
 		if !in.Scan() {
@@ -232,7 +242,17 @@ func askItem(out io.Writer, in *bufio.Scanner, i, n int, it kioskItem) (v int, o
 		case "":
 			return 0, false, false
 		case "q", "quit", "thoát", "thoat":
-			return 0, false, true
+			if pin != "" {
+				fmt.Fprint(out, "Mã PIN vận hành / Operator PIN: ")
+				if !in.Scan() {
+					return 0, false, true
+				}
+				if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(in.Text())), []byte(pin)) == 1 {
+					return 0, false, true
+				}
+			}
+			fmt.Fprintln(out, "Chỉ cán bộ vận hành mới thoát được. / Only an operator can quit.")
+			continue
 		}
 		a, err := strconv.Atoi(s)
 		if err == nil {

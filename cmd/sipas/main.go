@@ -241,6 +241,11 @@ func (c *common) dial(e *env) (*client.Client, error) {
 	if err := checkFormat(c.format); err != nil {
 		return nil, err
 	}
+	file := c.tokenFile
+	if file == "" && e.getenv("SIPAS_TOKEN") == "" {
+		file = e.getenv("SIPAS_TOKEN_FILE")
+	}
+	warnTokenFile(e, file)
 	return client.Dial(client.Options{Server: c.server, TokenFile: c.tokenFile, CAFile: c.caFile,
 		CertFile: c.certFile, KeyFile: c.keyFile, Insecure: c.insecure, Getenv: e.getenv})
 }
@@ -326,4 +331,18 @@ func subcommands(ctx context.Context, e *env, group string, args []string, subs 
 		return usageError{fmt.Sprintf("unknown subcommand %q of %s", args[0], group)}
 	}
 	return f(ctx, e, args[1:])
+}
+
+// warnTokenFile warns on stderr when the token file can be read or written
+// by users other than its owner: anyone who reads it holds the credential.
+func warnTokenFile(e *env, path string) {
+	if path == "" {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return // a missing file is reported when it is read
+	}
+	fmt.Fprintf(e.stderr, "sipas: warning: token file %s is accessible to other users (mode %s); restrict it with: chmod 600 %s\n",
+		path, fi.Mode().Perm(), path)
 }

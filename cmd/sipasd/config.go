@@ -47,6 +47,13 @@ type Config struct {
 	Pprof            bool
 	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
 	CellCacheMiB int
+	// KioskMaxAge is how old a kiosk's collected_at may be.
+	KioskMaxAge time.Duration
+	// StreamsPerCredential and StreamsTotal cap open upload streams;
+	// StreamSendTimeout ends a stream whose client stops reading.
+	StreamsPerCredential int
+	StreamsTotal         int
+	StreamSendTimeout    time.Duration
 }
 
 // envFlag describes one flag and its environment variable.
@@ -137,6 +144,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	dur(&c.ShutdownGrace, "shutdown-grace", "SIPAS_SHUTDOWN_GRACE", 30*time.Second, "how long in-flight calls may run after SIGTERM")
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
 	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
+	dur(&c.KioskMaxAge, "kiosk-max-age", "SIPAS_KIOSK_MAX_AGE", 7*24*time.Hour, "oldest collected_at a kiosk may send (older data goes through a surveyor's upload)")
+	num(&c.StreamsPerCredential, "streams-per-credential", "SIPAS_STREAMS_PER_CREDENTIAL", 4, "open upload streams per credential")
+	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 32, "open upload streams in total")
+	dur(&c.StreamSendTimeout, "stream-send-timeout", "SIPAS_STREAM_SEND_TIMEOUT", 30*time.Second, "end an upload stream whose client does not read an acknowledgement for this long")
 	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +164,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	c.MinSample, c.Disclosure = int64(minSample), int64(disclosure)
 	if c.CellCacheMiB < 1 {
 		return c, fmt.Errorf("--cell-cache-mib must be at least 1, got %d", c.CellCacheMiB)
+	}
+	if c.KioskMaxAge <= 0 || c.StreamsPerCredential <= 0 || c.StreamsTotal <= 0 || c.StreamSendTimeout <= 0 {
+		return c, fmt.Errorf("--kiosk-max-age, --streams-per-credential, --streams-total and --stream-send-timeout must be positive")
 	}
 	if c.Disclosure < sipas.MinDisclosure {
 		return c, fmt.Errorf("--disclosure-threshold must be at least %d, got %d", sipas.MinDisclosure, c.Disclosure)

@@ -77,6 +77,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	tightenDataDir(cfg.DataDir, log)
 	reg2 := prometheus.NewRegistry()
 	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := server.NewMetrics(reg2)
@@ -106,6 +107,8 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	d.srv, err = server.New(server.Config{
 		Catalog: cat, Registry: reg, Store: st, Engine: engine, Logger: log, Metrics: metrics, TLS: tlsCfg,
 		RatePerSecond: rateLimit(cfg.RatePerSecond), RateBurst: cfg.RateBurst, StreamMaxItems: cfg.StreamMaxItems,
+		KioskMaxAge: cfg.KioskMaxAge, StreamsPerCredential: cfg.StreamsPerCredential, StreamsTotal: cfg.StreamsTotal,
+		StreamSendTimeout: cfg.StreamSendTimeout,
 	})
 	if err != nil {
 		return fail(err)
@@ -223,11 +226,24 @@ func loadTLS(cfg Config) (*tls.Config, error) {
 	return t, nil
 }
 
-// checkReady probes the store with a small write and sets readiness.
+// storageFullWindow is how long a response commit that failed for lack of
+// space keeps the server unready: long enough for load balancers to notice,
+// short enough that it turns ready again within seconds of space being
+// freed (nothing else would, as an unready server gets no commits to
+// succeed).
+const storageFullWindow = 5 * time.Second
+
+// checkReady probes the store with a small write and sets readiness: unready
+// when the probe fails, or when a response commit failed for lack of space
+// within storageFullWindow (a small probe write may still fit where a batch
+// commit does not).
 func (d *daemon) checkReady(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	err := d.store.Ping(pctx)
+	if full := d.store.Stats().StorageFullAt; err == nil && !full.IsZero() && time.Since(full) < storageFullWindow {
+		err = &sipas.Error{Kind: sipas.KindUnavailable, Reason: "STORAGE_FULL", Message: "a response commit failed for lack of space"}
+	}
 	if err != nil {
 		why := "store not writable"
 		var e *sipas.Error
@@ -321,4 +337,20 @@ func rateLimit(flag float64) float64 {
 		return -1
 	}
 	return flag
+}
+
+// tightenDataDir makes an existing data directory private to the server's
+// user (0700): it holds the database and admin.token. If that fails (a
+// directory owned by someone else, a read-only mount), sipasd warns and
+// goes on.
+func tightenDataDir(dir string, log *slog.Logger) {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	if err := os.Chmod(dir, fi.Mode().Perm()&0o700); err != nil {
+		log.Warn("data directory is readable by other users and could not be restricted to 0700", "dir", dir, "mode", fi.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Info("data directory restricted to its owner", "dir", dir, "was", fi.Mode().Perm().String())
 }

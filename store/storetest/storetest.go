@@ -46,6 +46,10 @@ func Run(t *testing.T, open Opener) {
 		{"AggregatesEqualRecount", testAggregatesEqualRecount},
 		{"EachCellMonthRange", testEachCellMonthRange},
 		{"Ping", testPing},
+		{"UnitsUniqueRegardlessOfCase", testUnitsUniqueRegardlessOfCase},
+		{"ResponsesRecordTheirSource", testResponsesRecordTheirSource},
+		{"FlaggedResponsesNotCounted", testFlaggedResponsesNotCounted},
+		{"KioskHeartbeats", testKioskHeartbeats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -447,5 +451,128 @@ func testPing(t *testing.T, open Opener) {
 	s := open(t, Options{})
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func testUnitsUniqueRegardlessOfCase(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	ctx := context.Background()
+	if err := s.CreateUnit(ctx, store.Unit{ID: "Dn-HaiChau", DisplayName: "Một cửa", ProvinceCode: "48"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dn-haichau", "DN-HAICHAU", "Dn-HaiChau"} {
+		err := s.CreateUnit(ctx, store.Unit{ID: id, DisplayName: "x", ProvinceCode: "01"})
+		if e, ok := err.(*sipas.Error); !ok || e.Kind != sipas.KindConflict || e.Reason != "UNIT_EXISTS" {
+			t.Fatalf("unit %s after Dn-HaiChau: %v, want UNIT_EXISTS", id, err)
+		}
+		if _, ok := s.Unit(id); ok != (id == "Dn-HaiChau") {
+			t.Fatalf("registry lookup of %s: %v", id, ok)
+		}
+	}
+	if code, ok := s.UnitProvince("Dn-HaiChau"); !ok || code != "48" {
+		t.Fatalf("UnitProvince: %q %v", code, ok)
+	}
+	if u, ok := s.Unit("Dn-HaiChau"); !ok || u.DisplayName != "Một cửa" {
+		t.Fatalf("Unit: %+v %v", u, ok)
+	}
+}
+
+// testResponsesRecordTheirSource: the credential and batch are stored with
+// the response and are not part of its content (a resend from elsewhere is
+// a duplicate and keeps the first source).
+func testResponsesRecordTheirSource(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	g := NewGen(t, 12)
+	acc := g.Accepted()
+	acc.Source = sipas.Source{CredentialID: "cred-1", BatchID: "batch-1"}
+	mustInsert(t, s, acc)
+	again := *acc
+	again.Source = sipas.Source{CredentialID: "cred-2"}
+	if res := mustInsert(t, s, &again); !res[0].Duplicate {
+		t.Fatalf("resend from another credential: %+v, want a duplicate", res[0])
+	}
+	src, err := s.ResponseSource(context.Background(), acc.Response.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src != (sipas.Source{CredentialID: "cred-1", BatchID: "batch-1"}) {
+		t.Fatalf("source %+v", src)
+	}
+	if _, err := s.ResponseSource(context.Background(), "0190f3b4-7c1e-7a3b-9f00-123456789abc"); sipas.KindOf(err) != sipas.KindNotFound {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+// testFlaggedResponsesNotCounted: a flagged response is stored but not
+// counted in the aggregate cells; FlaggedCells counts it, as a recount of
+// the flagged rows would.
+func testFlaggedResponsesNotCounted(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	g := NewGen(t, 13)
+	ctx := context.Background()
+	plain := g.Accepted()
+	mustInsert(t, s, plain)
+	before := Cells(t, s)
+	r := g.Response()
+	r.Flags = sipas.FlagTooFast
+	flagged := g.Accept(r)
+	if res := mustInsert(t, s, flagged); res[0] != (store.InsertResult{}) {
+		t.Fatalf("flagged insert: %+v", res[0])
+	}
+	if n, _ := s.CountResponses(ctx); n != 2 {
+		t.Fatalf("rows = %d, want 2", n)
+	}
+	CellsEqual(t, "cells after a flagged response", before, Cells(t, s))
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := sipas.MonthOf(r.CollectedAt)
+	cells, n, err := s.FlaggedCells(ctx, r.QuestionnaireID, m, m, sipas.ChannelUnspecified)
+	if err != nil || n != 1 {
+		t.Fatalf("FlaggedCells: %d, %v", n, err)
+	}
+	var respondents int64
+	for k, c := range cells {
+		if k.UnitID == "" {
+			respondents += c.Respondents
+		}
+	}
+	if respondents != 1 {
+		t.Fatalf("flagged province cells count %d respondents, want 1", respondents)
+	}
+}
+
+func testKioskHeartbeats(t *testing.T, open Opener) {
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	s := open(t, Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	if err := s.CreateUnit(ctx, store.Unit{ID: "k-unit", ProvinceCode: "48"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.CreateCredential(ctx, store.Credential{ID: "kiosk-1", TokenHash: []byte("hk"), Role: 1, UnitID: "k-unit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateCredential(ctx, store.Credential{ID: "kiosk-2", TokenHash: []byte("hk2"), Role: 1, UnitID: "k-unit"}); err != nil {
+		t.Fatal(err)
+	}
+	last := now.Add(-time.Minute)
+	if err := s.RecordKioskHeartbeat(ctx, store.KioskHeartbeat{CredentialID: k.ID, Time: now, QueueDepth: 3, AgentVersion: "v1", LastResponse: &last}); err != nil {
+		t.Fatal(err)
+	}
+	earlier := now.Add(-time.Hour)
+	if err := s.RecordKioskHeartbeat(ctx, store.KioskHeartbeat{CredentialID: k.ID, Time: now.Add(time.Second), QueueDepth: 1, AgentVersion: "v2", LastResponse: &earlier}); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := s.ListKiosks(ctx, 1, "", 0)
+	if err != nil || len(ks) != 2 {
+		t.Fatalf("ListKiosks = %+v, %v", ks, err)
+	}
+	h := ks[0].Heartbeat
+	if ks[0].CredentialID != "kiosk-1" || h == nil || h.QueueDepth != 1 || h.AgentVersion != "v2" || h.LastResponse == nil || !h.LastResponse.Equal(last) {
+		t.Fatalf("kiosk-1 = %+v, heartbeat %+v (the last response time never goes back)", ks[0], h)
+	}
+	if ks[1].Heartbeat != nil || ks[1].Unit.ID != "k-unit" {
+		t.Fatalf("kiosk-2 = %+v", ks[1])
 	}
 }

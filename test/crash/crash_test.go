@@ -690,7 +690,7 @@ func TestCrashPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCrash(t, func(string) dbView { return pgView{dsn: dsn, cat: cat} }, []string{"--database", dsn})
+	runCrash(t, func(string) dbView { return &pgView{dsn: dsn, cat: cat} }, []string{"--database", dsn})
 }
 
 // runCrash runs the crash test on the database view makes for the data

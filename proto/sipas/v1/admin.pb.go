@@ -83,6 +83,270 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+// Kiosk is a kiosk credential with the health its agent last reported.
+type Kiosk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The kiosk's credential.
+	CredentialId string `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// Output only. The unit it submits for.
+	UnitId string `protobuf:"bytes,2,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// Output only. The unit's name.
+	UnitDisplayName string `protobuf:"bytes,3,opt,name=unit_display_name,json=unitDisplayName,proto3" json:"unit_display_name,omitempty"`
+	// Output only. The unit's province code.
+	ProvinceCode string `protobuf:"bytes,4,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Output only. The credential's description.
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Output only. When its last heartbeat arrived (unset: never).
+	LastHeartbeatTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_heartbeat_time,json=lastHeartbeatTime,proto3" json:"last_heartbeat_time,omitempty"`
+	// Output only. When it last had a response stored (unset: not since this was recorded).
+	LastResponseTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_response_time,json=lastResponseTime,proto3" json:"last_response_time,omitempty"`
+	// Output only. Responses waiting in its outbox at the last heartbeat.
+	QueueDepth int64 `protobuf:"varint,8,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	// Output only. Age of its oldest waiting response at the last heartbeat.
+	OldestPendingAge *durationpb.Duration `protobuf:"bytes,9,opt,name=oldest_pending_age,json=oldestPendingAge,proto3" json:"oldest_pending_age,omitempty"`
+	// Output only. Dead letters on the kiosk at the last heartbeat.
+	DeadLetters int64 `protobuf:"varint,10,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// Output only. The agent's version.
+	AgentVersion string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// Output only. The kiosk's clock minus the server's, measured at the last heartbeat.
+	ClockOffset *durationpb.Duration `protobuf:"bytes,12,opt,name=clock_offset,json=clockOffset,proto3" json:"clock_offset,omitempty"`
+	// Output only. True when the kiosk has been silent for more than 2 hours of
+	// working time (Monday to Saturday, 07:00 to 17:00 Vietnam time).
+	Silent        bool `protobuf:"varint,13,opt,name=silent,proto3" json:"silent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Kiosk) Reset() {
+	*x = Kiosk{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Kiosk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Kiosk) ProtoMessage() {}
+
+func (x *Kiosk) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Kiosk.ProtoReflect.Descriptor instead.
+func (*Kiosk) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Kiosk) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *Kiosk) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *Kiosk) GetUnitDisplayName() string {
+	if x != nil {
+		return x.UnitDisplayName
+	}
+	return ""
+}
+
+func (x *Kiosk) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *Kiosk) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Kiosk) GetLastHeartbeatTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHeartbeatTime
+	}
+	return nil
+}
+
+func (x *Kiosk) GetLastResponseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastResponseTime
+	}
+	return nil
+}
+
+func (x *Kiosk) GetQueueDepth() int64 {
+	if x != nil {
+		return x.QueueDepth
+	}
+	return 0
+}
+
+func (x *Kiosk) GetOldestPendingAge() *durationpb.Duration {
+	if x != nil {
+		return x.OldestPendingAge
+	}
+	return nil
+}
+
+func (x *Kiosk) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+func (x *Kiosk) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+func (x *Kiosk) GetClockOffset() *durationpb.Duration {
+	if x != nil {
+		return x.ClockOffset
+	}
+	return nil
+}
+
+func (x *Kiosk) GetSilent() bool {
+	if x != nil {
+		return x.Silent
+	}
+	return false
+}
+
+// ListKiosksRequest pages through kiosk credentials (revoked ones are left out).
+type ListKiosksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. At most this many; the server caps it at 1000. Zero means 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Optional. The next_page_token of a previous call.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKiosksRequest) Reset() {
+	*x = ListKiosksRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKiosksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKiosksRequest) ProtoMessage() {}
+
+func (x *ListKiosksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKiosksRequest.ProtoReflect.Descriptor instead.
+func (*ListKiosksRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListKiosksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListKiosksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListKiosksResponse is a page of kiosks, by credential id.
+type ListKiosksResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Kiosks []*Kiosk               `protobuf:"bytes,1,rep,name=kiosks,proto3" json:"kiosks,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKiosksResponse) Reset() {
+	*x = ListKiosksResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKiosksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKiosksResponse) ProtoMessage() {}
+
+func (x *ListKiosksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKiosksResponse.ProtoReflect.Descriptor instead.
+func (*ListKiosksResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListKiosksResponse) GetKiosks() []*Kiosk {
+	if x != nil {
+		return x.Kiosks
+	}
+	return nil
+}
+
+func (x *ListKiosksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // Unit is a one-stop counter or centre (bộ phận Một cửa) where kiosks collect responses.
 type Unit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -104,7 +368,7 @@ type Unit struct {
 
 func (x *Unit) Reset() {
 	*x = Unit{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[0]
+	mi := &file_sipas_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +380,7 @@ func (x *Unit) String() string {
 func (*Unit) ProtoMessage() {}
 
 func (x *Unit) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[0]
+	mi := &file_sipas_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +393,7 @@ func (x *Unit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unit.ProtoReflect.Descriptor instead.
 func (*Unit) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Unit) GetName() string {
@@ -185,7 +449,7 @@ type CreateUnitRequest struct {
 
 func (x *CreateUnitRequest) Reset() {
 	*x = CreateUnitRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[1]
+	mi := &file_sipas_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +461,7 @@ func (x *CreateUnitRequest) String() string {
 func (*CreateUnitRequest) ProtoMessage() {}
 
 func (x *CreateUnitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[1]
+	mi := &file_sipas_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +474,7 @@ func (x *CreateUnitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUnitRequest.ProtoReflect.Descriptor instead.
 func (*CreateUnitRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateUnitRequest) GetUnit() *Unit {
@@ -230,7 +494,7 @@ type CreateUnitResponse struct {
 
 func (x *CreateUnitResponse) Reset() {
 	*x = CreateUnitResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	mi := &file_sipas_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +506,7 @@ func (x *CreateUnitResponse) String() string {
 func (*CreateUnitResponse) ProtoMessage() {}
 
 func (x *CreateUnitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[2]
+	mi := &file_sipas_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +519,7 @@ func (x *CreateUnitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUnitResponse.ProtoReflect.Descriptor instead.
 func (*CreateUnitResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateUnitResponse) GetUnit() *Unit {
@@ -276,7 +540,7 @@ type GetUnitRequest struct {
 
 func (x *GetUnitRequest) Reset() {
 	*x = GetUnitRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[3]
+	mi := &file_sipas_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +552,7 @@ func (x *GetUnitRequest) String() string {
 func (*GetUnitRequest) ProtoMessage() {}
 
 func (x *GetUnitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[3]
+	mi := &file_sipas_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +565,7 @@ func (x *GetUnitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnitRequest.ProtoReflect.Descriptor instead.
 func (*GetUnitRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetUnitRequest) GetName() string {
@@ -321,7 +585,7 @@ type GetUnitResponse struct {
 
 func (x *GetUnitResponse) Reset() {
 	*x = GetUnitResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	mi := &file_sipas_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +597,7 @@ func (x *GetUnitResponse) String() string {
 func (*GetUnitResponse) ProtoMessage() {}
 
 func (x *GetUnitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[4]
+	mi := &file_sipas_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +610,7 @@ func (x *GetUnitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnitResponse.ProtoReflect.Descriptor instead.
 func (*GetUnitResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetUnitResponse) GetUnit() *Unit {
@@ -371,7 +635,7 @@ type ListUnitsRequest struct {
 
 func (x *ListUnitsRequest) Reset() {
 	*x = ListUnitsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[5]
+	mi := &file_sipas_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +647,7 @@ func (x *ListUnitsRequest) String() string {
 func (*ListUnitsRequest) ProtoMessage() {}
 
 func (x *ListUnitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[5]
+	mi := &file_sipas_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +660,7 @@ func (x *ListUnitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnitsRequest.ProtoReflect.Descriptor instead.
 func (*ListUnitsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListUnitsRequest) GetPageSize() int32 {
@@ -431,7 +695,7 @@ type ListUnitsResponse struct {
 
 func (x *ListUnitsResponse) Reset() {
 	*x = ListUnitsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[6]
+	mi := &file_sipas_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +707,7 @@ func (x *ListUnitsResponse) String() string {
 func (*ListUnitsResponse) ProtoMessage() {}
 
 func (x *ListUnitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[6]
+	mi := &file_sipas_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +720,7 @@ func (x *ListUnitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnitsResponse.ProtoReflect.Descriptor instead.
 func (*ListUnitsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListUnitsResponse) GetUnits() []*Unit {
@@ -502,7 +766,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[7]
+	mi := &file_sipas_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +778,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[7]
+	mi := &file_sipas_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +791,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Credential) GetName() string {
@@ -613,7 +877,7 @@ type CreateCredentialRequest struct {
 
 func (x *CreateCredentialRequest) Reset() {
 	*x = CreateCredentialRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[8]
+	mi := &file_sipas_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +889,7 @@ func (x *CreateCredentialRequest) String() string {
 func (*CreateCredentialRequest) ProtoMessage() {}
 
 func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[8]
+	mi := &file_sipas_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +902,7 @@ func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialRequest.ProtoReflect.Descriptor instead.
 func (*CreateCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateCredentialRequest) GetCredential() *Credential {
@@ -667,7 +931,7 @@ type CreateCredentialResponse struct {
 
 func (x *CreateCredentialResponse) Reset() {
 	*x = CreateCredentialResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[9]
+	mi := &file_sipas_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +943,7 @@ func (x *CreateCredentialResponse) String() string {
 func (*CreateCredentialResponse) ProtoMessage() {}
 
 func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[9]
+	mi := &file_sipas_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +956,7 @@ func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialResponse.ProtoReflect.Descriptor instead.
 func (*CreateCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateCredentialResponse) GetCredential() *Credential {
@@ -724,7 +988,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[10]
+	mi := &file_sipas_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +1000,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[10]
+	mi := &file_sipas_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +1013,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCredentialsRequest) GetPageSize() int32 {
@@ -784,7 +1048,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[11]
+	mi := &file_sipas_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +1060,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[11]
+	mi := &file_sipas_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +1073,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -837,7 +1101,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[12]
+	mi := &file_sipas_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1113,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[12]
+	mi := &file_sipas_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1126,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeCredentialRequest) GetName() string {
@@ -882,7 +1146,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	mi := &file_sipas_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1158,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[13]
+	mi := &file_sipas_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1171,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeCredentialResponse) GetCredential() *Credential {
@@ -926,7 +1190,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[14]
+	mi := &file_sipas_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1202,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[14]
+	mi := &file_sipas_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1215,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 // BackupResponse is a piece of the backup file, in order.
@@ -968,7 +1232,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[15]
+	mi := &file_sipas_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1244,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[15]
+	mi := &file_sipas_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1257,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BackupResponse) GetData() []byte {
@@ -1038,7 +1302,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[16]
+	mi := &file_sipas_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1314,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[16]
+	mi := &file_sipas_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1327,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AuditEvent) GetSequence() int64 {
@@ -1121,7 +1385,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[17]
+	mi := &file_sipas_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1397,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[17]
+	mi := &file_sipas_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1410,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -1174,7 +1438,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_sipas_v1_admin_proto_msgTypes[18]
+	mi := &file_sipas_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1450,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_admin_proto_msgTypes[18]
+	mi := &file_sipas_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1463,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1220,7 +1484,30 @@ var File_sipas_v1_admin_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x01\n" +
+	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x04\n" +
+	"\x05Kiosk\x12#\n" +
+	"\rcredential_id\x18\x01 \x01(\tR\fcredentialId\x12\x17\n" +
+	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x12*\n" +
+	"\x11unit_display_name\x18\x03 \x01(\tR\x0funitDisplayName\x12#\n" +
+	"\rprovince_code\x18\x04 \x01(\tR\fprovinceCode\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12J\n" +
+	"\x13last_heartbeat_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11lastHeartbeatTime\x12H\n" +
+	"\x12last_response_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10lastResponseTime\x12\x1f\n" +
+	"\vqueue_depth\x18\b \x01(\x03R\n" +
+	"queueDepth\x12G\n" +
+	"\x12oldest_pending_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10oldestPendingAge\x12!\n" +
+	"\fdead_letters\x18\n" +
+	" \x01(\x03R\vdeadLetters\x12#\n" +
+	"\ragent_version\x18\v \x01(\tR\fagentVersion\x12<\n" +
+	"\fclock_offset\x18\f \x01(\v2\x19.google.protobuf.DurationR\vclockOffset\x12\x16\n" +
+	"\x06silent\x18\r \x01(\bR\x06silent\"O\n" +
+	"\x11ListKiosksRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"e\n" +
+	"\x12ListKiosksResponse\x12'\n" +
+	"\x06kiosks\x18\x01 \x03(\v2\x0f.sipas.v1.KioskR\x06kiosks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x01\n" +
 	"\x04Unit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x12!\n" +
@@ -1312,7 +1599,7 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\rROLE_SURVEYOR\x10\x02\x12\x10\n" +
 	"\fROLE_ANALYST\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\x82\x05\n" +
+	"ROLE_ADMIN\x10\x042\xcb\x05\n" +
 	"\fAdminService\x12G\n" +
 	"\n" +
 	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x1c.sipas.v1.CreateUnitResponse\x12>\n" +
@@ -1322,7 +1609,9 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\x0fListCredentials\x12 .sipas.v1.ListCredentialsRequest\x1a!.sipas.v1.ListCredentialsResponse\x12Y\n" +
 	"\x10RevokeCredential\x12!.sipas.v1.RevokeCredentialRequest\x1a\".sipas.v1.RevokeCredentialResponse\x12=\n" +
 	"\x06Backup\x12\x17.sipas.v1.BackupRequest\x1a\x18.sipas.v1.BackupResponse0\x01\x12V\n" +
-	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponse\x12G\n" +
+	"\n" +
+	"ListKiosks\x12\x1b.sipas.v1.ListKiosksRequest\x1a\x1c.sipas.v1.ListKiosksResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_admin_proto_rawDescOnce sync.Once
@@ -1337,69 +1626,79 @@ func file_sipas_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_sipas_v1_admin_proto_goTypes = []any{
 	(Role)(0),                        // 0: sipas.v1.Role
-	(*Unit)(nil),                     // 1: sipas.v1.Unit
-	(*CreateUnitRequest)(nil),        // 2: sipas.v1.CreateUnitRequest
-	(*CreateUnitResponse)(nil),       // 3: sipas.v1.CreateUnitResponse
-	(*GetUnitRequest)(nil),           // 4: sipas.v1.GetUnitRequest
-	(*GetUnitResponse)(nil),          // 5: sipas.v1.GetUnitResponse
-	(*ListUnitsRequest)(nil),         // 6: sipas.v1.ListUnitsRequest
-	(*ListUnitsResponse)(nil),        // 7: sipas.v1.ListUnitsResponse
-	(*Credential)(nil),               // 8: sipas.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 9: sipas.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 10: sipas.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 11: sipas.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 12: sipas.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 13: sipas.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 14: sipas.v1.RevokeCredentialResponse
-	(*BackupRequest)(nil),            // 15: sipas.v1.BackupRequest
-	(*BackupResponse)(nil),           // 16: sipas.v1.BackupResponse
-	(*AuditEvent)(nil),               // 17: sipas.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 18: sipas.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 19: sipas.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
+	(*Kiosk)(nil),                    // 1: sipas.v1.Kiosk
+	(*ListKiosksRequest)(nil),        // 2: sipas.v1.ListKiosksRequest
+	(*ListKiosksResponse)(nil),       // 3: sipas.v1.ListKiosksResponse
+	(*Unit)(nil),                     // 4: sipas.v1.Unit
+	(*CreateUnitRequest)(nil),        // 5: sipas.v1.CreateUnitRequest
+	(*CreateUnitResponse)(nil),       // 6: sipas.v1.CreateUnitResponse
+	(*GetUnitRequest)(nil),           // 7: sipas.v1.GetUnitRequest
+	(*GetUnitResponse)(nil),          // 8: sipas.v1.GetUnitResponse
+	(*ListUnitsRequest)(nil),         // 9: sipas.v1.ListUnitsRequest
+	(*ListUnitsResponse)(nil),        // 10: sipas.v1.ListUnitsResponse
+	(*Credential)(nil),               // 11: sipas.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 12: sipas.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 13: sipas.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 14: sipas.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 15: sipas.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 16: sipas.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 17: sipas.v1.RevokeCredentialResponse
+	(*BackupRequest)(nil),            // 18: sipas.v1.BackupRequest
+	(*BackupResponse)(nil),           // 19: sipas.v1.BackupResponse
+	(*AuditEvent)(nil),               // 20: sipas.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 21: sipas.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 22: sipas.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
 }
 var file_sipas_v1_admin_proto_depIdxs = []int32{
-	20, // 0: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 1: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
-	1,  // 2: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
-	1,  // 3: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
-	1,  // 4: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
-	0,  // 5: sipas.v1.Credential.role:type_name -> sipas.v1.Role
-	20, // 6: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	20, // 7: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 8: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
-	8,  // 9: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
-	21, // 10: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
-	8,  // 11: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
-	8,  // 12: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
-	8,  // 13: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
-	20, // 14: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	17, // 15: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
-	2,  // 16: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
-	4,  // 17: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
-	6,  // 18: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
-	9,  // 19: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
-	11, // 20: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
-	13, // 21: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
-	15, // 22: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
-	18, // 23: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
-	3,  // 24: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
-	5,  // 25: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
-	7,  // 26: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
-	10, // 27: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
-	12, // 28: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
-	14, // 29: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
-	16, // 30: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
-	19, // 31: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	23, // 0: sipas.v1.Kiosk.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	23, // 1: sipas.v1.Kiosk.last_response_time:type_name -> google.protobuf.Timestamp
+	24, // 2: sipas.v1.Kiosk.oldest_pending_age:type_name -> google.protobuf.Duration
+	24, // 3: sipas.v1.Kiosk.clock_offset:type_name -> google.protobuf.Duration
+	1,  // 4: sipas.v1.ListKiosksResponse.kiosks:type_name -> sipas.v1.Kiosk
+	23, // 5: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 6: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
+	4,  // 7: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
+	4,  // 8: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
+	4,  // 9: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
+	0,  // 10: sipas.v1.Credential.role:type_name -> sipas.v1.Role
+	23, // 11: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	23, // 12: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 13: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
+	11, // 14: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
+	24, // 15: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 16: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
+	11, // 17: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
+	11, // 18: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
+	23, // 19: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	20, // 20: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
+	5,  // 21: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
+	7,  // 22: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
+	9,  // 23: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
+	12, // 24: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
+	14, // 25: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
+	16, // 26: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
+	18, // 27: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
+	21, // 28: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
+	2,  // 29: sipas.v1.AdminService.ListKiosks:input_type -> sipas.v1.ListKiosksRequest
+	6,  // 30: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
+	8,  // 31: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
+	10, // 32: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
+	13, // 33: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
+	15, // 34: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
+	17, // 35: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
+	19, // 36: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
+	22, // 37: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
+	3,  // 38: sipas.v1.AdminService.ListKiosks:output_type -> sipas.v1.ListKiosksResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_admin_proto_init() }
@@ -1413,7 +1712,7 @@ func file_sipas_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_admin_proto_rawDesc), len(file_sipas_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	AdminService_RevokeCredential_FullMethodName = "/sipas.v1.AdminService/RevokeCredential"
 	AdminService_Backup_FullMethodName           = "/sipas.v1.AdminService/Backup"
 	AdminService_ListAuditEvents_FullMethodName  = "/sipas.v1.AdminService/ListAuditEvents"
+	AdminService_ListKiosks_FullMethodName       = "/sipas.v1.AdminService/ListKiosks"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -52,6 +53,9 @@ type AdminServiceClient interface {
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// ListKiosks pages through kiosk credentials with their unit and the health
+	// their agents last reported, to find silent kiosks.
+	ListKiosks(ctx context.Context, in *ListKiosksRequest, opts ...grpc.CallOption) (*ListKiosksResponse, error)
 }
 
 type adminServiceClient struct {
@@ -151,6 +155,16 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) ListKiosks(ctx context.Context, in *ListKiosksRequest, opts ...grpc.CallOption) (*ListKiosksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKiosksResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListKiosks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -174,6 +188,9 @@ type AdminServiceServer interface {
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	// ListAuditEvents pages through the audit trail, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// ListKiosks pages through kiosk credentials with their unit and the health
+	// their agents last reported, to find silent kiosks.
+	ListKiosks(context.Context, *ListKiosksRequest) (*ListKiosksResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -207,6 +224,9 @@ func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreami
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) ListKiosks(context.Context, *ListKiosksRequest) (*ListKiosksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKiosks not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -366,6 +386,24 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListKiosks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKiosksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListKiosks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListKiosks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListKiosks(ctx, req.(*ListKiosksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -400,6 +438,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "ListKiosks",
+			Handler:    _AdminService_ListKiosks_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -135,9 +135,12 @@ type GetIndexRequest struct {
 	// Optional. Defaults to BOUNDARIES_AS_COLLECTED.
 	Boundaries Boundaries `protobuf:"varint,4,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
 	// Optional. Only responses collected through this channel.
-	Channel       Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Channel Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	// Optional. Count responses flagged for data quality (too fast, too soon,
+	// identical runs, clock skew) too; by default they are left out.
+	IncludeFlagged bool `protobuf:"varint,6,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetIndexRequest) Reset() {
@@ -203,6 +206,13 @@ func (x *GetIndexRequest) GetChannel() Channel {
 		return x.Channel
 	}
 	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *GetIndexRequest) GetIncludeFlagged() bool {
+	if x != nil {
+		return x.IncludeFlagged
+	}
+	return false
 }
 
 // IndexNode is one node of an index tree: a formula node or an item.
@@ -388,9 +398,14 @@ type IndexReport struct {
 	// One tree per indicator kind: satisfaction (root SIPAS), assessment, expectation.
 	Roots []*IndexNode `protobuf:"bytes,12,rep,name=roots,proto3" json:"roots,omitempty"`
 	// For the nation only: the unweighted mean of the provinces' SIPAS values.
-	NationalMean  *float64 `protobuf:"fixed64,13,opt,name=national_mean,json=nationalMean,proto3,oneof" json:"national_mean,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NationalMean *float64 `protobuf:"fixed64,13,opt,name=national_mean,json=nationalMean,proto3,oneof" json:"national_mean,omitempty"`
+	// Flagged responses of the scope and period left out of the figures
+	// (zero when include_flagged was set).
+	FlaggedExcluded int64 `protobuf:"varint,14,opt,name=flagged_excluded,json=flaggedExcluded,proto3" json:"flagged_excluded,omitempty"`
+	// Flagged responses counted in the figures (include_flagged was set).
+	FlaggedIncluded int64 `protobuf:"varint,15,opt,name=flagged_included,json=flaggedIncluded,proto3" json:"flagged_included,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *IndexReport) Reset() {
@@ -510,6 +525,20 @@ func (x *IndexReport) GetRoots() []*IndexNode {
 func (x *IndexReport) GetNationalMean() float64 {
 	if x != nil && x.NationalMean != nil {
 		return *x.NationalMean
+	}
+	return 0
+}
+
+func (x *IndexReport) GetFlaggedExcluded() int64 {
+	if x != nil {
+		return x.FlaggedExcluded
+	}
+	return 0
+}
+
+func (x *IndexReport) GetFlaggedIncluded() int64 {
+	if x != nil {
+		return x.FlaggedIncluded
 	}
 	return 0
 }
@@ -1691,7 +1720,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\rprovince_code\x18\x01 \x01(\tH\x00R\fprovinceCode\x12\x19\n" +
 	"\aunit_id\x18\x02 \x01(\tH\x00R\x06unitId\x12\x18\n" +
 	"\x06nation\x18\x03 \x01(\bH\x00R\x06nationB\a\n" +
-	"\x05scope\"\xf0\x01\n" +
+	"\x05scope\"\x99\x02\n" +
 	"\x0fGetIndexRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12%\n" +
 	"\x05scope\x18\x02 \x01(\v2\x0f.sipas.v1.ScopeR\x05scope\x12(\n" +
@@ -1699,7 +1728,8 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\n" +
 	"boundaries\x18\x04 \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12+\n" +
-	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\"\xc1\x03\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12'\n" +
+	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\"\xc1\x03\n" +
 	"\tIndexNode\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x19\n" +
 	"\blabel_vi\x18\x02 \x01(\tR\alabelVi\x12\x19\n" +
@@ -1721,7 +1751,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06_valueB\t\n" +
 	"\a_ci_lowB\n" +
 	"\n" +
-	"\b_ci_high\"\xb7\x04\n" +
+	"\b_ci_high\"\x8d\x05\n" +
 	"\vIndexReport\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
 	"\x0fformula_version\x18\x02 \x01(\tR\x0eformulaVersion\x12%\n" +
@@ -1741,7 +1771,9 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	" \x01(\x03R\x13disclosureThreshold\x12%\n" +
 	"\x0eminimum_sample\x18\v \x01(\x03R\rminimumSample\x12)\n" +
 	"\x05roots\x18\f \x03(\v2\x13.sipas.v1.IndexNodeR\x05roots\x12(\n" +
-	"\rnational_mean\x18\r \x01(\x01H\x00R\fnationalMean\x88\x01\x01B\x10\n" +
+	"\rnational_mean\x18\r \x01(\x01H\x00R\fnationalMean\x88\x01\x01\x12)\n" +
+	"\x10flagged_excluded\x18\x0e \x01(\x03R\x0fflaggedExcluded\x12)\n" +
+	"\x10flagged_included\x18\x0f \x01(\x03R\x0fflaggedIncludedB\x10\n" +
 	"\x0e_national_mean\"\xeb\x01\n" +
 	"\x14RankProvincesRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12(\n" +

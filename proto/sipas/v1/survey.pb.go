@@ -9,6 +9,7 @@ package sipasv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -519,6 +520,66 @@ func (RespondentType) EnumDescriptor() ([]byte, []int) {
 	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
 }
 
+// ResponseFlag is a reason to doubt that a response is a genuine, attentive answer.
+type ResponseFlag int32
+
+const (
+	ResponseFlag_RESPONSE_FLAG_UNSPECIFIED ResponseFlag = 0
+	// Completed faster than a plausible time for the questions asked.
+	ResponseFlag_RESPONSE_FLAG_TOO_FAST ResponseFlag = 1
+	// Completed within the minimum interval after the previous one at the same kiosk.
+	ResponseFlag_RESPONSE_FLAG_TOO_SOON ResponseFlag = 2
+	// One of a run of identical questionnaires in a row at the same kiosk.
+	ResponseFlag_RESPONSE_FLAG_IDENTICAL_RUN ResponseFlag = 3
+	// The collecting device's clock was more than 5 minutes off the server's.
+	ResponseFlag_RESPONSE_FLAG_CLOCK_SKEW ResponseFlag = 4
+)
+
+// Enum value maps for ResponseFlag.
+var (
+	ResponseFlag_name = map[int32]string{
+		0: "RESPONSE_FLAG_UNSPECIFIED",
+		1: "RESPONSE_FLAG_TOO_FAST",
+		2: "RESPONSE_FLAG_TOO_SOON",
+		3: "RESPONSE_FLAG_IDENTICAL_RUN",
+		4: "RESPONSE_FLAG_CLOCK_SKEW",
+	}
+	ResponseFlag_value = map[string]int32{
+		"RESPONSE_FLAG_UNSPECIFIED":   0,
+		"RESPONSE_FLAG_TOO_FAST":      1,
+		"RESPONSE_FLAG_TOO_SOON":      2,
+		"RESPONSE_FLAG_IDENTICAL_RUN": 3,
+		"RESPONSE_FLAG_CLOCK_SKEW":    4,
+	}
+)
+
+func (x ResponseFlag) Enum() *ResponseFlag {
+	p := new(ResponseFlag)
+	*p = x
+	return p
+}
+
+func (x ResponseFlag) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ResponseFlag) Descriptor() protoreflect.EnumDescriptor {
+	return file_sipas_v1_survey_proto_enumTypes[9].Descriptor()
+}
+
+func (ResponseFlag) Type() protoreflect.EnumType {
+	return &file_sipas_v1_survey_proto_enumTypes[9]
+}
+
+func (x ResponseFlag) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ResponseFlag.Descriptor instead.
+func (ResponseFlag) EnumDescriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
+}
+
 // Outcome of one batch item.
 type ItemOutcome int32
 
@@ -559,11 +620,11 @@ func (x ItemOutcome) String() string {
 }
 
 func (ItemOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[9].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[10].Descriptor()
 }
 
 func (ItemOutcome) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[9]
+	return &file_sipas_v1_survey_proto_enumTypes[10]
 }
 
 func (x ItemOutcome) Number() protoreflect.EnumNumber {
@@ -572,7 +633,7 @@ func (x ItemOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ItemOutcome.Descriptor instead.
 func (ItemOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
 }
 
 // Questionnaire is a versioned questionnaire definition.
@@ -1381,6 +1442,11 @@ type Response struct {
 	// may be left out. A response sent either way is the same response (the
 	// same content for deduplication).
 	PackedAnswers []uint32 `protobuf:"varint,9,rep,packed,name=packed_answers,json=packedAnswers,proto3" json:"packed_answers,omitempty"`
+	// Optional. Data-quality flags the collecting device raised (a kiosk agent,
+	// or a survey team's file). A flagged response is stored with its flags and
+	// left out of indices unless they are asked to include flagged responses.
+	// Flags are not part of the content: a resend with other flags is a duplicate.
+	Flags         []ResponseFlag `protobuf:"varint,10,rep,packed,name=flags,proto3,enum=sipas.v1.ResponseFlag" json:"flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1478,6 +1544,160 @@ func (x *Response) GetPackedAnswers() []uint32 {
 	return nil
 }
 
+func (x *Response) GetFlags() []ResponseFlag {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+// ReportKioskHeartbeatRequest is a kiosk agent's health report.
+type ReportKioskHeartbeatRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The kiosk's clock when it sent the heartbeat.
+	SendTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=send_time,json=sendTime,proto3" json:"send_time,omitempty"`
+	// Responses waiting in the agent's outbox.
+	QueueDepth int64 `protobuf:"varint,2,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	// Age of the oldest waiting response (zero when none wait).
+	OldestPendingAge *durationpb.Duration `protobuf:"bytes,3,opt,name=oldest_pending_age,json=oldestPendingAge,proto3" json:"oldest_pending_age,omitempty"`
+	// Responses the server refused for good, kept on the kiosk.
+	DeadLetters int64 `protobuf:"varint,4,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// The agent's version, e.g. "sipas 1.4.0".
+	AgentVersion string `protobuf:"bytes,5,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// The agent's last measured offset of its clock from the server's
+	// (kiosk minus server); zero before the first measurement.
+	ClockOffset *durationpb.Duration `protobuf:"bytes,6,opt,name=clock_offset,json=clockOffset,proto3" json:"clock_offset,omitempty"`
+	// When the agent last had a response acknowledged (unset: never).
+	LastSendTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_send_time,json=lastSendTime,proto3" json:"last_send_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportKioskHeartbeatRequest) Reset() {
+	*x = ReportKioskHeartbeatRequest{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportKioskHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportKioskHeartbeatRequest) ProtoMessage() {}
+
+func (x *ReportKioskHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportKioskHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*ReportKioskHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReportKioskHeartbeatRequest) GetSendTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SendTime
+	}
+	return nil
+}
+
+func (x *ReportKioskHeartbeatRequest) GetQueueDepth() int64 {
+	if x != nil {
+		return x.QueueDepth
+	}
+	return 0
+}
+
+func (x *ReportKioskHeartbeatRequest) GetOldestPendingAge() *durationpb.Duration {
+	if x != nil {
+		return x.OldestPendingAge
+	}
+	return nil
+}
+
+func (x *ReportKioskHeartbeatRequest) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+func (x *ReportKioskHeartbeatRequest) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+func (x *ReportKioskHeartbeatRequest) GetClockOffset() *durationpb.Duration {
+	if x != nil {
+		return x.ClockOffset
+	}
+	return nil
+}
+
+func (x *ReportKioskHeartbeatRequest) GetLastSendTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSendTime
+	}
+	return nil
+}
+
+// ReportKioskHeartbeatResponse carries the server's clock.
+type ReportKioskHeartbeatResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's clock when it recorded the heartbeat.
+	ServerTime    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportKioskHeartbeatResponse) Reset() {
+	*x = ReportKioskHeartbeatResponse{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportKioskHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportKioskHeartbeatResponse) ProtoMessage() {}
+
+func (x *ReportKioskHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportKioskHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*ReportKioskHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReportKioskHeartbeatResponse) GetServerTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServerTime
+	}
+	return nil
+}
+
 // SubmitResponseRequest carries one response.
 type SubmitResponseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1489,7 +1709,7 @@ type SubmitResponseRequest struct {
 
 func (x *SubmitResponseRequest) Reset() {
 	*x = SubmitResponseRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1721,7 @@ func (x *SubmitResponseRequest) String() string {
 func (*SubmitResponseRequest) ProtoMessage() {}
 
 func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1734,7 @@ func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitResponseRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SubmitResponseRequest) GetResponse() *Response {
@@ -1542,7 +1762,7 @@ type SubmitResponseResponse struct {
 
 func (x *SubmitResponseResponse) Reset() {
 	*x = SubmitResponseResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1774,7 @@ func (x *SubmitResponseResponse) String() string {
 func (*SubmitResponseResponse) ProtoMessage() {}
 
 func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1787,7 @@ func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponseResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SubmitResponseResponse) GetResponseId() string {
@@ -1616,7 +1836,7 @@ type UploadBatchRequest struct {
 
 func (x *UploadBatchRequest) Reset() {
 	*x = UploadBatchRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1848,7 @@ func (x *UploadBatchRequest) String() string {
 func (*UploadBatchRequest) ProtoMessage() {}
 
 func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1861,7 @@ func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchRequest.ProtoReflect.Descriptor instead.
 func (*UploadBatchRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadBatchRequest) GetBatchId() string {
@@ -1671,7 +1891,7 @@ type BatchItem struct {
 
 func (x *BatchItem) Reset() {
 	*x = BatchItem{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1903,7 @@ func (x *BatchItem) String() string {
 func (*BatchItem) ProtoMessage() {}
 
 func (x *BatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1916,7 @@ func (x *BatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItem.ProtoReflect.Descriptor instead.
 func (*BatchItem) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchItem) GetLine() int64 {
@@ -1727,7 +1947,7 @@ type UploadBatchResponse struct {
 
 func (x *UploadBatchResponse) Reset() {
 	*x = UploadBatchResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1959,7 @@ func (x *UploadBatchResponse) String() string {
 func (*UploadBatchResponse) ProtoMessage() {}
 
 func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1972,7 @@ func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchResponse.ProtoReflect.Descriptor instead.
 func (*UploadBatchResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadBatchResponse) GetKind() isUploadBatchResponse_Kind {
@@ -1822,7 +2042,7 @@ type ItemResult struct {
 
 func (x *ItemResult) Reset() {
 	*x = ItemResult{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2054,7 @@ func (x *ItemResult) String() string {
 func (*ItemResult) ProtoMessage() {}
 
 func (x *ItemResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2067,7 @@ func (x *ItemResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemResult.ProtoReflect.Descriptor instead.
 func (*ItemResult) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ItemResult) GetLine() int64 {
@@ -1918,7 +2138,7 @@ type ChunkAck struct {
 
 func (x *ChunkAck) Reset() {
 	*x = ChunkAck{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2150,7 @@ func (x *ChunkAck) String() string {
 func (*ChunkAck) ProtoMessage() {}
 
 func (x *ChunkAck) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2163,7 @@ func (x *ChunkAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkAck.ProtoReflect.Descriptor instead.
 func (*ChunkAck) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChunkAck) GetChunk() int64 {
@@ -1974,7 +2194,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[18]
+	mi := &file_sipas_v1_survey_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2206,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[18]
+	mi := &file_sipas_v1_survey_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2219,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{18}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BatchSummary) GetBatchId() string {
@@ -2041,7 +2261,7 @@ var File_sipas_v1_survey_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\n" +
-	"\x15sipas/v1/survey.proto\x12\bsipas.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"\xdd\x02\n" +
+	"\x15sipas/v1/survey.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"\xdd\x02\n" +
 	"\rQuestionnaire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10questionnaire_id\x18\x02 \x01(\tR\x0fquestionnaireId\x12\x19\n" +
@@ -2106,7 +2326,7 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\tresidence\x18\x06 \x01(\x0e2\x13.sipas.v1.ResidenceR\tresidence\x12A\n" +
 	"\x0frespondent_type\x18\a \x01(\x0e2\x18.sipas.v1.RespondentTypeR\x0erespondentType\x12(\n" +
 	"\rdid_procedure\x18\b \x01(\bH\x00R\fdidProcedure\x88\x01\x01B\x10\n" +
-	"\x0e_did_procedure\"\xda\x03\n" +
+	"\x0e_did_procedure\"\x88\x04\n" +
 	"\bResponse\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12)\n" +
@@ -2117,10 +2337,24 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\aunit_id\x18\x06 \x01(\tR\x06unitId\x12:\n" +
 	"\fdemographics\x18\a \x01(\v2\x16.sipas.v1.DemographicsR\fdemographics\x129\n" +
 	"\aanswers\x18\b \x03(\v2\x1f.sipas.v1.Response.AnswersEntryR\aanswers\x12%\n" +
-	"\x0epacked_answers\x18\t \x03(\rR\rpackedAnswers\x1a:\n" +
+	"\x0epacked_answers\x18\t \x03(\rR\rpackedAnswers\x12,\n" +
+	"\x05flags\x18\n" +
+	" \x03(\x0e2\x16.sipas.v1.ResponseFlagR\x05flags\x1a:\n" +
 	"\fAnswersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"G\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x88\x03\n" +
+	"\x1bReportKioskHeartbeatRequest\x127\n" +
+	"\tsend_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\bsendTime\x12\x1f\n" +
+	"\vqueue_depth\x18\x02 \x01(\x03R\n" +
+	"queueDepth\x12G\n" +
+	"\x12oldest_pending_age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10oldestPendingAge\x12!\n" +
+	"\fdead_letters\x18\x04 \x01(\x03R\vdeadLetters\x12#\n" +
+	"\ragent_version\x18\x05 \x01(\tR\fagentVersion\x12<\n" +
+	"\fclock_offset\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\vclockOffset\x12@\n" +
+	"\x0elast_send_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\flastSendTime\"[\n" +
+	"\x1cReportKioskHeartbeatResponse\x12;\n" +
+	"\vserver_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"serverTime\"G\n" +
 	"\x15SubmitResponseRequest\x12.\n" +
 	"\bresponse\x18\x01 \x01(\v2\x12.sipas.v1.ResponseR\bresponse\"\x98\x01\n" +
 	"\x16SubmitResponseResponse\x12\x1f\n" +
@@ -2209,17 +2443,24 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\x0eRespondentType\x12\x1f\n" +
 	"\x1bRESPONDENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17RESPONDENT_TYPE_CITIZEN\x10\x01\x12 \n" +
-	"\x1cRESPONDENT_TYPE_ORGANISATION\x10\x02*}\n" +
+	"\x1cRESPONDENT_TYPE_ORGANISATION\x10\x02*\xa4\x01\n" +
+	"\fResponseFlag\x12\x1d\n" +
+	"\x19RESPONSE_FLAG_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RESPONSE_FLAG_TOO_FAST\x10\x01\x12\x1a\n" +
+	"\x16RESPONSE_FLAG_TOO_SOON\x10\x02\x12\x1f\n" +
+	"\x1bRESPONSE_FLAG_IDENTICAL_RUN\x10\x03\x12\x1c\n" +
+	"\x18RESPONSE_FLAG_CLOCK_SKEW\x10\x04*}\n" +
 	"\vItemOutcome\x12\x1c\n" +
 	"\x18ITEM_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ITEM_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n" +
 	"\x16ITEM_OUTCOME_DUPLICATE\x10\x02\x12\x19\n" +
-	"\x15ITEM_OUTCOME_REJECTED\x10\x032\xf0\x02\n" +
+	"\x15ITEM_OUTCOME_REJECTED\x10\x032\xd7\x03\n" +
 	"\rSurveyService\x12Y\n" +
 	"\x10GetQuestionnaire\x12!.sipas.v1.GetQuestionnaireRequest\x1a\".sipas.v1.GetQuestionnaireResponse\x12_\n" +
 	"\x12ListQuestionnaires\x12#.sipas.v1.ListQuestionnairesRequest\x1a$.sipas.v1.ListQuestionnairesResponse\x12S\n" +
 	"\x0eSubmitResponse\x12\x1f.sipas.v1.SubmitResponseRequest\x1a .sipas.v1.SubmitResponseResponse\x12N\n" +
-	"\vUploadBatch\x12\x1c.sipas.v1.UploadBatchRequest\x1a\x1d.sipas.v1.UploadBatchResponse(\x010\x01B2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\vUploadBatch\x12\x1c.sipas.v1.UploadBatchRequest\x1a\x1d.sipas.v1.UploadBatchResponse(\x010\x01\x12e\n" +
+	"\x14ReportKioskHeartbeat\x12%.sipas.v1.ReportKioskHeartbeatRequest\x1a&.sipas.v1.ReportKioskHeartbeatResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_survey_proto_rawDescOnce sync.Once
@@ -2233,84 +2474,96 @@ func file_sipas_v1_survey_proto_rawDescGZIP() []byte {
 	return file_sipas_v1_survey_proto_rawDescData
 }
 
-var file_sipas_v1_survey_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_sipas_v1_survey_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_sipas_v1_survey_proto_goTypes = []any{
-	(ItemKind)(0),                      // 0: sipas.v1.ItemKind
-	(ItemRole)(0),                      // 1: sipas.v1.ItemRole
-	(Aggregation)(0),                   // 2: sipas.v1.Aggregation
-	(Gender)(0),                        // 3: sipas.v1.Gender
-	(Ethnicity)(0),                     // 4: sipas.v1.Ethnicity
-	(Education)(0),                     // 5: sipas.v1.Education
-	(Occupation)(0),                    // 6: sipas.v1.Occupation
-	(Residence)(0),                     // 7: sipas.v1.Residence
-	(RespondentType)(0),                // 8: sipas.v1.RespondentType
-	(ItemOutcome)(0),                   // 9: sipas.v1.ItemOutcome
-	(*Questionnaire)(nil),              // 10: sipas.v1.Questionnaire
-	(*Item)(nil),                       // 11: sipas.v1.Item
-	(*Scale)(nil),                      // 12: sipas.v1.Scale
-	(*ScaleCode)(nil),                  // 13: sipas.v1.ScaleCode
-	(*FormulaNode)(nil),                // 14: sipas.v1.FormulaNode
-	(*GetQuestionnaireRequest)(nil),    // 15: sipas.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),   // 16: sipas.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),  // 17: sipas.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil), // 18: sipas.v1.ListQuestionnairesResponse
-	(*Demographics)(nil),               // 19: sipas.v1.Demographics
-	(*Response)(nil),                   // 20: sipas.v1.Response
-	(*SubmitResponseRequest)(nil),      // 21: sipas.v1.SubmitResponseRequest
-	(*SubmitResponseResponse)(nil),     // 22: sipas.v1.SubmitResponseResponse
-	(*UploadBatchRequest)(nil),         // 23: sipas.v1.UploadBatchRequest
-	(*BatchItem)(nil),                  // 24: sipas.v1.BatchItem
-	(*UploadBatchResponse)(nil),        // 25: sipas.v1.UploadBatchResponse
-	(*ItemResult)(nil),                 // 26: sipas.v1.ItemResult
-	(*ChunkAck)(nil),                   // 27: sipas.v1.ChunkAck
-	(*BatchSummary)(nil),               // 28: sipas.v1.BatchSummary
-	nil,                                // 29: sipas.v1.Response.AnswersEntry
-	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
-	(Channel)(0),                       // 31: sipas.v1.Channel
+	(ItemKind)(0),                        // 0: sipas.v1.ItemKind
+	(ItemRole)(0),                        // 1: sipas.v1.ItemRole
+	(Aggregation)(0),                     // 2: sipas.v1.Aggregation
+	(Gender)(0),                          // 3: sipas.v1.Gender
+	(Ethnicity)(0),                       // 4: sipas.v1.Ethnicity
+	(Education)(0),                       // 5: sipas.v1.Education
+	(Occupation)(0),                      // 6: sipas.v1.Occupation
+	(Residence)(0),                       // 7: sipas.v1.Residence
+	(RespondentType)(0),                  // 8: sipas.v1.RespondentType
+	(ResponseFlag)(0),                    // 9: sipas.v1.ResponseFlag
+	(ItemOutcome)(0),                     // 10: sipas.v1.ItemOutcome
+	(*Questionnaire)(nil),                // 11: sipas.v1.Questionnaire
+	(*Item)(nil),                         // 12: sipas.v1.Item
+	(*Scale)(nil),                        // 13: sipas.v1.Scale
+	(*ScaleCode)(nil),                    // 14: sipas.v1.ScaleCode
+	(*FormulaNode)(nil),                  // 15: sipas.v1.FormulaNode
+	(*GetQuestionnaireRequest)(nil),      // 16: sipas.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),     // 17: sipas.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),    // 18: sipas.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),   // 19: sipas.v1.ListQuestionnairesResponse
+	(*Demographics)(nil),                 // 20: sipas.v1.Demographics
+	(*Response)(nil),                     // 21: sipas.v1.Response
+	(*ReportKioskHeartbeatRequest)(nil),  // 22: sipas.v1.ReportKioskHeartbeatRequest
+	(*ReportKioskHeartbeatResponse)(nil), // 23: sipas.v1.ReportKioskHeartbeatResponse
+	(*SubmitResponseRequest)(nil),        // 24: sipas.v1.SubmitResponseRequest
+	(*SubmitResponseResponse)(nil),       // 25: sipas.v1.SubmitResponseResponse
+	(*UploadBatchRequest)(nil),           // 26: sipas.v1.UploadBatchRequest
+	(*BatchItem)(nil),                    // 27: sipas.v1.BatchItem
+	(*UploadBatchResponse)(nil),          // 28: sipas.v1.UploadBatchResponse
+	(*ItemResult)(nil),                   // 29: sipas.v1.ItemResult
+	(*ChunkAck)(nil),                     // 30: sipas.v1.ChunkAck
+	(*BatchSummary)(nil),                 // 31: sipas.v1.BatchSummary
+	nil,                                  // 32: sipas.v1.Response.AnswersEntry
+	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
+	(Channel)(0),                         // 34: sipas.v1.Channel
+	(*durationpb.Duration)(nil),          // 35: google.protobuf.Duration
 }
 var file_sipas_v1_survey_proto_depIdxs = []int32{
-	11, // 0: sipas.v1.Questionnaire.items:type_name -> sipas.v1.Item
-	12, // 1: sipas.v1.Questionnaire.scales:type_name -> sipas.v1.Scale
-	14, // 2: sipas.v1.Questionnaire.formula:type_name -> sipas.v1.FormulaNode
+	12, // 0: sipas.v1.Questionnaire.items:type_name -> sipas.v1.Item
+	13, // 1: sipas.v1.Questionnaire.scales:type_name -> sipas.v1.Scale
+	15, // 2: sipas.v1.Questionnaire.formula:type_name -> sipas.v1.FormulaNode
 	0,  // 3: sipas.v1.Item.kind:type_name -> sipas.v1.ItemKind
 	1,  // 4: sipas.v1.Item.role:type_name -> sipas.v1.ItemRole
-	13, // 5: sipas.v1.Scale.codes:type_name -> sipas.v1.ScaleCode
+	14, // 5: sipas.v1.Scale.codes:type_name -> sipas.v1.ScaleCode
 	0,  // 6: sipas.v1.FormulaNode.kind:type_name -> sipas.v1.ItemKind
 	2,  // 7: sipas.v1.FormulaNode.aggregation:type_name -> sipas.v1.Aggregation
-	14, // 8: sipas.v1.FormulaNode.children:type_name -> sipas.v1.FormulaNode
-	10, // 9: sipas.v1.GetQuestionnaireResponse.questionnaire:type_name -> sipas.v1.Questionnaire
-	10, // 10: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
+	15, // 8: sipas.v1.FormulaNode.children:type_name -> sipas.v1.FormulaNode
+	11, // 9: sipas.v1.GetQuestionnaireResponse.questionnaire:type_name -> sipas.v1.Questionnaire
+	11, // 10: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
 	3,  // 11: sipas.v1.Demographics.gender:type_name -> sipas.v1.Gender
 	4,  // 12: sipas.v1.Demographics.ethnicity:type_name -> sipas.v1.Ethnicity
 	5,  // 13: sipas.v1.Demographics.education:type_name -> sipas.v1.Education
 	6,  // 14: sipas.v1.Demographics.occupation:type_name -> sipas.v1.Occupation
 	7,  // 15: sipas.v1.Demographics.residence:type_name -> sipas.v1.Residence
 	8,  // 16: sipas.v1.Demographics.respondent_type:type_name -> sipas.v1.RespondentType
-	30, // 17: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
-	31, // 18: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
-	19, // 19: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
-	29, // 20: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
-	20, // 21: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
-	24, // 22: sipas.v1.UploadBatchRequest.items:type_name -> sipas.v1.BatchItem
-	20, // 23: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
-	27, // 24: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
-	28, // 25: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
-	9,  // 26: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
-	26, // 27: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
-	15, // 28: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
-	17, // 29: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
-	21, // 30: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
-	23, // 31: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
-	16, // 32: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.GetQuestionnaireResponse
-	18, // 33: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
-	22, // 34: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
-	25, // 35: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	33, // 17: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
+	34, // 18: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
+	20, // 19: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
+	32, // 20: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
+	9,  // 21: sipas.v1.Response.flags:type_name -> sipas.v1.ResponseFlag
+	33, // 22: sipas.v1.ReportKioskHeartbeatRequest.send_time:type_name -> google.protobuf.Timestamp
+	35, // 23: sipas.v1.ReportKioskHeartbeatRequest.oldest_pending_age:type_name -> google.protobuf.Duration
+	35, // 24: sipas.v1.ReportKioskHeartbeatRequest.clock_offset:type_name -> google.protobuf.Duration
+	33, // 25: sipas.v1.ReportKioskHeartbeatRequest.last_send_time:type_name -> google.protobuf.Timestamp
+	33, // 26: sipas.v1.ReportKioskHeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
+	21, // 27: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
+	27, // 28: sipas.v1.UploadBatchRequest.items:type_name -> sipas.v1.BatchItem
+	21, // 29: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
+	30, // 30: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
+	31, // 31: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
+	10, // 32: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
+	29, // 33: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
+	16, // 34: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
+	18, // 35: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
+	24, // 36: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
+	26, // 37: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
+	22, // 38: sipas.v1.SurveyService.ReportKioskHeartbeat:input_type -> sipas.v1.ReportKioskHeartbeatRequest
+	17, // 39: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.GetQuestionnaireResponse
+	19, // 40: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
+	25, // 41: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
+	28, // 42: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
+	23, // 43: sipas.v1.SurveyService.ReportKioskHeartbeat:output_type -> sipas.v1.ReportKioskHeartbeatResponse
+	39, // [39:44] is the sub-list for method output_type
+	34, // [34:39] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_survey_proto_init() }
@@ -2320,7 +2573,7 @@ func file_sipas_v1_survey_proto_init() {
 	}
 	file_sipas_v1_common_proto_init()
 	file_sipas_v1_survey_proto_msgTypes[9].OneofWrappers = []any{}
-	file_sipas_v1_survey_proto_msgTypes[15].OneofWrappers = []any{
+	file_sipas_v1_survey_proto_msgTypes[17].OneofWrappers = []any{
 		(*UploadBatchResponse_Chunk)(nil),
 		(*UploadBatchResponse_Summary)(nil),
 	}
@@ -2329,8 +2582,8 @@ func file_sipas_v1_survey_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_survey_proto_rawDesc), len(file_sipas_v1_survey_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   20,
+			NumEnums:      11,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SurveyService_GetQuestionnaire_FullMethodName   = "/sipas.v1.SurveyService/GetQuestionnaire"
-	SurveyService_ListQuestionnaires_FullMethodName = "/sipas.v1.SurveyService/ListQuestionnaires"
-	SurveyService_SubmitResponse_FullMethodName     = "/sipas.v1.SurveyService/SubmitResponse"
-	SurveyService_UploadBatch_FullMethodName        = "/sipas.v1.SurveyService/UploadBatch"
+	SurveyService_GetQuestionnaire_FullMethodName     = "/sipas.v1.SurveyService/GetQuestionnaire"
+	SurveyService_ListQuestionnaires_FullMethodName   = "/sipas.v1.SurveyService/ListQuestionnaires"
+	SurveyService_SubmitResponse_FullMethodName       = "/sipas.v1.SurveyService/SubmitResponse"
+	SurveyService_UploadBatch_FullMethodName          = "/sipas.v1.SurveyService/UploadBatch"
+	SurveyService_ReportKioskHeartbeat_FullMethodName = "/sipas.v1.SurveyService/ReportKioskHeartbeat"
 )
 
 // SurveyServiceClient is the client API for SurveyService service.
@@ -48,6 +49,11 @@ type SurveyServiceClient interface {
 	// acknowledged chunk are durable. Resending items (all of them, or the ones
 	// not yet acknowledged) never counts a response twice.
 	UploadBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UploadBatchRequest, UploadBatchResponse], error)
+	// ReportKioskHeartbeat records a kiosk agent's health (queue depth, oldest
+	// pending response, version, clock offset) so that administrators see
+	// silent kiosks. Kiosk agents call it every minute. The answer carries the
+	// server's clock, from which the agent measures its clock offset.
+	ReportKioskHeartbeat(ctx context.Context, in *ReportKioskHeartbeatRequest, opts ...grpc.CallOption) (*ReportKioskHeartbeatResponse, error)
 }
 
 type surveyServiceClient struct {
@@ -101,6 +107,16 @@ func (c *surveyServiceClient) UploadBatch(ctx context.Context, opts ...grpc.Call
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SurveyService_UploadBatchClient = grpc.BidiStreamingClient[UploadBatchRequest, UploadBatchResponse]
 
+func (c *surveyServiceClient) ReportKioskHeartbeat(ctx context.Context, in *ReportKioskHeartbeatRequest, opts ...grpc.CallOption) (*ReportKioskHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportKioskHeartbeatResponse)
+	err := c.cc.Invoke(ctx, SurveyService_ReportKioskHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SurveyServiceServer is the server API for SurveyService service.
 // All implementations must embed UnimplementedSurveyServiceServer
 // for forward compatibility.
@@ -124,6 +140,11 @@ type SurveyServiceServer interface {
 	// acknowledged chunk are durable. Resending items (all of them, or the ones
 	// not yet acknowledged) never counts a response twice.
 	UploadBatch(grpc.BidiStreamingServer[UploadBatchRequest, UploadBatchResponse]) error
+	// ReportKioskHeartbeat records a kiosk agent's health (queue depth, oldest
+	// pending response, version, clock offset) so that administrators see
+	// silent kiosks. Kiosk agents call it every minute. The answer carries the
+	// server's clock, from which the agent measures its clock offset.
+	ReportKioskHeartbeat(context.Context, *ReportKioskHeartbeatRequest) (*ReportKioskHeartbeatResponse, error)
 	mustEmbedUnimplementedSurveyServiceServer()
 }
 
@@ -145,6 +166,9 @@ func (UnimplementedSurveyServiceServer) SubmitResponse(context.Context, *SubmitR
 }
 func (UnimplementedSurveyServiceServer) UploadBatch(grpc.BidiStreamingServer[UploadBatchRequest, UploadBatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method UploadBatch not implemented")
+}
+func (UnimplementedSurveyServiceServer) ReportKioskHeartbeat(context.Context, *ReportKioskHeartbeatRequest) (*ReportKioskHeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportKioskHeartbeat not implemented")
 }
 func (UnimplementedSurveyServiceServer) mustEmbedUnimplementedSurveyServiceServer() {}
 func (UnimplementedSurveyServiceServer) testEmbeddedByValue()                       {}
@@ -228,6 +252,24 @@ func _SurveyService_UploadBatch_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SurveyService_UploadBatchServer = grpc.BidiStreamingServer[UploadBatchRequest, UploadBatchResponse]
 
+func _SurveyService_ReportKioskHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportKioskHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SurveyServiceServer).ReportKioskHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SurveyService_ReportKioskHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SurveyServiceServer).ReportKioskHeartbeat(ctx, req.(*ReportKioskHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SurveyService_ServiceDesc is the grpc.ServiceDesc for SurveyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +288,10 @@ var SurveyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitResponse",
 			Handler:    _SurveyService_SubmitResponse_Handler,
+		},
+		{
+			MethodName: "ReportKioskHeartbeat",
+			Handler:    _SurveyService_ReportKioskHeartbeat_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
