@@ -6,10 +6,11 @@
 -- Responses: the client-generated id is the primary key, which is what
 -- exactly-once relies on across replicas (INSERT ... ON CONFLICT DO
 -- NOTHING in the insert transaction, never check-then-insert). seq orders
--- them for recounts.
+-- them for recounts (unique by construction; no index of its own, which
+-- every insert would have to maintain).
 CREATE TABLE responses (
     response_id      uuid     PRIMARY KEY,
-    seq              bigint   GENERATED ALWAYS AS IDENTITY UNIQUE,
+    seq              bigint   GENERATED ALWAYS AS IDENTITY,
     questionnaire_id text     NOT NULL,
     province_code    text     NOT NULL,          -- as sent by the client
     province_id      text     NOT NULL,          -- the province it is counted for
