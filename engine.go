@@ -541,9 +541,6 @@ const (
 	scopeIgnored
 )
 
-// scan calls fn for every cell of the questionnaire in from..to (cell
-// months) that passes the channel filter. A cell laid out for another
-// version of the questionnaire is an internal error.
 // scan calls fn for the cells of the query's questionnaire and channel in
 // from..to. Unit cells are passed only when units is true: a query that
 // does not need them never touches their memory (most cells are unit cells).

@@ -22,6 +22,43 @@ type SparseTally struct {
 	NSlots, NNodes int
 	idx            []uint32 // counter numbers, ascending
 	val            []int64  // counter values, by idx
+	// dense holds every counter instead of idx and val once most are in
+	// use (cells of field surveys answering every item, province cells):
+	// less memory and a cheaper Add than the sorted lists.
+	dense []int64
+}
+
+// each calls fn for the counters of s that may be non-zero, ascending.
+func (s *SparseTally) each(fn func(ctr uint32, v int64)) {
+	if s.dense != nil {
+		for i, v := range s.dense {
+			if v != 0 {
+				fn(uint32(i), v)
+			}
+		}
+		return
+	}
+	for i, ctr := range s.idx {
+		fn(ctr, s.val[i])
+	}
+}
+
+// maybeDense switches s to the dense form once most counters are in use.
+func (s *SparseTally) maybeDense() {
+	total := s.NSlots + s.NNodes
+	if s.dense != nil || len(s.idx)*3 <= total*2 || total == 0 {
+		return
+	}
+	s.toDense()
+}
+
+// toDense switches s to the dense form.
+func (s *SparseTally) toDense() {
+	d := make([]int64, s.NSlots+s.NNodes)
+	for i, ctr := range s.idx {
+		d[ctr] += s.val[i]
+	}
+	s.dense, s.idx, s.val = d, nil, nil
 }
 
 // NewSparseTally returns an empty sparse tally laid out for q.
@@ -47,7 +84,8 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 		seenBig = make([]bool, len(q.Nodes))
 	}
 	cs := dst.Counters[:0]
-	var nodes []uint32
+	var nodeBuf [64]uint32
+	nodes := nodeBuf[:0]
 	items := q.Items[:min(len(answers), len(q.Items))]
 	for i, it := range items {
 		v := int(answers[i])
@@ -77,7 +115,11 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 			nodes = append(nodes, uint32(q.Slots+n.Index))
 		}
 	}
-	slices.Sort(cs) // slots of items in questionnaire order ascend already; keep the rule explicit
+	// Items' slots ascend in questionnaire order; a definition that did not
+	// lay them out so would still be counted right.
+	if !slices.IsSorted(cs) {
+		slices.Sort(cs)
+	}
 	slices.Sort(nodes)
 	dst.Counters = append(cs, nodes...)
 }
@@ -86,24 +128,48 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 // counters) to s: sign 1 counts a response, -1 takes it back out.
 func (s *SparseTally) Add(c *Contribution, sign int64) {
 	s.Respondents += sign
-	// c.Counters ascend, so each search starts where the previous one ended.
-	lo := 0
-	for _, ctr := range c.Counters {
-		i, found := slices.BinarySearch(s.idx[lo:], ctr)
-		i += lo
-		if found {
-			s.val[i] += sign
-		} else {
-			s.idx = slices.Insert(s.idx, i, ctr)
-			s.val = slices.Insert(s.val, i, sign)
+	if s.dense != nil {
+		for _, ctr := range c.Counters {
+			s.dense[ctr] += sign
 		}
-		lo = i + 1
+		return
 	}
+	// Both lists ascend: one walk adds to the counters s has (after its
+	// first responses, a cell has them all), and the others are merged in
+	// once at the end.
+	var missing []uint32
+	i := 0
+	for _, ctr := range c.Counters {
+		for i < len(s.idx) && s.idx[i] < ctr {
+			i++
+		}
+		if i < len(s.idx) && s.idx[i] == ctr {
+			s.val[i] += sign
+			i++
+			continue
+		}
+		missing = append(missing, ctr)
+	}
+	if missing == nil {
+		return
+	}
+	m := &SparseTally{idx: missing, val: make([]int64, len(missing))}
+	for j := range m.val {
+		m.val[j] = sign
+	}
+	s.Merge(m)
 }
 
 // Merge adds the counters of o to s (same layout).
 func (s *SparseTally) Merge(o *SparseTally) {
 	s.Respondents += o.Respondents
+	if s.dense == nil && o.dense != nil {
+		s.toDense()
+	}
+	if s.dense != nil {
+		o.each(func(ctr uint32, v int64) { s.dense[ctr] += v })
+		return
+	}
 	if len(o.idx) == 0 {
 		return
 	}
@@ -125,6 +191,7 @@ func (s *SparseTally) Merge(o *SparseTally) {
 		}
 	}
 	s.idx, s.val = idx, val
+	s.maybeDense()
 }
 
 // IsZero reports whether s counts nothing: no respondent, every counter 0.
@@ -132,28 +199,29 @@ func (s *SparseTally) IsZero() bool {
 	if s.Respondents != 0 {
 		return false
 	}
-	for _, v := range s.val {
+	zero := true
+	s.each(func(_ uint32, v int64) {
 		if v != 0 {
-			return false
+			zero = false
 		}
-	}
-	return true
+	})
+	return zero
 }
 
 // Size is an estimate of the memory s holds, in bytes.
-func (s *SparseTally) Size() int { return 48 + 12*cap(s.idx) }
+func (s *SparseTally) Size() int { return 72 + 12*cap(s.idx) + 8*cap(s.dense) }
 
 // AddTo adds s to the dense tally t (same layout), recording the slots it
 // touches when t tracks its non-zero slots.
 func (s *SparseTally) AddTo(t *Tally) {
 	t.Respondents += s.Respondents
-	for i, ctr := range s.idx {
+	s.each(func(ctr uint32, v int64) {
 		if int(ctr) < s.NSlots {
-			t.addSlot(int(ctr), s.val[i])
+			t.addSlot(int(ctr), v)
 		} else {
-			t.NodeN[int(ctr)-s.NSlots] += s.val[i]
+			t.NodeN[int(ctr)-s.NSlots] += v
 		}
-	}
+	})
 }
 
 // Dense returns s as a dense Tally.
@@ -179,18 +247,23 @@ func SparseOf(t *Tally) *SparseTally {
 	return s
 }
 
-// sparseFormat is the first byte of an encoded SparseTally. The dense
-// encoding of Tally.MarshalBinary has no such byte; the two are never stored
-// in the same place.
-const sparseFormat = 2
+// sparseFormat and denseFormat are the first byte of an encoded
+// SparseTally. The dense encoding of Tally.MarshalBinary has no such byte;
+// the two are never stored in the same place.
+const (
+	sparseFormat = 2
+	denseFormat  = 3
+)
 
-// MarshalBinary encodes s: the format byte, uvarints of Respondents, NSlots,
-// NNodes and the number of non-zero counters, then per counter the uvarint
-// gap to the previous counter number and the uvarint value. A cell of
-// kiosk responses takes about two bytes per counter in use. Counters of 0
-// are left out; a negative counter is an error (a stored cell is a count).
+// MarshalBinary encodes s: the format byte, uvarints of Respondents, NSlots
+// and NNodes, then either (sparseFormat) the number of non-zero counters
+// and per counter the uvarint gap to the previous counter number and the
+// uvarint value, or (denseFormat, when most counters are in use) the uvarint
+// value of every counter. A cell of kiosk responses takes about two bytes
+// per counter in use. A negative counter is an error (a stored cell is a
+// count).
 func (s *SparseTally) MarshalBinary() ([]byte, error) {
-	return s.AppendBinary(make([]byte, 0, 16+3*len(s.idx)))
+	return s.AppendBinary(make([]byte, 0, 16+3*len(s.idx)+2*len(s.dense)))
 }
 
 // AppendBinary appends the encoding of MarshalBinary to b.
@@ -199,76 +272,164 @@ func (s *SparseTally) AppendBinary(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("sparse tally: %d respondents", s.Respondents)
 	}
 	n := 0
-	for i, v := range s.val {
-		if v < 0 {
-			return nil, fmt.Errorf("sparse tally: counter %d is %d", s.idx[i], v)
+	var bad error
+	s.each(func(ctr uint32, v int64) {
+		if v < 0 && bad == nil {
+			bad = fmt.Errorf("sparse tally: counter %d is %d", ctr, v)
 		}
 		if v > 0 {
 			n++
 		}
+	})
+	if bad != nil {
+		return nil, bad
 	}
-	b = append(b, sparseFormat)
+	total := s.NSlots + s.NNodes
+	format := byte(sparseFormat)
+	if 2*n > total {
+		format = denseFormat
+	}
+	b = append(b, format)
 	b = binary.AppendUvarint(b, uint64(s.Respondents))
 	b = binary.AppendUvarint(b, uint64(s.NSlots))
 	b = binary.AppendUvarint(b, uint64(s.NNodes))
+	if format == denseFormat {
+		next := uint32(0)
+		s.each(func(ctr uint32, v int64) {
+			for ; next < ctr; next++ {
+				b = append(b, 0)
+			}
+			b = binary.AppendUvarint(b, uint64(v))
+			next = ctr + 1
+		})
+		for ; int(next) < total; next++ {
+			b = append(b, 0)
+		}
+		return b, nil
+	}
 	b = binary.AppendUvarint(b, uint64(n))
 	prev := uint32(0)
-	for i, ctr := range s.idx {
-		if s.val[i] == 0 {
-			continue
+	s.each(func(ctr uint32, v int64) {
+		if v == 0 {
+			return
 		}
 		b = binary.AppendUvarint(b, uint64(ctr-prev))
-		b = binary.AppendUvarint(b, uint64(s.val[i]))
+		b = binary.AppendUvarint(b, uint64(v))
 		prev = ctr
-	}
+	})
 	return b, nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (s *SparseTally) UnmarshalBinary(b []byte) error {
 	*s = SparseTally{}
-	return walkSparse(b, func(resp int64, nslots, nnodes, n int) {
+	err := walkSparse(b, func(resp int64, nslots, nnodes, n int) {
 		s.Respondents, s.NSlots, s.NNodes = resp, nslots, nnodes
 		s.idx, s.val = make([]uint32, 0, n), make([]int64, 0, n)
 	}, func(ctr uint32, v int64) {
 		s.idx, s.val = append(s.idx, ctr), append(s.val, v)
 	})
+	s.maybeDense()
+	return err
 }
 
 // AddEncoded adds an encoded SparseTally to the dense tally t, whose layout
 // it must have; the slots it touches are recorded when t tracks its
 // non-zero slots. Reads decode stored cells this way without building a
-// SparseTally.
+// SparseTally: it is the inner loop of an index read from stored cells, so
+// it decodes in place rather than through walkSparse's callbacks.
 func (t *Tally) AddEncoded(b []byte) error {
-	var bad error
-	err := walkSparse(b, func(resp int64, nslots, nnodes, _ int) {
-		if nslots != len(t.Slots) || nnodes != len(t.NodeN) {
-			bad = fmt.Errorf("%w: cell has %d slots and %d nodes, want %d and %d", errTallyCorrupt, nslots, nnodes, len(t.Slots), len(t.NodeN))
-			return
-		}
-		t.Respondents += resp
-	}, func(ctr uint32, v int64) {
-		if bad != nil {
-			return
-		}
-		if int(ctr) < len(t.Slots) {
-			t.addSlot(int(ctr), v)
-		} else {
-			t.NodeN[int(ctr)-len(t.Slots)] += v
-		}
-	})
-	if err != nil {
-		return err
+	if len(b) == 0 || (b[0] != sparseFormat && b[0] != denseFormat) {
+		return fmt.Errorf("%w: not a sparse tally", errTallyCorrupt)
 	}
-	return bad
+	dense := b[0] == denseFormat
+	p := 1
+	var h [4]uint64
+	nh := 4
+	if dense {
+		nh = 3
+	}
+	for i := range h[:nh] {
+		if h[i], p = readUvarint(b, p); p < 0 {
+			return errTallyCorrupt
+		}
+	}
+	nslots, nnodes := uint64(len(t.Slots)), uint64(len(t.NodeN))
+	if h[1] != nslots || h[2] != nnodes {
+		return fmt.Errorf("%w: cell has %d slots and %d nodes, want %d and %d", errTallyCorrupt, h[1], h[2], nslots, nnodes)
+	}
+	limit := nslots + nnodes
+	if dense {
+		h[3] = limit
+	}
+	if h[3] > limit || h[0] > 1<<62 {
+		return fmt.Errorf("%w: bad header", errTallyCorrupt)
+	}
+	t.Respondents += int64(h[0])
+	var ctr, gap, v uint64
+	for i := uint64(0); i < h[3]; i++ {
+		// The one-byte case of readUvarint, by hand: the compiler does not
+		// inline it here.
+		if dense {
+			ctr = i
+		} else {
+			if p < len(b) && b[p] < 0x80 {
+				gap, p = uint64(b[p]), p+1
+			} else if gap, p = readUvarintSlow(b, p); p < 0 {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
+			if (i > 0 && gap == 0) || ctr+gap >= limit {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
+			ctr += gap
+		}
+		if p < len(b) && b[p] < 0x80 {
+			v, p = uint64(b[p]), p+1
+		} else if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
+			return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+		}
+		switch {
+		case v == 0:
+		case ctr < nslots:
+			t.addSlot(int(ctr), int64(v))
+		default:
+			t.NodeN[ctr-nslots] += int64(v)
+		}
+	}
+	if p != len(b) {
+		return fmt.Errorf("%w: %d trailing bytes", errTallyCorrupt, len(b)-p)
+	}
+	return nil
+}
+
+// readUvarint decodes the uvarint at b[p:] and returns it with the position
+// after it, or p < 0 when b holds none. One-byte values (most counters)
+// take the inlined path.
+func readUvarint(b []byte, p int) (uint64, int) {
+	if p >= 0 && p < len(b) && b[p] < 0x80 {
+		return uint64(b[p]), p + 1
+	}
+	return readUvarintSlow(b, p)
+}
+
+func readUvarintSlow(b []byte, p int) (uint64, int) {
+	if p < 0 || p >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, p + n
 }
 
 // walkSparse decodes an encoded SparseTally, calling head once and then
 // counter for each non-zero counter in ascending order.
 func walkSparse(b []byte, head func(resp int64, nslots, nnodes, n int), counter func(ctr uint32, v int64)) error {
-	if len(b) == 0 || b[0] != sparseFormat {
+	if len(b) == 0 || (b[0] != sparseFormat && b[0] != denseFormat) {
 		return fmt.Errorf("%w: not a sparse tally", errTallyCorrupt)
 	}
+	dense := b[0] == denseFormat
 	b = b[1:]
 	next := func() (uint64, error) {
 		v, n := binary.Uvarint(b)
@@ -279,7 +440,11 @@ func walkSparse(b []byte, head func(resp int64, nslots, nnodes, n int), counter 
 		return v, nil
 	}
 	var h [4]uint64
-	for i := range h {
+	nh := 4
+	if dense {
+		nh = 3
+	}
+	for i := range h[:nh] {
 		v, err := next()
 		if err != nil {
 			return err
@@ -287,24 +452,40 @@ func walkSparse(b []byte, head func(resp int64, nslots, nnodes, n int), counter 
 		h[i] = v
 	}
 	limit := h[1] + h[2]
+	if dense {
+		h[3] = limit
+	}
 	if h[1] > 1<<20 || h[2] > 1<<20 || h[3] > limit || h[0] > 1<<62 {
 		return fmt.Errorf("%w: bad header", errTallyCorrupt)
 	}
 	head(int64(h[0]), int(h[1]), int(h[2]), int(h[3]))
 	ctr := uint64(0)
 	for i := uint64(0); i < h[3]; i++ {
-		gap, err := next()
-		if err != nil {
-			return err
+		gap := uint64(1)
+		if !dense {
+			var err error
+			if gap, err = next(); err != nil {
+				return err
+			}
 		}
 		v, err := next()
 		if err != nil {
 			return err
 		}
-		if (i > 0 && gap == 0) || ctr+gap >= limit || v > 1<<62 {
+		if dense {
+			ctr = i
+			if v == 0 {
+				continue
+			}
+		} else {
+			if (i > 0 && gap == 0) || ctr+gap >= limit {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
+			ctr += gap
+		}
+		if v > 1<<62 {
 			return fmt.Errorf("%w: bad counter", errTallyCorrupt)
 		}
-		ctr += gap
 		counter(uint32(ctr), int64(v))
 	}
 	if len(b) != 0 {

@@ -19,85 +19,87 @@ func TestSparseTallyEqualsDense(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, q := range cat.List() {
-		dense := sipas.NewTally(q)
-		halves := [2]*sipas.SparseTally{sipas.NewSparseTally(q), sipas.NewSparseTally(q)}
-		var c sipas.Contribution
-		var packs [][]uint8
-		for n := range 300 {
-			packed := make([]uint8, len(q.Items))
-			for i, it := range q.Items {
-				if i%5 != 0 { // about a fifth of the items asked, as at a kiosk
-					continue
+	for _, every := range []int{5, 1} { // a fifth of the items (kiosk), every item (field survey: dense form)
+		for _, q := range cat.List() {
+			dense := sipas.NewTally(q)
+			halves := [2]*sipas.SparseTally{sipas.NewSparseTally(q), sipas.NewSparseTally(q)}
+			var c sipas.Contribution
+			var packs [][]uint8
+			for n := range 300 {
+				packed := make([]uint8, len(q.Items))
+				for i, it := range q.Items {
+					if i%every != 0 {
+						continue
+					}
+					switch rng.IntN(6) {
+					case 0:
+					case 1:
+						packed[i] = uint8(8 + rng.IntN(2) + 1)
+					default:
+						packed[i] = uint8(it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code + 1)
+					}
 				}
-				switch rng.IntN(6) {
-				case 0:
-				case 1:
-					packed[i] = uint8(8 + rng.IntN(2) + 1)
-				default:
-					packed[i] = uint8(it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code + 1)
+				packs = append(packs, packed)
+				dense.AddAnswers(q, packed)
+				q.Contribution(packed, &c)
+				halves[n%2].Add(&c, 1)
+			}
+			sum := sipas.NewSparseTally(q)
+			sum.Merge(halves[0])
+			sum.Merge(halves[1])
+			if !sum.Dense().Equal(dense) {
+				t.Fatalf("%s: merged sparse tallies disagree with the dense tally", q.ID)
+			}
+			b, err := sum.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back sipas.SparseTally
+			if err := back.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			fromBytes := sipas.NewTally(q)
+			fromBytes.TrackNonzero()
+			if err := fromBytes.AddEncoded(b); err != nil {
+				t.Fatal(err)
+			}
+			if !back.Dense().Equal(dense) || !fromBytes.Equal(dense) || !sipas.SparseOf(dense).Dense().Equal(dense) {
+				t.Fatalf("%s: encoding does not round-trip", q.ID)
+			}
+			if d, _ := dense.MarshalBinary(); (every > 1 && len(b) >= len(d)) || len(b) > len(d)+2 {
+				t.Errorf("%s, every %d items: encoding %d bytes, dense Tally %d", q.ID, every, len(b), len(d))
+			}
+			// Take the last response back out: the counters of the first 299.
+			q.Contribution(packs[299], &c)
+			sum.Add(&c, -1)
+			want := sipas.NewTally(q)
+			for _, p := range packs[:299] {
+				want.AddAnswers(q, p)
+			}
+			if !sum.Dense().Equal(want) {
+				t.Fatalf("%s: taking a response back out does not restore the counters", q.ID)
+			}
+			dense.AddContribution(&c, -1)
+			if !dense.Equal(want) {
+				t.Fatalf("%s: Tally.AddContribution(-1) does not restore the counters", q.ID)
+			}
+			// A stored cell is a count: negative counters are refused, and a
+			// layout other than the reader's is an error.
+			neg := sipas.NewSparseTally(q)
+			neg.Add(&c, -1)
+			if _, err := neg.MarshalBinary(); err == nil {
+				t.Fatalf("%s: a negative cell was encoded", q.ID)
+			}
+			for _, other := range cat.List() {
+				if other.Slots != q.Slots {
+					if err := sipas.NewTally(other).AddEncoded(b); err == nil {
+						t.Fatalf("%s cell decoded into a %s tally", q.ID, other.ID)
+					}
 				}
 			}
-			packs = append(packs, packed)
-			dense.AddAnswers(q, packed)
-			q.Contribution(packed, &c)
-			halves[n%2].Add(&c, 1)
-		}
-		sum := sipas.NewSparseTally(q)
-		sum.Merge(halves[0])
-		sum.Merge(halves[1])
-		if !sum.Dense().Equal(dense) {
-			t.Fatalf("%s: merged sparse tallies disagree with the dense tally", q.ID)
-		}
-		b, err := sum.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back sipas.SparseTally
-		if err := back.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		fromBytes := sipas.NewTally(q)
-		fromBytes.TrackNonzero()
-		if err := fromBytes.AddEncoded(b); err != nil {
-			t.Fatal(err)
-		}
-		if !back.Dense().Equal(dense) || !fromBytes.Equal(dense) || !sipas.SparseOf(dense).Dense().Equal(dense) {
-			t.Fatalf("%s: encoding does not round-trip", q.ID)
-		}
-		if dense, _ := dense.MarshalBinary(); len(b) >= len(dense) {
-			t.Errorf("%s: sparse encoding %d bytes, dense %d: want smaller for a fifth of the items", q.ID, len(b), len(dense))
-		}
-		// Take the last response back out: the counters of the first 299.
-		q.Contribution(packs[299], &c)
-		sum.Add(&c, -1)
-		want := sipas.NewTally(q)
-		for _, p := range packs[:299] {
-			want.AddAnswers(q, p)
-		}
-		if !sum.Dense().Equal(want) {
-			t.Fatalf("%s: taking a response back out does not restore the counters", q.ID)
-		}
-		dense.AddContribution(&c, -1)
-		if !dense.Equal(want) {
-			t.Fatalf("%s: Tally.AddContribution(-1) does not restore the counters", q.ID)
-		}
-		// A stored cell is a count: negative counters are refused, and a
-		// layout other than the reader's is an error.
-		neg := sipas.NewSparseTally(q)
-		neg.Add(&c, -1)
-		if _, err := neg.MarshalBinary(); err == nil {
-			t.Fatalf("%s: a negative cell was encoded", q.ID)
-		}
-		for _, other := range cat.List() {
-			if other.Slots != q.Slots {
-				if err := sipas.NewTally(other).AddEncoded(b); err == nil {
-					t.Fatalf("%s cell decoded into a %s tally", q.ID, other.ID)
-				}
+			if err := fromBytes.AddEncoded(b[:len(b)-1]); err == nil {
+				t.Fatalf("%s: a truncated cell decoded", q.ID)
 			}
-		}
-		if err := fromBytes.AddEncoded(b[:len(b)-1]); err == nil {
-			t.Fatalf("%s: a truncated cell decoded", q.ID)
 		}
 	}
 }

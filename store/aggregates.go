@@ -56,11 +56,21 @@ func (s *Store) loadBlocks(ctx context.Context, bk blockKey, allUnits bool) (map
 	if !allUnits {
 		out[bk.provinceID] = &block{key: bk, cells: map[sipas.CellKey][]byte{}}
 	}
+	interned := map[string]string{bk.questionnaireID: bk.questionnaireID}
+	intern := func(v string) string {
+		if w, ok := interned[v]; ok {
+			return w
+		}
+		interned[v] = v
+		return v
+	}
 	for rows.Next() {
 		k, data, err := scanTally(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read cells: %w", err)
 		}
+		// Cached keys share their questionnaire and province strings.
+		k.QuestionnaireID, k.ProvinceID = intern(k.QuestionnaireID), intern(k.ProvinceID)
 		pid := bk.provinceID
 		if allUnits {
 			pid = k.ProvinceID
@@ -95,8 +105,10 @@ func (r *cellReader) emit(k sipas.CellKey, data []byte) error {
 			return fmt.Errorf("cell %v: %w", k, err)
 		}
 	}
-	if d := r.s.deltas.cells[k]; d != nil {
-		d.AddTo(r.scratch)
+	if len(r.s.deltas.cells) > 0 {
+		if d := r.s.deltas.cells[k]; d != nil {
+			d.AddTo(r.scratch)
+		}
 	}
 	if r.scratch.Respondents == 0 {
 		return nil // every response taken back out

@@ -32,9 +32,11 @@ type block struct {
 	size  int
 }
 
-// cellOverhead is what a cached cell costs beyond its encoded bytes (key,
-// map entry), as counted against the cache budget.
-const cellOverhead = 96
+// cellOverhead is what a cached cell costs beyond its encoded bytes (the
+// key and its unit id string, the map entry, the slice header and the
+// allocator's rounding), as counted against the cache budget (an
+// estimate).
+const cellOverhead = 160
 
 // put sets the encoding of cell k; nil removes the cell (no longer stored).
 func (b *block) put(k sipas.CellKey, data []byte) {
@@ -127,6 +129,13 @@ func (c *cellCache) update(k sipas.CellKey, data []byte) {
 	b.put(k, data)
 	c.size += b.size
 	c.evict()
+}
+
+// has reports whether block k is cached (without making it recent).
+func (c *cellCache) has(k blockKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byKey[k] != nil
 }
 
 // peek returns the cached encoding of cell k and whether its block is

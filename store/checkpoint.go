@@ -194,6 +194,9 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.adoptForeignCheckpoint(ctx, tx); err != nil {
+		return err
+	}
 	// Row statements run without ctx's cancellation, as in insertTx.
 	rowCtx := context.WithoutCancel(ctx)
 	sel, err := tx.PrepareContext(ctx, "SELECT data FROM tallies WHERE "+cellKeyWhere)
@@ -222,9 +225,26 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareCellKeys)
+	// A block with many changed cells that is not cached is read with one
+	// range read (the units of a province in the current month, say)
+	// rather than a point read per cell; it is cached afterwards.
+	loaded := map[blockKey]*block{}
+	for bk, ks := range s.deltas.byBlock {
+		if len(ks) < blockReadMin || s.cache.has(bk) {
+			continue
+		}
+		b, err := readBlock(ctx, tx, bk)
+		if err != nil {
+			return err
+		}
+		loaded[bk] = b
+	}
 	written := make([][]byte, len(keys))
 	for i, k := range keys {
 		base, cached := s.cache.peek(k)
+		if b := loaded[blockOf(k)]; b != nil {
+			base, cached = b.cells[k], true
+		}
 		if !cached {
 			switch err := sel.QueryRowContext(rowCtx, cellKeyArgs(k)...).Scan(&base); {
 			case errors.Is(err, sql.ErrNoRows):
@@ -273,6 +293,14 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for i, k := range keys {
+		if b := loaded[blockOf(k)]; b != nil {
+			b.put(k, written[i])
+		}
+	}
+	for _, b := range loaded {
+		s.cache.add(b)
+	}
+	for i, k := range keys {
 		s.cache.update(k, written[i])
 	}
 	s.deltas.reset()
@@ -284,6 +312,91 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	s.stats.CellsWritten += uint64(len(keys))
 	s.qmu.Unlock()
 	return nil
+}
+
+// adoptForeignCheckpoint protects the table against a checkpoint written by
+// another Store on the same file since this one's last (a second process
+// opened on the database, as a restart test does while the first is still
+// open): the deltas here would then be added a second time to rows that
+// already count them. When the stored watermark is not the one this store
+// wrote, it drops its cache and deltas and counts again, from the
+// responses, only those after the stored watermark. It runs inside the
+// checkpoint's transaction (the writer's lock is held).
+func (s *Store) adoptForeignCheckpoint(ctx context.Context, tx *sql.Tx) error {
+	stored, err := tallySeq(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if stored == s.tallySeq {
+		return nil
+	}
+	s.opts.Logger.Warn("store: the aggregates were checkpointed by another process on the same database; re-counting the responses after its checkpoint",
+		"stored_seq", stored, "own_seq", s.tallySeq)
+	fresh := newDeltas()
+	if _, _, err := s.replay(ctx, tx, stored, func(_ int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error {
+		for _, k := range keys {
+			fresh.add(k, qn, c, 1)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.cellsMu.Lock()
+	s.cache.clear()
+	s.deltas = fresh
+	s.dirtyCells.Store(int64(fresh.len()))
+	s.cellsMu.Unlock()
+	s.tallySeq = stored
+	if last, err := lastResponseSeq(ctx, tx); err != nil {
+		return err
+	} else if last > s.lastSeq {
+		s.lastSeq = last
+	}
+	return nil
+}
+
+// lastResponseSeq returns the seq of the last stored response (0: none).
+func lastResponseSeq(ctx context.Context, q queryer) (int64, error) {
+	var seq sql.NullInt64
+	if err := q.QueryRowContext(ctx, "SELECT max(seq) FROM responses").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read last seq: %w", err)
+	}
+	return seq.Int64, nil
+}
+
+// blockReadMin is how many changed cells of a block make a checkpoint read
+// the block with one range read instead of a point read per cell.
+const blockReadMin = 8
+
+// readBlock reads block bk from the table through q.
+func readBlock(ctx context.Context, q queryer, bk blockKey) (*block, error) {
+	var rows *sql.Rows
+	var err error
+	if bk.units {
+		rows, err = q.QueryContext(ctx, unitBlockSQL, bk.questionnaireID, bk.month, bk.provinceID)
+	} else {
+		rows, err = q.QueryContext(ctx, provinceBlockSQL, bk.questionnaireID, bk.month)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cells: %w", err)
+	}
+	defer rows.Close()
+	b := &block{key: bk, cells: map[sipas.CellKey][]byte{}}
+	for rows.Next() {
+		k, data, err := scanTally(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read cells: %w", err)
+		}
+		k.QuestionnaireID = bk.questionnaireID
+		if bk.units {
+			k.ProvinceID = bk.provinceID
+		}
+		b.put(k, data)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read cells: %w", err)
+	}
+	return b, nil
 }
 
 // cellKeyWhere selects one row of tallies by its key (cellKeyArgs).

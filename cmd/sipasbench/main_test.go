@@ -56,6 +56,33 @@ func TestQuickUnary(t *testing.T) {
 	runQuick(t, figUnary)
 }
 
+// TestQuickNational runs the seven national figures in quick mode (a small
+// fleet) in one go: in-process store, sipasd children, in-process reads.
+func TestQuickNational(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts sipasd")
+	}
+	var out, errb bytes.Buffer
+	if err := run([]string{"-quick", "-only", "national"}, &out, &errb); err != nil {
+		t.Fatalf("sipasbench -quick -only national: %v\nstderr:\n%s", err, errb.String())
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		m := benchLine.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("line %q does not match the BENCH format", l)
+		}
+		if v, _ := strconv.ParseFloat(m[2], 64); v <= 0 {
+			t.Errorf("line %q: want a positive value", l)
+		}
+		names = append(names, m[1])
+	}
+	want := []string{figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("figures %v, want %v", names, want)
+	}
+}
+
 func TestLineFormat(t *testing.T) {
 	for _, r := range []result{
 		{name: "a", value: 123456.7, unit: "x/s", ceiling: 2.5},

@@ -45,8 +45,6 @@ type Config struct {
 	ShutdownGrace    time.Duration
 	StreamMaxItems   int
 	Pprof            bool
-	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
-	CellCacheMiB int
 	// KioskMaxAge is how old a kiosk's collected_at may be.
 	KioskMaxAge time.Duration
 	// StreamsPerCredential and StreamsTotal cap open upload streams;
@@ -54,6 +52,8 @@ type Config struct {
 	StreamsPerCredential int
 	StreamsTotal         int
 	StreamSendTimeout    time.Duration
+	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
+	CellCacheMiB int
 }
 
 // envFlag describes one flag and its environment variable.
@@ -143,11 +143,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.LogFormat, "log-format", "SIPAS_LOG_FORMAT", "json", "json or text")
 	dur(&c.ShutdownGrace, "shutdown-grace", "SIPAS_SHUTDOWN_GRACE", 30*time.Second, "how long in-flight calls may run after SIGTERM")
 	num(&c.StreamMaxItems, "stream-max-items", "SIPAS_STREAM_MAX_ITEMS", 250000, "items one upload stream may carry")
-	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
 	dur(&c.KioskMaxAge, "kiosk-max-age", "SIPAS_KIOSK_MAX_AGE", 7*24*time.Hour, "oldest collected_at a kiosk may send (older data goes through a surveyor's upload)")
 	num(&c.StreamsPerCredential, "streams-per-credential", "SIPAS_STREAMS_PER_CREDENTIAL", 4, "open upload streams per credential")
 	num(&c.StreamsTotal, "streams-total", "SIPAS_STREAMS_TOTAL", 32, "open upload streams in total")
 	dur(&c.StreamSendTimeout, "stream-send-timeout", "SIPAS_STREAM_SEND_TIMEOUT", 30*time.Second, "end an upload stream whose client does not read an acknowledgement for this long")
+	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
 	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
 	if err := fs.Parse(args); err != nil {
