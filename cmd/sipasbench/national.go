@@ -194,7 +194,7 @@ func (b *bench) runNational() (*nationalResult, error) {
 	var cacheNote string
 	err = b.timed("national ingestion, start-up and memory (sipasd)", func() error {
 		for i, items := range sets {
-			f, err := b.uploadTo(nil, items, fmt.Sprintf("fresh-%d", i))
+			f, err := b.uploadTo(nil, ng.units, items, fmt.Sprintf("fresh-%d", i))
 			if err != nil {
 				return err
 			}
@@ -205,7 +205,7 @@ func (b *bench) runNational() (*nationalResult, error) {
 				}
 				startS = nat.ready.Seconds()
 			}
-			n, err := b.uploadTo(nat, items, "")
+			n, err := b.uploadTo(nat, nil, items, "")
 			if err != nil {
 				return err
 			}
@@ -304,6 +304,12 @@ func (b *bench) buildNational(path string, ng *nationalGen, sc nationalScale) (i
 		return 0, err
 	}
 	defer st.Close()
+	// Rows must name registered units (the server checks each row's unit).
+	for _, u := range ng.units {
+		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Một cửa " + u.id, ProvinceCode: u.newCode}); err != nil {
+			return 0, fmt.Errorf("create unit %s: %w", u.id, err)
+		}
+	}
 	validateNow := time.Date(2027, 1, 1, 0, 0, 0, 0, sipas.VietnamZone)
 	pairs := sc.months * len(ng.units) // (month, unit), month-major
 	const perClaim = 200
@@ -420,9 +426,10 @@ func (ng *nationalGen) ingestItems(b *bench, sc nationalScale, seed uint64) []cl
 	return items
 }
 
-// uploadTo uploads items to c (nil: a fresh sipasd, stopped afterwards)
-// with a surveyor credential and returns rows per second.
-func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float64, error) {
+// uploadTo uploads items to c (nil: a fresh sipasd, stopped afterwards, on
+// which units are registered first: rows must name registered units) with a
+// surveyor credential and returns rows per second.
+func (b *bench) uploadTo(c *child, units []nationalUnit, items []client.BatchItem, name string) (float64, error) {
 	if c == nil {
 		dir, err := os.MkdirTemp(b.tmp, "national-"+name+"-")
 		if err != nil {
@@ -439,6 +446,15 @@ func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float
 	admin, err := c.adminClient()
 	if err != nil {
 		return 0, err
+	}
+	for _, u := range units {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := admin.Admin.CreateUnit(ctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{UnitId: u.id, DisplayName: "Một cửa " + u.id, ProvinceCode: u.newCode}})
+		cancel()
+		if err != nil {
+			admin.Close()
+			return 0, fmt.Errorf("create unit %s: %w", u.id, err)
+		}
 	}
 	tok, err := newSurveyor(admin, "bench national ingestion")
 	admin.Close()
