@@ -47,7 +47,9 @@ type Options struct {
 	// KindUnavailable error (reason DB_POOL_EXHAUSTED) instead of hanging.
 	AcquireTimeout time.Duration
 	// MaxBatchItems caps the responses committed in one transaction
-	// (default 2000; a single Insert call is never split).
+	// (default 4000, two upload chunks: every transaction rewrites the
+	// cells it touches, so larger ones write fewer cells per response; a
+	// single Insert call is never split).
 	MaxBatchItems int
 	// MaxQueuedItems bounds the responses waiting for the writer (default
 	// 100000); beyond it Insert fails fast with KindUnavailable.
@@ -84,7 +86,7 @@ func (o *Options) fill() {
 		o.AcquireTimeout = 2 * time.Second
 	}
 	if o.MaxBatchItems <= 0 {
-		o.MaxBatchItems = 2000
+		o.MaxBatchItems = 4000
 	}
 	if o.MaxQueuedItems <= 0 {
 		o.MaxQueuedItems = 100000
