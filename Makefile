@@ -24,10 +24,10 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 	./bin/sipasd --data-dir $(DATA_DIR) --grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
 
 .PHONY: test
-test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash tests, browser tests when Chromium is installed; the PostgreSQL suite against SIPAS_TEST_POSTGRES).
+test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests when Chromium is installed; the PostgreSQL suite against SIPAS_TEST_POSTGRES).
+	@if [ -z "$$SIPAS_CHROMIUM" ] && [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+		echo "SKIP browser tests of the web dashboard and the kiosk app: no Chromium found; install it with: apt-get install chromium"; fi
 	$(GO) vet $(GOFLAGS_BUILD) ./...
-	@if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
-		echo "SKIP: browser tests (kiosk app): no Chromium found (apt-get install chromium)"; fi
 	@./scripts/pgprobe.sh
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
 

@@ -43,54 +43,34 @@ type CellQuerier interface {
 //
 // # Disclosure control
 //
-// A unit (province or one-stop unit) with 0 < respondents < k, the
-// disclosure threshold (Thresholds.Disclosure, default 10), is suppressed
-// (primary suppression): every figure withheld, counts zeroed, its
-// respondent count reported as 0. Because the engine also publishes the
-// margins — a province's own figures above its units, the nation's above
-// the provinces — a lone suppressed unit could be recovered by
-// differencing (province − visible units). The engine therefore applies
-// complementary suppression (Thresholds.ComplementarySuppression) to two
-// kinds of sibling sets, each for the query's questionnaire, period,
-// channel and boundaries:
-//
-//   - the units of one province: the unit cells (UnitID set) whose
-//     province counts, on the query's boundaries, for that province code;
-//   - the provinces of the nation: the province-level cells grouped by
-//     province code on the query's boundaries.
-//
-// When the primarily suppressed siblings of a set hold fewer than k
-// respondents together, the visible sibling with the fewest respondents
-// (ties by id) is suppressed too. A sibling so suppressed is suppressed
-// everywhere it is published for that period: its RankProvinces /
-// RankUnits rows (also as the previous period of a later ranking), Index
-// of that province or unit, its WeakPoints (as the scope, as a unit row,
-// and as the previous period of the scope), and the Series points of that
-// province or unit, the rule being applied per point's period. It is then
-// indistinguishable from a primarily suppressed one, and it is left out of
-// means (Ranking.Mean, Report.NationalMean) like one. The margins — the
-// nation's figures, a province's own figures, Ranking.Pooled — stay
-// published unless they are themselves below k.
+// A figure (of a province, unit or the nation, for a period and channel)
+// with 0 < respondents < k, the disclosure threshold
+// (Thresholds.Disclosure, default 10), is suppressed (primary
+// suppression): every figure withheld, counts zeroed, its respondent count
+// reported as 0. Because figures overlap — a year and its months, all
+// channels and each channel, a province and its units, a current province
+// and the provinces as collected in it — a small figure could otherwise be
+// recovered by subtraction. The engine therefore applies consistent
+// complementary suppression (disclosure.go): over every split of every
+// figure of the year the API can publish, the hidden parts of a published
+// figure are none, or at least two holding at least k respondents; a
+// hidden figure has a hidden part in every split. A figure so suppressed
+// is suppressed everywhere it is published — Index, the rows of
+// RankProvinces and RankUnits (also as the previous period of a later
+// ranking), Series points, WeakPoints (as the scope, as a unit row, as the
+// previous period and as the national figure), Ranking.Pooled — and is
+// indistinguishable from a primarily suppressed one; it is left out of
+// means (Ranking.Mean, Report.NationalMean) like one.
 //
 // A unit queried without a province (Scope.UnitID only) sums its cells of
 // its own province lineage only: the cells of the provinces that are today
 // part of the province the unit is registered in (Engine.Units), so a row
 // filed under a unit of another province can never move the unit's figure.
-// It is suppressed when it is suppressed, by either rule,
-// among the units of any province it has respondents in (otherwise its
-// total minus its visible part in one province would give its hidden part
-// in another).
 //
-// Computing the sets costs no extra pass: the respondents of each sibling
-// are summed in the query's one pass over the cells of its months, which
-// already reads the province-level cells, and the unit cells when units are
-// involved.
-//
-// Not covered: differencing across overlapping periods (a year minus its
-// visible months or quarters), across channels (all channels minus one
-// channel), and across boundaries (the same cells grouped as collected and
-// on current boundaries). Each set is protected within one period, channel
-// and boundaries only.
+// The rule is decided for a whole year from the respondent counts of its
+// cells, the same way for every query, so every query for the same figure
+// agrees. The query's one pass over the cells reads the whole years of
+// its periods for it (unit cells only when the query is about units).
 type Engine struct {
 	Catalog    *Catalog
 	Registry   *Registry
@@ -542,15 +522,22 @@ const (
 )
 
 // scan calls fn for the cells of the query's questionnaire and channel in
-// from..to. Unit cells are passed only when units is true: a query that
-// does not need them never touches their memory (most cells are unit cells).
-func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(k CellKey, t *Tally)) error {
+// from..to (cell months). Unit cells are passed only when units is true: a
+// query that does not need them never touches their memory (most cells are
+// unit cells). A cell laid out for another version of the questionnaire is
+// an internal error. The same pass gives dc the respondents of every cell
+// of the years from..to fall in (all channels; unit cells when units is
+// true), from which disclosure control decides what to withhold, so a
+// query reads the cells once.
+func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, units bool, fn func(k CellKey, t *Tally)) error {
 	if e.Source == nil {
 		return Errorf(KindOther, op, "no cell source")
 	}
 	if err := p.cancelled(op); err != nil {
 		return err
 	}
+	yfrom, yto := from/100*100+1, to/100*100+12
+	dc.reading(from/100, to/100, units)
 	var bad, seen int
 	stopped := false
 	each := func(k CellKey, t *Tally) {
@@ -561,7 +548,11 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 			stopped = true // the source cannot be stopped: skip the rest
 			return
 		}
-		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) || (!units && k.UnitID != "") {
+		if k.Month < yfrom || k.Month > yto || (!units && k.UnitID != "") {
+			return
+		}
+		dc.add(k, t.Respondents)
+		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) {
 			return
 		}
 		if len(t.Slots) != p.qn.Slots || len(t.NodeN) != len(p.qn.Nodes) {
@@ -571,7 +562,7 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 		fn(k, t)
 	}
 	if cq, ok := e.Source.(CellQuerier); ok {
-		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: from, ToMonth: to, Units: units}
+		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: yfrom, ToMonth: yto, Units: units}
 		if units && p.q.Scope.ProvinceCode != "" {
 			sel.UnitProvinceIDs = p.ps.idsOf(p.q.Scope.ProvinceCode, p.b)
 		}
@@ -579,7 +570,7 @@ func (e *Engine) scan(op string, p *prepared, from, to int, units bool, fn func(
 			return Errorf(KindUnavailable, op, "read cells: %v", err)
 		}
 	} else {
-		e.Source.EachCell(p.qn.ID, from, to, each)
+		e.Source.EachCell(p.qn.ID, yfrom, yto, each)
 	}
 	if err := p.cancelled(op); err != nil {
 		return err
@@ -679,115 +670,18 @@ func (ts *tallies) keys() []string {
 	return ks
 }
 
-// sibSet names one set of siblings of a query (see Engine, Disclosure
-// control): the provinces of the nation (units false, province "") or the
-// units of one province (units true, province its code), in one of the
-// query's periods (an index the query chooses: current or previous period,
-// or the point of a series).
-type sibSet struct {
-	period   int
-	units    bool
-	province string
-}
-
-// siblings sums the respondents of each sibling of a query's sibling sets
-// during its pass over the cells, and applies the complementary
-// suppression rule to each set once, when first asked.
-type siblings struct {
-	th   Thresholds
-	sets map[sibSet]map[string]int64
-	comp map[sibSet]map[string]bool
-}
-
-func newSiblings(th Thresholds) *siblings {
-	return &siblings{th: th, sets: map[sibSet]map[string]int64{}, comp: map[sibSet]map[string]bool{}}
-}
-
-func (s *siblings) add(set sibSet, id string, n int64) {
-	m := s.sets[set]
-	if m == nil {
-		m = map[string]int64{}
-		s.sets[set] = m
-	}
-	m[id] += n
-}
-
-// addTallies adds every tally of ts as a sibling of set.
-func (s *siblings) addTallies(set sibSet, ts *tallies) {
-	for id, t := range ts.m {
-		s.add(set, id, t.Respondents)
-	}
-}
-
-// complementary reports whether the complementary rule suppresses sibling
-// id of set (false for a primarily suppressed one).
-func (s *siblings) complementary(set sibSet, id string) bool {
-	c, ok := s.comp[set]
-	if !ok {
-		c = map[string]bool{}
-		for _, x := range s.th.ComplementarySuppression(s.sets[set]) {
-			c[x] = true
-		}
-		s.comp[set] = c
-	}
-	return c[id]
-}
-
-// count adds cell k of the query's period with the given index to its
-// sibling sets: a province-level cell to the provinces of the nation; a
-// unit cell, when the query is about a unit, to the units of its province
-// (of the query's province only, when it names one).
-func (p *prepared) count(s *siblings, period int, k CellKey, t *Tally) {
-	code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
-	if !ok {
-		return // a cell of no listed province is in no published row
-	}
-	switch sc := p.q.Scope; {
-	case k.UnitID == "":
-		s.add(sibSet{period: period}, code, t.Respondents)
-	case sc.UnitID != "" && (sc.ProvinceCode == "" || sc.ProvinceCode == code):
-		s.add(sibSet{period: period, units: true, province: code}, k.UnitID, t.Respondents)
-	}
-}
-
-// scopeForced reports whether the query's scope is suppressed in the
-// period with the given index by the complementary rule: a province
-// complementarily suppressed among the provinces; a unit suppressed (by
-// either rule) among the units of any province it has respondents in. The
-// nation is a margin and never is.
-func (p *prepared) scopeForced(s *siblings, period int) bool {
-	sc := p.q.Scope
-	switch {
-	case sc.Nation:
-		return false
-	case sc.UnitID != "":
-		k := s.th.disclosure()
-		for set, m := range s.sets {
-			if !set.units || set.period != period {
-				continue
-			}
-			if n := m[sc.UnitID]; n > 0 && (n < k || s.complementary(set, sc.UnitID)) {
-				return true
-			}
-		}
-		return false
-	default:
-		return s.complementary(sibSet{period: period}, sc.ProvinceCode)
-	}
-}
-
 // meanOfProvinces returns the unweighted mean of the target figure over the
 // provinces in ts, leaving out those suppressed (by either rule).
-func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, sibs *siblings, set sibSet) *float64 {
+func (e *Engine) meanOfProvinces(p *prepared, ts *tallies, dc *disclosure, per Period) *float64 {
 	rows := make([]RankRow, 0, len(ts.m))
 	for _, k := range ts.keys() {
-		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds, sibs.complementary(set, k))))
+		rows = append(rows, rowOf(k, "", p.target.compute(p.qn, ts.m[k], e.Thresholds, dc.hidden(Scope{ProvinceCode: k}, per))))
 	}
 	return MeanOfRanked(rows)
 }
 
 func rowOf(id, name string, v *NodeValue) RankRow {
-	return RankRow{ID: id, Name: name, Value: v.Value, N: v.N, Insufficient: v.Insufficient, Suppressed: v.Suppressed}
+	return RankRow{ID: id, Name: name, Value: v.Value, CILow: v.CILow, CIHigh: v.CIHigh, N: v.N, Insufficient: v.Insufficient, Suppressed: v.Suppressed}
 }
 
 // Index computes the formula trees of one scope (the nation, a province or a
@@ -812,8 +706,8 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	from, to := q.Period.Months()
 	scope := NewTally(p.qn)
 	provs := newTallies(p.qn)
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, from, to, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if p.inScope(k) {
 			scope.Merge(t)
 		}
@@ -821,15 +715,12 @@ func (e *Engine) Index(q Query) (*Report, error) {
 			if code, ok := p.ps.key(k.ProvinceID, k.Month, p.b); ok {
 				provs.add(code, t)
 			}
-		} else {
-			p.count(sibs, 0, k, t)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	sibs.addTallies(sibSet{}, provs) // the provinces of the nation
-	forced := p.scopeForced(sibs, 0)
+	forced := dc.hidden(q.Scope, q.Period)
 	r := &Report{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, Boundaries: p.b, Channel: q.Channel,
 		Respondents: scope.Respondents, Suppressed: forced || e.Thresholds.Suppressed(scope.Respondents)}
@@ -841,7 +732,7 @@ func (e *Engine) Index(q Query) (*Report, error) {
 	} else {
 		r.Roots = computeTree(p.qn, scope, e.Thresholds, forced)
 	}
-	r.NationalMean = e.meanOfProvinces(p, provs, sibs, sibSet{})
+	r.NationalMean = e.meanOfProvinces(p, provs, dc, q.Period)
 	return r, nil
 }
 
@@ -857,10 +748,10 @@ func (e *Engine) Index(q Query) (*Report, error) {
 // Rows without a value, insufficient (n below MinSample) or suppressed (fewer
 // respondents than the disclosure threshold) are listed after the ranked
 // ones with rank 0; so are the provinces suppressed by the complementary
-// rule among the provinces of that period (see Engine, Disclosure control),
-// in the previous period's figures too. Mean is the unweighted mean of the
-// ranked provinces, Pooled the figure of all province-level cells as one
-// unit (the margin, published).
+// rule in that period (see Engine, Disclosure control), in the previous
+// period's figures too. Mean is the unweighted mean of the ranked
+// provinces, Pooled the figure of all province-level cells as one unit
+// (nil when the complementary rule withholds the nation's figure).
 func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	const op = "rank provinces"
 	p, err := e.prepare(op, q, scopeIgnored)
@@ -872,7 +763,8 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	pooled := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, false, func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, false, func(k CellKey, t *Tally) {
 		if k.UnitID != "" {
 			return
 		}
@@ -896,11 +788,7 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	for _, t := range cur.m {
 		pooled.Merge(t)
 	}
-	sibs := newSiblings(e.Thresholds)
-	curSet, prevSet := sibSet{period: 0}, sibSet{period: 1}
-	sibs.addTallies(curSet, cur)
-	sibs.addTallies(prevSet, prev)
-	rows := func(ts *tallies, per Period, set sibSet) []RankRow {
+	rows := func(ts *tallies, per Period) []RankRow {
 		keys := ts.keys()
 		if p.b == BoundariesCurrent {
 			keys = keys[:0]
@@ -911,27 +799,26 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 		}
 		out := make([]RankRow, 0, len(keys))
 		for _, code := range keys {
-			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, sibs.complementary(set, code))))
+			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, dc.hidden(Scope{ProvinceCode: code}, per))))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
-	r.Rows = rows(cur, q.Period, curSet)
-	ComparePrevious(r.Rows, rows(prev, prevP, prevSet))
+	r.Rows = rows(cur, q.Period)
+	ComparePrevious(r.Rows, rows(prev, prevP))
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, false).Value
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(Scope{Nation: true}, q.Period)).Value
 	return r, nil
 }
 
 // RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
 // on the query's boundaries) by the figure of Query.NodeCode, like
-// RankProvinces. The units are one sibling set per period: a unit
-// suppressed by the complementary rule (see Engine, Disclosure control) is
-// listed as suppressed, in the previous period's figures too. Pooled is the
-// province's own figure (the margin, published); Mean the unweighted mean
-// of the ranked units.
+// RankProvinces. A unit suppressed by the complementary rule (see Engine,
+// Disclosure control) is listed as suppressed, in the previous period's
+// figures too. Pooled is the province's own figure (nil when withheld);
+// Mean the unweighted mean of the ranked units.
 func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	const op = "rank units"
 	p, err := e.prepare(op, q, scopeProvince)
@@ -943,7 +830,8 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	from, to := q.Period.Months()
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	province := NewTally(p.qn)
-	err = e.scan(op, p, pfrom, to, true, func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, true, func(k CellKey, t *Tally) {
 		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
 		if !ok || code != q.Scope.ProvinceCode {
 			return
@@ -962,29 +850,27 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	if err != nil {
 		return nil, err
 	}
-	sibs := newSiblings(e.Thresholds)
-	rows := func(ts *tallies, period int) []RankRow {
-		set := sibSet{period: period, units: true, province: q.Scope.ProvinceCode}
-		sibs.addTallies(set, ts)
+	rows := func(ts *tallies, per Period) []RankRow {
 		out := make([]RankRow, 0, len(ts.m))
 		for i, id := range ts.keys() {
 			if i%256 == 0 && p.cancelled(op) != nil {
 				return nil // the caller returns the error
 			}
-			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, sibs.complementary(set, id))))
+			hidden := dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, per)
+			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, hidden)))
 		}
 		RankRows(out)
 		return out
 	}
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
 		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
-	r.Rows = rows(cur, 0)
-	ComparePrevious(r.Rows, rows(prev, 1))
+	r.Rows = rows(cur, q.Period)
+	ComparePrevious(r.Rows, rows(prev, prevP))
 	if err := p.cancelled(op); err != nil {
 		return nil, err
 	}
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, false).Value
+	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode}, q.Period)).Value
 	return r, nil
 }
 
@@ -1024,14 +910,11 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	mfrom, _ := from.Months()
 	_, mto := to.Months()
 	base := from.ordinal()
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		i := periodOfMonth(k.Month, from).ordinal() - base
 		if i < 0 || i >= n {
 			return
-		}
-		if !q.Scope.Nation {
-			p.count(sibs, i, k, t)
 		}
 		if p.inScope(k) {
 			ts[i].Merge(t)
@@ -1042,7 +925,7 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 	}
 	out := make([]SeriesPoint, n)
 	for i := range out {
-		forced := p.scopeForced(sibs, i)
+		forced := dc.hidden(q.Scope, periods[i])
 		v := p.target.compute(p.qn, ts[i], e.Thresholds, forced)
 		sp := SeriesPoint{Period: periods[i], Respondents: ts[i].Respondents, Value: v.Value, N: v.N,
 			CILow: v.CILow, CIHigh: v.CIHigh, Insufficient: v.Insufficient, Suppressed: forced || e.Thresholds.Suppressed(ts[i].Respondents)}
@@ -1079,8 +962,8 @@ func periodOfMonth(m int, like Period) Period {
 // most 500). A suppressed scope has empty lists. Disclosure control (see
 // Engine) applies as everywhere: a scope suppressed by the complementary
 // rule is a suppressed scope; one so suppressed in the previous period has
-// no previous values (and so no drops); units so suppressed among the
-// province's units have no rows.
+// no previous values (and so no drops); units so suppressed have no rows;
+// the national values are nil when the nation's figure is withheld.
 func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	const op = "weak points"
 	p, err := e.prepare(op, q, scopeAny)
@@ -1099,15 +982,8 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	cur, prev, nation := NewTally(p.qn), NewTally(p.qn), NewTally(p.qn)
 	units := newTallies(p.qn)
 	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
-	sibs := newSiblings(e.Thresholds)
-	err = e.scan(op, p, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
-		if !q.Scope.Nation {
-			period := 0
-			if k.Month < from {
-				period = 1
-			}
-			p.count(sibs, period, k, t)
-		}
+	dc := e.disclosure(p)
+	err = e.scan(op, p, dc, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if k.Month < from {
 			if p.inScope(k) {
 				prev.Merge(t)
@@ -1132,7 +1008,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	th := e.Thresholds
 	w := &WeakPoints{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope,
 		ScopeName: p.scopeName(q.Period), Period: q.Period, PreviousPeriod: prevP, Boundaries: p.b, Channel: q.Channel,
-		Respondents: cur.Respondents, Suppressed: p.scopeForced(sibs, 0) || th.Suppressed(cur.Respondents)}
+		Respondents: cur.Respondents, Suppressed: dc.hidden(q.Scope, q.Period) || th.Suppressed(cur.Respondents)}
 	if w.Suppressed {
 		w.Respondents = 0
 		return w, nil
@@ -1148,7 +1024,7 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		return m
 	}
 	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
-	curF, prevF, natF := figures(cur, false), figures(prev, p.scopeForced(sibs, 1)), figures(nation, false)
+	curF, prevF, natF := figures(cur, false), figures(prev, dc.hidden(q.Scope, prevP)), figures(nation, dc.hidden(Scope{Nation: true}, q.Period))
 	point := func(unit string, v *NodeValue) WeakPoint {
 		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
 			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
@@ -1191,15 +1067,13 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		}
 		return w.Drops[i].Code < w.Drops[j].Code
 	})
-	unitSet := sibSet{units: true, province: q.Scope.ProvinceCode}
-	sibs.addTallies(unitSet, units)
 	for i, id := range units.keys() {
 		if i%256 == 0 {
 			if err := p.cancelled(op); err != nil {
 				return nil, err
 			}
 		}
-		uf := figures(units.m[id], sibs.complementary(unitSet, id))
+		uf := figures(units.m[id], dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]
 			if !usable(v) {

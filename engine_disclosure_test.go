@@ -118,7 +118,7 @@ func checkRows(t *testing.T, label string, rk *Ranking, sizes map[string]int, hi
 	var n int
 	for _, r := range rk.Rows {
 		if _, ok := sizes[r.ID]; !ok {
-			if !r.Suppressed || r.Value != nil { // current provinces without data
+			if r.Suppressed || r.Insufficient || r.Value != nil || r.N != 0 || r.Rank != 0 { // current provinces without data: "no data", not suppressed
 				t.Errorf("%s: row %s without data: %+v", label, r.ID, r)
 			}
 			continue
@@ -333,6 +333,11 @@ func TestComplementarySuppressionProvinces(t *testing.T) {
 // rankings and weak points.
 func TestComplementarySuppressionSeries(t *testing.T) {
 	fx := newDiscFixture(t)
+	// January: A, B and 22 have responses, so that a year minus April is
+	// not March (consistent suppression hides January with March).
+	fx.put("01", "A", 1, 40, 2)
+	fx.put("01", "B", 1, 30, 3)
+	fx.put("22", "", 1, 40, 4)
 	// March: unit B (3) hides A; province 04 (3 + 0) hides 22.
 	fx.put("01", "A", 3, 50, 2)
 	fx.put("01", "B", 3, 3, 3)
@@ -362,7 +367,7 @@ func TestComplementarySuppressionSeries(t *testing.T) {
 			for _, p := range pts {
 				hidden := p.Period == march() && tc.march
 				empty := p.Period != march() && p.Period != april()
-				if p.Suppressed != (hidden || empty) || (p.Value == nil) != (hidden || empty) || (hidden && (p.N != 0 || p.Respondents != 0)) {
+				if p.Suppressed != hidden || (p.Value == nil) != (hidden || empty) || (empty && (p.N != 0 || p.Insufficient)) || (hidden && (p.N != 0 || p.Respondents != 0)) {
 					t.Errorf("series %+v %v: %+v", tc.scope, p.Period, p)
 				}
 				// Every point agrees with Index of its period.

@@ -2,7 +2,6 @@ package sipas
 
 import (
 	"fmt"
-	"sort"
 )
 
 // DefaultDisclosure is the disclosure threshold used when
@@ -24,6 +23,10 @@ type Thresholds struct {
 	// respondents than this; 0 means DefaultDisclosure.
 	Disclosure int64
 }
+
+// EffectiveDisclosure is the disclosure threshold k in force (Disclosure,
+// or DefaultDisclosure when unset).
+func (th Thresholds) EffectiveDisclosure() int64 { return th.disclosure() }
 
 // disclosure returns the effective disclosure threshold.
 func (th Thresholds) disclosure() int64 {
@@ -51,73 +54,12 @@ func (th Thresholds) Validate() error {
 }
 
 // Suppressed reports whether a unit with the given number of respondents is
-// suppressed. A unit without respondents is suppressed too: it has nothing
-// to show.
+// suppressed: 0 < respondents < k. A unit without respondents is not
+// suppressed but has no data (no values, N zero, neither flag): "no data",
+// "suppressed" and "insufficient" are three states readers must be able to
+// tell apart, and a count of zero discloses nobody.
 func (th Thresholds) Suppressed(respondents int64) bool {
-	return respondents < th.disclosure()
-}
-
-// ComplementarySuppression applies the complementary (secondary)
-// suppression rule to one set of siblings: figures published side by side
-// whose sum is published too (a margin), so that a suppressed sibling could
-// otherwise be recovered by subtracting the visible ones from the margin.
-// The engine's sets are the units of one province (margin: the province)
-// and the provinces of the nation (margin: the nation), each for one
-// questionnaire, period, channel and boundaries.
-//
-// respondents gives each sibling's respondents. Siblings with
-// 0 < respondents < k (the disclosure threshold) are primarily suppressed.
-// When at least one is and together they hold fewer than k respondents,
-// the visible siblings with the fewest respondents (more than zero) are
-// suppressed too, smallest first, ties by id, until the suppressed
-// siblings together hold at least k respondents or every sibling with
-// respondents is suppressed. Since a visible sibling holds at least k
-// respondents, that is at most one sibling. The result lists those
-// complementarily suppressed siblings (not the primary ones); it is empty
-// when there is nothing to protect. Siblings without respondents take no
-// part: they have nothing to disclose and protect nothing.
-//
-// A complementarily suppressed sibling is shown exactly as a primarily
-// suppressed one (see ComputeTree), so the two cannot be told apart.
-func (th Thresholds) ComplementarySuppression(respondents map[string]int64) []string {
-	k := th.disclosure()
-	type sib struct {
-		id string
-		n  int64
-	}
-	var (
-		held    int64
-		primary bool
-		visible []sib
-	)
-	for id, n := range respondents {
-		switch {
-		case n <= 0:
-		case n < k:
-			held += n
-			primary = true
-		default:
-			visible = append(visible, sib{id, n})
-		}
-	}
-	if !primary || held >= k {
-		return nil
-	}
-	sort.Slice(visible, func(i, j int) bool {
-		if visible[i].n != visible[j].n {
-			return visible[i].n < visible[j].n
-		}
-		return visible[i].id < visible[j].id
-	})
-	var out []string
-	for _, v := range visible {
-		if held >= k {
-			break
-		}
-		out = append(out, v.id)
-		held += v.n
-	}
-	return out
+	return respondents > 0 && respondents < th.disclosure()
 }
 
 // insufficient reports whether a figure with sample n is flagged.
@@ -171,14 +113,14 @@ type NodeValue struct {
 //     answers of one respondent are strongly correlated, which makes the
 //     independence interval too narrow.
 //   - Insufficient: 0 < N < th.MinSample.
-//   - Suppression: when t.Respondents is below the disclosure threshold
-//     (default 10, including zero respondents) every figure of every tree is
+//   - Suppression: when 0 < t.Respondents < the disclosure threshold
+//     (default 10) every figure of every tree is
 //     suppressed: Value and interval nil, N, Positive and Valid zero and
 //     Suppressed true, so that nothing of a small unit can be read back.
 //
 // ComputeTree knows one unit only; complementary suppression, which depends
-// on the unit's siblings, is applied by the Engine (see
-// Thresholds.ComplementarySuppression).
+// on every figure published beside and around the unit, is applied by the
+// Engine (see disclosure.go).
 func ComputeTree(q *Questionnaire, t *Tally, th Thresholds) []*NodeValue {
 	return computeTree(q, t, th, false)
 }

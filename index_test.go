@@ -283,7 +283,7 @@ func TestComputeTreeSuppressed(t *testing.T) {
 		{"default threshold, 9 respondents", Thresholds{}, 9, true},
 		{"threshold 11", Thresholds{Disclosure: 11}, 10, true},
 		{"threshold 3", Thresholds{Disclosure: 3}, 3, false},
-		{"no respondents", Thresholds{Disclosure: 3}, 0, true},
+		{"no respondents: no data, not suppressed", Thresholds{Disclosure: 3}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			trees := ComputeTree(q, tallyOf(q, rs[:tc.n]), tc.th)
@@ -292,6 +292,9 @@ func TestComputeTreeSuppressed(t *testing.T) {
 				count++
 				if v.Suppressed != tc.suppressed {
 					t.Errorf("%s suppressed = %v", v.Code, v.Suppressed)
+				}
+				if tc.n == 0 && (v.Value != nil || v.CILow != nil || v.N != 0 || v.Valid != 0 || v.Insufficient) {
+					t.Errorf("%s has figures without respondents: %+v", v.Code, v)
 				}
 				if tc.suppressed && (v.Value != nil || v.CILow != nil || v.CIHigh != nil || v.N != 0 || v.Positive != 0 || v.Valid != 0 || v.Insufficient) {
 					t.Errorf("%s leaks: %+v", v.Code, v)
@@ -420,27 +423,54 @@ func TestComputeTreeSIPAS2023(t *testing.T) {
 	}
 }
 
-func TestComplementarySuppression(t *testing.T) {
+// TestSplitRule checks the rule applied to one split (disclosure.go): a
+// published whole whose hidden parts are fewer than two or hold fewer
+// than k gets its smallest published parts hidden too (ties: the first).
+func TestSplitRule(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		th    Thresholds
-		sizes map[string]int64
-		want  []string // complementary only, in order
+		k     int64
+		sizes []int64 // parts A, B, C, ... in order
+		want  string  // complementary only
 	}{
-		{"one small, one large", Thresholds{}, map[string]int64{"A": 50, "B": 3}, []string{"A"}},
-		{"small ones hold k", Thresholds{}, map[string]int64{"A": 50, "B": 40, "C": 3, "D": 8}, nil},
-		{"small ones hold exactly k", Thresholds{}, map[string]int64{"A": 50, "C": 3, "D": 7}, nil},
-		{"smallest visible", Thresholds{}, map[string]int64{"A": 50, "B": 40, "C": 3}, []string{"B"}},
-		{"tie by id", Thresholds{}, map[string]int64{"B": 40, "A": 40, "C": 3}, []string{"A"}},
-		{"nothing small", Thresholds{}, map[string]int64{"A": 50, "B": 10}, nil},
-		{"zeros take no part", Thresholds{}, map[string]int64{"A": 50, "B": 0, "C": 0}, nil},
-		{"zeros are not picked", Thresholds{}, map[string]int64{"A": 50, "B": 0, "C": 2}, []string{"A"}},
-		{"all small", Thresholds{}, map[string]int64{"A": 2, "B": 3}, nil},
-		{"threshold", Thresholds{Disclosure: 5}, map[string]int64{"A": 6, "B": 4, "C": 5}, []string{"C"}},
-		{"empty", Thresholds{}, nil, nil},
+		{"one small, one large", 10, []int64{50, 3}, "A"},
+		{"small ones hold k", 10, []int64{50, 40, 3, 8}, ""},
+		{"small ones hold exactly k", 10, []int64{50, 3, 7}, ""},
+		{"smallest visible", 10, []int64{50, 40, 3}, "B"},
+		{"tie: the first", 10, []int64{40, 40, 3}, "A"},
+		{"nothing small", 10, []int64{50, 10}, ""},
+		{"zeros take no part", 10, []int64{50, 0, 0}, ""},
+		{"zeros are not picked", 10, []int64{50, 0, 2}, "A"},
+		{"threshold", 5, []int64{6, 4, 5}, "C"},
+		{"empty", 10, nil, ""},
 	} {
-		if got := tc.th.ComplementarySuppression(tc.sizes); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		l := &sdcLattice{k: tc.k, index: map[sdcPlace]int{}}
+		whole := l.place(sdcPlace{kind: sdcNation})
+		var parts []int
+		var total int64
+		for i, n := range tc.sizes {
+			p := l.place(sdcPlace{kind: sdcCollected, code: string(rune('A' + i))})
+			parts = append(parts, l.cell(p, 0, 0))
+			total += n
+		}
+		l.n = make([]int64, len(l.places)*sdcTimes*sdcChannels)
+		l.hidden = make([]bool, len(l.n))
+		l.fixed = make([]bool, len(l.n))
+		l.n[l.cell(whole, 0, 0)] = total
+		for i, n := range tc.sizes {
+			l.n[parts[i]] = n
+		}
+		l.primary(0)
+		primary := append([]bool(nil), l.hidden...)
+		l.apply(l.cell(whole, 0, 0), parts)
+		got := ""
+		for i, p := range parts {
+			if l.hidden[p] && !primary[p] {
+				got += string(rune('A' + i))
+			}
+		}
+		if got != tc.want || l.hidden[l.cell(whole, 0, 0)] {
+			t.Errorf("%s: hidden %q (whole %v), want %q", tc.name, got, l.hidden[l.cell(whole, 0, 0)], tc.want)
 		}
 	}
 }

@@ -12,6 +12,8 @@ type RankRow struct {
 	// Value is the unit's figure for the ranked node; nil without a value
 	// and when suppressed.
 	Value *float64
+	// CILow and CIHigh are the 95% interval of Value, nil without one.
+	CILow, CIHigh *float64
 	// Rank is the competition rank (1, 2, 2, 4), 0 for rows not ranked:
 	// without a value, insufficient or suppressed.
 	Rank         int

@@ -337,3 +337,22 @@ func (h *adminService) ListAuditEvents(ctx context.Context, req *sipasv1.ListAud
 	}
 	return out, nil
 }
+
+// CountResponses returns exact response counts for operations (see the
+// proto): admins only, counts only, no disclosure control.
+func (h *adminService) CountResponses(ctx context.Context, req *sipasv1.CountResponsesRequest) (*sipasv1.CountResponsesResponse, error) {
+	if err := checkPeriod(req.GetPeriod(), "period"); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	rows, err := h.s.cfg.Engine.Counts(sipas.CountQuery{QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
+		ProvinceCode: req.GetProvinceCode(), UnitID: req.GetUnitId(), Channel: sipas.Channel(req.GetChannel())})
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	out := &sipasv1.CountResponsesResponse{Counts: make([]*sipasv1.ResponseCount, 0, len(rows))}
+	for _, r := range rows {
+		out.Counts = append(out.Counts, &sipasv1.ResponseCount{QuestionnaireId: r.QuestionnaireID, ProvinceCode: r.ProvinceCode, UnitId: r.UnitID,
+			Month: &sipasv1.Period{Year: int32(r.Month / 100), Month: int32(r.Month % 100)}, Channel: sipasv1.Channel(r.Channel), Responses: r.Responses})
+	}
+	return out, nil
+}

@@ -190,6 +190,10 @@ func matrixCalls() map[string]call {
 			_, err := e.survey.ReportKioskHeartbeat(ctx, &sipasv1.ReportKioskHeartbeatRequest{SendTime: timestamppb.Now(), AgentVersion: "test"})
 			return err
 		},
+		sipasv1.AdminService_CountResponses_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.admin.CountResponses(ctx, &sipasv1.CountResponsesRequest{Period: period})
+			return err
+		},
 		"/grpc.health.v1.Health/Check": func(e *testEnv, ctx context.Context) error {
 			_, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
@@ -234,6 +238,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		sipasv1.AdminService_ListCredentials_FullMethodName, sipasv1.AdminService_RevokeCredential_FullMethodName,
 		sipasv1.AdminService_Backup_FullMethodName, sipasv1.AdminService_ListAuditEvents_FullMethodName,
 		sipasv1.AdminService_ListKiosks_FullMethodName,
+		sipasv1.AdminService_CountResponses_FullMethodName,
 	} {
 		set(m, OK, PD, PD, PD, PD)
 	}

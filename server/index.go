@@ -102,6 +102,13 @@ func (s *Server) inScopeCurrent(p *Principal, code string) bool {
 	return false
 }
 
+// thresholds are the disclosure threshold k and the minimum sample in
+// force, as the API reports them beside the figures.
+func (h *indexService) thresholds() (disclosure, minSample int64) {
+	th := h.s.cfg.Engine.Thresholds
+	return th.EffectiveDisclosure(), th.MinSample
+}
+
 func (h *indexService) observe(method string, start time.Time) {
 	h.s.metrics.IndexReadSeconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
 }
@@ -130,11 +137,17 @@ func (h *indexService) GetIndex(ctx context.Context, req *sipasv1.GetIndexReques
 		QuestionnaireId: rep.QuestionnaireID, FormulaVersion: rep.FormulaVersion, Scope: scopeToProto(rep.Scope),
 		ScopeName: rep.ScopeName, Period: periodToProto(rep.Period), Boundaries: boundariesToProto(rep.Boundaries),
 		Channel: sipasv1.Channel(rep.Channel), Respondents: rep.Respondents, Suppressed: rep.Suppressed,
-		DisclosureThreshold: th.Disclosure, MinimumSample: th.MinSample, NationalMean: rep.NationalMean,
+		DisclosureThreshold: th.EffectiveDisclosure(), MinimumSample: th.MinSample, NationalMean: rep.NationalMean,
 		FlaggedExcluded: excluded, FlaggedIncluded: included,
 	}
 	for _, r := range rep.Roots {
 		out.Roots = append(out.Roots, nodeValueToProto(r))
+	}
+	if sc.UnitID != "" && (out.ScopeName == "" || out.ScopeName == sc.UnitID) {
+		// A unit is named by its registered display name, as in RankUnits.
+		if u, err := h.s.cfg.Store.GetUnit(ctx, sc.UnitID); err == nil && u.DisplayName != "" {
+			out.ScopeName = u.DisplayName
+		}
 	}
 	return &sipasv1.GetIndexResponse{Report: out}, nil
 }
@@ -161,11 +174,12 @@ func nodeValueToProto(v *sipas.NodeValue) *sipasv1.IndexNode {
 func rankingToProto(r *sipas.Ranking) *sipasv1.Ranking {
 	out := &sipasv1.Ranking{QuestionnaireId: r.QuestionnaireID, FormulaVersion: r.FormulaVersion,
 		Period: periodToProto(r.Period), PreviousPeriod: periodToProto(r.PreviousPeriod), NodeCode: r.NodeCode,
-		Mean: r.Mean, Pooled: r.Pooled}
+		Mean: r.Mean, Pooled: r.Pooled, Boundaries: boundariesToProto(r.Boundaries), Channel: sipasv1.Channel(r.Channel)}
 	for _, row := range r.Rows {
 		out.Rows = append(out.Rows, &sipasv1.RankRow{Id: row.ID, Name: row.Name, Value: row.Value, Rank: int32(row.Rank),
 			N: row.N, Insufficient: row.Insufficient, Suppressed: row.Suppressed, PreviousValue: row.PreviousValue,
-			PreviousRank: int32(row.PreviousRank), RankChange: int32(row.RankChange), ValueChange: row.ValueChange})
+			PreviousRank: int32(row.PreviousRank), RankChange: int32(row.RankChange), ValueChange: row.ValueChange,
+			CiLow: row.CILow, CiHigh: row.CIHigh})
 	}
 	return out
 }
@@ -183,7 +197,9 @@ func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvi
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	return &sipasv1.RankProvincesResponse{Ranking: rankingToProto(r)}, nil
+	out := rankingToProto(r)
+	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
+	return &sipasv1.RankProvincesResponse{Ranking: out}, nil
 }
 
 func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequest) (*sipasv1.RankUnitsResponse, error) {
@@ -204,6 +220,7 @@ func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequ
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	out := rankingToProto(r)
+	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
 	h.nameUnits(ctx, out.Rows)
 	return &sipasv1.RankUnitsResponse{Ranking: out}, nil
 }
@@ -244,6 +261,7 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 	}
 	cat := h.s.cfg.Catalog.Get(req.GetQuestionnaireId())
 	out := &sipasv1.Series{QuestionnaireId: req.GetQuestionnaireId(), NodeCode: req.GetNodeCode()}
+	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
 	if out.NodeCode == "" {
 		out.NodeCode = sipas.SIPASNodeCode
 	}
@@ -280,6 +298,7 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 	}
 	out := &sipasv1.WeakPoints{QuestionnaireId: w.QuestionnaireID, FormulaVersion: w.FormulaVersion,
 		Period: periodToProto(w.Period), PreviousPeriod: periodToProto(w.PreviousPeriod)}
+	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
 	conv := func(wp sipas.WeakPoint) *sipasv1.WeakPoint {
 		level := "group"
 		switch {

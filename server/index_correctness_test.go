@@ -31,49 +31,9 @@ type naive struct {
 	q     *sipas.Questionnaire
 	resps []rawResponse
 	th    sipas.Thresholds
-	// hidden: the unit is suppressed by the complementary rule among its
-	// siblings (see hiddenAmong), whatever its own size.
+	// hidden: the unit is suppressed by the complementary rule, whatever
+	// its own size.
 	hidden bool
-}
-
-// hiddenAmong applies the disclosure rule to one set of siblings (the
-// provinces of the nation, or the units of one province), from its
-// definition and independently of the engine: siblings with 0 < n < k are
-// suppressed; if any are and together they hold fewer than k responses,
-// the remaining siblings with responses are suppressed too, fewest
-// responses first (ties by id), until the suppressed ones hold at least k
-// or none is left. It returns every suppressed sibling.
-func hiddenAmong(sizes map[string]int, k int64) map[string]bool {
-	out := map[string]bool{}
-	var held int64
-	var rest []string
-	for id, n := range sizes {
-		switch {
-		case n == 0:
-		case int64(n) < k:
-			out[id] = true
-			held += int64(n)
-		default:
-			rest = append(rest, id)
-		}
-	}
-	if len(out) == 0 {
-		return out
-	}
-	sort.Slice(rest, func(i, j int) bool {
-		if sizes[rest[i]] != sizes[rest[j]] {
-			return sizes[rest[i]] < sizes[rest[j]]
-		}
-		return rest[i] < rest[j]
-	})
-	for _, id := range rest {
-		if held >= k {
-			break
-		}
-		out[id] = true
-		held += int64(sizes[id])
-	}
-	return out
 }
 
 type naiveValue struct {
@@ -190,7 +150,7 @@ func (nv *naive) trees() []*naiveValue {
 	for _, r := range nv.q.Roots {
 		out = append(out, nv.node(r))
 	}
-	if int64(len(nv.resps)) < nv.th.Disclosure || nv.hidden {
+	if n := int64(len(nv.resps)); (n > 0 && n < nv.th.Disclosure) || nv.hidden {
 		var sup func(v *naiveValue)
 		sup = func(v *naiveValue) {
 			*v = naiveValue{code: v.code, isItem: v.isItem, suppressed: true, children: v.children}
@@ -364,42 +324,30 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		}
 		return out
 	}
-	// provinceOf is the province code a response counts for.
-	provinceOf := func(rr rawResponse, b sipasv1.Boundaries) string {
-		if b == sipasv1.Boundaries_BOUNDARIES_CURRENT {
-			return e.reg.Current(rr.province).Code
-		}
-		return rr.province.Code
-	}
-	// hiddenScope reports whether the complementary rule hides the scope of
-	// req: a province among the provinces; a unit among the units of any
-	// province it has responses in. The nation is a margin.
+	// ref is a second engine over cells counted here from the raw stored
+	// responses (not the store's aggregates): the complementary rule (see
+	// sipas/disclosure.go; its own tests attack it) decides from the same
+	// responses which figures it withholds, and the served figures must
+	// agree with it.
+	ref := &sipas.Engine{Catalog: e.cat, Registry: e.reg, Source: rawCells(raw, e.cat), Thresholds: th}
+	// hiddenScope reports whether the reference withholds the scope of req
+	// (the primary rule, fewer than k responses, is also the test's own).
 	hiddenScope := func(req *sipasv1.GetIndexRequest) bool {
-		p := periodFromProto(req.Period)
-		ch := sipas.Channel(req.Channel)
+		q := sipas.Query{QuestionnaireID: req.QuestionnaireId, Period: periodFromProto(req.Period), Boundaries: sipas.Boundaries(req.Boundaries),
+			Channel: sipas.Channel(req.Channel)}
 		switch sc := req.Scope.Scope.(type) {
 		case *sipasv1.Scope_ProvinceCode:
-			sizes := map[string]int{}
-			for _, rr := range select1(req.QuestionnaireId, p, func(rawResponse) bool { return true }, ch) {
-				sizes[provinceOf(rr, req.Boundaries)]++
-			}
-			return hiddenAmong(sizes, th.Disclosure)[sc.ProvinceCode]
+			q.Scope.ProvinceCode = sc.ProvinceCode
 		case *sipasv1.Scope_UnitId:
-			byProvince := map[string]map[string]int{}
-			for _, rr := range select1(req.QuestionnaireId, p, func(rr rawResponse) bool { return rr.r.UnitID != "" }, ch) {
-				code := provinceOf(rr, req.Boundaries)
-				if byProvince[code] == nil {
-					byProvince[code] = map[string]int{}
-				}
-				byProvince[code][rr.r.UnitID]++
-			}
-			for _, sizes := range byProvince {
-				if sizes[sc.UnitId] > 0 && hiddenAmong(sizes, th.Disclosure)[sc.UnitId] {
-					return true
-				}
-			}
+			q.Scope.UnitID = sc.UnitId
+		default:
+			q.Scope.Nation = true
 		}
-		return false
+		r, err := ref.Index(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Suppressed
 	}
 	checked, hiddenChecked := 0, 0
 	check := func(name string, req *sipasv1.GetIndexRequest, keep func(rawResponse) bool) {
@@ -484,7 +432,21 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		for code, rs := range groups {
 			sizes[code] = len(rs)
 		}
-		hidden := hiddenAmong(sizes, th.Disclosure)
+		refRk, err := ref.RankProvinces(sipas.Query{QuestionnaireID: "sipas-2023", Period: p, Boundaries: sipas.Boundaries(rc.b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hidden := map[string]bool{}
+		for _, r := range refRk.Rows {
+			if r.Suppressed && sizes[r.ID] > 0 {
+				hidden[r.ID] = true
+			}
+		}
+		for code, n := range sizes {
+			if n > 0 && int64(n) < th.Disclosure && !hidden[code] {
+				t.Errorf("%v %v: province %s has %d responses, not suppressed by the reference", rc.per, rc.b, code, n)
+			}
+		}
 		var ranked []row
 		for code, rs := range groups {
 			nv := &naive{q: e.cat.Get("sipas-2023"), resps: rs, th: th, hidden: hidden[code]}
@@ -518,4 +480,40 @@ func TestIndexCorrectnessAgainstRawResponses(t *testing.T) {
 		t.Error("fixture: no scope hidden by the complementary rule")
 	}
 	t.Logf("%d responses; %d nodes compared with the raw recomputation; %d scopes hidden by the complementary rule", len(raw), checked, hiddenChecked)
+}
+
+// cellSource holds cells counted from raw responses.
+type cellSource map[sipas.CellKey]*sipas.Tally
+
+func (s cellSource) EachCell(qid string, from, to int, fn func(sipas.CellKey, *sipas.Tally)) {
+	for k, t := range s {
+		if k.QuestionnaireID == qid && k.Month >= from && k.Month <= to {
+			fn(k, t)
+		}
+	}
+}
+
+// rawCells counts raw responses into cells the way the definition says: a
+// province-level cell per (questionnaire, province counted for, month,
+// channel), and a unit cell beside it for a response with a unit.
+func rawCells(raw []rawResponse, cat *sipas.Catalog) cellSource {
+	s := cellSource{}
+	for _, rr := range raw {
+		q := cat.Get(rr.r.QuestionnaireID)
+		k := sipas.CellKey{QuestionnaireID: q.ID, ProvinceID: rr.province.ID, Month: sipas.MonthOf(rr.r.CollectedAt), Channel: rr.r.Channel}
+		keys := []sipas.CellKey{k}
+		if rr.r.UnitID != "" {
+			k.UnitID = rr.r.UnitID
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			t := s[k]
+			if t == nil {
+				t = sipas.NewTally(q)
+				s[k] = t
+			}
+			t.Add(q, rr.r, make([]bool, len(q.Nodes)))
+		}
+	}
+	return s
 }

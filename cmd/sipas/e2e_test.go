@@ -192,6 +192,28 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	if rows, _ := sipasdtest.Counts(t, d.Dir); rows != 30 {
 		t.Fatalf("stored %d, want 30", rows)
 	}
+	// An admin reads the exact counts (issue 16 item 4); a surveyor may not.
+	r = sipasCmd(t, d.Addr, "", "admin", "counts", "--token-file", d.AdminTokenFile(), "--year", "2026", "--province", "48", "--format", "json")
+	mustCode(t, r, 0, "admin counts")
+	var counts []struct {
+		Questionnaire, Province, Month, Channel string
+		Responses                               int64
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &counts); err != nil {
+		t.Fatalf("admin counts printed %q: %v", r.stdout, err)
+	}
+	var total int64
+	for _, c := range counts {
+		if c.Questionnaire != "sipas-2023" || c.Province != "48" || !strings.HasPrefix(c.Month, "2026-") {
+			t.Errorf("admin counts row %+v", c)
+		}
+		total += c.Responses
+	}
+	if total != 30 {
+		t.Errorf("admin counts: %d responses, want 30: %s", total, r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "admin", "counts", "--token-file", team, "--year", "2026")
+	mustCode(t, r, 4, "admin counts as surveyor")
 
 	// 3. A file with 2 bad rows: exit 3 and nothing uploaded...
 	recs := exampleRows(t)
@@ -265,20 +287,31 @@ func TestE2EUploadAndIndex(t *testing.T) {
 	analyst := credentialFile(t, d, "--role", "analyst", "--provinces", "all")
 	r = sipasCmd(t, d.Addr, "", "index", "rank", "--token-file", analyst, "--year", "2026", "--format", "json")
 	mustCode(t, r, 0, "index rank")
-	var ranking []struct {
-		Province string   `json:"province"`
-		Value    *float64 `json:"value"`
-		N        int64    `json:"n"`
+	// JSON is an object: the header block as metadata, then the rows.
+	var ranking struct {
+		Metadata map[string]string `json:"metadata"`
+		Rows     []struct {
+			ID     string   `json:"id"`
+			Value  *float64 `json:"value"`
+			CILow  *float64 `json:"ci_low"`
+			CIHigh *float64 `json:"ci_high"`
+			N      *int64   `json:"n"`
+			State  string   `json:"state"`
+		} `json:"rows"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &ranking); err != nil {
 		t.Fatalf("index rank output %q: %v", r.stdout, err)
 	}
+	if m := ranking.Metadata; m["period"] != "2026" || m["questionnaire"] != "sipas-2023" || m["formula_version"] == "" || m["boundaries"] != "as_collected" ||
+		m["channel"] != "all" || !strings.Contains(m["disclosure"], "k=") {
+		t.Errorf("index rank metadata %v", m)
+	}
 	found := false
-	for _, p := range ranking {
-		if p.Province == "48" {
+	for _, p := range ranking.Rows {
+		if p.ID == "48" {
 			found = true
-			if p.N != 45 || p.Value == nil || *p.Value <= 0 || *p.Value > 100 {
-				t.Errorf("province 48: %+v (value %v), want n 45 and a value", p, p.Value)
+			if p.N == nil || *p.N != 45 || p.Value == nil || *p.Value <= 0 || *p.Value > 100 || p.CILow == nil || p.CIHigh == nil || p.State != "ok" {
+				t.Errorf("province 48: %+v, want n 45, a value and its interval", p)
 			}
 		}
 	}
@@ -286,49 +319,84 @@ func TestE2EUploadAndIndex(t *testing.T) {
 		t.Errorf("province 48 missing from the ranking: %s", r.stdout)
 	}
 
-	// The tree of the province, as JSON and as a table.
+	// The tree of the province, as JSON, CSV and a table: level and parent
+	// columns, full labels, numbers as numbers.
 	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026", "--format", "json")
 	mustCode(t, r, 0, "index show")
 	var show struct {
-		Respondents *int64 `json:"respondents"`
-		Nodes       []struct {
-			Code     string           `json:"code"`
-			Value    *float64         `json:"value"`
-			N        *int64           `json:"n"`
-			CILow    *float64         `json:"ci_low"`
-			CIHigh   *float64         `json:"ci_high"`
-			Children []map[string]any `json:"children"`
-		} `json:"nodes"`
+		Metadata map[string]string `json:"metadata"`
+		Rows     []struct {
+			Code   string   `json:"code"`
+			Level  int      `json:"level"`
+			Parent string   `json:"parent"`
+			Value  *float64 `json:"value"`
+			N      *int64   `json:"n"`
+			CILow  *float64 `json:"ci_low"`
+			CIHigh *float64 `json:"ci_high"`
+		} `json:"rows"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &show); err != nil {
 		t.Fatalf("index show output %q: %v", r.stdout, err)
 	}
-	sipasRoot := false
-	for _, n := range show.Nodes {
-		if n.Code == "SIPAS" {
+	sipasRoot, children := false, 0
+	for _, n := range show.Rows {
+		if n.Code == "SIPAS" && n.Level == 0 {
 			sipasRoot = true
-			if n.Value == nil || n.N == nil || *n.N != 45 || n.CILow == nil || n.CIHigh == nil || len(n.Children) != 2 {
-				t.Errorf("SIPAS node %+v: want a value, n 45, an interval and children CS and DV", n)
+			if n.Value == nil || n.N == nil || *n.N != 45 || n.CILow == nil || n.CIHigh == nil {
+				t.Errorf("SIPAS row %+v: want a value, n 45 and an interval", n)
 			}
 		}
+		if n.Parent == "SIPAS" && n.Level == 1 && (n.Code == "CS" || n.Code == "DV") {
+			children++
+		}
 	}
-	if !sipasRoot || show.Respondents == nil || *show.Respondents != 45 {
-		t.Errorf("index show: no SIPAS root or respondents != 45: %s", r.stdout)
+	if !sipasRoot || children != 2 || show.Metadata["respondents"] != "45" {
+		t.Errorf("index show: no SIPAS root with children CS and DV, or respondents != 45: %s", r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026", "--format", "csv")
+	mustCode(t, r, 0, "index show csv")
+	if !strings.HasPrefix(r.stdout, "\uFEFF") || strings.Contains(r.stdout, "…") || strings.Contains(r.stdout, "—") ||
+		!strings.Contains(r.stdout, "Mức độ hài lòng chung đối với việc xây dựng, tổ chức thực hiện chính sách công") {
+		t.Errorf("index show csv: want a BOM, full labels and no dashes in place of numbers:\n%.1500s", r.stdout)
+	}
+	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026", "--format", "csv", "--lang", "vi")
+	mustCode(t, r, 0, "index show csv vi")
+	if !strings.Contains(r.stdout, "Bộ câu hỏi,sipas-2023") || !strings.Contains(r.stdout, "Cận dưới 95%") {
+		t.Errorf("index show csv --lang vi: no Vietnamese header block and headers:\n%.800s", r.stdout)
 	}
 	r = sipasCmd(t, d.Addr, "", "index", "show", "--token-file", analyst, "--province", "48", "--year", "2026")
 	mustCode(t, r, 0, "index show table")
 	if !strings.Contains(r.stdout, "SIPAS") || !strings.Contains(r.stdout, "V23.HL.31") {
 		t.Errorf("index show table lacks the tree: %s", r.stdout)
 	}
-	// A series over the months, and the weak points.
+	// A series over the months: empty months are "no data", not "suppressed".
 	r = sipasCmd(t, d.Addr, "", "index", "series", "--token-file", analyst, "--province", "48", "--from", "2026-01", "--to", "2026-12", "--format", "json")
 	mustCode(t, r, 0, "index series")
-	var pts []struct {
-		Period string `json:"period"`
-		N      int64  `json:"n"`
+	var pts struct {
+		Rows []struct {
+			Period string `json:"period"`
+			State  string `json:"state"`
+		} `json:"rows"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts) != 12 || pts[0].Period != "2026-01" {
+	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts.Rows) != 12 || pts.Rows[0].Period != "2026-01" {
 		t.Errorf("index series: %v %s", err, r.stdout)
+	}
+	// The example's rows fall in March and April (April below k): the
+	// other ten months have no data and must say so. March is withheld too
+	// (complementary suppression): the year is published, and the year
+	// minus March would be April.
+	states := map[string]string{}
+	for _, p := range pts.Rows {
+		states[p.Period] = p.State
+	}
+	for _, p := range pts.Rows {
+		want := "no_data"
+		if p.Period == "2026-03" || p.Period == "2026-04" {
+			want = "suppressed"
+		}
+		if p.State != want {
+			t.Errorf("index series %s: state %q, want %q (all states %v)", p.Period, p.State, want, states)
+		}
 	}
 	r = sipasCmd(t, d.Addr, "", "index", "weak", "--token-file", analyst, "--province", "48", "--year", "2026")
 	mustCode(t, r, 0, "index weak")

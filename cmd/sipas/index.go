@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/export"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
@@ -80,68 +83,34 @@ func parseChannel(s string) (sipasv1.Channel, error) {
 	return sipasv1.Channel(v), nil
 }
 
-func periodString(p *sipasv1.Period) string {
-	switch {
-	case p == nil:
-		return ""
-	case p.Quarter != 0:
-		return fmt.Sprintf("%d-Q%d", p.Year, p.Quarter)
-	case p.Month != 0:
-		return fmt.Sprintf("%d-%02d", p.Year, p.Month)
-	}
-	return fmt.Sprint(p.Year)
-}
-
 func fmtValue(v *float64) string {
 	if v == nil {
-		return "—"
+		return ""
 	}
 	return fmt.Sprintf("%.2f", *v)
 }
 
-// nodeJSON is the machine form of an index node.
-type nodeJSON struct {
-	Code         string      `json:"code"`
-	Label        string      `json:"label"`
-	LabelEn      string      `json:"label_en"`
-	Item         bool        `json:"item"`
-	Value        *float64    `json:"value"`
-	N            *int64      `json:"n"`
-	Positive     int64       `json:"positive,omitempty"`
-	Valid        int64       `json:"valid,omitempty"`
-	CILow        *float64    `json:"ci_low"`
-	CIHigh       *float64    `json:"ci_high"`
-	Insufficient bool        `json:"insufficient"`
-	Suppressed   bool        `json:"suppressed"`
-	Children     []*nodeJSON `json:"children"`
+// stateText is a figure's state for the human table: empty when shown
+// plainly; "no data", "suppressed (n < k)" and "insufficient (n < min)"
+// kept apart as in every export.
+func stateText(v *float64, n int64, insufficient, suppressed bool, k, minSample int64) string {
+	s := export.StateOf(v, n, insufficient, suppressed)
+	if s == export.StateOK {
+		return ""
+	}
+	return s.Label(export.En, k, minSample)
 }
 
-func toNodeJSON(n *sipasv1.IndexNode) *nodeJSON {
-	out := &nodeJSON{Code: n.Code, Label: n.LabelVi, LabelEn: n.LabelEn, Item: n.IsItem, Value: n.Value,
-		Positive: n.Positive, Valid: n.Valid, CILow: n.CiLow, CIHigh: n.CiHigh,
-		Insufficient: n.Insufficient, Suppressed: n.Suppressed, Children: []*nodeJSON{}}
-	if !n.Suppressed {
-		v := n.N
-		out.N = &v
-	}
-	for _, c := range n.Children {
-		out.Children = append(out.Children, toNodeJSON(c))
-	}
-	return out
+// writeExport writes an index table as CSV or JSON through package export
+// (the dashboard's exports are written by the same code), with headers and
+// state labels in lang ("en" or "vi").
+func writeExport(e *env, format, lang string, t *export.Table) error {
+	return t.Write(e.stdout, export.Format(format), export.ParseLang(lang), time.Now())
 }
 
-func flags(n *sipasv1.IndexNode, k int64) string {
-	var f []string
-	if n.Suppressed {
-		f = append(f, fmt.Sprintf("suppressed (n < %d)", k))
-	}
-	if n.Insufficient {
-		f = append(f, "insufficient")
-	}
-	if n.Role == sipasv1.ItemRole_ITEM_ROLE_OVERALL {
-		f = append(f, "overall")
-	}
-	return strings.Join(f, ",")
+// langFlag registers --lang, the language of CSV headers and state labels.
+func langFlag(fs *flag.FlagSet) *string {
+	return fs.String("lang", "en", "language of CSV headers and state labels: en or vi")
 }
 
 func indexShow(ctx context.Context, e *env, args []string) error {
@@ -153,6 +122,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		"sipas index show --province 48 --year 2026",
 		"sipas index show --nation --year 2026 --quarter 3 --format json")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
@@ -180,38 +150,26 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	rep := resp.GetReport()
-	if c.format == "json" {
-		roots := make([]*nodeJSON, 0, len(rep.Roots))
-		for _, r := range rep.Roots {
-			roots = append(roots, toNodeJSON(r))
-		}
-		var n *int64
-		if !rep.Suppressed {
-			n = &rep.Respondents
-		}
-		return writeJSON(e.stdout, map[string]any{
-			"questionnaire": rep.QuestionnaireId, "formula_version": rep.FormulaVersion, "scope": rep.ScopeName,
-			"period": periodString(rep.Period), "boundaries": enumName(rep.Boundaries.String(), "BOUNDARIES_"),
-			"respondents": n, "suppressed": rep.Suppressed, "national_mean": rep.NationalMean, "nodes": roots,
-			"flagged_excluded": rep.FlaggedExcluded, "flagged_included": rep.FlaggedIncluded,
-		})
+	if c.format != "table" {
+		return writeExport(e, c.format, *lang, export.TreeTable(rep, export.ParseLang(*lang)))
 	}
-	t := &table{header: []string{"code", "label", "value", "n", "ci", "flags"}}
+	t := &table{header: []string{"level", "code", "label", "value", "n", "ci_low", "ci_high", "state"}}
 	var walk func(n *sipasv1.IndexNode, depth int)
 	walk = func(n *sipasv1.IndexNode, depth int) {
-		ci := ""
-		if n.CiLow != nil && n.CiHigh != nil {
-			ci = fmt.Sprintf("%.2f–%.2f", *n.CiLow, *n.CiHigh)
-		}
 		ns := fmt.Sprint(n.N)
 		if n.Suppressed {
-			ns = fmt.Sprintf("<%d", rep.DisclosureThreshold)
+			ns = ""
 		}
 		label := n.LabelVi
 		if len([]rune(label)) > 60 {
 			label = string([]rune(label)[:59]) + "…"
 		}
-		t.add(strings.Repeat("  ", depth)+n.Code, label, fmtValue(n.Value), ns, ci, flags(n, rep.DisclosureThreshold))
+		state := stateText(n.Value, n.N, n.Insufficient, n.Suppressed, rep.DisclosureThreshold, rep.MinimumSample)
+		if n.Role == sipasv1.ItemRole_ITEM_ROLE_OVERALL {
+			state = strings.TrimPrefix(state+", overall", ", ")
+		}
+		// The label is indented for the eye; the code cell stays the bare code.
+		t.add(fmt.Sprint(depth), n.Code, strings.Repeat("  ", depth)+label, fmtValue(n.Value), ns, fmtValue(n.CiLow), fmtValue(n.CiHigh), state)
 		for _, ch := range n.Children {
 			walk(ch, depth+1)
 		}
@@ -222,21 +180,22 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	for _, r := range roots {
 		walk(r, 0)
 	}
-	if c.format == "table" {
-		resp := fmt.Sprint(rep.Respondents)
-		if rep.Suppressed {
-			resp = fmt.Sprintf("< %d (suppressed)", rep.DisclosureThreshold)
-		}
-		fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", rep.ScopeName, rep.QuestionnaireId,
-			periodString(rep.Period), enumName(rep.Boundaries.String(), "BOUNDARIES_"), resp, rep.FormulaVersion)
-		switch {
-		case rep.FlaggedExcluded > 0:
-			fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", rep.FlaggedExcluded)
-		case rep.FlaggedIncluded > 0:
-			fmt.Fprintf(e.stdout, "%d flagged responses included\n", rep.FlaggedIncluded)
-		}
-		fmt.Fprintln(e.stdout)
+	resps := fmt.Sprint(rep.Respondents)
+	switch {
+	case rep.Suppressed:
+		resps = export.StateSuppressed.Label(export.En, rep.DisclosureThreshold, rep.MinimumSample)
+	case rep.Respondents == 0:
+		resps = export.StateNoData.Label(export.En, rep.DisclosureThreshold, rep.MinimumSample)
 	}
+	fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", escapeControl(rep.ScopeName), rep.QuestionnaireId,
+		export.PeriodString(rep.Period), enumName(rep.Boundaries.String(), "BOUNDARIES_"), resps, rep.FormulaVersion)
+	switch {
+	case rep.FlaggedExcluded > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", rep.FlaggedExcluded)
+	case rep.FlaggedIncluded > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses included\n", rep.FlaggedIncluded)
+	}
+	fmt.Fprintln(e.stdout)
 	return t.write(e.stdout, c.format)
 }
 
@@ -259,22 +218,6 @@ func scopeOf(province, unit string, nation bool) (*sipasv1.Scope, error) {
 	return &sipasv1.Scope{Scope: &sipasv1.Scope_Nation{Nation: true}}, nil
 }
 
-// rankJSON is the machine form of one ranking row.
-type rankJSON struct {
-	Province      string   `json:"province,omitempty"`
-	Unit          string   `json:"unit,omitempty"`
-	Name          string   `json:"name"`
-	Value         *float64 `json:"value"`
-	Rank          *int32   `json:"rank"`
-	N             *int64   `json:"n"`
-	RankChange    *int32   `json:"rank_change"`
-	ValueChange   *float64 `json:"value_change"`
-	PreviousValue *float64 `json:"previous_value"`
-	PreviousRank  *int32   `json:"previous_rank"`
-	Insufficient  bool     `json:"insufficient"`
-	Suppressed    bool     `json:"suppressed"`
-}
-
 func indexRank(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
@@ -283,6 +226,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 		"sipas index rank --year 2026", "sipas index rank --year 2026 --boundaries current --format json",
 		"sipas index rank --year 2026 --province 48   # the units of Đà Nẵng, weakest last")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "rank the units inside this province instead of the provinces")
 	fs.StringVar(&node, "node", "", "rank by this node (default SIPAS)")
@@ -313,59 +257,47 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rows := make([]rankJSON, 0, len(rk.Rows))
-	t := &table{header: []string{"rank", "id", "name", "value", "n", "change", "previous"}}
-	for _, r := range rk.Rows {
-		rj := rankJSON{Name: r.Name, Value: r.Value, Insufficient: r.Insufficient, Suppressed: r.Suppressed,
-			ValueChange: r.ValueChange, PreviousValue: r.PreviousValue}
+	if c.format != "table" {
+		scope := sipas.NationNameVi
 		if province != "" {
-			rj.Unit = r.Id
-		} else {
-			rj.Province = r.Id
+			scope = province
 		}
-		if r.Rank > 0 {
-			rank := r.Rank
-			rj.Rank = &rank
+		return writeExport(e, c.format, *lang, export.RankingTable(rk, export.RankingContext(rk, scope), province != "", export.ParseLang(*lang)))
+	}
+	t := &table{header: []string{"rank", "id", "name", "value", "ci_low", "ci_high", "n", "change", "previous", "state"}}
+	hidden := 0
+	for _, r := range rk.Rows {
+		if province != "" && r.Suppressed {
+			hidden++ // a suppressed unit is not named, only counted
+			continue
 		}
-		if !r.Suppressed {
-			n := r.N
-			rj.N = &n
-		}
-		if r.PreviousRank > 0 {
-			pr := r.PreviousRank
-			rj.PreviousRank = &pr
-			if r.Rank > 0 {
-				rc := r.RankChange
-				rj.RankChange = &rc
-			}
-		}
-		rows = append(rows, rj)
-		rankS := "—"
+		rankS := ""
 		if r.Rank > 0 {
 			rankS = fmt.Sprint(r.Rank)
 		}
 		ns := fmt.Sprint(r.N)
-		switch {
-		case r.Suppressed:
-			ns = "suppressed"
-		case r.Insufficient:
-			ns += " (insufficient)"
+		if r.Suppressed {
+			ns = ""
 		}
-		t.add(rankS, r.Id, r.Name, fmtValue(r.Value), ns, changeText(rj), fmtValue(r.PreviousValue))
+		t.add(rankS, r.Id, r.Name, fmtValue(r.Value), fmtValue(r.CiLow), fmtValue(r.CiHigh), ns, changeText(r), fmtValue(r.PreviousValue),
+			stateText(r.Value, r.N, r.Insufficient, r.Suppressed, rk.DisclosureThreshold, rk.MinimumSample))
 	}
-	t.objects = rows
-	if c.format == "table" {
-		fmt.Fprintf(e.stdout, "%s %s by %s (formula %s); previous period %s; mean %s, pooled %s\n\n", rk.QuestionnaireId,
-			periodString(rk.Period), rk.NodeCode, rk.FormulaVersion, periodString(rk.PreviousPeriod), fmtValue(rk.Mean), fmtValue(rk.Pooled))
+	fmt.Fprintf(e.stdout, "%s %s by %s (formula %s); previous period %s; mean %s, pooled %s\n\n", rk.QuestionnaireId,
+		export.PeriodString(rk.Period), rk.NodeCode, rk.FormulaVersion, export.PeriodString(rk.PreviousPeriod), fmtValue(rk.Mean), fmtValue(rk.Pooled))
+	if err := t.write(e.stdout, c.format); err != nil {
+		return err
 	}
-	return t.write(e.stdout, c.format)
+	if hidden > 0 {
+		fmt.Fprintf(e.stdout, "\n%d units suppressed (fewer than %d respondents; not named)\n", hidden, rk.DisclosureThreshold)
+	}
+	return nil
 }
 
-func changeText(r rankJSON) string {
-	if r.RankChange == nil {
+func changeText(r *sipasv1.RankRow) string {
+	if r.Rank == 0 || r.PreviousRank == 0 {
 		return ""
 	}
-	switch rc := *r.RankChange; {
+	switch rc := r.RankChange; {
 	case rc > 0:
 		return fmt.Sprintf("up %d", rc)
 	case rc < 0:
@@ -383,6 +315,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		"sipas index series --unit dn-haichau --node TC --from 2026-01 --to 2026-12",
 		"sipas index series --nation --from 2025-Q1 --to 2026-Q4")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	fs.StringVar(&questionnaire, "questionnaire", "sipas-2023", "questionnaire id")
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
@@ -423,33 +356,22 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	s := sresp.GetSeries()
-	type pointJSON struct {
-		Period       string   `json:"period"`
-		Value        *float64 `json:"value"`
-		N            int64    `json:"n"`
-		CILow        *float64 `json:"ci_low"`
-		CIHigh       *float64 `json:"ci_high"`
-		Insufficient bool     `json:"insufficient"`
-		Suppressed   bool     `json:"suppressed"`
+	if c.format != "table" {
+		name := province + unit
+		if nation {
+			name = sipas.NationNameVi
+		}
+		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name, pFrom, pTo, b, ch), export.ParseLang(*lang)))
 	}
-	var pts []pointJSON
-	t := &table{header: []string{"period", "value", "n", "ci", "flags"}}
+	t := &table{header: []string{"period", "value", "ci_low", "ci_high", "n", "state"}}
 	for _, p := range s.Points {
-		pts = append(pts, pointJSON{periodString(p.Period), p.Value, p.N, p.CiLow, p.CiHigh, p.Insufficient, p.Suppressed})
-		ci := ""
-		if p.CiLow != nil && p.CiHigh != nil {
-			ci = fmt.Sprintf("%.2f–%.2f", *p.CiLow, *p.CiHigh)
-		}
-		var f []string
+		ns := fmt.Sprint(p.N)
 		if p.Suppressed {
-			f = append(f, "suppressed")
+			ns = ""
 		}
-		if p.Insufficient {
-			f = append(f, "insufficient")
-		}
-		t.add(periodString(p.Period), fmtValue(p.Value), fmt.Sprint(p.N), ci, strings.Join(f, ","))
+		t.add(export.PeriodString(p.Period), fmtValue(p.Value), fmtValue(p.CiLow), fmtValue(p.CiHigh), ns,
+			stateText(p.Value, p.N, p.Insufficient, p.Suppressed, s.DisclosureThreshold, s.MinimumSample))
 	}
-	t.objects = pts
 	return t.write(e.stdout, c.format)
 }
 
@@ -483,6 +405,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "index weak", "sipas index weak --province CODE --year Y [--quarter Q | --month M] [--limit N]",
 		"sipas index weak --province 48 --year 2026")
 	c.register(fs, e)
+	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "two-digit province code (required)")
 	fs.IntVar(&limit, "limit", 10, "rows per list")
@@ -507,13 +430,13 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	w := wresp.GetWeakPoints()
-	if c.format == "json" {
-		return writeJSON(e.stdout, w)
+	if c.format != "table" {
+		return writeExport(e, c.format, *lang, export.WeakTable(w, export.WeakContext(w, province, b)))
 	}
 	for _, part := range []struct {
 		title string
 		rows  []*sipasv1.WeakPoint
-	}{{"Lowest values", w.Lowest}, {"Largest drops against " + periodString(w.PreviousPeriod), w.LargestDrops}} {
+	}{{"Lowest values", w.Lowest}, {"Largest drops against " + export.PeriodString(w.PreviousPeriod), w.LargestDrops}} {
 		t := &table{header: []string{"level", "code", "label", "value", "n", "change", "national"}}
 		for _, r := range part.rows {
 			chg := ""
@@ -522,15 +445,11 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 			}
 			t.add(r.Level, r.Code, r.LabelVi, fmtValue(r.Value), fmt.Sprint(r.N), chg, fmtValue(r.NationalValue))
 		}
-		if c.format == "table" {
-			fmt.Fprintf(e.stdout, "%s\n", part.title)
-		}
+		fmt.Fprintf(e.stdout, "%s\n", part.title)
 		if err := t.write(e.stdout, c.format); err != nil {
 			return err
 		}
-		if c.format == "table" {
-			fmt.Fprintln(e.stdout)
-		}
+		fmt.Fprintln(e.stdout)
 	}
 	return nil
 }

@@ -55,9 +55,9 @@ const (
 	figNatBytes    = "national_bytes_per_response"
 )
 
-var figureNames = []string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
+var figureNames = append([]string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
 	figPGUnary, figPGBatch, figPGReplicas,
-	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}
+	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}, webFigureNames...)
 
 // result is one printed figure.
 type result struct {
@@ -196,6 +196,8 @@ type bench struct {
 	national *nationalResult
 	pg       *pgResult
 	pgErr    error
+	web      *webResult
+	webErr   error
 }
 
 func newBench(quick bool, dur time.Duration, stderr io.Writer) (*bench, error) {
@@ -290,6 +292,18 @@ func (b *bench) figure(name string) (result, error) {
 		}
 		return map[string]result{figNatRSS: n.rss, figNatIngest: n.ingest, figNatStart: n.start, figNatRank: n.rank,
 			figNatUnitRank: n.unitRank, figNatSeries: n.series, figNatBytes: n.bytes}[name], nil
+	case figWebNational, figWebProvince, figWebPageKB:
+		w, err := b.runWeb()
+		if err != nil {
+			return result{}, err
+		}
+		switch name {
+		case figWebNational:
+			return w.national, nil
+		case figWebProvince:
+			return w.province, nil
+		}
+		return w.pageKB, nil
 	}
 	return result{}, fmt.Errorf("unknown figure %q", name)
 }

@@ -104,3 +104,8 @@ func TestUnknownFigure(t *testing.T) {
 		t.Fatal("want an error for an unknown figure")
 	}
 }
+
+// TestQuickWeb runs the dashboard figures in quick mode.
+func TestQuickWeb(t *testing.T) {
+	runQuick(t, figWebProvince)
+}

@@ -194,7 +194,7 @@ func (b *bench) runNational() (*nationalResult, error) {
 	var cacheNote string
 	err = b.timed("national ingestion, start-up and memory (sipasd)", func() error {
 		for i, items := range sets {
-			f, err := b.uploadTo(nil, ng.units, items, fmt.Sprintf("fresh-%d", i))
+			f, err := b.uploadTo(nil, items, fmt.Sprintf("fresh-%d", i))
 			if err != nil {
 				return err
 			}
@@ -205,7 +205,7 @@ func (b *bench) runNational() (*nationalResult, error) {
 				}
 				startS = nat.ready.Seconds()
 			}
-			n, err := b.uploadTo(nat, nil, items, "")
+			n, err := b.uploadTo(nat, items, "")
 			if err != nil {
 				return err
 			}
@@ -304,10 +304,10 @@ func (b *bench) buildNational(path string, ng *nationalGen, sc nationalScale) (i
 		return 0, err
 	}
 	defer st.Close()
-	// Rows must name registered units (the server checks each row's unit).
+	// Rows must name registered units of their province (lineage).
 	for _, u := range ng.units {
-		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Một cửa " + u.id, ProvinceCode: u.newCode}); err != nil {
-			return 0, fmt.Errorf("create unit %s: %w", u.id, err)
+		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Bộ phận Một cửa " + u.id, ProvinceCode: u.newCode}); err != nil {
+			return 0, fmt.Errorf("register unit %s: %w", u.id, err)
 		}
 	}
 	validateNow := time.Date(2027, 1, 1, 0, 0, 0, 0, sipas.VietnamZone)
@@ -426,10 +426,9 @@ func (ng *nationalGen) ingestItems(b *bench, sc nationalScale, seed uint64) []cl
 	return items
 }
 
-// uploadTo uploads items to c (nil: a fresh sipasd, stopped afterwards, on
-// which units are registered first: rows must name registered units) with a
-// surveyor credential and returns rows per second.
-func (b *bench) uploadTo(c *child, units []nationalUnit, items []client.BatchItem, name string) (float64, error) {
+// uploadTo uploads items to c (nil: a fresh sipasd, stopped afterwards)
+// with a surveyor credential and returns rows per second.
+func (b *bench) uploadTo(c *child, items []client.BatchItem, name string) (float64, error) {
 	if c == nil {
 		dir, err := os.MkdirTemp(b.tmp, "national-"+name+"-")
 		if err != nil {
@@ -447,13 +446,10 @@ func (b *bench) uploadTo(c *child, units []nationalUnit, items []client.BatchIte
 	if err != nil {
 		return 0, err
 	}
-	for _, u := range units {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := admin.Admin.CreateUnit(ctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{UnitId: u.id, DisplayName: "Một cửa " + u.id, ProvinceCode: u.newCode}})
-		cancel()
-		if err != nil {
+	if name != "" { // a fresh server: its units are not registered yet
+		if err := registerUnitsOf(admin, items); err != nil {
 			admin.Close()
-			return 0, fmt.Errorf("create unit %s: %w", u.id, err)
+			return 0, err
 		}
 	}
 	tok, err := newSurveyor(admin, "bench national ingestion")
@@ -620,4 +616,26 @@ func (b *bench) nationalReads(path string, ng *nationalGen, sc nationalScale) (n
 		}
 	}
 	return lat, nil
+}
+
+// registerUnitsOf registers, through the admin API, every unit the items
+// name, in the province the items give it (the rows are after the 2025
+// merger, so that is the unit's current province).
+func registerUnitsOf(admin *client.Client, items []client.BatchItem) error {
+	seen := map[string]bool{}
+	for _, it := range items {
+		r := it.Response
+		if r.UnitID == "" || seen[r.UnitID] {
+			continue
+		}
+		seen[r.UnitID] = true
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := admin.Admin.CreateUnit(ctx, &sipasv1.CreateUnitRequest{Unit: &sipasv1.Unit{
+			UnitId: r.UnitID, DisplayName: "Bộ phận Một cửa " + r.UnitID, ProvinceCode: r.ProvinceCode}})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register unit %s: %w", r.UnitID, err)
+		}
+	}
+	return nil
 }

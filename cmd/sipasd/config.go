@@ -54,6 +54,9 @@ type Config struct {
 	StreamSendTimeout    time.Duration
 	// CellCacheMiB bounds the aggregate cells kept in memory for reads.
 	CellCacheMiB int
+	// WebSecureCookies marks the dashboard's cookies Secure even though the
+	// HTTP listener is plaintext: for a dashboard reached through a TLS proxy.
+	WebSecureCookies bool
 }
 
 // envFlag describes one flag and its environment variable.
@@ -150,6 +153,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	num(&c.CellCacheMiB, "cell-cache-mib", "SIPAS_CELL_CACHE_MIB", 32, "MiB of aggregate cells cached for index reads (the rest is read from the database by key)")
 	pprofDef := boolEnv("SIPAS_PPROF")
 	fs.BoolVar(&c.Pprof, "pprof", pprofDef, "serve Go profiles at /debug/pprof/ on the HTTP listener (env SIPAS_PPROF)")
+	secureDef := getenv("SIPAS_WEB_SECURE_COOKIES") == "true" || getenv("SIPAS_WEB_SECURE_COOKIES") == "1"
+	fs.BoolVar(&c.WebSecureCookies, "web-secure-cookies", secureDef, "mark the dashboard's session cookies Secure, for a dashboard served through a TLS proxy (env SIPAS_WEB_SECURE_COOKIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

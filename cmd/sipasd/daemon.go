@@ -29,6 +29,7 @@ import (
 	"github.com/sipas-vn/sipas/questionnaires"
 	"github.com/sipas-vn/sipas/server"
 	"github.com/sipas-vn/sipas/store"
+	"github.com/sipas-vn/sipas/web"
 )
 
 // dbFile is the database file name inside --data-dir.
@@ -143,6 +144,16 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	dash, err := web.New(web.Config{Reader: d.srv.Reader(), Catalog: cat, Registry: reg, Logger: log, SecureCookies: cfg.WebSecureCookies})
+	if err != nil {
+		d.grpcLis.Close()
+		d.httpLis.Close()
+		if d.healthLis != nil {
+			d.healthLis.Close()
+		}
+		return fail(err)
+	}
+	dash.Register(mux)
 	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	bg, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel

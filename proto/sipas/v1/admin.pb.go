@@ -1480,11 +1480,228 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CountResponsesRequest selects the counts to return.
+type CountResponsesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. A questionnaire id; empty means every questionnaire.
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// Required. A year, quarter or month (Vietnam time).
+	Period *Period `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	// Optional. Only responses counted for this province code (as collected).
+	ProvinceCode string `protobuf:"bytes,3,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Optional. Only responses of this unit.
+	UnitId string `protobuf:"bytes,4,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// Optional. Only responses of this channel.
+	Channel       Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountResponsesRequest) Reset() {
+	*x = CountResponsesRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountResponsesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountResponsesRequest) ProtoMessage() {}
+
+func (x *CountResponsesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountResponsesRequest.ProtoReflect.Descriptor instead.
+func (*CountResponsesRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CountResponsesRequest) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetPeriod() *Period {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *CountResponsesRequest) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *CountResponsesRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+// ResponseCount is the number of responses stored for one questionnaire,
+// province (as collected), unit, month and channel.
+type ResponseCount struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	QuestionnaireId string                 `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// The province code the responses are counted for, as collected.
+	ProvinceCode string `protobuf:"bytes,2,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Empty for the responses without a unit.
+	UnitId string `protobuf:"bytes,3,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// The month (year and month set).
+	Month         *Period `protobuf:"bytes,4,opt,name=month,proto3" json:"month,omitempty"`
+	Channel       Channel `protobuf:"varint,5,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	Responses     int64   `protobuf:"varint,6,opt,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseCount) Reset() {
+	*x = ResponseCount{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCount) ProtoMessage() {}
+
+func (x *ResponseCount) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCount.ProtoReflect.Descriptor instead.
+func (*ResponseCount) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResponseCount) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *ResponseCount) GetMonth() *Period {
+	if x != nil {
+		return x.Month
+	}
+	return nil
+}
+
+func (x *ResponseCount) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ResponseCount) GetResponses() int64 {
+	if x != nil {
+		return x.Responses
+	}
+	return 0
+}
+
+// CountResponsesResponse lists the counts with responses, by questionnaire,
+// province, month, channel and unit.
+type CountResponsesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counts        []*ResponseCount       `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountResponsesResponse) Reset() {
+	*x = CountResponsesResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountResponsesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountResponsesResponse) ProtoMessage() {}
+
+func (x *CountResponsesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountResponsesResponse.ProtoReflect.Descriptor instead.
+func (*CountResponsesResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CountResponsesResponse) GetCounts() []*ResponseCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 var File_sipas_v1_admin_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x04\n" +
+	"\x14sipas/v1/admin.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"\xd6\x04\n" +
 	"\x05Kiosk\x12#\n" +
 	"\rcredential_id\x18\x01 \x01(\tR\fcredentialId\x12\x17\n" +
 	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x12*\n" +
@@ -1591,7 +1808,22 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
 	"\x17ListAuditEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.sipas.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x01\n" +
+	"\x15CountResponsesRequest\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12(\n" +
+	"\x06period\x18\x02 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12#\n" +
+	"\rprovince_code\x18\x03 \x01(\tR\fprovinceCode\x12\x17\n" +
+	"\aunit_id\x18\x04 \x01(\tR\x06unitId\x12+\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\"\xeb\x01\n" +
+	"\rResponseCount\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
+	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12\x17\n" +
+	"\aunit_id\x18\x03 \x01(\tR\x06unitId\x12&\n" +
+	"\x05month\x18\x04 \x01(\v2\x10.sipas.v1.PeriodR\x05month\x12+\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1c\n" +
+	"\tresponses\x18\x06 \x01(\x03R\tresponses\"I\n" +
+	"\x16CountResponsesResponse\x12/\n" +
+	"\x06counts\x18\x01 \x03(\v2\x17.sipas.v1.ResponseCountR\x06counts*a\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1599,7 +1831,7 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\rROLE_SURVEYOR\x10\x02\x12\x10\n" +
 	"\fROLE_ANALYST\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xcb\x05\n" +
+	"ROLE_ADMIN\x10\x042\xa0\x06\n" +
 	"\fAdminService\x12G\n" +
 	"\n" +
 	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x1c.sipas.v1.CreateUnitResponse\x12>\n" +
@@ -1611,7 +1843,8 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\x06Backup\x12\x17.sipas.v1.BackupRequest\x1a\x18.sipas.v1.BackupResponse0\x01\x12V\n" +
 	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponse\x12G\n" +
 	"\n" +
-	"ListKiosks\x12\x1b.sipas.v1.ListKiosksRequest\x1a\x1c.sipas.v1.ListKiosksResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"ListKiosks\x12\x1b.sipas.v1.ListKiosksRequest\x1a\x1c.sipas.v1.ListKiosksResponse\x12S\n" +
+	"\x0eCountResponses\x12\x1f.sipas.v1.CountResponsesRequest\x1a .sipas.v1.CountResponsesResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_admin_proto_rawDescOnce sync.Once
@@ -1626,7 +1859,7 @@ func file_sipas_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_sipas_v1_admin_proto_goTypes = []any{
 	(Role)(0),                        // 0: sipas.v1.Role
 	(*Kiosk)(nil),                    // 1: sipas.v1.Kiosk
@@ -1651,54 +1884,66 @@ var file_sipas_v1_admin_proto_goTypes = []any{
 	(*AuditEvent)(nil),               // 20: sipas.v1.AuditEvent
 	(*ListAuditEventsRequest)(nil),   // 21: sipas.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil),  // 22: sipas.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
+	(*CountResponsesRequest)(nil),    // 23: sipas.v1.CountResponsesRequest
+	(*ResponseCount)(nil),            // 24: sipas.v1.ResponseCount
+	(*CountResponsesResponse)(nil),   // 25: sipas.v1.CountResponsesResponse
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 27: google.protobuf.Duration
+	(*Period)(nil),                   // 28: sipas.v1.Period
+	(Channel)(0),                     // 29: sipas.v1.Channel
 }
 var file_sipas_v1_admin_proto_depIdxs = []int32{
-	23, // 0: sipas.v1.Kiosk.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	23, // 1: sipas.v1.Kiosk.last_response_time:type_name -> google.protobuf.Timestamp
-	24, // 2: sipas.v1.Kiosk.oldest_pending_age:type_name -> google.protobuf.Duration
-	24, // 3: sipas.v1.Kiosk.clock_offset:type_name -> google.protobuf.Duration
+	26, // 0: sipas.v1.Kiosk.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	26, // 1: sipas.v1.Kiosk.last_response_time:type_name -> google.protobuf.Timestamp
+	27, // 2: sipas.v1.Kiosk.oldest_pending_age:type_name -> google.protobuf.Duration
+	27, // 3: sipas.v1.Kiosk.clock_offset:type_name -> google.protobuf.Duration
 	1,  // 4: sipas.v1.ListKiosksResponse.kiosks:type_name -> sipas.v1.Kiosk
-	23, // 5: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
+	26, // 5: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 6: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
 	4,  // 7: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
 	4,  // 8: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
 	4,  // 9: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
 	0,  // 10: sipas.v1.Credential.role:type_name -> sipas.v1.Role
-	23, // 11: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	23, // 12: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 13: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
+	26, // 11: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	26, // 12: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 13: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
 	11, // 14: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
-	24, // 15: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
+	27, // 15: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 16: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
 	11, // 17: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
 	11, // 18: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
-	23, // 19: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 19: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	20, // 20: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
-	5,  // 21: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
-	7,  // 22: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
-	9,  // 23: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
-	12, // 24: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
-	14, // 25: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
-	16, // 26: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
-	18, // 27: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
-	21, // 28: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
-	2,  // 29: sipas.v1.AdminService.ListKiosks:input_type -> sipas.v1.ListKiosksRequest
-	6,  // 30: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
-	8,  // 31: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
-	10, // 32: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
-	13, // 33: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
-	15, // 34: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
-	17, // 35: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
-	19, // 36: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
-	22, // 37: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
-	3,  // 38: sipas.v1.AdminService.ListKiosks:output_type -> sipas.v1.ListKiosksResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	28, // 21: sipas.v1.CountResponsesRequest.period:type_name -> sipas.v1.Period
+	29, // 22: sipas.v1.CountResponsesRequest.channel:type_name -> sipas.v1.Channel
+	28, // 23: sipas.v1.ResponseCount.month:type_name -> sipas.v1.Period
+	29, // 24: sipas.v1.ResponseCount.channel:type_name -> sipas.v1.Channel
+	24, // 25: sipas.v1.CountResponsesResponse.counts:type_name -> sipas.v1.ResponseCount
+	5,  // 26: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
+	7,  // 27: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
+	9,  // 28: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
+	12, // 29: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
+	14, // 30: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
+	16, // 31: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
+	18, // 32: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
+	21, // 33: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
+	2,  // 34: sipas.v1.AdminService.ListKiosks:input_type -> sipas.v1.ListKiosksRequest
+	23, // 35: sipas.v1.AdminService.CountResponses:input_type -> sipas.v1.CountResponsesRequest
+	6,  // 36: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
+	8,  // 37: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
+	10, // 38: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
+	13, // 39: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
+	15, // 40: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
+	17, // 41: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
+	19, // 42: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
+	22, // 43: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
+	3,  // 44: sipas.v1.AdminService.ListKiosks:output_type -> sipas.v1.ListKiosksResponse
+	25, // 45: sipas.v1.AdminService.CountResponses:output_type -> sipas.v1.CountResponsesResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_admin_proto_init() }
@@ -1706,13 +1951,14 @@ func file_sipas_v1_admin_proto_init() {
 	if File_sipas_v1_admin_proto != nil {
 		return
 	}
+	file_sipas_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_admin_proto_rawDesc), len(file_sipas_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	AdminService_Backup_FullMethodName           = "/sipas.v1.AdminService/Backup"
 	AdminService_ListAuditEvents_FullMethodName  = "/sipas.v1.AdminService/ListAuditEvents"
 	AdminService_ListKiosks_FullMethodName       = "/sipas.v1.AdminService/ListKiosks"
+	AdminService_CountResponses_FullMethodName   = "/sipas.v1.AdminService/CountResponses"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -56,6 +57,12 @@ type AdminServiceClient interface {
 	// ListKiosks pages through kiosk credentials with their unit and the health
 	// their agents last reported, to find silent kiosks.
 	ListKiosks(ctx context.Context, in *ListKiosksRequest, opts ...grpc.CallOption) (*ListKiosksResponse, error)
+	// CountResponses returns how many responses are stored, per questionnaire,
+	// province (as collected), unit, month and channel: exact counts, below the
+	// disclosure threshold too, for operations (did a new kiosk's responses
+	// arrive?). Counts only: no answers, no figures, no demographics. The index
+	// figures stay under disclosure control for admins as for analysts.
+	CountResponses(ctx context.Context, in *CountResponsesRequest, opts ...grpc.CallOption) (*CountResponsesResponse, error)
 }
 
 type adminServiceClient struct {
@@ -165,6 +172,16 @@ func (c *adminServiceClient) ListKiosks(ctx context.Context, in *ListKiosksReque
 	return out, nil
 }
 
+func (c *adminServiceClient) CountResponses(ctx context.Context, in *CountResponsesRequest, opts ...grpc.CallOption) (*CountResponsesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountResponsesResponse)
+	err := c.cc.Invoke(ctx, AdminService_CountResponses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -191,6 +208,12 @@ type AdminServiceServer interface {
 	// ListKiosks pages through kiosk credentials with their unit and the health
 	// their agents last reported, to find silent kiosks.
 	ListKiosks(context.Context, *ListKiosksRequest) (*ListKiosksResponse, error)
+	// CountResponses returns how many responses are stored, per questionnaire,
+	// province (as collected), unit, month and channel: exact counts, below the
+	// disclosure threshold too, for operations (did a new kiosk's responses
+	// arrive?). Counts only: no answers, no figures, no demographics. The index
+	// figures stay under disclosure control for admins as for analysts.
+	CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -227,6 +250,9 @@ func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAud
 }
 func (UnimplementedAdminServiceServer) ListKiosks(context.Context, *ListKiosksRequest) (*ListKiosksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKiosks not implemented")
+}
+func (UnimplementedAdminServiceServer) CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountResponses not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -404,6 +430,24 @@ func _AdminService_ListKiosks_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CountResponses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountResponsesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CountResponses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CountResponses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CountResponses(ctx, req.(*CountResponsesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -442,6 +486,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListKiosks",
 			Handler:    _AdminService_ListKiosks_Handler,
+		},
+		{
+			MethodName: "CountResponses",
+			Handler:    _AdminService_CountResponses_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -241,7 +241,10 @@ type IndexNode struct {
 	CiHigh *float64 `protobuf:"fixed64,11,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
 	// n is below the minimum sample size: shown but never ranked.
 	Insufficient bool `protobuf:"varint,12,opt,name=insufficient,proto3" json:"insufficient,omitempty"`
-	// The unit is below the disclosure threshold: value and n are withheld.
+	// The unit has fewer respondents than the disclosure threshold, but some
+	// (or is suppressed to protect a sibling): value and n are withheld. A unit
+	// without respondents is not suppressed: it has no value, n = 0 and
+	// neither flag ("no data").
 	Suppressed    bool         `protobuf:"varint,13,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
 	Children      []*IndexNode `protobuf:"bytes,14,rep,name=children,proto3" json:"children,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -713,7 +716,8 @@ type RankRow struct {
 	// Province code or unit id.
 	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Absent when suppressed or without data.
+	// Absent when suppressed or without data. A row with no value that is
+	// neither suppressed nor insufficient had no respondents ("no data").
 	Value *float64 `protobuf:"fixed64,3,opt,name=value,proto3,oneof" json:"value,omitempty"`
 	// Competition rank on values rounded to 2 decimals (1, 2, 2, 4); zero when not ranked.
 	Rank         int32 `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
@@ -727,7 +731,10 @@ type RankRow struct {
 	// previous_rank - rank: positive means up that many places. Zero when either is unranked.
 	RankChange int32 `protobuf:"varint,10,opt,name=rank_change,json=rankChange,proto3" json:"rank_change,omitempty"`
 	// value - previous_value, when both exist.
-	ValueChange   *float64 `protobuf:"fixed64,11,opt,name=value_change,json=valueChange,proto3,oneof" json:"value_change,omitempty"`
+	ValueChange *float64 `protobuf:"fixed64,11,opt,name=value_change,json=valueChange,proto3,oneof" json:"value_change,omitempty"`
+	// The 95% interval of value (see IndexNode), when it has one.
+	CiLow         *float64 `protobuf:"fixed64,12,opt,name=ci_low,json=ciLow,proto3,oneof" json:"ci_low,omitempty"`
+	CiHigh        *float64 `protobuf:"fixed64,13,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -839,6 +846,20 @@ func (x *RankRow) GetValueChange() float64 {
 	return 0
 }
 
+func (x *RankRow) GetCiLow() float64 {
+	if x != nil && x.CiLow != nil {
+		return *x.CiLow
+	}
+	return 0
+}
+
+func (x *RankRow) GetCiHigh() float64 {
+	if x != nil && x.CiHigh != nil {
+		return *x.CiHigh
+	}
+	return 0
+}
+
 // Ranking is an ordered list of provinces or units.
 type Ranking struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -852,7 +873,14 @@ type Ranking struct {
 	// Unweighted mean of the rows that have a value.
 	Mean *float64 `protobuf:"fixed64,7,opt,name=mean,proto3,oneof" json:"mean,omitempty"`
 	// The figure with all respondents pooled as one unit.
-	Pooled        *float64 `protobuf:"fixed64,8,opt,name=pooled,proto3,oneof" json:"pooled,omitempty"`
+	Pooled *float64 `protobuf:"fixed64,8,opt,name=pooled,proto3,oneof" json:"pooled,omitempty"`
+	// The disclosure rules applied: fewer respondents than disclosure_threshold
+	// are suppressed, samples below minimum_sample flagged insufficient.
+	DisclosureThreshold int64 `protobuf:"varint,9,opt,name=disclosure_threshold,json=disclosureThreshold,proto3" json:"disclosure_threshold,omitempty"`
+	MinimumSample       int64 `protobuf:"varint,10,opt,name=minimum_sample,json=minimumSample,proto3" json:"minimum_sample,omitempty"`
+	// The boundaries and channel the ranking was computed for.
+	Boundaries    Boundaries `protobuf:"varint,11,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
+	Channel       Channel    `protobuf:"varint,12,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,6 +969,34 @@ func (x *Ranking) GetPooled() float64 {
 		return *x.Pooled
 	}
 	return 0
+}
+
+func (x *Ranking) GetDisclosureThreshold() int64 {
+	if x != nil {
+		return x.DisclosureThreshold
+	}
+	return 0
+}
+
+func (x *Ranking) GetMinimumSample() int64 {
+	if x != nil {
+		return x.MinimumSample
+	}
+	return 0
+}
+
+func (x *Ranking) GetBoundaries() Boundaries {
+	if x != nil {
+		return x.Boundaries
+	}
+	return Boundaries_BOUNDARIES_UNSPECIFIED
+}
+
+func (x *Ranking) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
 }
 
 // GetSeriesRequest asks for one node over consecutive periods.
@@ -1143,8 +1199,11 @@ type Series struct {
 	FormulaVersion  string                 `protobuf:"bytes,2,opt,name=formula_version,json=formulaVersion,proto3" json:"formula_version,omitempty"`
 	NodeCode        string                 `protobuf:"bytes,3,opt,name=node_code,json=nodeCode,proto3" json:"node_code,omitempty"`
 	Points          []*SeriesPoint         `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The disclosure rules applied (see Ranking).
+	DisclosureThreshold int64 `protobuf:"varint,5,opt,name=disclosure_threshold,json=disclosureThreshold,proto3" json:"disclosure_threshold,omitempty"`
+	MinimumSample       int64 `protobuf:"varint,6,opt,name=minimum_sample,json=minimumSample,proto3" json:"minimum_sample,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Series) Reset() {
@@ -1203,6 +1262,20 @@ func (x *Series) GetPoints() []*SeriesPoint {
 		return x.Points
 	}
 	return nil
+}
+
+func (x *Series) GetDisclosureThreshold() int64 {
+	if x != nil {
+		return x.DisclosureThreshold
+	}
+	return 0
+}
+
+func (x *Series) GetMinimumSample() int64 {
+	if x != nil {
+		return x.MinimumSample
+	}
+	return 0
 }
 
 // GetWeakPointsRequest asks for the weakest figures of a province.
@@ -1409,9 +1482,12 @@ type WeakPoints struct {
 	// Lowest values first.
 	Lowest []*WeakPoint `protobuf:"bytes,5,rep,name=lowest,proto3" json:"lowest,omitempty"`
 	// Largest drops against the previous period first.
-	LargestDrops  []*WeakPoint `protobuf:"bytes,6,rep,name=largest_drops,json=largestDrops,proto3" json:"largest_drops,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LargestDrops []*WeakPoint `protobuf:"bytes,6,rep,name=largest_drops,json=largestDrops,proto3" json:"largest_drops,omitempty"`
+	// The disclosure rules applied (see Ranking).
+	DisclosureThreshold int64 `protobuf:"varint,7,opt,name=disclosure_threshold,json=disclosureThreshold,proto3" json:"disclosure_threshold,omitempty"`
+	MinimumSample       int64 `protobuf:"varint,8,opt,name=minimum_sample,json=minimumSample,proto3" json:"minimum_sample,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WeakPoints) Reset() {
@@ -1484,6 +1560,20 @@ func (x *WeakPoints) GetLargestDrops() []*WeakPoint {
 		return x.LargestDrops
 	}
 	return nil
+}
+
+func (x *WeakPoints) GetDisclosureThreshold() int64 {
+	if x != nil {
+		return x.DisclosureThreshold
+	}
+	return 0
+}
+
+func (x *WeakPoints) GetMinimumSample() int64 {
+	if x != nil {
+		return x.MinimumSample
+	}
+	return 0
 }
 
 // GetIndexResponse carries the index tree.
@@ -1788,7 +1878,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
 	"\x06period\x18\x03 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12+\n" +
 	"\achannel\x18\x04 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1b\n" +
-	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xf6\x02\n" +
+	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xc7\x03\n" +
 	"\aRankRow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -1804,10 +1894,15 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\vrank_change\x18\n" +
 	" \x01(\x05R\n" +
 	"rankChange\x12&\n" +
-	"\fvalue_change\x18\v \x01(\x01H\x02R\vvalueChange\x88\x01\x01B\b\n" +
+	"\fvalue_change\x18\v \x01(\x01H\x02R\vvalueChange\x88\x01\x01\x12\x1a\n" +
+	"\x06ci_low\x18\f \x01(\x01H\x03R\x05ciLow\x88\x01\x01\x12\x1c\n" +
+	"\aci_high\x18\r \x01(\x01H\x04R\x06ciHigh\x88\x01\x01B\b\n" +
 	"\x06_valueB\x11\n" +
 	"\x0f_previous_valueB\x0f\n" +
-	"\r_value_change\"\xd0\x02\n" +
+	"\r_value_changeB\t\n" +
+	"\a_ci_lowB\n" +
+	"\n" +
+	"\b_ci_high\"\x8d\x04\n" +
 	"\aRanking\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
 	"\x0fformula_version\x18\x02 \x01(\tR\x0eformulaVersion\x12(\n" +
@@ -1816,7 +1911,14 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\x12%\n" +
 	"\x04rows\x18\x06 \x03(\v2\x11.sipas.v1.RankRowR\x04rows\x12\x17\n" +
 	"\x04mean\x18\a \x01(\x01H\x00R\x04mean\x88\x01\x01\x12\x1b\n" +
-	"\x06pooled\x18\b \x01(\x01H\x01R\x06pooled\x88\x01\x01B\a\n" +
+	"\x06pooled\x18\b \x01(\x01H\x01R\x06pooled\x88\x01\x01\x121\n" +
+	"\x14disclosure_threshold\x18\t \x01(\x03R\x13disclosureThreshold\x12%\n" +
+	"\x0eminimum_sample\x18\n" +
+	" \x01(\x03R\rminimumSample\x124\n" +
+	"\n" +
+	"boundaries\x18\v \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
+	"boundaries\x12+\n" +
+	"\achannel\x18\f \x01(\x0e2\x11.sipas.v1.ChannelR\achannelB\a\n" +
 	"\x05_meanB\t\n" +
 	"\a_pooled\"\xac\x02\n" +
 	"\x10GetSeriesRequest\x12)\n" +
@@ -1842,12 +1944,14 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06_valueB\t\n" +
 	"\a_ci_lowB\n" +
 	"\n" +
-	"\b_ci_high\"\xa8\x01\n" +
+	"\b_ci_high\"\x82\x02\n" +
 	"\x06Series\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
 	"\x0fformula_version\x18\x02 \x01(\tR\x0eformulaVersion\x12\x1b\n" +
 	"\tnode_code\x18\x03 \x01(\tR\bnodeCode\x12-\n" +
-	"\x06points\x18\x04 \x03(\v2\x15.sipas.v1.SeriesPointR\x06points\"\xdc\x01\n" +
+	"\x06points\x18\x04 \x03(\v2\x15.sipas.v1.SeriesPointR\x06points\x121\n" +
+	"\x14disclosure_threshold\x18\x05 \x01(\x03R\x13disclosureThreshold\x12%\n" +
+	"\x0eminimum_sample\x18\x06 \x01(\x03R\rminimumSample\"\xdc\x01\n" +
 	"\x14GetWeakPointsRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
@@ -1869,7 +1973,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06_valueB\x11\n" +
 	"\x0f_previous_valueB\t\n" +
 	"\a_changeB\x11\n" +
-	"\x0f_national_value\"\xac\x02\n" +
+	"\x0f_national_value\"\x86\x03\n" +
 	"\n" +
 	"WeakPoints\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
@@ -1877,7 +1981,9 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06period\x18\x03 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x129\n" +
 	"\x0fprevious_period\x18\x04 \x01(\v2\x10.sipas.v1.PeriodR\x0epreviousPeriod\x12+\n" +
 	"\x06lowest\x18\x05 \x03(\v2\x13.sipas.v1.WeakPointR\x06lowest\x128\n" +
-	"\rlargest_drops\x18\x06 \x03(\v2\x13.sipas.v1.WeakPointR\flargestDrops\"A\n" +
+	"\rlargest_drops\x18\x06 \x03(\v2\x13.sipas.v1.WeakPointR\flargestDrops\x121\n" +
+	"\x14disclosure_threshold\x18\a \x01(\x03R\x13disclosureThreshold\x12%\n" +
+	"\x0eminimum_sample\x18\b \x01(\x03R\rminimumSample\"A\n" +
 	"\x10GetIndexResponse\x12-\n" +
 	"\x06report\x18\x01 \x01(\v2\x15.sipas.v1.IndexReportR\x06report\"D\n" +
 	"\x15RankProvincesResponse\x12+\n" +
@@ -1954,39 +2060,41 @@ var file_sipas_v1_index_proto_depIdxs = []int32{
 	19, // 16: sipas.v1.Ranking.period:type_name -> sipas.v1.Period
 	19, // 17: sipas.v1.Ranking.previous_period:type_name -> sipas.v1.Period
 	6,  // 18: sipas.v1.Ranking.rows:type_name -> sipas.v1.RankRow
-	0,  // 19: sipas.v1.GetSeriesRequest.scope:type_name -> sipas.v1.Scope
-	19, // 20: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
-	19, // 21: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
-	20, // 22: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
-	21, // 23: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
-	19, // 24: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
-	9,  // 25: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
-	19, // 26: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
-	20, // 27: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
-	19, // 28: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
-	19, // 29: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
-	12, // 30: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
-	12, // 31: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
-	3,  // 32: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
-	7,  // 33: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
-	7,  // 34: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
-	10, // 35: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
-	13, // 36: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
-	1,  // 37: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
-	4,  // 38: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
-	5,  // 39: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
-	8,  // 40: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
-	11, // 41: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
-	14, // 42: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
-	15, // 43: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
-	16, // 44: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
-	17, // 45: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
-	18, // 46: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
-	42, // [42:47] is the sub-list for method output_type
-	37, // [37:42] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	20, // 19: sipas.v1.Ranking.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 20: sipas.v1.Ranking.channel:type_name -> sipas.v1.Channel
+	0,  // 21: sipas.v1.GetSeriesRequest.scope:type_name -> sipas.v1.Scope
+	19, // 22: sipas.v1.GetSeriesRequest.from:type_name -> sipas.v1.Period
+	19, // 23: sipas.v1.GetSeriesRequest.to:type_name -> sipas.v1.Period
+	20, // 24: sipas.v1.GetSeriesRequest.boundaries:type_name -> sipas.v1.Boundaries
+	21, // 25: sipas.v1.GetSeriesRequest.channel:type_name -> sipas.v1.Channel
+	19, // 26: sipas.v1.SeriesPoint.period:type_name -> sipas.v1.Period
+	9,  // 27: sipas.v1.Series.points:type_name -> sipas.v1.SeriesPoint
+	19, // 28: sipas.v1.GetWeakPointsRequest.period:type_name -> sipas.v1.Period
+	20, // 29: sipas.v1.GetWeakPointsRequest.boundaries:type_name -> sipas.v1.Boundaries
+	19, // 30: sipas.v1.WeakPoints.period:type_name -> sipas.v1.Period
+	19, // 31: sipas.v1.WeakPoints.previous_period:type_name -> sipas.v1.Period
+	12, // 32: sipas.v1.WeakPoints.lowest:type_name -> sipas.v1.WeakPoint
+	12, // 33: sipas.v1.WeakPoints.largest_drops:type_name -> sipas.v1.WeakPoint
+	3,  // 34: sipas.v1.GetIndexResponse.report:type_name -> sipas.v1.IndexReport
+	7,  // 35: sipas.v1.RankProvincesResponse.ranking:type_name -> sipas.v1.Ranking
+	7,  // 36: sipas.v1.RankUnitsResponse.ranking:type_name -> sipas.v1.Ranking
+	10, // 37: sipas.v1.GetSeriesResponse.series:type_name -> sipas.v1.Series
+	13, // 38: sipas.v1.GetWeakPointsResponse.weak_points:type_name -> sipas.v1.WeakPoints
+	1,  // 39: sipas.v1.IndexService.GetIndex:input_type -> sipas.v1.GetIndexRequest
+	4,  // 40: sipas.v1.IndexService.RankProvinces:input_type -> sipas.v1.RankProvincesRequest
+	5,  // 41: sipas.v1.IndexService.RankUnits:input_type -> sipas.v1.RankUnitsRequest
+	8,  // 42: sipas.v1.IndexService.GetSeries:input_type -> sipas.v1.GetSeriesRequest
+	11, // 43: sipas.v1.IndexService.GetWeakPoints:input_type -> sipas.v1.GetWeakPointsRequest
+	14, // 44: sipas.v1.IndexService.GetIndex:output_type -> sipas.v1.GetIndexResponse
+	15, // 45: sipas.v1.IndexService.RankProvinces:output_type -> sipas.v1.RankProvincesResponse
+	16, // 46: sipas.v1.IndexService.RankUnits:output_type -> sipas.v1.RankUnitsResponse
+	17, // 47: sipas.v1.IndexService.GetSeries:output_type -> sipas.v1.GetSeriesResponse
+	18, // 48: sipas.v1.IndexService.GetWeakPoints:output_type -> sipas.v1.GetWeakPointsResponse
+	44, // [44:49] is the sub-list for method output_type
+	39, // [39:44] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_index_proto_init() }
