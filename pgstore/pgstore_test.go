@@ -186,3 +186,21 @@ func TestBoundedCellCache(t *testing.T) {
 		}
 	}
 }
+
+// TestReadWithoutDatabaseIsUnavailable: a read that cannot reach the
+// database is a KindUnavailable error (UNAVAILABLE, safe to retry), not an
+// internal one.
+func TestReadWithoutDatabaseIsUnavailable(t *testing.T) {
+	s := openTest(t, pgtest.DSN(t), Options{AcquireTimeout: 300 * time.Millisecond})
+	s.pool.Close()
+	ctx := context.Background()
+	if _, err := s.GetUnit(ctx, "x"); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("GetUnit without the database: %v", err)
+	}
+	if _, err := s.CredentialByTokenHash(ctx, []byte("h")); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("CredentialByTokenHash without the database: %v", err)
+	}
+	if err := s.Ping(ctx); sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("Ping without the database: %v", err)
+	}
+}

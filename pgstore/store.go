@@ -315,13 +315,25 @@ func (s *Store) read(ctx context.Context, op string, fn func(c *pgxpool.Conn) er
 	}
 	defer c.Release()
 	if err := fn(c); err != nil {
-		var e *sipas.Error
-		if errors.As(err, &e) {
-			return err
-		}
-		return fmt.Errorf("%s: %w", op, err)
+		return readError(op, err)
 	}
 	return nil
+}
+
+// readError classifies a failed read: domain errors pass through; an error
+// the server reported about the statement is a fault of this program
+// (KindOther, logged, INTERNAL); anything else — a lost connection, a
+// timeout — is KindUnavailable, and retrying is safe.
+func readError(op string, err error) error {
+	var e *sipas.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code != "57P01" && pe.Code != "57P02" && pe.Code != "57P03" && pe.Code[:2] != "08" && pe.Code[:2] != "53" {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return dbError(op, err)
 }
 
 // Ping checks readiness: a small durable write, the schema version this
