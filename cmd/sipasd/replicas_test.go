@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,72 +263,6 @@ func TestReplicasUnitsAndRevocation(t *testing.T) {
 	}
 }
 
-// cutProxy forwards loopback connections to the PostgreSQL server and can
-// cut them all and refuse new ones, as a database restart or a network
-// partition does.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	down   atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.down.Load() {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = true, true
-		p.mu.Unlock()
-		go func() { io.Copy(s, c); s.Close(); c.Close() }()
-		go func() { io.Copy(c, s); s.Close(); c.Close() }()
-	}
-}
-
-// cut closes every forwarded connection.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// viaProxy returns dsn with its host replaced by the proxy's address.
-func viaProxy(t *testing.T, dsn string) (*cutProxy, string) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newCutProxy(t, u.Host)
-	u.Host = p.ln.Addr().String()
-	return p, u.String()
-}
-
 // readyzBody returns the body of /readyz.
 func readyzBody(t *testing.T, d *daemon) string {
 	resp, err := http.Get("http://" + d.httpLis.Addr().String() + "/readyz")
@@ -348,7 +280,7 @@ func readyzBody(t *testing.T, d *daemon) string {
 // the connections were cut (as in a PostgreSQL restart) is lost.
 func TestReplicaWithoutDatabaseNotReadyAndRecovers(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	proxy, viaDSN := viaProxy(t, dsn)
+	proxy, viaDSN := pgtest.NewCutProxy(t, dsn)
 	r := startReplica(t, viaDSN)
 	waitReady(t, r.d, http.StatusOK, 5*time.Second)
 	tok := surveyorToken(t, r, readToken(t, r.dir))
@@ -385,14 +317,13 @@ func TestReplicaWithoutDatabaseNotReadyAndRecovers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The database goes away: every connection cut, new ones refused.
-	proxy.down.Store(true)
-	proxy.cut()
+	proxy.Down()
 	waitReady(t, r.d, http.StatusServiceUnavailable, 10*time.Second)
 	if body := readyzBody(t, r.d); !strings.Contains(body, "not ready") {
 		t.Fatalf("/readyz body %q", body)
 	}
 	before := nAcked.Load()
-	proxy.down.Store(false)
+	proxy.Up()
 	waitReady(t, r.d, http.StatusOK, 15*time.Second)
 	for nAcked.Load() < before+100 {
 		time.Sleep(10 * time.Millisecond)
