@@ -265,6 +265,41 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) (*stor
 	return &c, nil
 }
 
+// CreateFirstCredential stores c only when no credential exists yet, and
+// returns it as stored, or nil when another replica created the first
+// credential first: replicas started together on an empty database create
+// one first admin between them (the check and the insert hold a lock on
+// the credentials table).
+func (s *Store) CreateFirstCredential(ctx context.Context, c store.Credential) (*store.Credential, error) {
+	const op = "pgstore.create_first_credential"
+	if c.ID == "" {
+		c.ID = uuid.NewString()
+	}
+	if c.CreateTime.IsZero() {
+		c.CreateTime = s.opts.Now()
+	}
+	created := false
+	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "LOCK TABLE credentials IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "INSERT INTO credentials ("+credentialColumns+`)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM credentials)`,
+			c.ID, c.TokenHash, int32(c.Role), nullString(c.UnitID), strings.Join(c.Provinces, ","), c.AllProvinces, c.Description,
+			c.CreateTime.UnixNano(), nullTime(c.ExpireTime), nullTime(c.RevokeTime))
+		created = tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return nil, dbError(op, err)
+	}
+	if !created {
+		return nil, nil
+	}
+	c.CreateTime = fromNanos(c.CreateTime.UnixNano())
+	return &c, nil
+}
+
 // CredentialByTokenHash returns the credential with the given token hash,
 // or a KindNotFound error. It reads the database every time: the server's
 // short-lived cache in front of it bounds how long a revocation made

@@ -204,9 +204,20 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)
 	}
-	cred, err := d.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN),
-		Description: "first admin, created at first start"})
-	if err != nil {
+	first := store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN), Description: "first admin, created at first start"}
+	var cred *store.Credential
+	if fc, ok := d.store.(interface {
+		CreateFirstCredential(context.Context, store.Credential) (*store.Credential, error)
+	}); ok {
+		// Replicas starting together on an empty database: one creates the
+		// first admin, the others find it there and keep no token.
+		if cred, err = fc.CreateFirstCredential(ctx, first); err != nil {
+			return err
+		}
+		if cred == nil {
+			return os.Remove(path)
+		}
+	} else if cred, err = d.store.CreateCredential(ctx, first); err != nil {
 		return err
 	}
 	if err := d.store.AppendAudit(ctx, "system", "credential.create", "credentials/"+cred.ID, "role=admin first start"); err != nil {

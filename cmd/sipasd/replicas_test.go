@@ -464,3 +464,40 @@ func TestReplicasSurvivePostgresRestart(t *testing.T) {
 	}
 	t.Logf("%d acknowledged (%d failed attempts retried) across a PostgreSQL restart; none lost", nAcked.Load(), nFailed.Load())
 }
+
+// TestReplicasStartingTogetherCreateOneFirstAdmin: replicas started at the
+// same time on an empty database create a single first admin between them,
+// and only the replica that created it keeps a token file.
+func TestReplicasStartingTogetherCreateOneFirstAdmin(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	const n = 3
+	dirs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		dirs[i] = t.TempDir()
+		wg.Go(func() {
+			cfg, err := parseConfig([]string{"--data-dir", dirs[i], "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--database", dsn}, env, io.Discard)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			d, err := start(context.Background(), cfg, io.Discard, io.Discard)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { d.stop() })
+		})
+	}
+	wg.Wait()
+	tokens := 0
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "admin.token")); err == nil {
+			tokens++
+		}
+	}
+	st := openPG(t, dsn)
+	if c, err := st.CountCredentials(context.Background()); err != nil || c != 1 || tokens != 1 {
+		t.Fatalf("%d credentials (%v) and %d token files after %d replicas started together; want one of each", c, err, tokens, n)
+	}
+}
