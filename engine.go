@@ -567,7 +567,9 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 			sel.UnitProvinceIDs = p.ps.idsOf(p.q.Scope.ProvinceCode, p.b)
 		}
 		if err := cq.QueryCells(sel, each); err != nil {
-			return Errorf(KindUnavailable, op, "read cells: %v", err)
+			// The cause is logged by the server, not sent to the caller.
+			return &Error{Kind: KindUnavailable, Op: op, Reason: "STORAGE_UNAVAILABLE",
+				Message: "the aggregates could not be read; retry later", Err: err}
 		}
 	} else {
 		e.Source.EachCell(p.qn.ID, yfrom, yto, each)

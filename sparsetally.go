@@ -78,15 +78,15 @@ type Contribution struct {
 // one at each formula node with at least one valid scale answer under it,
 // as Tally.AddAnswers counts. dst is reused.
 func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
-	var seen [256]bool
-	var seenBig []bool
+	var seenSmall [256]bool
+	seen := seenSmall[:]
 	if len(q.Nodes) > len(seen) {
-		seenBig = make([]bool, len(q.Nodes))
+		seen = make([]bool, len(q.Nodes))
 	}
+	seen = seen[:len(q.Nodes)]
 	cs := dst.Counters[:0]
-	var nodeBuf [64]uint32
-	nodes := nodeBuf[:0]
 	items := q.Items[:min(len(answers), len(q.Items))]
+	sorted := true
 	for i, it := range items {
 		v := int(answers[i])
 		if v == 0 || v > len(it.slotOf) {
@@ -96,38 +96,38 @@ func (q *Questionnaire) Contribution(answers []uint8, dst *Contribution) {
 		if s < 0 {
 			continue
 		}
+		if n := len(cs); n > 0 && cs[n-1] > uint32(s) {
+			sorted = false
+		}
 		cs = append(cs, uint32(s))
 		if int(s) >= it.Slot+len(it.Scale.Codes) {
 			continue // 8 or 9: not a valid answer for n
 		}
-		for n := it.Node; n != nil; n = n.Parent {
-			if seenBig != nil {
-				if seenBig[n.Index] {
-					break
-				}
-				seenBig[n.Index] = true
-			} else {
-				if seen[n.Index] {
-					break
-				}
-				seen[n.Index] = true
-			}
-			nodes = append(nodes, uint32(q.Slots+n.Index))
+		for n := it.Node; n != nil && !seen[n.Index]; n = n.Parent {
+			seen[n.Index] = true // this node and its ancestors count once
 		}
 	}
 	// Items' slots ascend in questionnaire order; a definition that did not
 	// lay them out so would still be counted right.
-	if !slices.IsSorted(cs) {
+	if !sorted {
 		slices.Sort(cs)
 	}
-	slices.Sort(nodes)
-	dst.Counters = append(cs, nodes...)
+	// Nodes in index order: ascending without a sort.
+	for i, ok := range seen {
+		if ok {
+			cs = append(cs, uint32(q.Slots+i))
+		}
+	}
+	dst.Counters = cs
 }
 
 // Add adds sign times contribution c (one respondent and one at each of its
 // counters) to s: sign 1 counts a response, -1 takes it back out.
 func (s *SparseTally) Add(c *Contribution, sign int64) {
 	s.Respondents += sign
+	if s.dense == nil && len(s.idx) == 0 && len(c.Counters)*8 >= s.NSlots+s.NNodes {
+		s.toDense() // a response that answers most items: the cell will fill up
+	}
 	if s.dense != nil {
 		for _, ctr := range c.Counters {
 			s.dense[ctr] += sign
@@ -137,7 +137,8 @@ func (s *SparseTally) Add(c *Contribution, sign int64) {
 	// Both lists ascend: one walk adds to the counters s has (after its
 	// first responses, a cell has them all), and the others are merged in
 	// once at the end.
-	var missing []uint32
+	var buf [64]uint32
+	missing := buf[:0]
 	i := 0
 	for _, ctr := range c.Counters {
 		for i < len(s.idx) && s.idx[i] < ctr {
@@ -150,14 +151,25 @@ func (s *SparseTally) Add(c *Contribution, sign int64) {
 		}
 		missing = append(missing, ctr)
 	}
-	if missing == nil {
+	if len(missing) == 0 {
 		return
 	}
-	m := &SparseTally{idx: missing, val: make([]int64, len(missing))}
-	for j := range m.val {
-		m.val[j] = sign
+	// Merge the missing counters in place, from the back (the slices grow
+	// by amortised appends, not a new pair per response).
+	n, w := len(s.idx), len(s.idx)+len(missing)
+	s.idx = slices.Grow(s.idx, len(missing))[:w]
+	s.val = slices.Grow(s.val, len(missing))[:w]
+	i, j := n-1, len(missing)-1
+	for w--; j >= 0; w-- {
+		if i >= 0 && s.idx[i] > missing[j] {
+			s.idx[w], s.val[w] = s.idx[i], s.val[i]
+			i--
+		} else {
+			s.idx[w], s.val[w] = missing[j], sign
+			j--
+		}
 	}
-	s.Merge(m)
+	s.maybeDense()
 }
 
 // Merge adds the counters of o to s (same layout).
@@ -383,10 +395,15 @@ func (t *Tally) AddEncoded(b []byte) error {
 			}
 			ctr += gap
 		}
-		if p < len(b) && b[p] < 0x80 {
+		switch {
+		case p < len(b) && b[p] < 0x80:
 			v, p = uint64(b[p]), p+1
-		} else if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
-			return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+		case p+1 < len(b) && b[p+1] < 0x80: // counts up to 16383: cells of many responses
+			v, p = uint64(b[p]&0x7f)|uint64(b[p+1])<<7, p+2
+		default:
+			if v, p = readUvarintSlow(b, p); p < 0 || v > 1<<62 {
+				return fmt.Errorf("%w: bad counter", errTallyCorrupt)
+			}
 		}
 		switch {
 		case v == 0:

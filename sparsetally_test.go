@@ -103,3 +103,49 @@ func TestSparseTallyEqualsDense(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAddFull compares counting a full 106-item response into a dense
+// tally (AddAnswers) with computing its contribution and adding it to a
+// sparse delta, as the store's applier does for a field survey's cell.
+func BenchmarkAddFull(b *testing.B) {
+	cat, _, err := questionnaires.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := cat.Get("sipas-2023")
+	rng := rand.New(rand.NewPCG(1, 2))
+	packs := make([][]uint8, 256)
+	for i := range packs {
+		packs[i] = make([]uint8, len(q.Items))
+		for j, it := range q.Items {
+			packs[i][j] = uint8(it.Scale.Codes[rng.IntN(len(it.Scale.Codes))].Code + 1)
+		}
+	}
+	b.Run("dense", func(b *testing.B) {
+		t := sipas.NewTally(q)
+		for i := range b.N {
+			t.AddAnswers(q, packs[i%len(packs)])
+		}
+	})
+	b.Run("contribution", func(b *testing.B) {
+		var c sipas.Contribution
+		for i := range b.N {
+			q.Contribution(packs[i%len(packs)], &c)
+		}
+	})
+	b.Run("sparse-delta", func(b *testing.B) {
+		var c sipas.Contribution
+		for i := range b.N {
+			if i%16 == 0 {
+				b.StopTimer()
+				c = sipas.Contribution{}
+				b.StartTimer()
+			}
+			d := sipas.NewSparseTally(q)
+			for k := range 16 {
+				q.Contribution(packs[(i+k)%len(packs)], &c)
+				d.Add(&c, 1)
+			}
+		}
+	})
+}

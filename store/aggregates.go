@@ -98,14 +98,16 @@ type cellReader struct {
 	fn      func(sipas.CellKey, *sipas.Tally)
 }
 
-func (r *cellReader) emit(k sipas.CellKey, data []byte) error {
+// emit decodes cell k (stored as data, nil when only a delta) and its delta
+// when withDelta, and passes it on.
+func (r *cellReader) emit(k sipas.CellKey, data []byte, withDelta bool) error {
 	r.scratch.Clear()
 	if data != nil {
 		if err := r.scratch.AddEncoded(data); err != nil {
 			return fmt.Errorf("cell %v: %w", k, err)
 		}
 	}
-	if len(r.s.deltas.cells) > 0 {
+	if withDelta {
 		if d := r.s.deltas.cells[k]; d != nil {
 			d.AddTo(r.scratch)
 		}
@@ -118,14 +120,15 @@ func (r *cellReader) emit(k sipas.CellKey, data []byte) error {
 }
 
 func (r *cellReader) block(b *block) error {
+	withDeltas := r.s.deltas.byBlock[b.key]
 	for k, data := range b.cells {
-		if err := r.emit(k, data); err != nil {
+		if err := r.emit(k, data, len(withDeltas) > 0); err != nil {
 			return err
 		}
 	}
-	for _, k := range r.s.deltas.byBlock[b.key] {
+	for _, k := range withDeltas {
 		if _, stored := b.cells[k]; !stored {
-			if err := r.emit(k, nil); err != nil {
+			if err := r.emit(k, nil, true); err != nil {
 				return err
 			}
 		}

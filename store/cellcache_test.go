@@ -283,3 +283,133 @@ func TestForeignCheckpointIsNotCountedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadsDuringCommitsAndCheckpoints: index reads running while commits
+// and checkpoints (with a cache small enough to evict) go on never fail,
+// and once writes stop the figures are those of a recount. Run with -race
+// it also checks the locking between readers, the applier and checkpoints.
+func TestReadsDuringCommitsAndCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{CheckpointRows: 120, MaxDirtyCells: 40, CellCacheBytes: 16 << 10, CheckpointInterval: time.Hour})
+	cat, reg := catalog(t)
+	e := &sipas.Engine{Catalog: cat, Registry: reg, Source: s, Thresholds: sipas.Thresholds{MinSample: 3, Disclosure: 5}}
+	g := newGen(t, 24)
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for w := range 3 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				q := sipas.Query{QuestionnaireID: "sipas-2023", Period: sipas.Period{Year: 2025}, Boundaries: sipas.BoundariesCurrent}
+				var err error
+				switch (i + w) % 3 {
+				case 0:
+					_, err = e.RankProvinces(q)
+				case 1:
+					q.Scope = sipas.Scope{UnitID: "u-1"}
+					_, err = e.Index(q)
+				default:
+					_, err = s.Cells(), nil
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 15 {
+		batch := make([]*sipas.Accepted, 40)
+		for i := range batch {
+			batch[i] = g.accepted()
+		}
+		mustInsert(t, s, batch...)
+	}
+	close(stop)
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Stats().Checkpoints < 3 || s.CacheStats().Evictions == 0 {
+		t.Fatalf("want several checkpoints and evictions: %+v, %+v", s.Stats(), s.CacheStats())
+	}
+	rec, err := s.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFigures(t, "after concurrent reads and writes", figures(t, recountSource(rec)), figures(t, s))
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadFailureIsUnavailable: when the cells cannot be read from the
+// table (here the store is closed), the engine reports KindUnavailable,
+// not a figure computed from what it could read.
+func TestReadFailureIsUnavailable(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := newGen(t, 25)
+	mustInsert(t, s, g.accepted(), g.accepted())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.DropCellCache()
+	cat, reg := catalog(t)
+	e := &sipas.Engine{Catalog: cat, Registry: reg, Source: s}
+	_, err := e.RankProvinces(sipas.Query{QuestionnaireID: "sipas-2023", Period: sipas.Period{Year: 2025}})
+	if sipas.KindOf(err) != sipas.KindUnavailable {
+		t.Fatalf("RankProvinces on a closed store: %v, want KindUnavailable", err)
+	}
+}
+
+// TestReplayCheckpointsInSteps: a start that has many responses to count
+// (after a crash, or the first start after migration 0004, which empties the
+// table and resets the watermark) checkpoints whenever the deltas reach
+// MaxDirtyCells, so its memory stays bounded, and ends with the same cells
+// as a recount.
+func TestReplayCheckpointsInSteps(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sipas.db")
+	s1 := openTest(t, path, Options{})
+	g := newGen(t, 26)
+	for range 6 {
+		batch := make([]*sipas.Accepted, 100)
+		for i := range batch {
+			batch[i] = g.accepted()
+		}
+		mustInsert(t, s1, batch...)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What migration 0004 does to a database of the old layout.
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM tallies; UPDATE meta SET value = '0' WHERE key = 'tallies_seq'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s2 := openTest(t, path, Options{MaxDirtyCells: 25})
+	if st := s2.Stats(); st.Checkpoints < 3 {
+		t.Fatalf("%d checkpoints during the replay of 600 responses with MaxDirtyCells 25, want several", st.Checkpoints)
+	}
+	if got := checkpointSeq(t, s2); got != 600 {
+		t.Fatalf("after the replay the watermark is %d, want 600", got)
+	}
+	rec, err := s2.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellsEqual(t, "replayed in steps vs. recount", rec, s2.Cells())
+	if err := s2.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

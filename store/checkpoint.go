@@ -22,7 +22,8 @@ import (
 // read back, delta added, row upserted; nothing else), together with the
 // seq of the last response they count (meta key tallySeqKey), in one
 // transaction, every Options.CheckpointRows responses, when the deltas
-// reach Options.MaxDirtyCells cells, every Options.CheckpointInterval, and
+// reach Options.MaxDirtyCells cells or Options.MaxDeltaBytes bytes, every
+// Options.CheckpointInterval, and
 // when the store closes. At start-up only the responses stored after that
 // seq are replayed into deltas (flushed in steps of MaxDirtyCells), so the
 // aggregates equal a count of every stored response after any crash, and
@@ -122,7 +123,7 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 			s.deltas.add(k, qn, c, 1)
 		}
 		s.lastSeq = seq
-		if s.deltas.len() >= s.opts.MaxDirtyCells {
+		if s.deltas.len() >= s.opts.MaxDirtyCells || s.deltas.bytes >= s.opts.MaxDeltaBytes {
 			cells += s.deltas.len()
 			return s.writeCheckpoint(ctx)
 		}
@@ -153,7 +154,7 @@ func (s *Store) maybeCheckpoint(force bool) {
 		return // nothing stored since the last checkpoint
 	}
 	due := s.lastSeq-s.tallySeq >= int64(s.opts.CheckpointRows) || int(s.dirtyCells.Load()) >= s.opts.MaxDirtyCells ||
-		time.Since(s.lastCheckpoint) >= s.opts.CheckpointInterval
+		int(s.dirtyBytes.Load()) >= s.opts.MaxDeltaBytes || time.Since(s.lastCheckpoint) >= s.opts.CheckpointInterval
 	if !force && (!due || time.Now().Before(s.checkpointRetryAt)) {
 		return
 	}
@@ -305,6 +306,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	}
 	s.deltas.reset()
 	s.dirtyCells.Store(0)
+	s.dirtyBytes.Store(0)
 	s.tallySeq = s.lastSeq
 	s.lastCheckpoint = time.Now()
 	s.qmu.Lock()
@@ -345,6 +347,7 @@ func (s *Store) adoptForeignCheckpoint(ctx context.Context, tx *sql.Tx) error {
 	s.cache.clear()
 	s.deltas = fresh
 	s.dirtyCells.Store(int64(fresh.len()))
+	s.dirtyBytes.Store(int64(fresh.bytes))
 	s.cellsMu.Unlock()
 	s.tallySeq = stored
 	if last, err := lastResponseSeq(ctx, tx); err != nil {

@@ -152,6 +152,7 @@ func (s *Store) applyLoop() {
 			}
 		}
 		s.dirtyCells.Store(int64(s.deltas.len()))
+		s.dirtyBytes.Store(int64(s.deltas.bytes))
 		s.cellsMu.Unlock()
 		s.commitMu.Unlock()
 

@@ -68,6 +68,10 @@ type Options struct {
 	CheckpointRows     int
 	MaxDirtyCells      int
 	CheckpointInterval time.Duration
+	// MaxDeltaBytes also makes a checkpoint due when the deltas hold about
+	// this many bytes (default 32 MiB): cells of full questionnaires take
+	// more than kiosk cells.
+	MaxDeltaBytes int
 	// CellCacheBytes bounds the stored cells kept in memory for reads
 	// (default 32 MiB); the rest are read from the table by key range.
 	CellCacheBytes int
@@ -108,6 +112,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxDirtyCells <= 0 {
 		o.MaxDirtyCells = 16384
+	}
+	if o.MaxDeltaBytes <= 0 {
+		o.MaxDeltaBytes = 32 << 20
 	}
 	if o.CellCacheBytes <= 0 {
 		o.CellCacheBytes = 32 << 20
@@ -159,6 +166,7 @@ type Store struct {
 	deltas     *deltas
 	cache      *cellCache
 	dirtyCells atomic.Int64 // deltas.len(), for the writer's checkpoint rule
+	dirtyBytes atomic.Int64 // deltas.bytes, likewise
 	commitMu   sync.Mutex
 
 	// Checkpoint state, owned by the writer goroutine: the seq of the last

@@ -88,7 +88,7 @@ func (b *bench) startServer(name string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.startServerIn(dir, 0)
+	return b.startServerIn(dir, 0, b.profileFlags()...)
 }
 
 // startServerIn starts sipasd on the data directory dir (which may hold a

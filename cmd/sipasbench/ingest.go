@@ -429,6 +429,7 @@ func (b *bench) uploadOnce(run int) (*batchResult, error) {
 		for i, r := range packedResponses(b.cat.Get(questionnaireID), rs) {
 			items[i] = client.BatchItem{Line: int64(i + 2), Response: r}
 		}
+		c.profile(fmt.Sprintf("batch-%d", run))
 		srvCPU0, cliCPU0 := c.cpuTimeOrZero(), selfCPUTime()
 		start := time.Now()
 		sum, err := cl.Upload(context.Background(), client.UploadSlice(items), client.UploadOptions{MaxStreamItems: len(items) + 1})
