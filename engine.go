@@ -370,17 +370,40 @@ func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bo
 	return r.p.Code, true
 }
 
-// idsOf returns the ids of the province rows that can count for code on
-// the given boundaries (as collected, the rows with that code; on current
-// boundaries, the rows whose current province has it), never nil.
-func (ps *provinces) idsOf(code string, b Boundaries) []string {
-	ids := []string{}
-	for id, r := range ps.byID {
-		if (b == BoundariesCurrent && r.cur != nil && r.cur.Code == code) || (b != BoundariesCurrent && r.p.Code == code) {
-			ids = append(ids, id)
+// unitLineageIDs returns the ids of the province rows whose unit cells a
+// query reads, or nil for all: for a province scope, every row of the
+// current provinces the queried code belongs to (on either boundaries), and
+// for a unit-only scope with a unit directory, the rows of the unit's
+// current province. Disclosure control decides unit figures per current
+// province from exactly these cells, so every query of a current
+// province's units — either boundaries, a ranking or a unit alone — sees the
+// same set whatever the cell source (TestReadsDuringCommitsAndCheckpoints).
+// This is exact because a unit's rows lie in its registered province's
+// lineage (the ingestion rule), and a unit alone counts that lineage only.
+func (p *prepared) unitLineageIDs() map[string]bool {
+	var cur map[*Province]bool
+	switch s := p.q.Scope; {
+	case s.ProvinceCode != "":
+		cur = map[*Province]bool{}
+		for _, r := range p.ps.byID {
+			if r.cur != nil && ((p.b == BoundariesCurrent && r.cur.Code == s.ProvinceCode) || (p.b != BoundariesCurrent && r.p.Code == s.ProvinceCode)) {
+				cur[r.cur] = true
+			}
+		}
+	case p.lineage:
+		cur = map[*Province]bool{}
+		if p.unitCurrent != nil {
+			cur[p.unitCurrent] = true
+		}
+	default:
+		return nil
+	}
+	ids := map[string]bool{}
+	for id, r := range p.ps.byID {
+		if cur[r.cur] {
+			ids[id] = true
 		}
 	}
-	sort.Strings(ids)
 	return ids
 }
 
@@ -538,6 +561,10 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 	}
 	yfrom, yto := from/100*100+1, to/100*100+12
 	dc.reading(from/100, to/100, units)
+	var unitIDs map[string]bool
+	if units {
+		unitIDs = p.unitLineageIDs()
+	}
 	var bad, seen int
 	stopped := false
 	each := func(k CellKey, t *Tally) {
@@ -548,7 +575,7 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 			stopped = true // the source cannot be stopped: skip the rest
 			return
 		}
-		if k.Month < yfrom || k.Month > yto || (!units && k.UnitID != "") {
+		if k.Month < yfrom || k.Month > yto || (k.UnitID != "" && (!units || unitIDs != nil && !unitIDs[k.ProvinceID])) {
 			return
 		}
 		dc.add(k, t.Respondents)
@@ -563,8 +590,12 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 	}
 	if cq, ok := e.Source.(CellQuerier); ok {
 		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: yfrom, ToMonth: yto, Units: units}
-		if units && p.q.Scope.ProvinceCode != "" {
-			sel.UnitProvinceIDs = p.ps.idsOf(p.q.Scope.ProvinceCode, p.b)
+		if unitIDs != nil {
+			sel.UnitProvinceIDs = make([]string, 0, len(unitIDs))
+			for id := range unitIDs {
+				sel.UnitProvinceIDs = append(sel.UnitProvinceIDs, id)
+			}
+			sort.Strings(sel.UnitProvinceIDs)
 		}
 		if err := cq.QueryCells(sel, each); err != nil {
 			// The cause is logged by the server, not sent to the caller.

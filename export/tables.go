@@ -165,6 +165,7 @@ func RankingTable(rk *sipasv1.Ranking, c Context, units bool, l Lang) *Table {
 		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(rk.GetPreviousPeriod())},
 		Meta{"mean", "Trung bình (không trọng số)", "Unweighted mean", fmtOpt(rk.Mean)},
 		Meta{"pooled", "Gộp chung", "Pooled", fmtOpt(rk.Pooled)},
+		flaggedExcludedMeta(rk.GetFlaggedExcluded()), flaggedIncludedMeta(rk.GetFlaggedIncluded()),
 	), Columns: append([]Column{
 		{"rank", "Hạng", "Rank", Integer},
 		{"id", idVi, idEn, Text},
@@ -237,8 +238,7 @@ func SubtreeTable(rep *sipasv1.IndexReport, nodes []*sipasv1.IndexNode, maxLevel
 	t := &Table{Name: name, TitleVi: titleVi, TitleEn: titleEn, Meta: append(c.Meta(),
 		Meta{"respondents", "Số người trả lời", "Respondents", respondents},
 		Meta{"national_mean", "Trung bình các tỉnh", "Mean of provinces", fmtOpt(rep.NationalMean)},
-		Meta{"flagged_excluded", "Phiếu bị gắn cờ không tính", "Flagged responses left out", fmt.Sprint(rep.GetFlaggedExcluded())},
-		Meta{"flagged_included", "Phiếu bị gắn cờ có tính", "Flagged responses included", fmt.Sprint(rep.GetFlaggedIncluded())},
+		flaggedExcludedMeta(rep.GetFlaggedExcluded()), flaggedIncludedMeta(rep.GetFlaggedIncluded()),
 	), Columns: append([]Column{
 		{"tree", "Cây", "Tree", Text},
 		{"level", "Cấp", "Level", Integer},
@@ -301,7 +301,13 @@ func SeriesContext(s *sipasv1.Series, scope string, from, to *sipasv1.Period, b 
 
 // SeriesTable is one figure over consecutive periods.
 func SeriesTable(s *sipasv1.Series, c Context, l Lang) *Table {
-	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: c.Meta(),
+	var excluded, included int64
+	for _, p := range s.GetPoints() {
+		excluded += p.GetFlaggedExcluded()
+		included += p.GetFlaggedIncluded()
+	}
+	t := &Table{Name: "series", TitleVi: "Diễn biến theo thời gian", TitleEn: "Time series", Meta: append(c.Meta(),
+		flaggedExcludedMeta(excluded), flaggedIncludedMeta(included)),
 		Columns: append([]Column{
 			{"period", "Kỳ", "Period", Text},
 			{"value", "Giá trị (%)", "Value (%)", Number},
@@ -316,6 +322,16 @@ func SeriesTable(s *sipasv1.Series, c Context, l Lang) *Table {
 	return t
 }
 
+// flaggedExcludedMeta and flaggedIncludedMeta say how many responses
+// flagged for data quality the figures left out, or count (include_flagged).
+func flaggedExcludedMeta(n int64) Meta {
+	return Meta{"flagged_excluded", "Phiếu bị gắn cờ không tính", "Flagged responses left out", fmt.Sprint(n)}
+}
+
+func flaggedIncludedMeta(n int64) Meta {
+	return Meta{"flagged_included", "Phiếu bị gắn cờ có tính", "Flagged responses included", fmt.Sprint(n)}
+}
+
 // WeakContext is the context of a weak-points list.
 func WeakContext(w *sipasv1.WeakPoints, scope string, b sipasv1.Boundaries) Context {
 	return Context{Questionnaire: w.GetQuestionnaireId(), FormulaVersion: w.GetFormulaVersion(), Scope: scope,
@@ -326,7 +342,8 @@ func WeakContext(w *sipasv1.WeakPoints, scope string, b sipasv1.Boundaries) Cont
 // column telling them apart.
 func WeakTable(w *sipasv1.WeakPoints, c Context) *Table {
 	t := &Table{Name: "weak_points", TitleVi: "Điểm yếu", TitleEn: "Weak points", Meta: append(c.Meta(),
-		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(w.GetPreviousPeriod())}),
+		Meta{"previous_period", "Kỳ trước", "Previous period", PeriodString(w.GetPreviousPeriod())},
+		flaggedExcludedMeta(w.GetFlaggedExcluded()), flaggedIncludedMeta(w.GetFlaggedIncluded())),
 		Columns: []Column{
 			{"list", "Danh sách", "List", Text},
 			{"level", "Cấp", "Level", Text},

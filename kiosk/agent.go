@@ -129,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, outbox: ob, sessions: map[string]time.Time{}, finished: map[string]bool{}}
 	a.misuse.rules = cfg.Misuse
+	a.misuse.load(filepath.Join(cfg.DataDir, misuseStateFile), cfg.Logf)
 	a.op.pin = cfg.OperatorPIN
 	// The copy kept from an earlier run lets the app start at once, even
 	// offline; the server's definition replaces it as soon as it answers.
@@ -341,7 +342,7 @@ func (a *Agent) queue(ctx context.Context, id string, answers map[string]int, to
 	}
 	var flags sipas.Flags
 	if !partial {
-		flags = a.misuse.judge(now, took, answers)
+		flags = a.misuse.judge(id, now, took, answers)
 	}
 	if offsetKnown && (offset > 5*time.Minute || offset < -5*time.Minute) {
 		flags |= sipas.FlagClockSkew

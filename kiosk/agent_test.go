@@ -382,3 +382,66 @@ func newUUID(t *testing.T) string {
 	}
 	return id.String()
 }
+
+// TestKioskMisuseStateSurvivesRestart: the too-soon and identical-run rules
+// compare the first questionnaire after an agent restart with the last one
+// before it: the agent keeps what they need (when the previous one was
+// finished, a hash of its answers, the run length) in its data directory,
+// 0600, without the answers themselves.
+func TestKioskMisuseStateSurvivesRestart(t *testing.T) {
+	srvDir, dataDir := t.TempDir(), t.TempDir()
+	srv := startServer(t, srvDir, "")
+	token := srv.addKiosk("U-RESTART")
+	base := time.Now()
+	clk := &fakeClock{t: base}
+	cfg := kiosk.Config{DataDir: dataDir, Now: clk.Now, Heartbeat: time.Hour,
+		Misuse: kiosk.MisuseRules{MinPerQuestion: time.Second, MinInterval: 20 * time.Second, IdenticalRun: 3}}
+	B := map[string]int{"V23.HL.29": 5, "V23.HL.30": 5}
+	C := map[string]int{"V23.HL.29": 3, "V23.HL.31": 2}
+	finish := func(a *agent, start, end time.Duration, answers map[string]int) string {
+		clk.Set(base.Add(start))
+		id := post(t, a.URL, "api/start", map[string]any{})["session"].(string)
+		clk.Set(base.Add(end))
+		post(t, a.URL, "api/finish", map[string]any{"session": id, "answers": answers, "elapsed_ms": 999999})
+		return id
+	}
+	a := startAgent(t, srv.Addr, token, cfg)
+	first := finish(a, 0, 60*time.Second, B)
+	second := finish(a, 100*time.Second, 160*time.Second, B) // two identical in a row: not yet a run
+	if err := a.Outbox().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+
+	fi, err := os.Stat(filepath.Join(dataDir, "misuse-state.json"))
+	if err != nil {
+		t.Fatalf("no misuse state kept: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("misuse state mode %v, want 0600", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dataDir, "misuse-state.json")); strings.Contains(string(b), "V23.HL") {
+		t.Errorf("misuse state holds answers: %s", b)
+	}
+
+	a = startAgent(t, srv.Addr, token, cfg)
+	third := finish(a, 165*time.Second, 170*time.Second+500*time.Millisecond, B) // 10.5 s after the second, the third B in a row
+	fourth := finish(a, 300*time.Second, 360*time.Second, C)
+	if err := a.Outbox().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := storedFlags(t, srvDir)
+	for _, c := range []struct {
+		name, id string
+		want     sipas.Flags
+	}{
+		{"first", first, 0},
+		{"second", second, 0},
+		{"third (after the restart)", third, sipas.FlagTooSoon | sipas.FlagIdenticalRun},
+		{"fourth", fourth, 0},
+	} {
+		if f, ok := got[hexID(c.id)]; !ok || f != c.want {
+			t.Errorf("%s questionnaire: stored %v with flags %q, want %q", c.name, ok, f, c.want)
+		}
+	}
+}

@@ -83,6 +83,70 @@ func outboxDepth(t *testing.T, dataDir string) int {
 	return n
 }
 
+// outboxIDs returns the response ids (hex, as storedIDs) the agent's
+// outbox holds, with the number of rows of each.
+func outboxIDs(t *testing.T, dataDir string) map[string]int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dataDir, "outbox.db")+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT response_id FROM outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		out[hexID(strings.ToLower(id))]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wantOutbox fails unless the outbox holds exactly the responses ids, once each.
+func wantOutbox(t *testing.T, dataDir, step string, ids []string) {
+	t.Helper()
+	got := outboxIDs(t, dataDir)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[hexID(id)] = true
+	}
+	for id, n := range got {
+		if !want[id] || n != 1 {
+			t.Errorf("%s: the outbox holds %s %d times (expected: %v)", step, id, n, want[id])
+		}
+	}
+	for id := range want {
+		if got[id] == 0 {
+			t.Errorf("%s: %s is missing from the outbox", step, id)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// waitOutboxEmpty waits until the agent's outbox is empty: everything in it
+// was sent and acknowledged.
+func waitOutboxEmpty(t *testing.T, dataDir string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for outboxDepth(t, dataDir) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox still holds %d after %v", outboxDepth(t, dataDir), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // storedIDs returns the response ids the server stored, with the number
 // of rows of each.
 func storedIDs(t *testing.T, dataDir string) map[string]int {
@@ -151,6 +215,15 @@ func TestKioskExactlyOnceThroughKills(t *testing.T) {
 	id := fillIn(t, ctx, 1, 4)
 	run(t, ctx, tap("#submit"), screen("thanks"), tap("#done"), screen("attract"))
 	finished = append(finished, id)
+	// It is sent while the server is up. The outbox sends in the
+	// background: the server is stopped only once it has acknowledged, so
+	// that what the outbox holds below is known exactly (a questionnaire
+	// still on its way when the server stops stays queued, and arrives
+	// once, later).
+	if n := waitCount(t, srvDir, 1, 30*time.Second); n != 1 {
+		t.Fatalf("the first questionnaire: the server stored %d", n)
+	}
+	waitOutboxEmpty(t, agentDir, 30*time.Second)
 
 	// 2. The server is down: the citizen sees nothing of it, and the
 	// questionnaire is in the outbox when the thank-you shows.
@@ -159,9 +232,7 @@ func TestKioskExactlyOnceThroughKills(t *testing.T) {
 	id = fillIn(t, ctx, 1, 3)
 	run(t, ctx, tap("#submit"), screen("thanks"))
 	finished = append(finished, id)
-	if d := outboxDepth(t, agentDir); d < 1 {
-		t.Fatalf("thank-you shown with %d responses in the outbox", d)
-	}
+	wantOutbox(t, agentDir, "thank-you shown with the server down", finished[1:])
 	if txt := eval[string](t, ctx, "document.body.innerText"); strings.Contains(strings.ToLower(txt), "error") || strings.Contains(txt, "lỗi") || strings.Contains(txt, "mạng") {
 		t.Errorf("the citizen sees a problem: %q", txt)
 	}
@@ -208,6 +279,9 @@ func TestKioskExactlyOnceThroughKills(t *testing.T) {
 		post(t, ag.URL, "api/finish", map[string]any{"session": s["session"], "answers": answers, "elapsed_ms": 60000})
 		finished = append(finished, s["session"].(string))
 	}
+	// Exactly the questionnaires finished since the server stopped, once
+	// each: not the unfinished one, none twice.
+	wantOutbox(t, agentDir, "backlog", finished[1:])
 	if d := outboxDepth(t, agentDir); d != backlog+2 {
 		t.Fatalf("outbox holds %d, want %d", d, backlog+2)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -124,5 +125,93 @@ func TestWorkingTimeBetween(t *testing.T) {
 	hb := at(28, 16, 30)
 	if WorkingTimeBetween(hb, at(30, 8, 0)) > SilentAfter || WorkingTimeBetween(hb, at(30, 9, 31)) <= SilentAfter {
 		t.Error("silence across the weekend is measured wrongly")
+	}
+}
+
+// TestFlaggedLeftOutOfRankingsSeriesAndWeakPoints: rankings of provinces
+// and units, series and weak points leave flagged responses out by default
+// and say how many they left out; include_flagged counts them, in the
+// figures and in the count.
+func TestFlaggedLeftOutOfRankingsSeriesAndWeakPoints(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.mustCredential("surveyor", &sipasv1.Credential{Role: sipasv1.Role_ROLE_SURVEYOR, ProvinceCodes: []string{"48", "01"}})
+	e.mustUnit("dn-1", "48")
+	at := time.Date(time.Now().Year(), time.Now().Month(), 1, 10, 0, 0, 0, time.UTC)
+	if at.After(time.Now()) {
+		at = time.Now().Add(-time.Hour)
+	}
+	for i := range 16 { // province 48, unit dn-1: 12 plain, 4 flagged
+		r := serviceResponse(t, e.cat, "48", at)
+		r.UnitId = "dn-1"
+		if i%4 == 0 {
+			r.Flags = []sipasv1.ResponseFlag{sipasv1.ResponseFlag_RESPONSE_FLAG_TOO_SOON}
+		}
+		if _, err := e.survey.SubmitResponse(e.as("surveyor"), &sipasv1.SubmitResponseRequest{Response: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 12 { // province 01: none flagged
+		if _, err := e.survey.SubmitResponse(e.as("surveyor"), &sipasv1.SubmitResponseRequest{Response: serviceResponse(t, e.cat, "01", at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	period := &sipasv1.Period{Year: int32(at.Year()), Month: int32(at.Month())}
+	const qid = "sipas-2023"
+	rowN := func(r *sipasv1.Ranking, id string) int64 {
+		for _, row := range r.Rows {
+			if row.Id == id {
+				return row.N
+			}
+		}
+		t.Fatalf("no row %s in %v", id, r.Rows)
+		return 0
+	}
+	type counts struct{ n, excluded, included int64 }
+	check := func(what string, got, want counts) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: n %d, flagged excluded %d, included %d; want %d, %d, %d", what, got.n, got.excluded, got.included, want.n, want.excluded, want.included)
+		}
+	}
+	for _, include := range []bool{false, true} {
+		want := counts{12, 4, 0}
+		if include {
+			want = counts{16, 0, 4}
+		}
+		rp, err := e.index.RankProvinces(e.as("admin"), &sipasv1.RankProvincesRequest{QuestionnaireId: qid, Period: period, IncludeFlagged: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("RankProvinces include=%v", include), counts{rowN(rp.Ranking, "48"), rp.Ranking.FlaggedExcluded, rp.Ranking.FlaggedIncluded}, want)
+		if n := rowN(rp.Ranking, "01"); n != 12 {
+			t.Errorf("RankProvinces include=%v: province 01 n %d, want 12", include, n)
+		}
+		ru, err := e.index.RankUnits(e.as("admin"), &sipasv1.RankUnitsRequest{QuestionnaireId: qid, ProvinceCode: "48", Period: period, IncludeFlagged: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("RankUnits include=%v", include), counts{rowN(ru.Ranking, "dn-1"), ru.Ranking.FlaggedExcluded, ru.Ranking.FlaggedIncluded}, want)
+		se, err := e.index.GetSeries(e.as("admin"), &sipasv1.GetSeriesRequest{QuestionnaireId: qid,
+			Scope: &sipasv1.Scope{Scope: &sipasv1.Scope_ProvinceCode{ProvinceCode: "48"}}, From: period, To: period, IncludeFlagged: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(se.Series.Points) != 1 {
+			t.Fatalf("series has %d points, want 1", len(se.Series.Points))
+		}
+		p := se.Series.Points[0]
+		check(fmt.Sprintf("GetSeries include=%v", include), counts{p.N, p.FlaggedExcluded, p.FlaggedIncluded}, want)
+		wp, err := e.index.GetWeakPoints(e.as("admin"), &sipasv1.GetWeakPointsRequest{QuestionnaireId: qid, ProvinceCode: "48", Period: period, IncludeFlagged: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var itemN int64
+		for _, w := range wp.WeakPoints.Lowest {
+			if w.Level == "item" {
+				itemN = w.N
+				break
+			}
+		}
+		check(fmt.Sprintf("GetWeakPoints include=%v", include), counts{itemN, wp.WeakPoints.FlaggedExcluded, wp.WeakPoints.FlaggedIncluded}, want)
 	}
 }

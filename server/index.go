@@ -192,14 +192,13 @@ func (h *indexService) RankProvinces(ctx context.Context, req *sipasv1.RankProvi
 	if err := h.allowScope(ctx, sipas.Scope{Nation: true}); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	r, err := h.s.cfg.Engine.RankProvinces(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
-		Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
+	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Period: periodFromProto(req.GetPeriod()),
+		Boundaries: sipas.Boundaries(req.GetBoundaries()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
+	r, err := h.rank(ctx, q, req.GetIncludeFlagged(), sipas.Scope{Nation: true}, (*sipas.Engine).RankProvinces)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	out := rankingToProto(r)
-	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
-	return &sipasv1.RankProvincesResponse{Ranking: out}, nil
+	return &sipasv1.RankProvincesResponse{Ranking: r}, nil
 }
 
 func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequest) (*sipasv1.RankUnitsResponse, error) {
@@ -214,15 +213,34 @@ func (h *indexService) RankUnits(ctx context.Context, req *sipasv1.RankUnitsRequ
 	if err := h.allowScope(ctx, sc); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	r, err := h.s.cfg.Engine.RankUnits(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()})
+	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
+	out, err := h.rank(ctx, q, req.GetIncludeFlagged(), sc, (*sipas.Engine).RankUnits)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	out := rankingToProto(r)
-	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
 	h.nameUnits(ctx, out.Rows)
 	return &sipasv1.RankUnitsResponse{Ranking: out}, nil
+}
+
+// rank runs a ranking without the flagged responses or, when include is
+// set, with them (in both periods compared), and says how many of them the
+// ranked scope (the nation, or the province whose units are ranked) has in
+// the period: left out, or counted.
+func (h *indexService) rank(ctx context.Context, q sipas.Query, include bool, scope sipas.Scope,
+	run func(*sipas.Engine, sipas.Query) (*sipas.Ranking, error)) (*sipasv1.Ranking, error) {
+	eng, excluded, included, err := h.s.withFlags(ctx, q, scope, include)
+	if err != nil {
+		return nil, err
+	}
+	r, err := run(eng, q)
+	if err != nil {
+		return nil, err
+	}
+	out := rankingToProto(r)
+	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
+	out.FlaggedExcluded, out.FlaggedIncluded = excluded, included
+	return out, nil
 }
 
 // nameUnits fills unit display names from the unit registry.
@@ -255,7 +273,7 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 	}
 	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc, Boundaries: sipas.Boundaries(req.GetBoundaries()),
 		Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
-	pts, err := h.s.cfg.Engine.Series(q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()))
+	pts, flagged, err := h.series(ctx, q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()), req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
@@ -268,11 +286,47 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 	if cat != nil {
 		out.FormulaVersion = cat.FormulaVersion
 	}
-	for _, p := range pts {
-		out.Points = append(out.Points, &sipasv1.SeriesPoint{Period: periodToProto(p.Period), Value: p.Value, N: p.N,
-			CiLow: p.CILow, CiHigh: p.CIHigh, Insufficient: p.Insufficient, Suppressed: p.Suppressed})
+	for i, p := range pts {
+		pt := &sipasv1.SeriesPoint{Period: periodToProto(p.Period), Value: p.Value, N: p.N,
+			CiLow: p.CILow, CiHigh: p.CIHigh, Insufficient: p.Insufficient, Suppressed: p.Suppressed}
+		if flagged != nil {
+			without, with := p, flagged[i]
+			if req.GetIncludeFlagged() {
+				without, with = flagged[i], p
+			}
+			pt.FlaggedExcluded, pt.FlaggedIncluded = flagCounts(without.N, with.N, without.Suppressed || with.Suppressed, req.GetIncludeFlagged())
+		}
+		out.Points = append(out.Points, pt)
 	}
 	return &sipasv1.GetSeriesResponse{Series: out}, nil
+}
+
+// series runs a series without the flagged responses or, when include is
+// set, with them. When there are flagged responses in its years, it runs
+// the other one too and returns its points as other (same periods), from
+// which each point's flagged count is the difference of n.
+func (h *indexService) series(ctx context.Context, q sipas.Query, from, to sipas.Period, include bool) (pts, other []sipas.SeriesPoint, err error) {
+	fromMonth, _ := from.Months()
+	_, toMonth := to.Months()
+	flagged, err := h.s.flaggedEngine(ctx, q.QuestionnaireID, fromMonth, toMonth, q.Channel)
+	if err != nil {
+		return nil, nil, err
+	}
+	pts, err = h.s.cfg.Engine.Series(q, from, to)
+	if err != nil || flagged == nil {
+		return pts, nil, err
+	}
+	all, err := flagged.Series(q, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(all) != len(pts) {
+		return nil, nil, sipas.Errorf(sipas.KindOther, "get series", "series with flagged responses has %d points, without %d", len(all), len(pts))
+	}
+	if include {
+		return all, pts, nil
+	}
+	return pts, all, nil
 }
 
 func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPointsRequest) (*sipasv1.GetWeakPointsResponse, error) {
@@ -291,13 +345,19 @@ func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPo
 	if limit <= 0 {
 		limit = 10
 	}
-	w, err := h.s.cfg.Engine.WeakPoints(sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
-		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}, limit)
+	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc,
+		Period: periodFromProto(req.GetPeriod()), Boundaries: sipas.Boundaries(req.GetBoundaries())}
+	eng, excluded, included, err := h.s.withFlags(ctx, q, sc, req.GetIncludeFlagged())
+	if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
+	w, err := eng.WeakPoints(q, limit)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	out := &sipasv1.WeakPoints{QuestionnaireId: w.QuestionnaireID, FormulaVersion: w.FormulaVersion,
-		Period: periodToProto(w.Period), PreviousPeriod: periodToProto(w.PreviousPeriod)}
+		Period: periodToProto(w.Period), PreviousPeriod: periodToProto(w.PreviousPeriod),
+		FlaggedExcluded: excluded, FlaggedIncluded: included}
 	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
 	conv := func(wp sipas.WeakPoint) *sipasv1.WeakPoint {
 		level := "group"

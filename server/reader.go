@@ -14,13 +14,19 @@ import (
 // auth interceptor applies, so a page can show nothing the API would not
 // return to the same credential for the same query. Errors are gRPC status
 // errors, exactly as a gRPC client receives them.
+//
+// It also lists the kiosk fleet (AdminService.ListKiosks), for admins only,
+// by the same handler and role policy.
 type Reader struct {
 	s *Server
 	h *indexService
+	a *adminService
 }
 
 // Reader returns the server's index query layer.
-func (s *Server) Reader() *Reader { return &Reader{s: s, h: &indexService{s: s}} }
+func (s *Server) Reader() *Reader {
+	return &Reader{s: s, h: &indexService{s: s}, a: &adminService{s: s}}
+}
 
 // Thresholds are the disclosure threshold k and the minimum sample in force.
 func (r *Reader) Thresholds() sipas.Thresholds { return r.s.cfg.Engine.Thresholds }
@@ -102,4 +108,15 @@ func (r *Reader) GetSeries(ctx context.Context, p *Principal, req *sipasv1.GetSe
 // GetWeakPoints is IndexService.GetWeakPoints for caller p.
 func (r *Reader) GetWeakPoints(ctx context.Context, p *Principal, req *sipasv1.GetWeakPointsRequest) (*sipasv1.GetWeakPointsResponse, error) {
 	return callAs(ctx, r, p, sipasv1.IndexService_GetWeakPoints_FullMethodName, req, r.h.GetWeakPoints)
+}
+
+// MayListKiosks reports whether p may list the kiosk fleet (an admin).
+func (r *Reader) MayListKiosks(ctx context.Context, p *Principal) bool {
+	return p != nil && r.allowed(ctx, p, sipasv1.AdminService_ListKiosks_FullMethodName) == nil
+}
+
+// ListKiosks is AdminService.ListKiosks for caller p: refused
+// (PERMISSION_DENIED) to anyone but an admin.
+func (r *Reader) ListKiosks(ctx context.Context, p *Principal, req *sipasv1.ListKiosksRequest) (*sipasv1.ListKiosksResponse, error) {
+	return callAs(ctx, r, p, sipasv1.AdminService_ListKiosks_FullMethodName, req, r.a.ListKiosks)
 }

@@ -293,3 +293,45 @@ func TestScopedAnalystInBrowser(t *testing.T) {
 	}
 	shot(t, ctx, dir, "refused.png")
 }
+
+// TestFleetInBrowser: an admin reaches the fleet from the navigation and
+// sees each kiosk with its unit and health, a silent one marked; an
+// analyst is refused it (HTTP 403, no kiosk shown).
+func TestFleetInBrowser(t *testing.T) {
+	ctx := browsertest.New(t, 1280, 900) // first: skips at once without a Chromium
+	e := newEnv(t)
+	e.fleetData(t)
+	dir := artifacts(t)
+	signIn(t, ctx, e, "admin", "/")
+	must(t, ctx, "open the fleet", chromedp.Click(chromedp.CSS("#nav-fleet")), chromedp.WaitVisible(chromedp.CSS("table.fleet")))
+	if n := eval[int](t, ctx, `document.querySelectorAll("table.fleet tbody tr[data-credential]").length`); n != 3 {
+		t.Errorf("fleet shows %d kiosks, want 3", n)
+	}
+	silent := eval[[]string](t, ctx, `[...document.querySelectorAll("table.fleet tr.silent th.lbl .sub")].map(e => e.textContent)`)
+	if len(silent) != 1 || silent[0] != "hn-a" {
+		t.Errorf("silent rows %v, want [hn-a]", silent)
+	}
+	if bg := eval[string](t, ctx, `getComputedStyle(document.querySelector("table.fleet tr.silent")).backgroundColor`); bg == "rgba(0, 0, 0, 0)" {
+		t.Error("a silent kiosk does not stand out")
+	}
+	if q := eval[string](t, ctx, `document.querySelector("tr:not(.silent) td.queue") && [...document.querySelectorAll("td.queue")].map(e => e.textContent).join(",")`); !strings.Contains(q, "7") {
+		t.Errorf("queue depths shown: %q", q)
+	}
+	shot(t, ctx, dir, "fleet.png")
+
+	ctx = browsertest.New(t, 1280, 900)
+	signIn(t, ctx, e, "analystAll", "/")
+	if n := eval[int](t, ctx, `document.querySelectorAll("#nav-fleet").length`); n != 0 {
+		t.Error("an analyst is offered the fleet")
+	}
+	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(e.url+"/fleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 403 {
+		t.Errorf("fleet as analyst: HTTP %d, want 403", resp.Status)
+	}
+	if body := eval[string](t, ctx, `document.body.textContent`); strings.Contains(body, "dn-a") || !strings.Contains(body, "quản trị viên") {
+		t.Errorf("fleet as analyst shows: %q", body)
+	}
+}

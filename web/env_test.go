@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,8 @@ type env struct {
 	rt     http.RoundTripper
 	index  sipasv1.IndexServiceClient
 	admin  sipasv1.AdminServiceClient
+	survey sipasv1.SurveyServiceClient
+	clock  *envClock // the server's clock
 	tokens map[string]string
 	ids    map[string]string // credential ids by name
 }
@@ -70,7 +73,8 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Config{Catalog: cat, Registry: reg, Store: st, Logger: log,
+	clock := &envClock{}
+	srv, err := server.New(server.Config{Catalog: cat, Registry: reg, Store: st, Logger: log, Now: clock.Now,
 		Engine: &sipas.Engine{Catalog: cat, Registry: reg, Source: st, Thresholds: sipas.Thresholds{MinSample: 20, Disclosure: 5}}})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +102,7 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 	}
 	t.Cleanup(hs.Close)
 	e := &env{t: t, url: hs.URL, rt: hs.Client().Transport, index: sipasv1.NewIndexServiceClient(conn),
-		admin: sipasv1.NewAdminServiceClient(conn), tokens: map[string]string{}, ids: map[string]string{}}
+		admin: sipasv1.NewAdminServiceClient(conn), clock: clock, tokens: map[string]string{}, ids: map[string]string{}}
 
 	for _, u := range []store.Unit{
 		{ID: "hn-a", DisplayName: "Một cửa Hoàn Kiếm", ProvinceCode: "01"},
@@ -115,6 +119,8 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		"analyst48":  {Role: int(sipasv1.Role_ROLE_ANALYST), Provinces: []string{"48"}},
 		"surveyor":   {Role: int(sipasv1.Role_ROLE_SURVEYOR), AllProvinces: true},
 		"kiosk":      {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "dn-a"},
+		"kioskHN":    {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "hn-a"},
+		"kioskNew":   {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "hn-b"},
 		"analystAll": {Role: int(sipasv1.Role_ROLE_ANALYST), AllProvinces: true},
 	} {
 		tok, hash := server.NewToken()
@@ -126,6 +132,7 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		e.tokens[name], e.ids[name] = tok, cred.ID
 	}
 	survey := sipasv1.NewSurveyServiceClient(conn)
+	e.survey = survey
 	q := cat.Get("sipas-2023")
 	rng := rand.New(rand.NewPCG(1, 2))
 	submit := func(province, unit string, n int, bias float64) {
@@ -161,6 +168,16 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 	submit("79", "", 12, 0.3)
 	return e
 }
+
+// envClock is the server's clock: the real one moved by an offset.
+type envClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *envClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
+
+func (c *envClock) Set(offset time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.offset = offset }
 
 // as is a gRPC context with a named credential.
 func (e *env) as(who string) context.Context {

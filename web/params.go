@@ -17,6 +17,9 @@ type params struct {
 	B      sipas.Boundaries
 	Ch     sipas.Channel
 	Lang   lang
+	// Flagged counts responses flagged for data quality in the figures
+	// (include_flagged); by default they are left out and counted apart.
+	Flagged bool
 }
 
 // defaultBoundaries is current: since the 2025 merger officials compare the
@@ -38,6 +41,13 @@ func (h *Handler) parseParams(r *http.Request) (params, error) {
 			return p, statusOf(err)
 		}
 		p.Period = per
+	}
+	switch q.Get("flagged") {
+	case "", "0":
+	case "1":
+		p.Flagged = true
+	default:
+		return p, invalidParam("flagged", "flagged must be 0 or 1")
 	}
 	switch q.Get("b") {
 	case "", "current":
@@ -73,6 +83,9 @@ func (p params) values() url.Values {
 	}
 	v.Set("ch", export.ChannelName(channelProto(p.Ch)))
 	v.Set("lang", p.Lang.code())
+	if p.Flagged {
+		v.Set("flagged", "1")
+	}
 	return v
 }
 

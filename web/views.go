@@ -22,6 +22,7 @@ type frame struct {
 	CSRF           string
 	Role           string
 	Nation         bool
+	Fleet          bool // may see the kiosk fleet (an admin)
 	Provinces      []link
 	Path           string
 	Prm            params
@@ -32,6 +33,26 @@ type frame struct {
 	Bounds         []option
 	// Selection names the boundaries and channel shown, for the printed report.
 	Selection string
+	// FlaggedNote says how many flagged responses the page's figures left
+	// out (with a link that counts them) or count (with a link back).
+	FlaggedNote *flaggedNote
+}
+
+// flaggedNote is the line about responses flagged for data quality.
+type flaggedNote struct {
+	Text, Href, Link string
+}
+
+// noteFlagged is the flagged note of a page whose scope left out (or
+// counted) that many flagged responses; nil when there are none.
+func (f *frame) noteFlagged(excluded, included int64) {
+	l := f.L
+	switch {
+	case excluded > 0:
+		f.FlaggedNote = &flaggedNote{Text: fmt.Sprintf(l.t("flagged_excluded"), excluded), Href: f.Path + f.Prm.with("flagged", "1"), Link: l.t("flagged_include")}
+	case included > 0:
+		f.FlaggedNote = &flaggedNote{Text: fmt.Sprintf(l.t("flagged_included"), included), Href: f.Path + f.Prm.with("flagged", "0"), Link: l.t("flagged_leave_out")}
+	}
 }
 
 type link struct {
@@ -41,7 +62,7 @@ type link struct {
 
 func (h *Handler) frame(ctx context.Context, rq *request, title string) frame {
 	l := rq.prm.Lang
-	f := frame{L: l, Title: title, Prm: rq.prm, Nation: h.cfg.Reader.MayReadNation(ctx, rq.p)}
+	f := frame{L: l, Title: title, Prm: rq.prm, Nation: h.cfg.Reader.MayReadNation(ctx, rq.p), Fleet: h.cfg.Reader.MayListKiosks(ctx, rq.p)}
 	if rq.sess != nil {
 		f.CSRF = rq.sess.csrf
 	}
@@ -219,7 +240,7 @@ type nationalPage struct {
 
 func (h *Handler) rankProvinces(ctx context.Context, rq *request) (*sipasv1.Ranking, error) {
 	resp, err := h.cfg.Reader.RankProvinces(ctx, rq.p, &sipasv1.RankProvincesRequest{QuestionnaireId: rq.prm.Q,
-		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch)})
+		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +257,7 @@ func (h *Handler) national(w http.ResponseWriter, r *http.Request, rq *request) 
 	pg := nationalPage{frame: h.frame(r.Context(), rq, l.t("national")+" — "+rq.prm.Period.String()), Rk: rk,
 		Mean: rk.Mean, Pooled: rk.Pooled, Previous: export.PeriodString(rk.PreviousPeriod)}
 	pg.Path = "/national"
+	pg.noteFlagged(rk.FlaggedExcluded, rk.FlaggedIncluded)
 	pg.Rows = rankFigures(rk, l, func(id string) string { return "/province/" + id + rq.prm.Query() })
 	var ranked []figure
 	for _, f := range pg.Rows {
@@ -315,7 +337,7 @@ func periodProto(p sipas.Period) *sipasv1.Period {
 
 func (h *Handler) index(ctx context.Context, rq *request, sc *sipasv1.Scope, node string) (*sipasv1.IndexReport, error) {
 	resp, err := h.cfg.Reader.GetIndex(ctx, rq.p, &sipasv1.GetIndexRequest{QuestionnaireId: rq.prm.Q, Scope: sc, Period: periodProto(rq.prm.Period),
-		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch)})
+		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +347,7 @@ func (h *Handler) index(ctx context.Context, rq *request, sc *sipasv1.Scope, nod
 func (h *Handler) series(ctx context.Context, rq *request, sc *sipasv1.Scope) (*sipasv1.Series, error) {
 	from, to := seriesRange(rq.prm.Period)
 	resp, err := h.cfg.Reader.GetSeries(ctx, rq.p, &sipasv1.GetSeriesRequest{QuestionnaireId: rq.prm.Q, Scope: sc, From: periodProto(from), To: periodProto(to),
-		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch)})
+		Boundaries: boundaryProto(rq.prm.B), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +356,7 @@ func (h *Handler) series(ctx context.Context, rq *request, sc *sipasv1.Scope) (*
 
 func (h *Handler) rankUnits(ctx context.Context, rq *request, code string) (*sipasv1.Ranking, error) {
 	resp, err := h.cfg.Reader.RankUnits(ctx, rq.p, &sipasv1.RankUnitsRequest{QuestionnaireId: rq.prm.Q, ProvinceCode: code,
-		Period: periodProto(rq.prm.Period), Channel: channelProto(rq.prm.Ch)})
+		Period: periodProto(rq.prm.Period), Channel: channelProto(rq.prm.Ch), IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +365,7 @@ func (h *Handler) rankUnits(ctx context.Context, rq *request, code string) (*sip
 
 func (h *Handler) weak(ctx context.Context, rq *request, code string) (*sipasv1.WeakPoints, error) {
 	resp, err := h.cfg.Reader.GetWeakPoints(ctx, rq.p, &sipasv1.GetWeakPointsRequest{QuestionnaireId: rq.prm.Q, ProvinceCode: code,
-		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Limit: 10})
+		Period: periodProto(rq.prm.Period), Boundaries: boundaryProto(rq.prm.B), Limit: 10, IncludeFlagged: rq.prm.Flagged})
 	if err != nil {
 		return nil, err
 	}
@@ -463,6 +485,7 @@ func (h *Handler) province(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	pg := provincePage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), Code: code, Name: rep.ScopeName, Report: rep, Weak: wk}
 	pg.Path = "/province/" + code
+	pg.noteFlagged(rep.FlaggedExcluded, rep.FlaggedIncluded)
 	pg.Respondents = respondentsText(rep, l)
 	pg.Tree = treeFigures(rep, l)
 	pg.Elements = elementsOf(rep, l)
@@ -597,6 +620,7 @@ func (h *Handler) unit(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	pg := unitPage{frame: h.frame(ctx, rq, rep.ScopeName+" — "+rq.prm.Period.String()), ID: id, Name: rep.ScopeName, Report: rep}
 	pg.Path = "/unit/" + id
+	pg.noteFlagged(rep.FlaggedExcluded, rep.FlaggedIncluded)
 	pg.Respondents = respondentsText(rep, l)
 	pg.Tree = treeFigures(rep, l)
 	pg.Series = seriesFigures(ser, l)

@@ -96,6 +96,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /province/{code}/{file}", h.authed(h.provinceFile))
 	h.mux.HandleFunc("GET /unit/{id}", h.authed(h.unit))
 	h.mux.HandleFunc("GET /unit/{id}/{file}", h.authed(h.unitFile))
+	h.mux.HandleFunc("GET /fleet", h.authed(h.fleet))
 	return h, nil
 }
 

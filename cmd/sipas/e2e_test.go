@@ -731,3 +731,53 @@ func TestQuestionnaireTemplateUploads(t *testing.T) {
 		t.Fatalf("%d rows stored, want 1", rows)
 	}
 }
+
+// TestE2EIndexFlaggedLeftOutAndIncluded: `sipas index rank|series|weak`
+// leave flagged responses out by default and say how many; with
+// --include-flagged they count them and say so.
+func TestE2EIndexFlaggedLeftOutAndIncluded(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "127.0.0.1:0")
+	team := credentialFile(t, d, "--role", "surveyor", "--provinces", "48")
+	analyst := credentialFile(t, d, "--role", "analyst", "--provinces", "all")
+	recs := exampleRows(t)
+	recs[0] = append(recs[0], "flags")
+	for i := 1; i < len(recs); i++ {
+		fl := ""
+		if i%6 == 0 { // 5 of 30
+			fl = "too_fast+identical_run"
+		}
+		recs[i] = append(recs[i], fl)
+	}
+	r := sipasCmd(t, d.Addr, "", "upload", "--token-file", team, "--format", "json", writeCSV(t, recs))
+	mustCode(t, r, 0, "upload with flags")
+	if rep := uploadJSON(t, r); rep.Accepted != 30 {
+		t.Fatalf("upload: %+v", rep)
+	}
+	for _, args := range [][]string{
+		{"index", "rank", "--year", "2026"},
+		{"index", "series", "--province", "48", "--from", "2026", "--to", "2026"},
+		{"index", "weak", "--province", "48", "--year", "2026"},
+	} {
+		r := sipasCmd(t, d.Addr, "", append(args, "--token-file", analyst)...)
+		mustCode(t, r, 0, strings.Join(args, " "))
+		if !strings.Contains(r.stdout, "5 flagged responses left out (--include-flagged counts them)") {
+			t.Errorf("%s does not say 5 flagged responses were left out:\n%s", strings.Join(args, " "), r.stdout)
+		}
+		r = sipasCmd(t, d.Addr, "", append(args, "--token-file", analyst, "--include-flagged")...)
+		mustCode(t, r, 0, strings.Join(args, " ")+" --include-flagged")
+		if !strings.Contains(r.stdout, "5 flagged responses included") {
+			t.Errorf("%s --include-flagged does not say 5 flagged responses were included:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+	// The ranking's n follows: 25 without, 30 with.
+	for _, c := range []struct {
+		extra []string
+		n     int
+	}{{nil, 25}, {[]string{"--include-flagged"}, 30}} {
+		r := sipasCmd(t, d.Addr, "", append([]string{"index", "rank", "--year", "2026", "--format", "json", "--token-file", analyst}, c.extra...)...)
+		mustCode(t, r, 0, "index rank json")
+		if !strings.Contains(r.stdout, fmt.Sprintf(`"n": %d`, c.n)) && !strings.Contains(r.stdout, fmt.Sprintf(`"n":%d`, c.n)) {
+			t.Errorf("index rank %v: no row with n %d in %s", c.extra, c.n, r.stdout)
+		}
+	}
+}

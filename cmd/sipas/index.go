@@ -127,7 +127,7 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&province, "province", "", "two-digit province code")
 	fs.StringVar(&unit, "unit", "", "one-stop unit id")
 	fs.BoolVar(&nation, "nation", false, "the whole country")
-	fs.BoolVar(&includeFlagged, "include-flagged", false, "count responses flagged for data quality too (too fast, too soon, identical runs, clock skew)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -189,14 +189,21 @@ func indexShow(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s — %s, %s, %s boundaries; respondents %s; formula %s\n", escapeControl(rep.ScopeName), rep.QuestionnaireId,
 		export.PeriodString(rep.Period), enumName(rep.Boundaries.String(), "BOUNDARIES_"), resps, rep.FormulaVersion)
-	switch {
-	case rep.FlaggedExcluded > 0:
-		fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", rep.FlaggedExcluded)
-	case rep.FlaggedIncluded > 0:
-		fmt.Fprintf(e.stdout, "%d flagged responses included\n", rep.FlaggedIncluded)
-	}
+	flaggedNote(e, rep.FlaggedExcluded, rep.FlaggedIncluded)
 	fmt.Fprintln(e.stdout)
 	return t.write(e.stdout, c.format)
+}
+
+const includeFlaggedUsage = "count responses flagged for data quality too (too fast, too soon, identical runs, clock skew)"
+
+// flaggedNote says how many flagged responses the figures left out or count.
+func flaggedNote(e *env, excluded, included int64) {
+	switch {
+	case excluded > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses left out (--include-flagged counts them)\n", excluded)
+	case included > 0:
+		fmt.Fprintf(e.stdout, "%d flagged responses included\n", included)
+	}
 }
 
 func scopeOf(province, unit string, nation bool) (*sipasv1.Scope, error) {
@@ -222,7 +229,8 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	var c common
 	var pf periodFlags
 	var province, node string
-	fs := newFlags(e, "index rank", "sipas index rank --year Y [--quarter Q | --month M] [--province CODE (rank its units)] [--node CODE]",
+	var includeFlagged bool
+	fs := newFlags(e, "index rank", "sipas index rank --year Y [--quarter Q | --month M] [--province CODE (rank its units)] [--node CODE] [--include-flagged]",
 		"sipas index rank --year 2026", "sipas index rank --year 2026 --boundaries current --format json",
 		"sipas index rank --year 2026 --province 48   # the units of Đà Nẵng, weakest last")
 	c.register(fs, e)
@@ -230,6 +238,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "rank the units inside this province instead of the provinces")
 	fs.StringVar(&node, "node", "", "rank by this node (default SIPAS)")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -246,12 +255,12 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if province != "" {
 		var resp *sipasv1.RankUnitsResponse
 		resp, err = cl.Index.RankUnits(cctx, &sipasv1.RankUnitsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
-			Period: period, Channel: ch, NodeCode: node})
+			Period: period, Channel: ch, NodeCode: node, IncludeFlagged: includeFlagged})
 		rk = resp.GetRanking()
 	} else {
 		var resp *sipasv1.RankProvincesResponse
 		resp, err = cl.Index.RankProvinces(cctx, &sipasv1.RankProvincesRequest{QuestionnaireId: pf.questionnaire,
-			Period: period, Boundaries: b, Channel: ch, NodeCode: node})
+			Period: period, Boundaries: b, Channel: ch, NodeCode: node, IncludeFlagged: includeFlagged})
 		rk = resp.GetRanking()
 	}
 	if err != nil {
@@ -290,6 +299,7 @@ func indexRank(ctx context.Context, e *env, args []string) error {
 	if hidden > 0 {
 		fmt.Fprintf(e.stdout, "\n%d units suppressed (fewer than %d respondents; not named)\n", hidden, rk.DisclosureThreshold)
 	}
+	flaggedNote(e, rk.FlaggedExcluded, rk.FlaggedIncluded)
 	return nil
 }
 
@@ -309,8 +319,8 @@ func changeText(r *sipasv1.RankRow) string {
 func indexSeries(ctx context.Context, e *env, args []string) error {
 	var c common
 	var questionnaire, province, unit, node, from, to, boundaries, channel string
-	var nation bool
-	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE]",
+	var nation, includeFlagged bool
+	fs := newFlags(e, "index series", "sipas index series (--province CODE | --unit ID | --nation) --from PERIOD --to PERIOD [--node CODE] [--include-flagged]",
 		"sipas index series --province 48 --from 2023 --to 2026",
 		"sipas index series --unit dn-haichau --node TC --from 2026-01 --to 2026-12",
 		"sipas index series --nation --from 2025-Q1 --to 2026-Q4")
@@ -325,6 +335,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&to, "to", "", "last period, same form as --from")
 	fs.StringVar(&boundaries, "boundaries", "as-collected", "as-collected or current")
 	fs.StringVar(&channel, "channel", "", "only this channel")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -351,7 +362,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 	}
 	defer done()
 	sresp, err := cl.Index.GetSeries(cctx, &sipasv1.GetSeriesRequest{QuestionnaireId: questionnaire, Scope: scope, NodeCode: node,
-		From: pFrom, To: pTo, Boundaries: b, Channel: ch})
+		From: pFrom, To: pTo, Boundaries: b, Channel: ch, IncludeFlagged: includeFlagged})
 	if err != nil {
 		return err
 	}
@@ -364,6 +375,7 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		return writeExport(e, c.format, *lang, export.SeriesTable(s, export.SeriesContext(s, name, pFrom, pTo, b, ch), export.ParseLang(*lang)))
 	}
 	t := &table{header: []string{"period", "value", "ci_low", "ci_high", "n", "state"}}
+	var excluded, included int64
 	for _, p := range s.Points {
 		ns := fmt.Sprint(p.N)
 		if p.Suppressed {
@@ -371,8 +383,14 @@ func indexSeries(ctx context.Context, e *env, args []string) error {
 		}
 		t.add(export.PeriodString(p.Period), fmtValue(p.Value), fmtValue(p.CiLow), fmtValue(p.CiHigh), ns,
 			stateText(p.Value, p.N, p.Insufficient, p.Suppressed, s.DisclosureThreshold, s.MinimumSample))
+		excluded += p.FlaggedExcluded
+		included += p.FlaggedIncluded
 	}
-	return t.write(e.stdout, c.format)
+	if err := t.write(e.stdout, c.format); err != nil {
+		return err
+	}
+	flaggedNote(e, excluded, included)
+	return nil
 }
 
 // parsePeriod reads YYYY, YYYY-Qn or YYYY-MM.
@@ -402,13 +420,15 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	var pf periodFlags
 	var province string
 	var limit int
-	fs := newFlags(e, "index weak", "sipas index weak --province CODE --year Y [--quarter Q | --month M] [--limit N]",
+	var includeFlagged bool
+	fs := newFlags(e, "index weak", "sipas index weak --province CODE --year Y [--quarter Q | --month M] [--limit N] [--include-flagged]",
 		"sipas index weak --province 48 --year 2026")
 	c.register(fs, e)
 	lang := langFlag(fs)
 	pf.register(fs)
 	fs.StringVar(&province, "province", "", "two-digit province code (required)")
 	fs.IntVar(&limit, "limit", 10, "rows per list")
+	fs.BoolVar(&includeFlagged, "include-flagged", false, includeFlaggedUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -425,7 +445,7 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 	}
 	defer done()
 	wresp, err := cl.Index.GetWeakPoints(cctx, &sipasv1.GetWeakPointsRequest{QuestionnaireId: pf.questionnaire, ProvinceCode: province,
-		Period: period, Boundaries: b, Limit: int32(limit)})
+		Period: period, Boundaries: b, Limit: int32(limit), IncludeFlagged: includeFlagged})
 	if err != nil {
 		return err
 	}
@@ -451,5 +471,6 @@ func indexWeak(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
+	flaggedNote(e, w.FlaggedExcluded, w.FlaggedIncluded)
 	return nil
 }

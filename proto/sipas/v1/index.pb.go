@@ -558,9 +558,12 @@ type RankProvincesRequest struct {
 	// Optional.
 	Channel Channel `protobuf:"varint,4,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
 	// Optional. The node to rank by; defaults to the root of the satisfaction tree ("SIPAS").
-	NodeCode      string `protobuf:"bytes,5,opt,name=node_code,json=nodeCode,proto3" json:"node_code,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NodeCode string `protobuf:"bytes,5,opt,name=node_code,json=nodeCode,proto3" json:"node_code,omitempty"`
+	// Optional. Count responses flagged for data quality too (see
+	// GetIndexRequest.include_flagged); by default they are left out.
+	IncludeFlagged bool `protobuf:"varint,6,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RankProvincesRequest) Reset() {
@@ -628,6 +631,13 @@ func (x *RankProvincesRequest) GetNodeCode() string {
 	return ""
 }
 
+func (x *RankProvincesRequest) GetIncludeFlagged() bool {
+	if x != nil {
+		return x.IncludeFlagged
+	}
+	return false
+}
+
 // RankUnitsRequest asks for a ranking of the units inside one province.
 type RankUnitsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -640,9 +650,12 @@ type RankUnitsRequest struct {
 	// Optional.
 	Channel Channel `protobuf:"varint,4,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
 	// Optional. Defaults to "SIPAS".
-	NodeCode      string `protobuf:"bytes,5,opt,name=node_code,json=nodeCode,proto3" json:"node_code,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NodeCode string `protobuf:"bytes,5,opt,name=node_code,json=nodeCode,proto3" json:"node_code,omitempty"`
+	// Optional. Count responses flagged for data quality too (see
+	// GetIndexRequest.include_flagged); by default they are left out.
+	IncludeFlagged bool `protobuf:"varint,6,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RankUnitsRequest) Reset() {
@@ -708,6 +721,13 @@ func (x *RankUnitsRequest) GetNodeCode() string {
 		return x.NodeCode
 	}
 	return ""
+}
+
+func (x *RankUnitsRequest) GetIncludeFlagged() bool {
+	if x != nil {
+		return x.IncludeFlagged
+	}
+	return false
 }
 
 // RankRow is one ranked province or unit.
@@ -879,10 +899,16 @@ type Ranking struct {
 	DisclosureThreshold int64 `protobuf:"varint,9,opt,name=disclosure_threshold,json=disclosureThreshold,proto3" json:"disclosure_threshold,omitempty"`
 	MinimumSample       int64 `protobuf:"varint,10,opt,name=minimum_sample,json=minimumSample,proto3" json:"minimum_sample,omitempty"`
 	// The boundaries and channel the ranking was computed for.
-	Boundaries    Boundaries `protobuf:"varint,11,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
-	Channel       Channel    `protobuf:"varint,12,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Boundaries Boundaries `protobuf:"varint,11,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
+	Channel    Channel    `protobuf:"varint,12,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	// Flagged responses of the scope ranked (the nation, or the province whose units
+	// are ranked) and period left out of the figures (zero when
+	// include_flagged was set), and counted in them (include_flagged was set).
+	// Withheld (zero) when the scope is suppressed, with or without them.
+	FlaggedExcluded int64 `protobuf:"varint,13,opt,name=flagged_excluded,json=flaggedExcluded,proto3" json:"flagged_excluded,omitempty"`
+	FlaggedIncluded int64 `protobuf:"varint,14,opt,name=flagged_included,json=flaggedIncluded,proto3" json:"flagged_included,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Ranking) Reset() {
@@ -999,6 +1025,20 @@ func (x *Ranking) GetChannel() Channel {
 	return Channel_CHANNEL_UNSPECIFIED
 }
 
+func (x *Ranking) GetFlaggedExcluded() int64 {
+	if x != nil {
+		return x.FlaggedExcluded
+	}
+	return 0
+}
+
+func (x *Ranking) GetFlaggedIncluded() int64 {
+	if x != nil {
+		return x.FlaggedIncluded
+	}
+	return 0
+}
+
 // GetSeriesRequest asks for one node over consecutive periods.
 type GetSeriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1015,9 +1055,12 @@ type GetSeriesRequest struct {
 	// Optional. Defaults to BOUNDARIES_AS_COLLECTED.
 	Boundaries Boundaries `protobuf:"varint,6,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
 	// Optional.
-	Channel       Channel `protobuf:"varint,7,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Channel Channel `protobuf:"varint,7,opt,name=channel,proto3,enum=sipas.v1.Channel" json:"channel,omitempty"`
+	// Optional. Count responses flagged for data quality too (see
+	// GetIndexRequest.include_flagged); by default they are left out.
+	IncludeFlagged bool `protobuf:"varint,8,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetSeriesRequest) Reset() {
@@ -1099,18 +1142,31 @@ func (x *GetSeriesRequest) GetChannel() Channel {
 	return Channel_CHANNEL_UNSPECIFIED
 }
 
+func (x *GetSeriesRequest) GetIncludeFlagged() bool {
+	if x != nil {
+		return x.IncludeFlagged
+	}
+	return false
+}
+
 // SeriesPoint is a node's figure in one period.
 type SeriesPoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Period        *Period                `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
-	Value         *float64               `protobuf:"fixed64,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
-	N             int64                  `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
-	CiLow         *float64               `protobuf:"fixed64,4,opt,name=ci_low,json=ciLow,proto3,oneof" json:"ci_low,omitempty"`
-	CiHigh        *float64               `protobuf:"fixed64,5,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
-	Insufficient  bool                   `protobuf:"varint,6,opt,name=insufficient,proto3" json:"insufficient,omitempty"`
-	Suppressed    bool                   `protobuf:"varint,7,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Period       *Period                `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
+	Value        *float64               `protobuf:"fixed64,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	N            int64                  `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	CiLow        *float64               `protobuf:"fixed64,4,opt,name=ci_low,json=ciLow,proto3,oneof" json:"ci_low,omitempty"`
+	CiHigh       *float64               `protobuf:"fixed64,5,opt,name=ci_high,json=ciHigh,proto3,oneof" json:"ci_high,omitempty"`
+	Insufficient bool                   `protobuf:"varint,6,opt,name=insufficient,proto3" json:"insufficient,omitempty"`
+	Suppressed   bool                   `protobuf:"varint,7,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
+	// Flagged responses of the point's period left out of n (zero when
+	// include_flagged was set), and counted in n (include_flagged was set):
+	// the difference of the point's n with and without them. Withheld (zero)
+	// when the point is suppressed, with or without them.
+	FlaggedExcluded int64 `protobuf:"varint,8,opt,name=flagged_excluded,json=flaggedExcluded,proto3" json:"flagged_excluded,omitempty"`
+	FlaggedIncluded int64 `protobuf:"varint,9,opt,name=flagged_included,json=flaggedIncluded,proto3" json:"flagged_included,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SeriesPoint) Reset() {
@@ -1190,6 +1246,20 @@ func (x *SeriesPoint) GetSuppressed() bool {
 		return x.Suppressed
 	}
 	return false
+}
+
+func (x *SeriesPoint) GetFlaggedExcluded() int64 {
+	if x != nil {
+		return x.FlaggedExcluded
+	}
+	return 0
+}
+
+func (x *SeriesPoint) GetFlaggedIncluded() int64 {
+	if x != nil {
+		return x.FlaggedIncluded
+	}
+	return 0
 }
 
 // Series is one node over consecutive periods.
@@ -1290,9 +1360,12 @@ type GetWeakPointsRequest struct {
 	// Optional.
 	Boundaries Boundaries `protobuf:"varint,4,opt,name=boundaries,proto3,enum=sipas.v1.Boundaries" json:"boundaries,omitempty"`
 	// Optional. At most this many rows per list; zero means 10.
-	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Limit int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Optional. Count responses flagged for data quality too (see
+	// GetIndexRequest.include_flagged); by default they are left out.
+	IncludeFlagged bool `protobuf:"varint,6,opt,name=include_flagged,json=includeFlagged,proto3" json:"include_flagged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetWeakPointsRequest) Reset() {
@@ -1358,6 +1431,13 @@ func (x *GetWeakPointsRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *GetWeakPointsRequest) GetIncludeFlagged() bool {
+	if x != nil {
+		return x.IncludeFlagged
+	}
+	return false
 }
 
 // WeakPoint is one item, element or unit of a province with its comparison figures.
@@ -1486,8 +1566,13 @@ type WeakPoints struct {
 	// The disclosure rules applied (see Ranking).
 	DisclosureThreshold int64 `protobuf:"varint,7,opt,name=disclosure_threshold,json=disclosureThreshold,proto3" json:"disclosure_threshold,omitempty"`
 	MinimumSample       int64 `protobuf:"varint,8,opt,name=minimum_sample,json=minimumSample,proto3" json:"minimum_sample,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Flagged responses of the province and period left out of the figures (zero when
+	// include_flagged was set), and counted in them (include_flagged was set).
+	// Withheld (zero) when the province is suppressed, with or without them.
+	FlaggedExcluded int64 `protobuf:"varint,9,opt,name=flagged_excluded,json=flaggedExcluded,proto3" json:"flagged_excluded,omitempty"`
+	FlaggedIncluded int64 `protobuf:"varint,10,opt,name=flagged_included,json=flaggedIncluded,proto3" json:"flagged_included,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WeakPoints) Reset() {
@@ -1572,6 +1657,20 @@ func (x *WeakPoints) GetDisclosureThreshold() int64 {
 func (x *WeakPoints) GetMinimumSample() int64 {
 	if x != nil {
 		return x.MinimumSample
+	}
+	return 0
+}
+
+func (x *WeakPoints) GetFlaggedExcluded() int64 {
+	if x != nil {
+		return x.FlaggedExcluded
+	}
+	return 0
+}
+
+func (x *WeakPoints) GetFlaggedIncluded() int64 {
+	if x != nil {
+		return x.FlaggedIncluded
 	}
 	return 0
 }
@@ -1864,7 +1963,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\rnational_mean\x18\r \x01(\x01H\x00R\fnationalMean\x88\x01\x01\x12)\n" +
 	"\x10flagged_excluded\x18\x0e \x01(\x03R\x0fflaggedExcluded\x12)\n" +
 	"\x10flagged_included\x18\x0f \x01(\x03R\x0fflaggedIncludedB\x10\n" +
-	"\x0e_national_mean\"\xeb\x01\n" +
+	"\x0e_national_mean\"\x94\x02\n" +
 	"\x14RankProvincesRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12(\n" +
 	"\x06period\x18\x02 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x124\n" +
@@ -1872,13 +1971,15 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"boundaries\x18\x03 \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12+\n" +
 	"\achannel\x18\x04 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1b\n" +
-	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xd6\x01\n" +
+	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\x12'\n" +
+	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\"\xff\x01\n" +
 	"\x10RankUnitsRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
 	"\x06period\x18\x03 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12+\n" +
 	"\achannel\x18\x04 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1b\n" +
-	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\"\xc7\x03\n" +
+	"\tnode_code\x18\x05 \x01(\tR\bnodeCode\x12'\n" +
+	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\"\xc7\x03\n" +
 	"\aRankRow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -1902,7 +2003,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\r_value_changeB\t\n" +
 	"\a_ci_lowB\n" +
 	"\n" +
-	"\b_ci_high\"\x8d\x04\n" +
+	"\b_ci_high\"\xe3\x04\n" +
 	"\aRanking\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
 	"\x0fformula_version\x18\x02 \x01(\tR\x0eformulaVersion\x12(\n" +
@@ -1918,9 +2019,11 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\n" +
 	"boundaries\x18\v \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12+\n" +
-	"\achannel\x18\f \x01(\x0e2\x11.sipas.v1.ChannelR\achannelB\a\n" +
+	"\achannel\x18\f \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12)\n" +
+	"\x10flagged_excluded\x18\r \x01(\x03R\x0fflaggedExcluded\x12)\n" +
+	"\x10flagged_included\x18\x0e \x01(\x03R\x0fflaggedIncludedB\a\n" +
 	"\x05_meanB\t\n" +
-	"\a_pooled\"\xac\x02\n" +
+	"\a_pooled\"\xd5\x02\n" +
 	"\x10GetSeriesRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12%\n" +
 	"\x05scope\x18\x02 \x01(\v2\x0f.sipas.v1.ScopeR\x05scope\x12\x1b\n" +
@@ -1930,7 +2033,8 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\n" +
 	"boundaries\x18\x06 \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12+\n" +
-	"\achannel\x18\a \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\"\xff\x01\n" +
+	"\achannel\x18\a \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12'\n" +
+	"\x0finclude_flagged\x18\b \x01(\bR\x0eincludeFlagged\"\xd5\x02\n" +
 	"\vSeriesPoint\x12(\n" +
 	"\x06period\x18\x01 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12\x19\n" +
 	"\x05value\x18\x02 \x01(\x01H\x00R\x05value\x88\x01\x01\x12\f\n" +
@@ -1940,7 +2044,9 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\finsufficient\x18\x06 \x01(\bR\finsufficient\x12\x1e\n" +
 	"\n" +
 	"suppressed\x18\a \x01(\bR\n" +
-	"suppressedB\b\n" +
+	"suppressed\x12)\n" +
+	"\x10flagged_excluded\x18\b \x01(\x03R\x0fflaggedExcluded\x12)\n" +
+	"\x10flagged_included\x18\t \x01(\x03R\x0fflaggedIncludedB\b\n" +
 	"\x06_valueB\t\n" +
 	"\a_ci_lowB\n" +
 	"\n" +
@@ -1951,7 +2057,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\tnode_code\x18\x03 \x01(\tR\bnodeCode\x12-\n" +
 	"\x06points\x18\x04 \x03(\v2\x15.sipas.v1.SeriesPointR\x06points\x121\n" +
 	"\x14disclosure_threshold\x18\x05 \x01(\x03R\x13disclosureThreshold\x12%\n" +
-	"\x0eminimum_sample\x18\x06 \x01(\x03R\rminimumSample\"\xdc\x01\n" +
+	"\x0eminimum_sample\x18\x06 \x01(\x03R\rminimumSample\"\x85\x02\n" +
 	"\x14GetWeakPointsRequest\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12#\n" +
 	"\rprovince_code\x18\x02 \x01(\tR\fprovinceCode\x12(\n" +
@@ -1959,7 +2065,8 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\n" +
 	"boundaries\x18\x04 \x01(\x0e2\x14.sipas.v1.BoundariesR\n" +
 	"boundaries\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\xc4\x02\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12'\n" +
+	"\x0finclude_flagged\x18\x06 \x01(\bR\x0eincludeFlagged\"\xc4\x02\n" +
 	"\tWeakPoint\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x19\n" +
 	"\blabel_vi\x18\x02 \x01(\tR\alabelVi\x12\x19\n" +
@@ -1973,7 +2080,7 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06_valueB\x11\n" +
 	"\x0f_previous_valueB\t\n" +
 	"\a_changeB\x11\n" +
-	"\x0f_national_value\"\x86\x03\n" +
+	"\x0f_national_value\"\xdc\x03\n" +
 	"\n" +
 	"WeakPoints\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12'\n" +
@@ -1983,7 +2090,10 @@ const file_sipas_v1_index_proto_rawDesc = "" +
 	"\x06lowest\x18\x05 \x03(\v2\x13.sipas.v1.WeakPointR\x06lowest\x128\n" +
 	"\rlargest_drops\x18\x06 \x03(\v2\x13.sipas.v1.WeakPointR\flargestDrops\x121\n" +
 	"\x14disclosure_threshold\x18\a \x01(\x03R\x13disclosureThreshold\x12%\n" +
-	"\x0eminimum_sample\x18\b \x01(\x03R\rminimumSample\"A\n" +
+	"\x0eminimum_sample\x18\b \x01(\x03R\rminimumSample\x12)\n" +
+	"\x10flagged_excluded\x18\t \x01(\x03R\x0fflaggedExcluded\x12)\n" +
+	"\x10flagged_included\x18\n" +
+	" \x01(\x03R\x0fflaggedIncluded\"A\n" +
 	"\x10GetIndexResponse\x12-\n" +
 	"\x06report\x18\x01 \x01(\v2\x15.sipas.v1.IndexReportR\x06report\"D\n" +
 	"\x15RankProvincesResponse\x12+\n" +
