@@ -108,5 +108,6 @@ func KindOf(err error) ErrorKind {
 var (
 	// ErrResponseConflict is returned when a response id is reused with other content.
 	ErrResponseConflict = &Error{Kind: KindConflict, Reason: "RESPONSE_ID_CONFLICT",
-		Message: "a different response with this response_id is already stored"}
+		Message: "a different response with this response_id is already stored; to correct it, re-upload the file with " +
+			"`sipas upload --amend --reason ...` (or call AmendResponse), or withdraw it with `sipas responses withdraw ID --reason ...`"}
 )

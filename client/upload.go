@@ -125,11 +125,18 @@ type UploadOptions struct {
 	Progress func(UploadProgress)
 	// OnRetry, when set, is told about each reconnect.
 	OnRetry func(attempt int, delay time.Duration, err error)
+	// Amend re-uploads a corrected file: an item whose response_id is
+	// stored with other content (sent by this credential) replaces it as a
+	// new version instead of being refused as RESPONSE_ID_CONFLICT.
+	// AmendReason (required with Amend) is kept in the audit log. The
+	// summary then lists every row's outcome (Rows).
+	Amend       bool
+	AmendReason string
 }
 
 // UploadProgress is the state of an upload so far.
 type UploadProgress struct {
-	Sent, Acknowledged, Accepted, Duplicate, Rejected int64
+	Sent, Acknowledged, Accepted, Duplicate, Rejected, Amended int64
 	// Resent counts items sent again after a broken stream.
 	Resent int64
 }
@@ -143,14 +150,27 @@ type ItemRejection struct {
 	Message    string `json:"message"`
 }
 
+// RowOutcome is what an upload with Amend did with one row: "new"
+// (stored now), "amended" (replaced the stored version), "unchanged" (the
+// stored version already had this content) or "rejected".
+type RowOutcome struct {
+	Line       int64  `json:"line"`
+	ResponseID string `json:"response_id,omitempty"`
+	Outcome    string `json:"outcome"`
+}
+
 // UploadSummary is the outcome of an upload.
 type UploadSummary struct {
-	BatchID   string          `json:"batch_id"`
-	Items     int64           `json:"items"`
-	Accepted  int64           `json:"accepted"`
-	Duplicate int64           `json:"duplicate"`
-	Rejected  int64           `json:"rejected"`
-	Rejects   []ItemRejection `json:"rejections"`
+	BatchID   string `json:"batch_id"`
+	Items     int64  `json:"items"`
+	Accepted  int64  `json:"accepted"`
+	Duplicate int64  `json:"duplicate"`
+	Rejected  int64  `json:"rejected"`
+	// Amended counts the items that replaced a stored response (Amend).
+	Amended int64           `json:"amended"`
+	Rejects []ItemRejection `json:"rejections"`
+	// Rows is every row's outcome, in acknowledgement order, with Amend only.
+	Rows []RowOutcome `json:"rows,omitempty"`
 	// Warnings are the server's notes (e.g. a retired province attributed
 	// to its successor), with the line they belong to.
 	Warnings []string `json:"warnings,omitempty"`
@@ -462,6 +482,7 @@ func (u *uploader) stream(ctx context.Context) (progressed bool, err error) {
 			}
 			if first {
 				req.BatchId = u.opts.BatchID
+				req.Amend, req.AmendReason = u.opts.Amend, u.opts.AmendReason
 				first = false
 			}
 			if err := st.Send(req); err != nil {
@@ -523,13 +544,20 @@ func (u *uploader) ack(results []*sipasv1.ItemResult) {
 		u.pending[0] = pendingItem{}
 		u.pending = u.pending[1:]
 		u.prog.Acknowledged++
+		outcome := ""
 		switch res.GetOutcome() {
 		case sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED:
 			u.prog.Accepted++
 			u.sum.Accepted++
+			outcome = "new"
 		case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
 			u.prog.Duplicate++
 			u.sum.Duplicate++
+			outcome = "unchanged"
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_AMENDED:
+			u.prog.Amended++
+			u.sum.Amended++
+			outcome = "amended"
 		default:
 			if res.GetReason() == "INTERNAL" {
 				// The server could not store it this time: not a refusal of
@@ -546,6 +574,10 @@ func (u *uploader) ack(results []*sipasv1.ItemResult) {
 			}
 			u.sum.Rejects = append(u.sum.Rejects, ItemRejection{Line: line, ResponseID: res.GetResponseId(),
 				Reason: res.GetReason(), Field: res.GetField(), Message: res.GetMessage()})
+			outcome = "rejected"
+		}
+		if u.opts.Amend {
+			u.sum.Rows = append(u.sum.Rows, RowOutcome{Line: p.item.Line, ResponseID: res.GetResponseId(), Outcome: outcome})
 		}
 		for _, w := range res.GetWarnings() {
 			if len(u.sum.Warnings) < 1000 {

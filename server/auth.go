@@ -297,6 +297,12 @@ var policies = map[string]policy{
 	sipasv1.SurveyService_SubmitResponse_FullMethodName:       {roles: []sipasv1.Role{kiosk, surveyor}},
 	sipasv1.SurveyService_UploadBatch_FullMethodName:          {roles: []sipasv1.Role{surveyor}},
 	sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName: {roles: []sipasv1.Role{kiosk}},
+	// Corrections: a survey team corrects what it sent, an admin anything
+	// (the store checks the sender). A kiosk token sits on a public device
+	// and corrects nothing: its operator asks a survey team or an admin.
+	sipasv1.SurveyService_WithdrawResponse_FullMethodName:   {roles: []sipasv1.Role{surveyor, admin}},
+	sipasv1.SurveyService_AmendResponse_FullMethodName:      {roles: []sipasv1.Role{surveyor, admin}},
+	sipasv1.SurveyService_GetResponseHistory_FullMethodName: {roles: []sipasv1.Role{surveyor, admin}},
 
 	sipasv1.IndexService_GetIndex_FullMethodName:      {roles: []sipasv1.Role{analyst, admin}},
 	sipasv1.IndexService_RankProvinces_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
@@ -304,16 +310,19 @@ var policies = map[string]policy{
 	sipasv1.IndexService_GetSeries_FullMethodName:     {roles: []sipasv1.Role{analyst, admin}},
 	sipasv1.IndexService_GetWeakPoints_FullMethodName: {roles: []sipasv1.Role{analyst, admin}},
 
-	sipasv1.AdminService_CreateUnit_FullMethodName:       {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_GetUnit_FullMethodName:          {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_ListUnits_FullMethodName:        {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_CreateCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_ListCredentials_FullMethodName:  {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_RevokeCredential_FullMethodName: {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_Backup_FullMethodName:           {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_ListAuditEvents_FullMethodName:  {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_ListKiosks_FullMethodName:       {roles: []sipasv1.Role{admin}},
-	sipasv1.AdminService_CountResponses_FullMethodName:   {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_CreateUnit_FullMethodName:        {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_GetUnit_FullMethodName:           {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListUnits_FullMethodName:         {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_CreateCredential_FullMethodName:  {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListCredentials_FullMethodName:   {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_RevokeCredential_FullMethodName:  {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_Backup_FullMethodName:            {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListAuditEvents_FullMethodName:   {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListKiosks_FullMethodName:        {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_CountResponses_FullMethodName:    {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ClosePeriod_FullMethodName:       {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ListClosedPeriods_FullMethodName: {roles: []sipasv1.Role{admin}},
+	sipasv1.AdminService_ReopenPeriod_FullMethodName:      {roles: []sipasv1.Role{admin}},
 
 	"/grpc.health.v1.Health/Check": {open: true},
 	"/grpc.health.v1.Health/Watch": {open: true},

@@ -88,6 +88,17 @@ func drainStream[T any](recv func() (T, error)) error {
 
 var seq atomic.Int64
 
+// sentBySurveyor submits a new response as the matrix's surveyor and
+// returns it.
+func (e *testEnv) sentBySurveyor() *sipasv1.Response {
+	e.t.Helper()
+	r := serviceResponse(e.t, e.cat, "48", time.Now())
+	if _, err := e.survey.SubmitResponse(e.as("surveyor"), &sipasv1.SubmitResponseRequest{Response: r}); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
 func matrixCalls() map[string]call {
 	year := int32(time.Now().In(time.FixedZone("ICT", 7*3600)).Year())
 	period := &sipasv1.Period{Year: year}
@@ -194,6 +205,38 @@ func matrixCalls() map[string]call {
 			_, err := e.admin.CountResponses(ctx, &sipasv1.CountResponsesRequest{Period: period})
 			return err
 		},
+		// Corrections: of a response the surveyor sent just before, so that
+		// the surveyor (its sender) and an admin may, and nobody else.
+		sipasv1.SurveyService_WithdrawResponse_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			id := e.sentBySurveyor().ResponseId
+			_, err := e.survey.WithdrawResponse(ctx, &sipasv1.WithdrawResponseRequest{ResponseId: id, Reason: "matrix"})
+			return err
+		},
+		sipasv1.SurveyService_AmendResponse_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			r := e.sentBySurveyor()
+			r.Channel = sipasv1.Channel_CHANNEL_PHONE
+			_, err := e.survey.AmendResponse(ctx, &sipasv1.AmendResponseRequest{Response: r, Reason: "matrix"})
+			return err
+		},
+		sipasv1.SurveyService_GetResponseHistory_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.survey.GetResponseHistory(ctx, &sipasv1.GetResponseHistoryRequest{ResponseId: e.sentBySurveyor().ResponseId})
+			return err
+		},
+		sipasv1.AdminService_ClosePeriod_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.admin.ClosePeriod(ctx, &sipasv1.ClosePeriodRequest{Period: &sipasv1.Period{Year: 2019}, Reason: "matrix"})
+			return err
+		},
+		sipasv1.AdminService_ListClosedPeriods_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			_, err := e.admin.ListClosedPeriods(ctx, &sipasv1.ListClosedPeriodsRequest{})
+			return err
+		},
+		sipasv1.AdminService_ReopenPeriod_FullMethodName: func(e *testEnv, ctx context.Context) error {
+			if _, err := e.admin.ClosePeriod(e.as("admin"), &sipasv1.ClosePeriodRequest{Period: &sipasv1.Period{Year: 2018}}); err != nil {
+				e.t.Fatal(err)
+			}
+			_, err := e.admin.ReopenPeriod(ctx, &sipasv1.ReopenPeriodRequest{Period: &sipasv1.Period{Year: 2018}, Reason: "matrix"})
+			return err
+		},
 		"/grpc.health.v1.Health/Check": func(e *testEnv, ctx context.Context) error {
 			_, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
@@ -227,6 +270,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	set(sipasv1.SurveyService_SubmitResponse_FullMethodName, PD, OK, OK, PD, PD)
 	set(sipasv1.SurveyService_UploadBatch_FullMethodName, PD, PD, OK, PD, PD)
 	set(sipasv1.SurveyService_ReportKioskHeartbeat_FullMethodName, PD, OK, PD, PD, PD)
+	set(sipasv1.SurveyService_WithdrawResponse_FullMethodName, OK, PD, OK, PD, PD)
+	set(sipasv1.SurveyService_AmendResponse_FullMethodName, OK, PD, OK, PD, PD)
+	set(sipasv1.SurveyService_GetResponseHistory_FullMethodName, OK, PD, OK, PD, PD)
 	set(sipasv1.IndexService_GetIndex_FullMethodName, OK, PD, PD, OK, OK)
 	set(sipasv1.IndexService_RankProvinces_FullMethodName, OK, PD, PD, OK, PD)
 	set(sipasv1.IndexService_RankUnits_FullMethodName, OK, PD, PD, OK, OK)
@@ -239,6 +285,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		sipasv1.AdminService_Backup_FullMethodName, sipasv1.AdminService_ListAuditEvents_FullMethodName,
 		sipasv1.AdminService_ListKiosks_FullMethodName,
 		sipasv1.AdminService_CountResponses_FullMethodName,
+		sipasv1.AdminService_ClosePeriod_FullMethodName, sipasv1.AdminService_ListClosedPeriods_FullMethodName,
+		sipasv1.AdminService_ReopenPeriod_FullMethodName,
 	} {
 		set(m, OK, PD, PD, PD, PD)
 	}

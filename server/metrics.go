@@ -19,6 +19,9 @@ type Metrics struct {
 	ResponsesIngested *prometheus.CounterVec
 	// Refusals counts refused items and calls by machine reason.
 	Refusals *prometheus.CounterVec
+	// Corrections counts withdrawals and amendments by kind (withdrawal,
+	// amendment) and outcome (applied, unchanged).
+	Corrections *prometheus.CounterVec
 	// IndexReadSeconds is the latency of index reads by method.
 	IndexReadSeconds *prometheus.HistogramVec
 	// CommitBatchSize and CommitSeconds describe each group commit.
@@ -125,13 +128,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "sipas_refusals_total",
 			Help: "Refused responses by machine-readable reason.",
 		}, []string{"reason"}),
+		Corrections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipas_corrections_total",
+			Help: "Withdrawals and amendments of stored responses, by kind and outcome (applied, unchanged).",
+		}, []string{"kind", "outcome"}),
 		IndexReadSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sipas_index_read_seconds",
 			Help:    "Latency of index computations by method.",
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 		}, []string{"method"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.ResponsesIngested, m.Refusals, m.IndexReadSeconds,
+	for _, c := range []prometheus.Collector{m.grpc, m.ResponsesIngested, m.Refusals, m.Corrections, m.IndexReadSeconds,
 		m.CommitBatchSize, m.CommitSeconds, m.LastBackup, m.UploadStreamsOpen} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -336,6 +336,9 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 
 	summary := &sipasv1.BatchSummary{}
 	source := sipas.Source{CredentialID: credentialID}
+	// amend and amendReason come from the messages up to the first one
+	// with items.
+	amend, amendReason := false, ""
 	var (
 		chunkNo  int64
 		cur      = &uploadChunk{}
@@ -381,6 +384,9 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			var err error
 			if len(c.accepted) > 0 {
 				c.inserted, err = s.cfg.Store.Insert(ctx, c.accepted)
+			}
+			if err == nil && amend {
+				err = s.amendConflicts(ctx, p, amendReason, c)
 			}
 			c.done <- err
 		}()
@@ -449,6 +455,9 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 			if sentBatchID == "" {
 				sentBatchID = m.req.GetBatchId()
 			}
+			if summary.BatchId == "" && m.req.GetAmend() {
+				amend, amendReason = true, m.req.GetAmendReason()
+			}
 			items := m.req.GetItems()
 			if len(items) == 0 {
 				continue // keeps nothing alive: only items reset the idle timer
@@ -460,6 +469,11 @@ func (h *surveyService) UploadBatch(stream sipasv1.SurveyService_UploadBatchServ
 					return toStatus(ctx, s.log, err)
 				}
 				summary.BatchId, source.BatchID = id, id
+				if amend {
+					if err := checkReason("amend_reason", amendReason, false); err != nil {
+						return toStatus(ctx, s.log, err)
+					}
+				}
 			}
 			for _, item := range items {
 				summary.Received++
@@ -509,6 +523,7 @@ type uploadChunk struct {
 	slots    []int                 // index in results of each accepted item
 	channels []sipas.Channel       // channel of each accepted item
 	inserted []store.InsertResult  // store outcome of each accepted item
+	amended  []bool                // uploads with amend: the item amended a stored response
 	done     chan error            // the commit's error, once done
 }
 
@@ -562,6 +577,9 @@ func (s *Server) recordOutcomes(c *uploadChunk, summary *sipasv1.BatchSummary) {
 		case r.Duplicate:
 			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE
 			counts[key{c.channels[i], "duplicate"}]++
+		case c.amended != nil && c.amended[i]:
+			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_AMENDED
+			s.metrics.Corrections.WithLabelValues("amendment", "applied").Inc()
 		default:
 			res.Outcome = sipasv1.ItemOutcome_ITEM_OUTCOME_ACCEPTED
 			counts[key{c.channels[i], "accepted"}]++
@@ -576,6 +594,8 @@ func (s *Server) recordOutcomes(c *uploadChunk, summary *sipasv1.BatchSummary) {
 			summary.Accepted++
 		case sipasv1.ItemOutcome_ITEM_OUTCOME_DUPLICATE:
 			summary.Duplicate++
+		case sipasv1.ItemOutcome_ITEM_OUTCOME_AMENDED:
+			summary.Amended++
 		default:
 			summary.Rejected++
 		}

@@ -368,7 +368,7 @@ func (s *Store) Recount(ctx context.Context) (map[sipas.CellKey]*sipas.Tally, er
 
 func (s *Store) recount(ctx context.Context, tx *sql.Tx) (map[sipas.CellKey]*sipas.Tally, error) {
 	const op = "store.recount"
-	rows, err := tx.QueryContext(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses ORDER BY seq")
+	rows, err := tx.QueryContext(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses WHERE withdrawn = 0 ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -429,6 +429,10 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	// read of a deferred transaction fixes its snapshot.
 	s.commitMu.Lock()
 	seq, err := tallySeq(ctx, tx)
+	var cseq int64
+	if err == nil {
+		cseq, err = correctionsSeq(ctx, tx)
+	}
 	var mem map[sipas.CellKey]*sipas.Tally
 	if err == nil {
 		mem, err = s.cells(ctx)
@@ -458,6 +462,22 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if _, err := s.replayCorrections(ctx, tx, seq, cseq, func(keys []sipas.CellKey, q *sipas.Questionnaire, c *sipas.Contribution, sign int64) error {
+		for _, k := range keys {
+			t := rebuilt[k]
+			if t == nil {
+				t = sipas.NewTally(q)
+				rebuilt[k] = t
+			}
+			t.AddContribution(c, sign)
+			if t.Respondents == 0 {
+				delete(rebuilt, k)
+			}
+		}
+		return nil
+	}); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if _, _, err := s.replay(ctx, tx, seq, func(_ int64, keys []sipas.CellKey, q *sipas.Questionnaire, c *sipas.Contribution) error {

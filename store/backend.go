@@ -41,6 +41,16 @@ type Backend interface {
 	// cells) of a questionnaire and period into cells, and their number.
 	FlaggedCells(ctx context.Context, questionnaireID string, fromMonth, toMonth int, channel sipas.Channel) (map[sipas.CellKey]*sipas.Tally, int, error)
 
+	// Correct withdraws or amends stored responses, with a trail;
+	// ResponseHistory returns a response's versions and whether it is
+	// withdrawn.
+	Correct(ctx context.Context, items []Correction) ([]CorrectionResult, error)
+	ResponseHistory(ctx context.Context, id string) ([]ResponseVersion, bool, error)
+	// Closed periods freeze the figures of their months.
+	ListClosedPeriods(ctx context.Context) ([]ClosedPeriod, error)
+	ClosePeriod(ctx context.Context, p sipas.Period, actor, reason string) (already bool, err error)
+	ReopenPeriod(ctx context.Context, p sipas.Period, actor, reason string) error
+
 	CreateUnit(ctx context.Context, u Unit) error
 	// Unit is the hot-path lookup of a unit by its exact id, without a
 	// context: from memory when the backend has it there.

@@ -60,13 +60,14 @@ func tallySeq(ctx context.Context, q queryer) (int64, error) {
 }
 
 // replay calls fn for every response stored after seq `after`, in seq
-// order, with the cells it is counted in and its contribution, and returns
+// order and in its current version (withdrawn ones left out: see
+// corrections.go), with the cells it is counted in and its contribution, and returns
 // the seq of the last one and how many there were. fn may fail (a
 // checkpoint during the replay), which ends it.
 func (s *Store) replay(ctx context.Context, q queryer, after int64,
 	fn func(seq int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error) (last int64, n int, err error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, questionnaire_id, province_id, month, channel, unit_id, payload, flags
-		FROM responses WHERE seq > ? ORDER BY seq`, after)
+		FROM responses WHERE seq > ? AND withdrawn = 0 ORDER BY seq`, after)
 	if err != nil {
 		return 0, 0, fmt.Errorf("replay: %w", err)
 	}
@@ -117,6 +118,31 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 		return err
 	}
 	s.tallySeq, s.lastSeq = seq, seq
+	cseq, err := correctionsSeq(ctx, s.reader)
+	if err != nil {
+		return err
+	}
+	s.tallyCSeq, s.lastCSeq = cseq, cseq
+	// Corrections first, and checkpointed before the responses after seq
+	// are replayed (in their current version): the table then counts the
+	// responses up to seq as of the last correction, which is what a
+	// checkpoint in the middle of the responses' replay claims.
+	nc := 0
+	if s.lastCSeq, err = s.replayCorrections(ctx, s.reader, seq, cseq, func(keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution, sign int64) error {
+		for _, k := range keys {
+			s.deltas.add(k, qn, c, sign)
+		}
+		nc++
+		return nil
+	}); err != nil {
+		return err
+	}
+	if s.lastCSeq != s.tallyCSeq {
+		if err := s.writeCheckpoint(ctx); err != nil {
+			return err
+		}
+		s.opts.Logger.Info("store: corrections replayed after the last checkpoint", "versions", nc)
+	}
 	cells := 0
 	_, n, err := s.replay(ctx, s.reader, seq, func(seq int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error {
 		for _, k := range keys {
@@ -150,8 +176,8 @@ func (s *Store) recoverTallies(ctx context.Context) error {
 // the next attempt, an interval later, writes them. It runs on the writer
 // goroutine.
 func (s *Store) maybeCheckpoint(force bool) {
-	if s.lastSeq == s.tallySeq {
-		return // nothing stored since the last checkpoint
+	if s.lastSeq == s.tallySeq && s.lastCSeq == s.tallyCSeq {
+		return // nothing stored or corrected since the last checkpoint
 	}
 	due := s.lastSeq-s.tallySeq >= int64(s.opts.CheckpointRows) || int(s.dirtyCells.Load()) >= s.opts.MaxDirtyCells ||
 		int(s.dirtyBytes.Load()) >= s.opts.MaxDeltaBytes || time.Since(s.lastCheckpoint) >= s.opts.CheckpointInterval
@@ -285,6 +311,9 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", strconv.FormatInt(s.lastSeq, 10), tallySeqKey); err != nil {
 		return fmt.Errorf("write %s: %w", tallySeqKey, err)
 	}
+	if _, err := tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", strconv.FormatInt(s.lastCSeq, 10), correctionsSeqKey); err != nil {
+		return fmt.Errorf("write %s: %w", correctionsSeqKey, err)
+	}
 	// Readers hold cellsMu while they read the table and the deltas: with
 	// it held here, a reader sees the old rows with the deltas or the new
 	// rows without them, never both or neither.
@@ -307,7 +336,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	s.deltas.reset()
 	s.dirtyCells.Store(0)
 	s.dirtyBytes.Store(0)
-	s.tallySeq = s.lastSeq
+	s.tallySeq, s.tallyCSeq = s.lastSeq, s.lastCSeq
 	s.lastCheckpoint = time.Now()
 	s.qmu.Lock()
 	s.stats.Checkpoints++
@@ -329,12 +358,25 @@ func (s *Store) adoptForeignCheckpoint(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	if stored == s.tallySeq {
+	storedC, err := correctionsSeq(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if stored == s.tallySeq && storedC == s.tallyCSeq {
 		return nil
 	}
 	s.opts.Logger.Warn("store: the aggregates were checkpointed by another process on the same database; re-counting the responses after its checkpoint",
 		"stored_seq", stored, "own_seq", s.tallySeq)
 	fresh := newDeltas()
+	lastC, err := s.replayCorrections(ctx, tx, stored, storedC, func(keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution, sign int64) error {
+		for _, k := range keys {
+			fresh.add(k, qn, c, sign)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	if _, _, err := s.replay(ctx, tx, stored, func(_ int64, keys []sipas.CellKey, qn *sipas.Questionnaire, c *sipas.Contribution) error {
 		for _, k := range keys {
 			fresh.add(k, qn, c, 1)
@@ -349,7 +391,10 @@ func (s *Store) adoptForeignCheckpoint(ctx context.Context, tx *sql.Tx) error {
 	s.dirtyCells.Store(int64(fresh.len()))
 	s.dirtyBytes.Store(int64(fresh.bytes))
 	s.cellsMu.Unlock()
-	s.tallySeq = stored
+	s.tallySeq, s.tallyCSeq = stored, storedC
+	if lastC > s.lastCSeq {
+		s.lastCSeq = lastC
+	}
 	if last, err := lastResponseSeq(ctx, tx); err != nil {
 		return err
 	} else if last > s.lastSeq {

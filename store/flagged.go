@@ -22,7 +22,7 @@ func (s *Store) FlaggedCells(ctx context.Context, questionnaireID string, fromMo
 		return nil, 0, nil
 	}
 	query := `SELECT province_id, month, channel, unit_id, payload FROM responses
-		WHERE questionnaire_id = ? AND month BETWEEN ? AND ? AND flags <> 0`
+		WHERE questionnaire_id = ? AND month BETWEEN ? AND ? AND flags <> 0 AND withdrawn = 0`
 	args := []any{questionnaireID, fromMonth, toMonth}
 	if channel != sipas.ChannelUnspecified {
 		query += " AND channel = ?"

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -215,6 +217,32 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 		for _, p := range r.items {
 			items = append(items, item{r, p})
 		}
+	}
+	// Responses of closed periods (periods.go) are refused here, in the
+	// writer's transaction, so that no close slips in between.
+	if len(s.closedPeriods) > 0 {
+		kept := items[:0]
+		for _, it := range items {
+			period := s.closedPeriodOf(it.p.month)
+			if period == "" {
+				kept = append(kept, it)
+				continue
+			}
+			// A resend of a response already stored stays a duplicate;
+			// anything else would change a closed period.
+			var seq int64
+			var h []byte
+			err := sel.QueryRowContext(context.WithoutCancel(ctx), it.p.acc.ID[:]).Scan(&seq, &h)
+			switch {
+			case err == nil && (bytes.Equal(h, it.p.acc.Hash[:]) || it.p.sameLegacyHash(h)):
+				it.r.results[it.p.idx] = InsertResult{Duplicate: true}
+			case err == nil || errors.Is(err, sql.ErrNoRows):
+				it.r.results[it.p.idx] = InsertResult{Err: periodClosedError(opInsert, period)}
+			default:
+				return nil, 0, fmt.Errorf("read stored hash: %w", err)
+			}
+		}
+		items = kept
 	}
 	inserted := make([]*prepared, 0, n)
 	lastSeq := s.lastSeq

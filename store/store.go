@@ -172,8 +172,15 @@ type Store struct {
 	// Checkpoint state, owned by the writer goroutine: the seq of the last
 	// response counted in the deltas and in the table (lastSeq-tallySeq
 	// responses wait for the next checkpoint).
-	lastSeq        int64
-	tallySeq       int64
+	lastSeq  int64
+	tallySeq int64
+	// lastCSeq and tallyCSeq are the same for corrections (corrections.go):
+	// the cseq of the last correction in the deltas and in the table.
+	lastCSeq  int64
+	tallyCSeq int64
+	// closedPeriods are the closed periods (periods.go), owned by the writer
+	// goroutine.
+	closedPeriods  []closedRange
 	lastCheckpoint time.Time
 	// checkpointRetryAt: after a failed checkpoint, none before this time.
 	checkpointRetryAt time.Time
@@ -295,6 +302,9 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		if *p.st, err = s.reader.PrepareContext(ctx, p.sql); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
+	}
+	if err := s.loadClosedPeriods(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := s.recoverTallies(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(command{name: "admin", summary: "manage units, credentials, backups; list kiosks; read the audit trail and response counts", run: runAdmin})
+	register(command{name: "admin", summary: "manage units, credentials, backups, closed periods; list kiosks; read the audit trail and response counts", run: runAdmin})
 }
 
 func runAdmin(ctx context.Context, e *env, args []string) error {
@@ -42,9 +42,10 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 				"list": kiosksList,
 			})
 		},
-		"audit":  adminAudit,
-		"backup": adminBackup,
-		"counts": adminCounts,
+		"audit":   adminAudit,
+		"backup":  adminBackup,
+		"counts":  adminCounts,
+		"periods": adminPeriods,
 	})
 }
 

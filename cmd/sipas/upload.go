@@ -36,17 +36,21 @@ type uploadReport struct {
 	Accepted    int64                  `json:"accepted"`
 	Duplicate   int64                  `json:"duplicate"`
 	Rejected    int64                  `json:"rejected"`
+	Amended     int64                  `json:"amended"`
 	Rejections  []client.ItemRejection `json:"rejections"`
-	Warnings    []string               `json:"warnings,omitempty"`
-	Seconds     float64                `json:"seconds"`
-	RowsPerSec  float64                `json:"rows_per_second"`
-	Interrupted string                 `json:"interrupted,omitempty"`
+	// RowOutcomes is every row's outcome (new, amended, unchanged, rejected), with --amend.
+	RowOutcomes []client.RowOutcome `json:"row_outcomes,omitempty"`
+	Warnings    []string            `json:"warnings,omitempty"`
+	Seconds     float64             `json:"seconds"`
+	RowsPerSec  float64             `json:"rows_per_second"`
+	Interrupted string              `json:"interrupted,omitempty"`
 }
 
 func runUpload(ctx context.Context, e *env, args []string) error {
 	var c common
 	var assignIDs, skipInvalid, dryRun bool
 	var progressMode, qdir, format string
+	var amend amendFlags
 	fs := newFlags(e, "upload", "sipas upload [flags] FILE.csv|FILE.jsonl",
 		"sipas upload --token-file team.token testdata/example-48.csv",
 		"sipas upload --assign-ids survey-2026.csv      # write UUIDv7 ids into rows without one, then upload",
@@ -58,7 +62,11 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&progressMode, "progress", "auto", "auto (bar on a terminal, else a line every few seconds), bar, plain or none")
 	fs.StringVar(&qdir, "questionnaires", "", "directory of extra questionnaire definitions for local validation")
 	fs.StringVar(&format, "input-format", "", "csv or jsonl (default: from the file name; .jsonl/.ndjson are JSON Lines)")
+	amend.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := amend.check(); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -179,7 +187,7 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	})
 	prog := newUploadProgress(e, progressMode, toSend)
 	batchID, _ := uuid.NewV7()
-	opts := client.UploadOptions{BatchID: batchID.String(), Progress: prog.update,
+	opts := client.UploadOptions{BatchID: batchID.String(), Progress: prog.update, Amend: amend.on, AmendReason: amend.reason,
 		OnRetry: func(attempt int, d time.Duration, err error) {
 			prog.note(fmt.Sprintf("sipas: upload interrupted (%s); resending unacknowledged rows in %s (attempt %d)",
 				sipas.KindOf(err), d.Round(100*time.Millisecond), attempt+1))
@@ -192,7 +200,8 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	rep.Uploaded = true
 	if sum != nil {
 		rep.BatchID = sum.BatchID
-		rep.Sent, rep.Accepted, rep.Duplicate, rep.Rejected = sum.Items, sum.Accepted, sum.Duplicate, sum.Rejected
+		rep.Sent, rep.Accepted, rep.Duplicate, rep.Rejected, rep.Amended = sum.Items, sum.Accepted, sum.Duplicate, sum.Rejected, sum.Amended
+		rep.RowOutcomes = sum.Rows
 		rep.Rejections = append(rep.Rejections, sum.Rejects...)
 		rep.Warnings = sum.Warnings
 		rep.Seconds = sum.Duration.Seconds()
@@ -206,6 +215,7 @@ func runUpload(ctx context.Context, e *env, args []string) error {
 	}
 	if sum != nil && sum.Rejected > 0 {
 		printRejections(e.stderr, path, sum.Rejects, c.format)
+		conflictHint(e.stderr, sum.Rejects, amend.on)
 	}
 	if err := writeUploadReport(e, rep, c.format); err != nil {
 		return err
@@ -357,7 +367,7 @@ func writeUploadReport(e *env, rep *uploadReport, format string) error {
 	if format == "table" && len(rep.Warnings) > 0 {
 		fmt.Fprintf(e.stdout, "\n%d warnings, e.g. %s\n", len(rep.Warnings), rep.Warnings[0])
 	}
-	return nil
+	return writeRowOutcomes(e, rep, format)
 }
 
 // uploadProgress shows progress on stderr: a bar on a terminal, else a

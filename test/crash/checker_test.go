@@ -102,6 +102,18 @@ func TestCheckerDetects(t *testing.T) {
 	other.resp.ResponseId = mism.id
 	insert(other.resp) // stored with other content than acknowledged
 	rec(mism, mism.sha, resOK)
+	// Corrections: a withdrawal acknowledged but not in effect, and one in
+	// effect that was never sent.
+	wd, pc := valid(), valid()
+	insert(wd.resp)
+	rec(wd, wd.sha, resOK)
+	hist.add(record{ID: wd.id, SHA: wd.sha, Principal: "surveyor", Result: resOK, Attempt: 1, Correction: corrWithdraw})
+	insert(pc.resp)
+	rec(pc, pc.sha, resOK)
+	if res, err := st.Correct(ctx, []store.Correction{{Kind: store.CorrectionWithdraw, ResponseID: pc.id,
+		Actor: store.Actor{Admin: true}, Reason: "behind the harness's back"}}); err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +140,10 @@ func TestCheckerDetects(t *testing.T) {
 	if sum.lost != 2 || sum.phantom != 2 || sum.mismatch != 1 || sum.duplicated != 0 {
 		t.Errorf("lost=%d phantom=%d mismatch=%d duplicated=%d, want 2, 2, 1, 0", sum.lost, sum.phantom, sum.mismatch, sum.duplicated)
 	}
-	for _, want := range []string{lost.id, deleted.id, phantom.id, unknown.id, mism.id, "aggregates differ"} {
+	if sum.corr.lost != 1 || sum.corr.phantom != 1 {
+		t.Errorf("corrections lost=%d phantom=%d, want 1 and 1", sum.corr.lost, sum.corr.phantom)
+	}
+	for _, want := range []string{lost.id, deleted.id, phantom.id, unknown.id, mism.id, "aggregates differ", wd.id + " (acknowledged withdraw not in effect", pc.id + " (corrected without"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("checker did not report %s", want)
 		}

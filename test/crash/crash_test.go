@@ -79,15 +79,17 @@ func TestMain(m *testing.M) {
 
 // Traffic shape.
 const (
-	kioskWorkers   = 8
-	batchWorkers   = 2
-	questionnaire  = "sipas-2023"
-	province       = "48"
-	kioskUnit      = "crash-kiosk-48"
-	unaryTimeout   = 5 * time.Second
-	streamTimeout  = 30 * time.Second
-	finalRounds    = 20
-	invalidPercent = 3 // share of deliberately invalid responses (definite failures)
+	kioskWorkers = 8
+	batchWorkers = 2
+	// correctorWorkers submit as a survey team and then amend or withdraw.
+	correctorWorkers = 2
+	questionnaire    = "sipas-2023"
+	province         = "48"
+	kioskUnit        = "crash-kiosk-48"
+	unaryTimeout     = 5 * time.Second
+	streamTimeout    = 30 * time.Second
+	finalRounds      = 20
+	invalidPercent   = 3 // share of deliberately invalid responses (definite failures)
 )
 
 // Attempt results in the history.
@@ -130,6 +132,9 @@ type record struct {
 	Final bool `json:"final_round,omitempty"`
 	// Probe marks a deliberate resend of an acknowledged id with other content.
 	Probe bool `json:"conflict_probe,omitempty"`
+	// Correction is "amend" or "withdraw" for a correction attempt (SHA is
+	// then the amendment's content hash).
+	Correction string `json:"correction,omitempty"`
 }
 
 // historyLog appends records to a file and fsyncs it periodically. It lives
@@ -358,6 +363,8 @@ type harness struct {
 	epochAcks map[int64][]ackRef
 
 	satItems []string
+
+	corr correctionState
 }
 
 type ackRef struct{ id, sha string }
@@ -791,7 +798,7 @@ func runCrash(t *testing.T, view func(dataDir string) dbView, extraArgs []string
 	}
 	h := &harness{t: t, srv: srv, hist: hist, cat: cat, survey: sipasv1.NewSurveyServiceClient(conn),
 		kioskCtx: bearer(kc.GetToken()), surveyorCtx: bearer(sc.GetToken()), satItems: satItems,
-		epochAcks: map[int64][]ackRef{}}
+		epochAcks: map[int64][]ackRef{}, corr: correctionState{correcting: map[string]bool{}}}
 
 	// Load, with kills.
 	var wg sync.WaitGroup
@@ -802,6 +809,10 @@ func runCrash(t *testing.T, view func(dataDir string) dbView, extraArgs []string
 	for i := 0; i < batchWorkers; i++ {
 		wg.Add(1)
 		go h.batchWorker(rng.Uint64(), &wg)
+	}
+	for i := 0; i < correctorWorkers; i++ {
+		wg.Add(1)
+		go h.correctorWorker(rng.Uint64(), &wg)
 	}
 	var live liveCheck
 	inflightAtKill := make([]int64, 0, wantKills)
@@ -895,6 +906,9 @@ func runCrash(t *testing.T, view func(dataDir string) dbView, extraArgs []string
 		}
 		t.Errorf("%d ids still indeterminate after %d final retry rounds: %v", len(pending), finalRounds, head(ids, 10))
 	}
+	if ids := h.finalCorrections(); len(ids) > 0 {
+		t.Errorf("%d corrections still indeterminate after %d final retry rounds: %v", len(ids), finalRounds, head(ids, 10))
+	}
 	if err := srv.stop(); err != nil {
 		t.Errorf("graceful stop (SIGTERM): %v (see %s)", err, srv.logPath)
 	}
@@ -979,7 +993,7 @@ func (h *harness) checkAfterRestart(db dbView, epoch int64, live *liveCheck) err
 			lost = append(lost, a.id)
 		case r.n != 1:
 			mismatch = append(mismatch, fmt.Sprintf("%s (%d rows)", a.id, r.n))
-		case hex.EncodeToString(r.hash) != a.sha:
+		case hex.EncodeToString(r.hash) != a.sha && !h.isCorrecting(a.id):
 			mismatch = append(mismatch, fmt.Sprintf("%s (stored %x…, acknowledged %s…)", a.id, r.hash[:6], a.sha[:12]))
 		}
 	}
@@ -1016,6 +1030,7 @@ type summary struct {
 	definiteFailIDs, probes, probesRefused          int
 	lost, duplicated, phantom, mismatch             int
 	restartMedian, restartMax                       time.Duration
+	corr                                            corrSummary
 	notLanded                                       []int // kills that interrupted no call
 }
 
@@ -1038,6 +1053,8 @@ func (s summary) report(t *testing.T) {
 	t.Logf("indeterminate: attempts=%d ids=%d interrupted_by_kill=%d; committed_but_unacked=%d indeterminate_absent=%d",
 		s.indeterminate, s.indeterminateIDs, s.inflightIndeterminate, s.committedUnacked, s.indeterminateAbsent)
 	t.Logf("final retry round: retried=%d resolved_present=%d resolved_refused=%d", s.retried, s.resolved, s.resolvedRefused)
+	t.Logf("corrections: %d (amended %d, withdrawn %d, refused or left indeterminate %d); indeterminate attempts %d, in effect before their acknowledgement %d; lost=%d applied_twice=%d phantom=%d",
+		s.corr.corrections, s.corr.amended, s.corr.withdrawn, s.corr.refused, s.corr.indeterminate, s.corr.committedUnacked, s.corr.lost, s.corr.doubled, s.corr.phantom)
 	t.Logf("checker: lost=%d duplicated=%d phantom=%d mismatch=%d; restart median %s max %s",
 		s.lost, s.duplicated, s.phantom, s.mismatch, s.restartMedian.Round(time.Millisecond), s.restartMax.Round(time.Millisecond))
 	fmt.Printf("CRASH kills=%d landed=%d acked=%d rows=%d indeterminate=%d interrupted=%d committed_unacked=%d indeterminate_absent=%d resolved=%d/%d lost=%d duplicated=%d phantom=%d mismatch=%d\n",
@@ -1053,6 +1070,8 @@ type idState struct {
 	sawIndet   bool // an indeterminate attempt before the first ack
 	anyIndet   bool
 	allDefFail bool
+	// corrections are the id's correction attempts (corrections_test.go).
+	corrections []record
 }
 
 func readHistory(path string) (map[string]*idState, []record, error) {
@@ -1081,6 +1100,10 @@ func readHistory(path string) (map[string]*idState, []record, error) {
 		if s == nil {
 			s = &idState{ackedSHA: map[string]bool{}, allDefFail: true}
 			ids[r.ID] = s
+		}
+		if r.Correction != "" {
+			s.corrections = append(s.corrections, r)
+			continue
 		}
 		s.attempts = append(s.attempts, r)
 		switch r.Result {
@@ -1224,7 +1247,11 @@ func check(t reporter, cat *sipas.Catalog, db dbView, histPath string, retried m
 		if err != nil {
 			return sum, fmt.Errorf("GetResponse(%s): %w", id, err)
 		}
-		if got := hex.EncodeToString(hash[:]); !s.ackedSHA[got] {
+		if kind, sha := s.ackedCorrection(); kind == corrAmend {
+			if got := hex.EncodeToString(hash[:]); got != sha {
+				mismatch = append(mismatch, fmt.Sprintf("%s (stored %s…, acknowledged amendment %s…)", id, got[:12], sha[:12]))
+			}
+		} else if got := hex.EncodeToString(hash[:]); !s.ackedSHA[got] && !(kind == "" && len(s.corrections) > 0 && s.correctionIndeterminate()) {
 			mismatch = append(mismatch, fmt.Sprintf("%s (stored %s…, acknowledged %s…)", id, got[:12], s.firstAck.SHA[:12]))
 		}
 		if retried[id] && stored[id] == 1 {
@@ -1251,6 +1278,9 @@ func check(t reporter, cat *sipas.Catalog, db dbView, histPath string, retried m
 				}
 			}
 		}
+	}
+	if sum.corr, err = checkCorrections(t, db, ids); err != nil {
+		return sum, err
 	}
 	if sum.resolved+sum.resolvedRefused != sum.retried {
 		t.Errorf("indeterminate_resolved: %d present + %d refused of %d retried", sum.resolved, sum.resolvedRefused, sum.retried)

@@ -32,7 +32,54 @@ type dbView interface {
 	uniqueOnID() (bool, error)
 	// storedIDs returns the rows of each stored id, straight from SQL.
 	storedIDs() (map[string]int, error)
+	// correctedRows returns the responses with a correction in effect or
+	// recorded, by id.
+	correctedRows() (map[string]correctedRow, error)
 }
+
+// correctedRow is a response that is amended or withdrawn, or has a
+// correction recorded.
+type correctedRow struct {
+	hash      []byte
+	version   int
+	withdrawn bool
+	n         int // rows in the corrections table
+}
+
+func (v sqliteView) correctedRows() (map[string]correctedRow, error) {
+	db, err := v.db()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT r.response_id, r.content_hash, r.version, r.withdrawn,
+		(SELECT count(*) FROM corrections c WHERE c.response_seq = r.seq) FROM responses r WHERE r.version > 1 OR r.withdrawn = 1
+		OR EXISTS (SELECT 1 FROM corrections c WHERE c.response_seq = r.seq)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := map[string]correctedRow{}
+	for rows.Next() {
+		var b []byte
+		var st correctedRow
+		if err := rows.Scan(&b, &st.hash, &st.version, &st.withdrawn, &st.n); err != nil {
+			return nil, err
+		}
+		u, err := uuid.FromBytes(b)
+		if err != nil {
+			return nil, err
+		}
+		got[u.String()] = st
+	}
+	return got, rows.Err()
+}
+
+// correctedRows: the PostgreSQL store refuses every correction
+// (pgstore.ErrCorrectionsUnsupported) and has no corrections table, so
+// none is in effect; the checker then verifies that every correction sent
+// was refused.
+func (v *pgView) correctedRows() (map[string]correctedRow, error) { return map[string]correctedRow{}, nil }
 
 // sqliteView reads the SQLite file through read-only connections of its own
 // (WAL allows it while the server runs; each is closed before the next

@@ -1697,6 +1697,398 @@ func (x *CountResponsesResponse) GetCounts() []*ResponseCount {
 	return nil
 }
 
+// ClosedPeriod is a period whose figures are frozen.
+type ClosedPeriod struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. Resource name, "closedPeriods/{period}", e.g. "closedPeriods/2025".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Output only. The period closed.
+	Period *Period `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	// Output only.
+	CloseTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	// Output only. The credential that closed it.
+	ClosedBy string `protobuf:"bytes,4,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	// Output only.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosedPeriod) Reset() {
+	*x = ClosedPeriod{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosedPeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosedPeriod) ProtoMessage() {}
+
+func (x *ClosedPeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosedPeriod.ProtoReflect.Descriptor instead.
+func (*ClosedPeriod) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ClosedPeriod) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClosedPeriod) GetPeriod() *Period {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *ClosedPeriod) GetCloseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CloseTime
+	}
+	return nil
+}
+
+func (x *ClosedPeriod) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+func (x *ClosedPeriod) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ClosePeriodRequest names the period to close.
+type ClosePeriodRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. A year, quarter or month.
+	Period *Period `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
+	// Optional. Why, for the audit log (e.g. "figures published").
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosePeriodRequest) Reset() {
+	*x = ClosePeriodRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosePeriodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosePeriodRequest) ProtoMessage() {}
+
+func (x *ClosePeriodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosePeriodRequest.ProtoReflect.Descriptor instead.
+func (*ClosePeriodRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ClosePeriodRequest) GetPeriod() *Period {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *ClosePeriodRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ClosePeriodResponse carries the closed period.
+type ClosePeriodResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClosedPeriod *ClosedPeriod          `protobuf:"bytes,1,opt,name=closed_period,json=closedPeriod,proto3" json:"closed_period,omitempty"`
+	// True when the period was already closed (nothing changed).
+	AlreadyClosed bool `protobuf:"varint,2,opt,name=already_closed,json=alreadyClosed,proto3" json:"already_closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosePeriodResponse) Reset() {
+	*x = ClosePeriodResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosePeriodResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosePeriodResponse) ProtoMessage() {}
+
+func (x *ClosePeriodResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosePeriodResponse.ProtoReflect.Descriptor instead.
+func (*ClosePeriodResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ClosePeriodResponse) GetClosedPeriod() *ClosedPeriod {
+	if x != nil {
+		return x.ClosedPeriod
+	}
+	return nil
+}
+
+func (x *ClosePeriodResponse) GetAlreadyClosed() bool {
+	if x != nil {
+		return x.AlreadyClosed
+	}
+	return false
+}
+
+// ListClosedPeriodsRequest pages through closed periods.
+type ListClosedPeriodsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. At most this many; the server caps it at 1000. Zero means 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Optional. The next_page_token of a previous call.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClosedPeriodsRequest) Reset() {
+	*x = ListClosedPeriodsRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClosedPeriodsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClosedPeriodsRequest) ProtoMessage() {}
+
+func (x *ListClosedPeriodsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClosedPeriodsRequest.ProtoReflect.Descriptor instead.
+func (*ListClosedPeriodsRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListClosedPeriodsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListClosedPeriodsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListClosedPeriodsResponse is a page of closed periods.
+type ListClosedPeriodsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClosedPeriods []*ClosedPeriod        `protobuf:"bytes,1,rep,name=closed_periods,json=closedPeriods,proto3" json:"closed_periods,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClosedPeriodsResponse) Reset() {
+	*x = ListClosedPeriodsResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClosedPeriodsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClosedPeriodsResponse) ProtoMessage() {}
+
+func (x *ListClosedPeriodsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClosedPeriodsResponse.ProtoReflect.Descriptor instead.
+func (*ListClosedPeriodsResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListClosedPeriodsResponse) GetClosedPeriods() []*ClosedPeriod {
+	if x != nil {
+		return x.ClosedPeriods
+	}
+	return nil
+}
+
+func (x *ListClosedPeriodsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ReopenPeriodRequest names a closed period to reopen.
+type ReopenPeriodRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The period as it was closed.
+	Period *Period `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
+	// Required. Why it is reopened, for the audit log.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReopenPeriodRequest) Reset() {
+	*x = ReopenPeriodRequest{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReopenPeriodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReopenPeriodRequest) ProtoMessage() {}
+
+func (x *ReopenPeriodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReopenPeriodRequest.ProtoReflect.Descriptor instead.
+func (*ReopenPeriodRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReopenPeriodRequest) GetPeriod() *Period {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *ReopenPeriodRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ReopenPeriodResponse is empty.
+type ReopenPeriodResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReopenPeriodResponse) Reset() {
+	*x = ReopenPeriodResponse{}
+	mi := &file_sipas_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReopenPeriodResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReopenPeriodResponse) ProtoMessage() {}
+
+func (x *ReopenPeriodResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReopenPeriodResponse.ProtoReflect.Descriptor instead.
+func (*ReopenPeriodResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
 var File_sipas_v1_admin_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_admin_proto_rawDesc = "" +
@@ -1823,7 +2215,31 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\achannel\x18\x05 \x01(\x0e2\x11.sipas.v1.ChannelR\achannel\x12\x1c\n" +
 	"\tresponses\x18\x06 \x01(\x03R\tresponses\"I\n" +
 	"\x16CountResponsesResponse\x12/\n" +
-	"\x06counts\x18\x01 \x03(\v2\x17.sipas.v1.ResponseCountR\x06counts*a\n" +
+	"\x06counts\x18\x01 \x03(\v2\x17.sipas.v1.ResponseCountR\x06counts\"\xbc\x01\n" +
+	"\fClosedPeriod\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
+	"\x06period\x18\x02 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x129\n" +
+	"\n" +
+	"close_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12\x1b\n" +
+	"\tclosed_by\x18\x04 \x01(\tR\bclosedBy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"V\n" +
+	"\x12ClosePeriodRequest\x12(\n" +
+	"\x06period\x18\x01 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"y\n" +
+	"\x13ClosePeriodResponse\x12;\n" +
+	"\rclosed_period\x18\x01 \x01(\v2\x16.sipas.v1.ClosedPeriodR\fclosedPeriod\x12%\n" +
+	"\x0ealready_closed\x18\x02 \x01(\bR\ralreadyClosed\"V\n" +
+	"\x18ListClosedPeriodsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x82\x01\n" +
+	"\x19ListClosedPeriodsResponse\x12=\n" +
+	"\x0eclosed_periods\x18\x01 \x03(\v2\x16.sipas.v1.ClosedPeriodR\rclosedPeriods\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n" +
+	"\x13ReopenPeriodRequest\x12(\n" +
+	"\x06period\x18\x01 \x01(\v2\x10.sipas.v1.PeriodR\x06period\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x16\n" +
+	"\x14ReopenPeriodResponse*a\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1831,7 +2247,7 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\rROLE_SURVEYOR\x10\x02\x12\x10\n" +
 	"\fROLE_ANALYST\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xa0\x06\n" +
+	"ROLE_ADMIN\x10\x042\x99\b\n" +
 	"\fAdminService\x12G\n" +
 	"\n" +
 	"CreateUnit\x12\x1b.sipas.v1.CreateUnitRequest\x1a\x1c.sipas.v1.CreateUnitResponse\x12>\n" +
@@ -1844,7 +2260,10 @@ const file_sipas_v1_admin_proto_rawDesc = "" +
 	"\x0fListAuditEvents\x12 .sipas.v1.ListAuditEventsRequest\x1a!.sipas.v1.ListAuditEventsResponse\x12G\n" +
 	"\n" +
 	"ListKiosks\x12\x1b.sipas.v1.ListKiosksRequest\x1a\x1c.sipas.v1.ListKiosksResponse\x12S\n" +
-	"\x0eCountResponses\x12\x1f.sipas.v1.CountResponsesRequest\x1a .sipas.v1.CountResponsesResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\x0eCountResponses\x12\x1f.sipas.v1.CountResponsesRequest\x1a .sipas.v1.CountResponsesResponse\x12J\n" +
+	"\vClosePeriod\x12\x1c.sipas.v1.ClosePeriodRequest\x1a\x1d.sipas.v1.ClosePeriodResponse\x12\\\n" +
+	"\x11ListClosedPeriods\x12\".sipas.v1.ListClosedPeriodsRequest\x1a#.sipas.v1.ListClosedPeriodsResponse\x12M\n" +
+	"\fReopenPeriod\x12\x1d.sipas.v1.ReopenPeriodRequest\x1a\x1e.sipas.v1.ReopenPeriodResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_admin_proto_rawDescOnce sync.Once
@@ -1859,91 +2278,110 @@ func file_sipas_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_sipas_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_sipas_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_sipas_v1_admin_proto_goTypes = []any{
-	(Role)(0),                        // 0: sipas.v1.Role
-	(*Kiosk)(nil),                    // 1: sipas.v1.Kiosk
-	(*ListKiosksRequest)(nil),        // 2: sipas.v1.ListKiosksRequest
-	(*ListKiosksResponse)(nil),       // 3: sipas.v1.ListKiosksResponse
-	(*Unit)(nil),                     // 4: sipas.v1.Unit
-	(*CreateUnitRequest)(nil),        // 5: sipas.v1.CreateUnitRequest
-	(*CreateUnitResponse)(nil),       // 6: sipas.v1.CreateUnitResponse
-	(*GetUnitRequest)(nil),           // 7: sipas.v1.GetUnitRequest
-	(*GetUnitResponse)(nil),          // 8: sipas.v1.GetUnitResponse
-	(*ListUnitsRequest)(nil),         // 9: sipas.v1.ListUnitsRequest
-	(*ListUnitsResponse)(nil),        // 10: sipas.v1.ListUnitsResponse
-	(*Credential)(nil),               // 11: sipas.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 12: sipas.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 13: sipas.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 14: sipas.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 15: sipas.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 16: sipas.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 17: sipas.v1.RevokeCredentialResponse
-	(*BackupRequest)(nil),            // 18: sipas.v1.BackupRequest
-	(*BackupResponse)(nil),           // 19: sipas.v1.BackupResponse
-	(*AuditEvent)(nil),               // 20: sipas.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 21: sipas.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 22: sipas.v1.ListAuditEventsResponse
-	(*CountResponsesRequest)(nil),    // 23: sipas.v1.CountResponsesRequest
-	(*ResponseCount)(nil),            // 24: sipas.v1.ResponseCount
-	(*CountResponsesResponse)(nil),   // 25: sipas.v1.CountResponsesResponse
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 27: google.protobuf.Duration
-	(*Period)(nil),                   // 28: sipas.v1.Period
-	(Channel)(0),                     // 29: sipas.v1.Channel
+	(Role)(0),                         // 0: sipas.v1.Role
+	(*Kiosk)(nil),                     // 1: sipas.v1.Kiosk
+	(*ListKiosksRequest)(nil),         // 2: sipas.v1.ListKiosksRequest
+	(*ListKiosksResponse)(nil),        // 3: sipas.v1.ListKiosksResponse
+	(*Unit)(nil),                      // 4: sipas.v1.Unit
+	(*CreateUnitRequest)(nil),         // 5: sipas.v1.CreateUnitRequest
+	(*CreateUnitResponse)(nil),        // 6: sipas.v1.CreateUnitResponse
+	(*GetUnitRequest)(nil),            // 7: sipas.v1.GetUnitRequest
+	(*GetUnitResponse)(nil),           // 8: sipas.v1.GetUnitResponse
+	(*ListUnitsRequest)(nil),          // 9: sipas.v1.ListUnitsRequest
+	(*ListUnitsResponse)(nil),         // 10: sipas.v1.ListUnitsResponse
+	(*Credential)(nil),                // 11: sipas.v1.Credential
+	(*CreateCredentialRequest)(nil),   // 12: sipas.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil),  // 13: sipas.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),    // 14: sipas.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),   // 15: sipas.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),   // 16: sipas.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),  // 17: sipas.v1.RevokeCredentialResponse
+	(*BackupRequest)(nil),             // 18: sipas.v1.BackupRequest
+	(*BackupResponse)(nil),            // 19: sipas.v1.BackupResponse
+	(*AuditEvent)(nil),                // 20: sipas.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),    // 21: sipas.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),   // 22: sipas.v1.ListAuditEventsResponse
+	(*CountResponsesRequest)(nil),     // 23: sipas.v1.CountResponsesRequest
+	(*ResponseCount)(nil),             // 24: sipas.v1.ResponseCount
+	(*CountResponsesResponse)(nil),    // 25: sipas.v1.CountResponsesResponse
+	(*ClosedPeriod)(nil),              // 26: sipas.v1.ClosedPeriod
+	(*ClosePeriodRequest)(nil),        // 27: sipas.v1.ClosePeriodRequest
+	(*ClosePeriodResponse)(nil),       // 28: sipas.v1.ClosePeriodResponse
+	(*ListClosedPeriodsRequest)(nil),  // 29: sipas.v1.ListClosedPeriodsRequest
+	(*ListClosedPeriodsResponse)(nil), // 30: sipas.v1.ListClosedPeriodsResponse
+	(*ReopenPeriodRequest)(nil),       // 31: sipas.v1.ReopenPeriodRequest
+	(*ReopenPeriodResponse)(nil),      // 32: sipas.v1.ReopenPeriodResponse
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 34: google.protobuf.Duration
+	(*Period)(nil),                    // 35: sipas.v1.Period
+	(Channel)(0),                      // 36: sipas.v1.Channel
 }
 var file_sipas_v1_admin_proto_depIdxs = []int32{
-	26, // 0: sipas.v1.Kiosk.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	26, // 1: sipas.v1.Kiosk.last_response_time:type_name -> google.protobuf.Timestamp
-	27, // 2: sipas.v1.Kiosk.oldest_pending_age:type_name -> google.protobuf.Duration
-	27, // 3: sipas.v1.Kiosk.clock_offset:type_name -> google.protobuf.Duration
+	33, // 0: sipas.v1.Kiosk.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	33, // 1: sipas.v1.Kiosk.last_response_time:type_name -> google.protobuf.Timestamp
+	34, // 2: sipas.v1.Kiosk.oldest_pending_age:type_name -> google.protobuf.Duration
+	34, // 3: sipas.v1.Kiosk.clock_offset:type_name -> google.protobuf.Duration
 	1,  // 4: sipas.v1.ListKiosksResponse.kiosks:type_name -> sipas.v1.Kiosk
-	26, // 5: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
+	33, // 5: sipas.v1.Unit.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 6: sipas.v1.CreateUnitRequest.unit:type_name -> sipas.v1.Unit
 	4,  // 7: sipas.v1.CreateUnitResponse.unit:type_name -> sipas.v1.Unit
 	4,  // 8: sipas.v1.GetUnitResponse.unit:type_name -> sipas.v1.Unit
 	4,  // 9: sipas.v1.ListUnitsResponse.units:type_name -> sipas.v1.Unit
 	0,  // 10: sipas.v1.Credential.role:type_name -> sipas.v1.Role
-	26, // 11: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	26, // 12: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 13: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
+	33, // 11: sipas.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	33, // 12: sipas.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	33, // 13: sipas.v1.Credential.revoke_time:type_name -> google.protobuf.Timestamp
 	11, // 14: sipas.v1.CreateCredentialRequest.credential:type_name -> sipas.v1.Credential
-	27, // 15: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
+	34, // 15: sipas.v1.CreateCredentialRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 16: sipas.v1.CreateCredentialResponse.credential:type_name -> sipas.v1.Credential
 	11, // 17: sipas.v1.ListCredentialsResponse.credentials:type_name -> sipas.v1.Credential
 	11, // 18: sipas.v1.RevokeCredentialResponse.credential:type_name -> sipas.v1.Credential
-	26, // 19: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	33, // 19: sipas.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	20, // 20: sipas.v1.ListAuditEventsResponse.events:type_name -> sipas.v1.AuditEvent
-	28, // 21: sipas.v1.CountResponsesRequest.period:type_name -> sipas.v1.Period
-	29, // 22: sipas.v1.CountResponsesRequest.channel:type_name -> sipas.v1.Channel
-	28, // 23: sipas.v1.ResponseCount.month:type_name -> sipas.v1.Period
-	29, // 24: sipas.v1.ResponseCount.channel:type_name -> sipas.v1.Channel
+	35, // 21: sipas.v1.CountResponsesRequest.period:type_name -> sipas.v1.Period
+	36, // 22: sipas.v1.CountResponsesRequest.channel:type_name -> sipas.v1.Channel
+	35, // 23: sipas.v1.ResponseCount.month:type_name -> sipas.v1.Period
+	36, // 24: sipas.v1.ResponseCount.channel:type_name -> sipas.v1.Channel
 	24, // 25: sipas.v1.CountResponsesResponse.counts:type_name -> sipas.v1.ResponseCount
-	5,  // 26: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
-	7,  // 27: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
-	9,  // 28: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
-	12, // 29: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
-	14, // 30: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
-	16, // 31: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
-	18, // 32: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
-	21, // 33: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
-	2,  // 34: sipas.v1.AdminService.ListKiosks:input_type -> sipas.v1.ListKiosksRequest
-	23, // 35: sipas.v1.AdminService.CountResponses:input_type -> sipas.v1.CountResponsesRequest
-	6,  // 36: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
-	8,  // 37: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
-	10, // 38: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
-	13, // 39: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
-	15, // 40: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
-	17, // 41: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
-	19, // 42: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
-	22, // 43: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
-	3,  // 44: sipas.v1.AdminService.ListKiosks:output_type -> sipas.v1.ListKiosksResponse
-	25, // 45: sipas.v1.AdminService.CountResponses:output_type -> sipas.v1.CountResponsesResponse
-	36, // [36:46] is the sub-list for method output_type
-	26, // [26:36] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	35, // 26: sipas.v1.ClosedPeriod.period:type_name -> sipas.v1.Period
+	33, // 27: sipas.v1.ClosedPeriod.close_time:type_name -> google.protobuf.Timestamp
+	35, // 28: sipas.v1.ClosePeriodRequest.period:type_name -> sipas.v1.Period
+	26, // 29: sipas.v1.ClosePeriodResponse.closed_period:type_name -> sipas.v1.ClosedPeriod
+	26, // 30: sipas.v1.ListClosedPeriodsResponse.closed_periods:type_name -> sipas.v1.ClosedPeriod
+	35, // 31: sipas.v1.ReopenPeriodRequest.period:type_name -> sipas.v1.Period
+	5,  // 32: sipas.v1.AdminService.CreateUnit:input_type -> sipas.v1.CreateUnitRequest
+	7,  // 33: sipas.v1.AdminService.GetUnit:input_type -> sipas.v1.GetUnitRequest
+	9,  // 34: sipas.v1.AdminService.ListUnits:input_type -> sipas.v1.ListUnitsRequest
+	12, // 35: sipas.v1.AdminService.CreateCredential:input_type -> sipas.v1.CreateCredentialRequest
+	14, // 36: sipas.v1.AdminService.ListCredentials:input_type -> sipas.v1.ListCredentialsRequest
+	16, // 37: sipas.v1.AdminService.RevokeCredential:input_type -> sipas.v1.RevokeCredentialRequest
+	18, // 38: sipas.v1.AdminService.Backup:input_type -> sipas.v1.BackupRequest
+	21, // 39: sipas.v1.AdminService.ListAuditEvents:input_type -> sipas.v1.ListAuditEventsRequest
+	2,  // 40: sipas.v1.AdminService.ListKiosks:input_type -> sipas.v1.ListKiosksRequest
+	23, // 41: sipas.v1.AdminService.CountResponses:input_type -> sipas.v1.CountResponsesRequest
+	27, // 42: sipas.v1.AdminService.ClosePeriod:input_type -> sipas.v1.ClosePeriodRequest
+	29, // 43: sipas.v1.AdminService.ListClosedPeriods:input_type -> sipas.v1.ListClosedPeriodsRequest
+	31, // 44: sipas.v1.AdminService.ReopenPeriod:input_type -> sipas.v1.ReopenPeriodRequest
+	6,  // 45: sipas.v1.AdminService.CreateUnit:output_type -> sipas.v1.CreateUnitResponse
+	8,  // 46: sipas.v1.AdminService.GetUnit:output_type -> sipas.v1.GetUnitResponse
+	10, // 47: sipas.v1.AdminService.ListUnits:output_type -> sipas.v1.ListUnitsResponse
+	13, // 48: sipas.v1.AdminService.CreateCredential:output_type -> sipas.v1.CreateCredentialResponse
+	15, // 49: sipas.v1.AdminService.ListCredentials:output_type -> sipas.v1.ListCredentialsResponse
+	17, // 50: sipas.v1.AdminService.RevokeCredential:output_type -> sipas.v1.RevokeCredentialResponse
+	19, // 51: sipas.v1.AdminService.Backup:output_type -> sipas.v1.BackupResponse
+	22, // 52: sipas.v1.AdminService.ListAuditEvents:output_type -> sipas.v1.ListAuditEventsResponse
+	3,  // 53: sipas.v1.AdminService.ListKiosks:output_type -> sipas.v1.ListKiosksResponse
+	25, // 54: sipas.v1.AdminService.CountResponses:output_type -> sipas.v1.CountResponsesResponse
+	28, // 55: sipas.v1.AdminService.ClosePeriod:output_type -> sipas.v1.ClosePeriodResponse
+	30, // 56: sipas.v1.AdminService.ListClosedPeriods:output_type -> sipas.v1.ListClosedPeriodsResponse
+	32, // 57: sipas.v1.AdminService.ReopenPeriod:output_type -> sipas.v1.ReopenPeriodResponse
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_admin_proto_init() }
@@ -1958,7 +2396,7 @@ func file_sipas_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_admin_proto_rawDesc), len(file_sipas_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

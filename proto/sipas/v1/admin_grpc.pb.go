@@ -19,16 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateUnit_FullMethodName       = "/sipas.v1.AdminService/CreateUnit"
-	AdminService_GetUnit_FullMethodName          = "/sipas.v1.AdminService/GetUnit"
-	AdminService_ListUnits_FullMethodName        = "/sipas.v1.AdminService/ListUnits"
-	AdminService_CreateCredential_FullMethodName = "/sipas.v1.AdminService/CreateCredential"
-	AdminService_ListCredentials_FullMethodName  = "/sipas.v1.AdminService/ListCredentials"
-	AdminService_RevokeCredential_FullMethodName = "/sipas.v1.AdminService/RevokeCredential"
-	AdminService_Backup_FullMethodName           = "/sipas.v1.AdminService/Backup"
-	AdminService_ListAuditEvents_FullMethodName  = "/sipas.v1.AdminService/ListAuditEvents"
-	AdminService_ListKiosks_FullMethodName       = "/sipas.v1.AdminService/ListKiosks"
-	AdminService_CountResponses_FullMethodName   = "/sipas.v1.AdminService/CountResponses"
+	AdminService_CreateUnit_FullMethodName        = "/sipas.v1.AdminService/CreateUnit"
+	AdminService_GetUnit_FullMethodName           = "/sipas.v1.AdminService/GetUnit"
+	AdminService_ListUnits_FullMethodName         = "/sipas.v1.AdminService/ListUnits"
+	AdminService_CreateCredential_FullMethodName  = "/sipas.v1.AdminService/CreateCredential"
+	AdminService_ListCredentials_FullMethodName   = "/sipas.v1.AdminService/ListCredentials"
+	AdminService_RevokeCredential_FullMethodName  = "/sipas.v1.AdminService/RevokeCredential"
+	AdminService_Backup_FullMethodName            = "/sipas.v1.AdminService/Backup"
+	AdminService_ListAuditEvents_FullMethodName   = "/sipas.v1.AdminService/ListAuditEvents"
+	AdminService_ListKiosks_FullMethodName        = "/sipas.v1.AdminService/ListKiosks"
+	AdminService_CountResponses_FullMethodName    = "/sipas.v1.AdminService/CountResponses"
+	AdminService_ClosePeriod_FullMethodName       = "/sipas.v1.AdminService/ClosePeriod"
+	AdminService_ListClosedPeriods_FullMethodName = "/sipas.v1.AdminService/ListClosedPeriods"
+	AdminService_ReopenPeriod_FullMethodName      = "/sipas.v1.AdminService/ReopenPeriod"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -63,6 +66,14 @@ type AdminServiceClient interface {
 	// arrive?). Counts only: no answers, no figures, no demographics. The index
 	// figures stay under disclosure control for admins as for analysts.
 	CountResponses(ctx context.Context, in *CountResponsesRequest, opts ...grpc.CallOption) (*CountResponsesResponse, error)
+	// ClosePeriod freezes the figures of a period (a year, quarter or month):
+	// afterwards no response of it may be added, amended or withdrawn
+	// (FAILED_PRECONDITION, ErrorInfo reason PERIOD_CLOSED). Audited.
+	ClosePeriod(ctx context.Context, in *ClosePeriodRequest, opts ...grpc.CallOption) (*ClosePeriodResponse, error)
+	// ListClosedPeriods lists the closed periods, earliest first.
+	ListClosedPeriods(ctx context.Context, in *ListClosedPeriodsRequest, opts ...grpc.CallOption) (*ListClosedPeriodsResponse, error)
+	// ReopenPeriod lifts the freeze of a closed period, with a reason. Audited.
+	ReopenPeriod(ctx context.Context, in *ReopenPeriodRequest, opts ...grpc.CallOption) (*ReopenPeriodResponse, error)
 }
 
 type adminServiceClient struct {
@@ -182,6 +193,36 @@ func (c *adminServiceClient) CountResponses(ctx context.Context, in *CountRespon
 	return out, nil
 }
 
+func (c *adminServiceClient) ClosePeriod(ctx context.Context, in *ClosePeriodRequest, opts ...grpc.CallOption) (*ClosePeriodResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClosePeriodResponse)
+	err := c.cc.Invoke(ctx, AdminService_ClosePeriod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListClosedPeriods(ctx context.Context, in *ListClosedPeriodsRequest, opts ...grpc.CallOption) (*ListClosedPeriodsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClosedPeriodsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListClosedPeriods_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ReopenPeriod(ctx context.Context, in *ReopenPeriodRequest, opts ...grpc.CallOption) (*ReopenPeriodResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReopenPeriodResponse)
+	err := c.cc.Invoke(ctx, AdminService_ReopenPeriod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -214,6 +255,14 @@ type AdminServiceServer interface {
 	// arrive?). Counts only: no answers, no figures, no demographics. The index
 	// figures stay under disclosure control for admins as for analysts.
 	CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error)
+	// ClosePeriod freezes the figures of a period (a year, quarter or month):
+	// afterwards no response of it may be added, amended or withdrawn
+	// (FAILED_PRECONDITION, ErrorInfo reason PERIOD_CLOSED). Audited.
+	ClosePeriod(context.Context, *ClosePeriodRequest) (*ClosePeriodResponse, error)
+	// ListClosedPeriods lists the closed periods, earliest first.
+	ListClosedPeriods(context.Context, *ListClosedPeriodsRequest) (*ListClosedPeriodsResponse, error)
+	// ReopenPeriod lifts the freeze of a closed period, with a reason. Audited.
+	ReopenPeriod(context.Context, *ReopenPeriodRequest) (*ReopenPeriodResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -253,6 +302,15 @@ func (UnimplementedAdminServiceServer) ListKiosks(context.Context, *ListKiosksRe
 }
 func (UnimplementedAdminServiceServer) CountResponses(context.Context, *CountResponsesRequest) (*CountResponsesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountResponses not implemented")
+}
+func (UnimplementedAdminServiceServer) ClosePeriod(context.Context, *ClosePeriodRequest) (*ClosePeriodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClosePeriod not implemented")
+}
+func (UnimplementedAdminServiceServer) ListClosedPeriods(context.Context, *ListClosedPeriodsRequest) (*ListClosedPeriodsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClosedPeriods not implemented")
+}
+func (UnimplementedAdminServiceServer) ReopenPeriod(context.Context, *ReopenPeriodRequest) (*ReopenPeriodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReopenPeriod not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -448,6 +506,60 @@ func _AdminService_CountResponses_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ClosePeriod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClosePeriodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ClosePeriod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ClosePeriod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ClosePeriod(ctx, req.(*ClosePeriodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListClosedPeriods_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClosedPeriodsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListClosedPeriods(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListClosedPeriods_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListClosedPeriods(ctx, req.(*ListClosedPeriodsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ReopenPeriod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReopenPeriodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ReopenPeriod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ReopenPeriod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ReopenPeriod(ctx, req.(*ReopenPeriodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -490,6 +602,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CountResponses",
 			Handler:    _AdminService_CountResponses_Handler,
+		},
+		{
+			MethodName: "ClosePeriod",
+			Handler:    _AdminService_ClosePeriod_Handler,
+		},
+		{
+			MethodName: "ListClosedPeriods",
+			Handler:    _AdminService_ListClosedPeriods_Handler,
+		},
+		{
+			MethodName: "ReopenPeriod",
+			Handler:    _AdminService_ReopenPeriod_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

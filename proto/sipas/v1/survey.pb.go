@@ -23,6 +23,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CorrectionKind says how a version was replaced.
+type CorrectionKind int32
+
+const (
+	CorrectionKind_CORRECTION_KIND_UNSPECIFIED CorrectionKind = 0
+	// The version was withdrawn.
+	CorrectionKind_CORRECTION_KIND_WITHDRAWAL CorrectionKind = 1
+	// The version was replaced by an amendment.
+	CorrectionKind_CORRECTION_KIND_AMENDMENT CorrectionKind = 2
+)
+
+// Enum value maps for CorrectionKind.
+var (
+	CorrectionKind_name = map[int32]string{
+		0: "CORRECTION_KIND_UNSPECIFIED",
+		1: "CORRECTION_KIND_WITHDRAWAL",
+		2: "CORRECTION_KIND_AMENDMENT",
+	}
+	CorrectionKind_value = map[string]int32{
+		"CORRECTION_KIND_UNSPECIFIED": 0,
+		"CORRECTION_KIND_WITHDRAWAL":  1,
+		"CORRECTION_KIND_AMENDMENT":   2,
+	}
+)
+
+func (x CorrectionKind) Enum() *CorrectionKind {
+	p := new(CorrectionKind)
+	*p = x
+	return p
+}
+
+func (x CorrectionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CorrectionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_sipas_v1_survey_proto_enumTypes[0].Descriptor()
+}
+
+func (CorrectionKind) Type() protoreflect.EnumType {
+	return &file_sipas_v1_survey_proto_enumTypes[0]
+}
+
+func (x CorrectionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CorrectionKind.Descriptor instead.
+func (CorrectionKind) EnumDescriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{0}
+}
+
 // ItemKind is one of the three kinds of indicator (domain README §1).
 type ItemKind int32
 
@@ -60,11 +112,11 @@ func (x ItemKind) String() string {
 }
 
 func (ItemKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[0].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[1].Descriptor()
 }
 
 func (ItemKind) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[0]
+	return &file_sipas_v1_survey_proto_enumTypes[1]
 }
 
 func (x ItemKind) Number() protoreflect.EnumNumber {
@@ -73,7 +125,7 @@ func (x ItemKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ItemKind.Descriptor instead.
 func (ItemKind) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{0}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{1}
 }
 
 // ItemRole says whether an item feeds its group's mean.
@@ -112,11 +164,11 @@ func (x ItemRole) String() string {
 }
 
 func (ItemRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[1].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[2].Descriptor()
 }
 
 func (ItemRole) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[1]
+	return &file_sipas_v1_survey_proto_enumTypes[2]
 }
 
 func (x ItemRole) Number() protoreflect.EnumNumber {
@@ -125,7 +177,7 @@ func (x ItemRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ItemRole.Descriptor instead.
 func (ItemRole) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{1}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{2}
 }
 
 // Aggregation says how a formula node combines its children.
@@ -168,11 +220,11 @@ func (x Aggregation) String() string {
 }
 
 func (Aggregation) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[2].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[3].Descriptor()
 }
 
 func (Aggregation) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[2]
+	return &file_sipas_v1_survey_proto_enumTypes[3]
 }
 
 func (x Aggregation) Number() protoreflect.EnumNumber {
@@ -181,7 +233,7 @@ func (x Aggregation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Aggregation.Descriptor instead.
 func (Aggregation) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{2}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{3}
 }
 
 // Gender of the respondent.
@@ -221,11 +273,11 @@ func (x Gender) String() string {
 }
 
 func (Gender) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[3].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[4].Descriptor()
 }
 
 func (Gender) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[3]
+	return &file_sipas_v1_survey_proto_enumTypes[4]
 }
 
 func (x Gender) Number() protoreflect.EnumNumber {
@@ -234,7 +286,7 @@ func (x Gender) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Gender.Descriptor instead.
 func (Gender) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{3}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{4}
 }
 
 // Ethnicity of the respondent.
@@ -271,11 +323,11 @@ func (x Ethnicity) String() string {
 }
 
 func (Ethnicity) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[4].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[5].Descriptor()
 }
 
 func (Ethnicity) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[4]
+	return &file_sipas_v1_survey_proto_enumTypes[5]
 }
 
 func (x Ethnicity) Number() protoreflect.EnumNumber {
@@ -284,7 +336,7 @@ func (x Ethnicity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Ethnicity.Descriptor instead.
 func (Ethnicity) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{4}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{5}
 }
 
 // Education is the highest level completed.
@@ -336,11 +388,11 @@ func (x Education) String() string {
 }
 
 func (Education) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[5].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[6].Descriptor()
 }
 
 func (Education) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[5]
+	return &file_sipas_v1_survey_proto_enumTypes[6]
 }
 
 func (x Education) Number() protoreflect.EnumNumber {
@@ -349,7 +401,7 @@ func (x Education) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Education.Descriptor instead.
 func (Education) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{5}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
 }
 
 // Occupation of the respondent.
@@ -404,11 +456,11 @@ func (x Occupation) String() string {
 }
 
 func (Occupation) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[6].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[7].Descriptor()
 }
 
 func (Occupation) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[6]
+	return &file_sipas_v1_survey_proto_enumTypes[7]
 }
 
 func (x Occupation) Number() protoreflect.EnumNumber {
@@ -417,7 +469,7 @@ func (x Occupation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Occupation.Descriptor instead.
 func (Occupation) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
 }
 
 // Residence is urban or rural.
@@ -454,11 +506,11 @@ func (x Residence) String() string {
 }
 
 func (Residence) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[7].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[8].Descriptor()
 }
 
 func (Residence) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[7]
+	return &file_sipas_v1_survey_proto_enumTypes[8]
 }
 
 func (x Residence) Number() protoreflect.EnumNumber {
@@ -467,7 +519,7 @@ func (x Residence) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Residence.Descriptor instead.
 func (Residence) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
 }
 
 // RespondentType says whether the respondent answers for themselves or for an organisation.
@@ -504,11 +556,11 @@ func (x RespondentType) String() string {
 }
 
 func (RespondentType) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[8].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[9].Descriptor()
 }
 
 func (RespondentType) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[8]
+	return &file_sipas_v1_survey_proto_enumTypes[9]
 }
 
 func (x RespondentType) Number() protoreflect.EnumNumber {
@@ -517,7 +569,7 @@ func (x RespondentType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RespondentType.Descriptor instead.
 func (RespondentType) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
 }
 
 // ResponseFlag is a reason to doubt that a response is a genuine, attentive answer.
@@ -564,11 +616,11 @@ func (x ResponseFlag) String() string {
 }
 
 func (ResponseFlag) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[9].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[10].Descriptor()
 }
 
 func (ResponseFlag) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[9]
+	return &file_sipas_v1_survey_proto_enumTypes[10]
 }
 
 func (x ResponseFlag) Number() protoreflect.EnumNumber {
@@ -577,7 +629,7 @@ func (x ResponseFlag) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResponseFlag.Descriptor instead.
 func (ResponseFlag) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
 }
 
 // Outcome of one batch item.
@@ -591,6 +643,8 @@ const (
 	ItemOutcome_ITEM_OUTCOME_DUPLICATE ItemOutcome = 2
 	// Refused; see reason. Nothing was stored.
 	ItemOutcome_ITEM_OUTCOME_REJECTED ItemOutcome = 3
+	// Stored with other content, and replaced by this version (uploads with amend).
+	ItemOutcome_ITEM_OUTCOME_AMENDED ItemOutcome = 4
 )
 
 // Enum value maps for ItemOutcome.
@@ -600,12 +654,14 @@ var (
 		1: "ITEM_OUTCOME_ACCEPTED",
 		2: "ITEM_OUTCOME_DUPLICATE",
 		3: "ITEM_OUTCOME_REJECTED",
+		4: "ITEM_OUTCOME_AMENDED",
 	}
 	ItemOutcome_value = map[string]int32{
 		"ITEM_OUTCOME_UNSPECIFIED": 0,
 		"ITEM_OUTCOME_ACCEPTED":    1,
 		"ITEM_OUTCOME_DUPLICATE":   2,
 		"ITEM_OUTCOME_REJECTED":    3,
+		"ITEM_OUTCOME_AMENDED":     4,
 	}
 )
 
@@ -620,11 +676,11 @@ func (x ItemOutcome) String() string {
 }
 
 func (ItemOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_sipas_v1_survey_proto_enumTypes[10].Descriptor()
+	return file_sipas_v1_survey_proto_enumTypes[11].Descriptor()
 }
 
 func (ItemOutcome) Type() protoreflect.EnumType {
-	return &file_sipas_v1_survey_proto_enumTypes[10]
+	return &file_sipas_v1_survey_proto_enumTypes[11]
 }
 
 func (x ItemOutcome) Number() protoreflect.EnumNumber {
@@ -633,7 +689,448 @@ func (x ItemOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ItemOutcome.Descriptor instead.
 func (ItemOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
+}
+
+// WithdrawResponseRequest names the response to withdraw.
+type WithdrawResponseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The response's id.
+	ResponseId string `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// Required. Why it is withdrawn (1 to 500 characters), kept in the audit log.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawResponseRequest) Reset() {
+	*x = WithdrawResponseRequest{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawResponseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawResponseRequest) ProtoMessage() {}
+
+func (x *WithdrawResponseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawResponseRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawResponseRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WithdrawResponseRequest) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *WithdrawResponseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// WithdrawResponseResponse acknowledges a durable withdrawal.
+type WithdrawResponseResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ResponseId string                 `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The version withdrawn.
+	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// True when the response had already been withdrawn (nothing changed).
+	AlreadyWithdrawn bool `protobuf:"varint,3,opt,name=already_withdrawn,json=alreadyWithdrawn,proto3" json:"already_withdrawn,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WithdrawResponseResponse) Reset() {
+	*x = WithdrawResponseResponse{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawResponseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawResponseResponse) ProtoMessage() {}
+
+func (x *WithdrawResponseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawResponseResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawResponseResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WithdrawResponseResponse) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *WithdrawResponseResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WithdrawResponseResponse) GetAlreadyWithdrawn() bool {
+	if x != nil {
+		return x.AlreadyWithdrawn
+	}
+	return false
+}
+
+// AmendResponseRequest carries the new version of a response.
+type AmendResponseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The new version, with the stored response's id and questionnaire.
+	Response *Response `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Required. Why it is amended (1 to 500 characters), kept in the audit log.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmendResponseRequest) Reset() {
+	*x = AmendResponseRequest{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmendResponseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmendResponseRequest) ProtoMessage() {}
+
+func (x *AmendResponseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmendResponseRequest.ProtoReflect.Descriptor instead.
+func (*AmendResponseRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AmendResponseRequest) GetResponse() *Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *AmendResponseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// AmendResponseResponse acknowledges a durable amendment.
+type AmendResponseResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ResponseId string                 `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The response's version now (1 as first sent, 2 after one amendment, ...).
+	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// True when the content sent was the stored version's (nothing changed).
+	Unchanged bool `protobuf:"varint,3,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// The province the response is counted for.
+	ProvinceCode string `protobuf:"bytes,4,opt,name=province_code,json=provinceCode,proto3" json:"province_code,omitempty"`
+	// Human-readable notes, as for SubmitResponse.
+	Warnings      []string `protobuf:"bytes,5,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmendResponseResponse) Reset() {
+	*x = AmendResponseResponse{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmendResponseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmendResponseResponse) ProtoMessage() {}
+
+func (x *AmendResponseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmendResponseResponse.ProtoReflect.Descriptor instead.
+func (*AmendResponseResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AmendResponseResponse) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *AmendResponseResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AmendResponseResponse) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *AmendResponseResponse) GetProvinceCode() string {
+	if x != nil {
+		return x.ProvinceCode
+	}
+	return ""
+}
+
+func (x *AmendResponseResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+// GetResponseHistoryRequest names a response.
+type GetResponseHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	ResponseId    string `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResponseHistoryRequest) Reset() {
+	*x = GetResponseHistoryRequest{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResponseHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResponseHistoryRequest) ProtoMessage() {}
+
+func (x *GetResponseHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResponseHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetResponseHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetResponseHistoryRequest) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+// ResponseVersion is one version of a response.
+type ResponseVersion struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version int32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Unspecified for the current version.
+	ReplacedBy  CorrectionKind         `protobuf:"varint,2,opt,name=replaced_by,json=replacedBy,proto3,enum=sipas.v1.CorrectionKind" json:"replaced_by,omitempty"`
+	ReplaceTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=replace_time,json=replaceTime,proto3" json:"replace_time,omitempty"`
+	// The credential that made the correction.
+	CorrectedBy string `protobuf:"bytes,4,opt,name=corrected_by,json=correctedBy,proto3" json:"corrected_by,omitempty"`
+	Reason      string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Hex SHA-256 of the version's content.
+	ContentHash   string `protobuf:"bytes,6,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseVersion) Reset() {
+	*x = ResponseVersion{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseVersion) ProtoMessage() {}
+
+func (x *ResponseVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseVersion.ProtoReflect.Descriptor instead.
+func (*ResponseVersion) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResponseVersion) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ResponseVersion) GetReplacedBy() CorrectionKind {
+	if x != nil {
+		return x.ReplacedBy
+	}
+	return CorrectionKind_CORRECTION_KIND_UNSPECIFIED
+}
+
+func (x *ResponseVersion) GetReplaceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReplaceTime
+	}
+	return nil
+}
+
+func (x *ResponseVersion) GetCorrectedBy() string {
+	if x != nil {
+		return x.CorrectedBy
+	}
+	return ""
+}
+
+func (x *ResponseVersion) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ResponseVersion) GetContentHash() string {
+	if x != nil {
+		return x.ContentHash
+	}
+	return ""
+}
+
+// GetResponseHistoryResponse lists the versions, oldest first.
+type GetResponseHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*ResponseVersion     `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	Withdrawn     bool                   `protobuf:"varint,2,opt,name=withdrawn,proto3" json:"withdrawn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResponseHistoryResponse) Reset() {
+	*x = GetResponseHistoryResponse{}
+	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResponseHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResponseHistoryResponse) ProtoMessage() {}
+
+func (x *GetResponseHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResponseHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetResponseHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetResponseHistoryResponse) GetVersions() []*ResponseVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *GetResponseHistoryResponse) GetWithdrawn() bool {
+	if x != nil {
+		return x.Withdrawn
+	}
+	return false
 }
 
 // Questionnaire is a versioned questionnaire definition.
@@ -665,7 +1162,7 @@ type Questionnaire struct {
 
 func (x *Questionnaire) Reset() {
 	*x = Questionnaire{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[0]
+	mi := &file_sipas_v1_survey_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +1174,7 @@ func (x *Questionnaire) String() string {
 func (*Questionnaire) ProtoMessage() {}
 
 func (x *Questionnaire) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[0]
+	mi := &file_sipas_v1_survey_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +1187,7 @@ func (x *Questionnaire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Questionnaire.ProtoReflect.Descriptor instead.
 func (*Questionnaire) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{0}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Questionnaire) GetName() string {
@@ -788,7 +1285,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[1]
+	mi := &file_sipas_v1_survey_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1297,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[1]
+	mi := &file_sipas_v1_survey_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1310,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{1}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Item) GetCode() string {
@@ -886,7 +1383,7 @@ type Scale struct {
 
 func (x *Scale) Reset() {
 	*x = Scale{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[2]
+	mi := &file_sipas_v1_survey_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1395,7 @@ func (x *Scale) String() string {
 func (*Scale) ProtoMessage() {}
 
 func (x *Scale) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[2]
+	mi := &file_sipas_v1_survey_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1408,7 @@ func (x *Scale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scale.ProtoReflect.Descriptor instead.
 func (*Scale) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{2}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Scale) GetScaleId() string {
@@ -945,7 +1442,7 @@ type ScaleCode struct {
 
 func (x *ScaleCode) Reset() {
 	*x = ScaleCode{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[3]
+	mi := &file_sipas_v1_survey_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1454,7 @@ func (x *ScaleCode) String() string {
 func (*ScaleCode) ProtoMessage() {}
 
 func (x *ScaleCode) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[3]
+	mi := &file_sipas_v1_survey_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1467,7 @@ func (x *ScaleCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleCode.ProtoReflect.Descriptor instead.
 func (*ScaleCode) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{3}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScaleCode) GetCode() int32 {
@@ -1026,7 +1523,7 @@ type FormulaNode struct {
 
 func (x *FormulaNode) Reset() {
 	*x = FormulaNode{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[4]
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1535,7 @@ func (x *FormulaNode) String() string {
 func (*FormulaNode) ProtoMessage() {}
 
 func (x *FormulaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[4]
+	mi := &file_sipas_v1_survey_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1548,7 @@ func (x *FormulaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FormulaNode.ProtoReflect.Descriptor instead.
 func (*FormulaNode) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{4}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FormulaNode) GetCode() string {
@@ -1121,7 +1618,7 @@ type GetQuestionnaireRequest struct {
 
 func (x *GetQuestionnaireRequest) Reset() {
 	*x = GetQuestionnaireRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[5]
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1630,7 @@ func (x *GetQuestionnaireRequest) String() string {
 func (*GetQuestionnaireRequest) ProtoMessage() {}
 
 func (x *GetQuestionnaireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[5]
+	mi := &file_sipas_v1_survey_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1643,7 @@ func (x *GetQuestionnaireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuestionnaireRequest.ProtoReflect.Descriptor instead.
 func (*GetQuestionnaireRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{5}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetQuestionnaireRequest) GetName() string {
@@ -1166,7 +1663,7 @@ type GetQuestionnaireResponse struct {
 
 func (x *GetQuestionnaireResponse) Reset() {
 	*x = GetQuestionnaireResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1675,7 @@ func (x *GetQuestionnaireResponse) String() string {
 func (*GetQuestionnaireResponse) ProtoMessage() {}
 
 func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[6]
+	mi := &file_sipas_v1_survey_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1688,7 @@ func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuestionnaireResponse.ProtoReflect.Descriptor instead.
 func (*GetQuestionnaireResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{6}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
@@ -1214,7 +1711,7 @@ type ListQuestionnairesRequest struct {
 
 func (x *ListQuestionnairesRequest) Reset() {
 	*x = ListQuestionnairesRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[7]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1723,7 @@ func (x *ListQuestionnairesRequest) String() string {
 func (*ListQuestionnairesRequest) ProtoMessage() {}
 
 func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[7]
+	mi := &file_sipas_v1_survey_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1736,7 @@ func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesRequest.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{7}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListQuestionnairesRequest) GetPageSize() int32 {
@@ -1268,7 +1765,7 @@ type ListQuestionnairesResponse struct {
 
 func (x *ListQuestionnairesResponse) Reset() {
 	*x = ListQuestionnairesResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[8]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1777,7 @@ func (x *ListQuestionnairesResponse) String() string {
 func (*ListQuestionnairesResponse) ProtoMessage() {}
 
 func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[8]
+	mi := &file_sipas_v1_survey_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1790,7 @@ func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesResponse.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{8}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListQuestionnairesResponse) GetQuestionnaires() []*Questionnaire {
@@ -1330,7 +1827,7 @@ type Demographics struct {
 
 func (x *Demographics) Reset() {
 	*x = Demographics{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[9]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1839,7 @@ func (x *Demographics) String() string {
 func (*Demographics) ProtoMessage() {}
 
 func (x *Demographics) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[9]
+	mi := &file_sipas_v1_survey_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1852,7 @@ func (x *Demographics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demographics.ProtoReflect.Descriptor instead.
 func (*Demographics) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{9}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Demographics) GetGender() Gender {
@@ -1453,7 +1950,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[10]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1962,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[10]
+	mi := &file_sipas_v1_survey_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1975,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{10}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Response) GetResponseId() string {
@@ -1575,7 +2072,7 @@ type ReportKioskHeartbeatRequest struct {
 
 func (x *ReportKioskHeartbeatRequest) Reset() {
 	*x = ReportKioskHeartbeatRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +2084,7 @@ func (x *ReportKioskHeartbeatRequest) String() string {
 func (*ReportKioskHeartbeatRequest) ProtoMessage() {}
 
 func (x *ReportKioskHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[11]
+	mi := &file_sipas_v1_survey_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +2097,7 @@ func (x *ReportKioskHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportKioskHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*ReportKioskHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{11}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportKioskHeartbeatRequest) GetSendTime() *timestamppb.Timestamp {
@@ -1663,7 +2160,7 @@ type ReportKioskHeartbeatResponse struct {
 
 func (x *ReportKioskHeartbeatResponse) Reset() {
 	*x = ReportKioskHeartbeatResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +2172,7 @@ func (x *ReportKioskHeartbeatResponse) String() string {
 func (*ReportKioskHeartbeatResponse) ProtoMessage() {}
 
 func (x *ReportKioskHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[12]
+	mi := &file_sipas_v1_survey_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +2185,7 @@ func (x *ReportKioskHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportKioskHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*ReportKioskHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{12}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportKioskHeartbeatResponse) GetServerTime() *timestamppb.Timestamp {
@@ -1709,7 +2206,7 @@ type SubmitResponseRequest struct {
 
 func (x *SubmitResponseRequest) Reset() {
 	*x = SubmitResponseRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2218,7 @@ func (x *SubmitResponseRequest) String() string {
 func (*SubmitResponseRequest) ProtoMessage() {}
 
 func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[13]
+	mi := &file_sipas_v1_survey_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2231,7 @@ func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitResponseRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{13}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitResponseRequest) GetResponse() *Response {
@@ -1762,7 +2259,7 @@ type SubmitResponseResponse struct {
 
 func (x *SubmitResponseResponse) Reset() {
 	*x = SubmitResponseResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +2271,7 @@ func (x *SubmitResponseResponse) String() string {
 func (*SubmitResponseResponse) ProtoMessage() {}
 
 func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[14]
+	mi := &file_sipas_v1_survey_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +2284,7 @@ func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponseResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{14}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubmitResponseResponse) GetResponseId() string {
@@ -1829,14 +2326,23 @@ type UploadBatchRequest struct {
 	// 128, which saves most of the per-message cost of a large upload); the
 	// server treats them the same. (Field 2 was a single item before: a
 	// message with one item is encoded the same either way.)
-	Items         []*BatchItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*BatchItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// Optional, read up to the first message with items: apply a re-uploaded, corrected
+	// file. An item whose response_id is stored with other content becomes an
+	// amendment (ITEM_OUTCOME_AMENDED) instead of RESPONSE_ID_CONFLICT,
+	// provided this credential sent it; unchanged items are duplicates and
+	// new ones are accepted.
+	Amend bool `protobuf:"varint,3,opt,name=amend,proto3" json:"amend,omitempty"`
+	// Required with amend (1 to 500 characters): why the file is re-uploaded,
+	// kept in the audit log with every amendment.
+	AmendReason   string `protobuf:"bytes,4,opt,name=amend_reason,json=amendReason,proto3" json:"amend_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UploadBatchRequest) Reset() {
 	*x = UploadBatchRequest{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2354,7 @@ func (x *UploadBatchRequest) String() string {
 func (*UploadBatchRequest) ProtoMessage() {}
 
 func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[15]
+	mi := &file_sipas_v1_survey_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2367,7 @@ func (x *UploadBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchRequest.ProtoReflect.Descriptor instead.
 func (*UploadBatchRequest) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{15}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UploadBatchRequest) GetBatchId() string {
@@ -1878,6 +2384,20 @@ func (x *UploadBatchRequest) GetItems() []*BatchItem {
 	return nil
 }
 
+func (x *UploadBatchRequest) GetAmend() bool {
+	if x != nil {
+		return x.Amend
+	}
+	return false
+}
+
+func (x *UploadBatchRequest) GetAmendReason() string {
+	if x != nil {
+		return x.AmendReason
+	}
+	return ""
+}
+
 // BatchItem is one response of a batch with the client's position for it.
 type BatchItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1891,7 +2411,7 @@ type BatchItem struct {
 
 func (x *BatchItem) Reset() {
 	*x = BatchItem{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2423,7 @@ func (x *BatchItem) String() string {
 func (*BatchItem) ProtoMessage() {}
 
 func (x *BatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[16]
+	mi := &file_sipas_v1_survey_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2436,7 @@ func (x *BatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItem.ProtoReflect.Descriptor instead.
 func (*BatchItem) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{16}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchItem) GetLine() int64 {
@@ -1947,7 +2467,7 @@ type UploadBatchResponse struct {
 
 func (x *UploadBatchResponse) Reset() {
 	*x = UploadBatchResponse{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2479,7 @@ func (x *UploadBatchResponse) String() string {
 func (*UploadBatchResponse) ProtoMessage() {}
 
 func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[17]
+	mi := &file_sipas_v1_survey_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2492,7 @@ func (x *UploadBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBatchResponse.ProtoReflect.Descriptor instead.
 func (*UploadBatchResponse) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{17}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UploadBatchResponse) GetKind() isUploadBatchResponse_Kind {
@@ -2042,7 +2562,7 @@ type ItemResult struct {
 
 func (x *ItemResult) Reset() {
 	*x = ItemResult{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[18]
+	mi := &file_sipas_v1_survey_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2574,7 @@ func (x *ItemResult) String() string {
 func (*ItemResult) ProtoMessage() {}
 
 func (x *ItemResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[18]
+	mi := &file_sipas_v1_survey_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2587,7 @@ func (x *ItemResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemResult.ProtoReflect.Descriptor instead.
 func (*ItemResult) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{18}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ItemResult) GetLine() int64 {
@@ -2138,7 +2658,7 @@ type ChunkAck struct {
 
 func (x *ChunkAck) Reset() {
 	*x = ChunkAck{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[19]
+	mi := &file_sipas_v1_survey_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2670,7 @@ func (x *ChunkAck) String() string {
 func (*ChunkAck) ProtoMessage() {}
 
 func (x *ChunkAck) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[19]
+	mi := &file_sipas_v1_survey_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2683,7 @@ func (x *ChunkAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkAck.ProtoReflect.Descriptor instead.
 func (*ChunkAck) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{19}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChunkAck) GetChunk() int64 {
@@ -2182,19 +2702,21 @@ func (x *ChunkAck) GetResults() []*ItemResult {
 
 // BatchSummary counts the outcomes of the whole stream.
 type BatchSummary struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	Received      int64                  `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
-	Accepted      int64                  `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
-	Duplicate     int64                  `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	Rejected      int64                  `protobuf:"varint,5,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BatchId   string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	Received  int64                  `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
+	Accepted  int64                  `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Duplicate int64                  `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Rejected  int64                  `protobuf:"varint,5,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// Items that amended a stored response (uploads with amend).
+	Amended       int64 `protobuf:"varint,6,opt,name=amended,proto3" json:"amended,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_sipas_v1_survey_proto_msgTypes[20]
+	mi := &file_sipas_v1_survey_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2728,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_sipas_v1_survey_proto_msgTypes[20]
+	mi := &file_sipas_v1_survey_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2741,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{20}
+	return file_sipas_v1_survey_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchSummary) GetBatchId() string {
@@ -2257,11 +2779,51 @@ func (x *BatchSummary) GetRejected() int64 {
 	return 0
 }
 
+func (x *BatchSummary) GetAmended() int64 {
+	if x != nil {
+		return x.Amended
+	}
+	return 0
+}
+
 var File_sipas_v1_survey_proto protoreflect.FileDescriptor
 
 const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\n" +
-	"\x15sipas/v1/survey.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"\xdd\x02\n" +
+	"\x15sipas/v1/survey.proto\x12\bsipas.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sipas/v1/common.proto\"R\n" +
+	"\x17WithdrawResponseRequest\x12\x1f\n" +
+	"\vresponse_id\x18\x01 \x01(\tR\n" +
+	"responseId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x82\x01\n" +
+	"\x18WithdrawResponseResponse\x12\x1f\n" +
+	"\vresponse_id\x18\x01 \x01(\tR\n" +
+	"responseId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12+\n" +
+	"\x11already_withdrawn\x18\x03 \x01(\bR\x10alreadyWithdrawn\"^\n" +
+	"\x14AmendResponseRequest\x12.\n" +
+	"\bresponse\x18\x01 \x01(\v2\x12.sipas.v1.ResponseR\bresponse\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb1\x01\n" +
+	"\x15AmendResponseResponse\x12\x1f\n" +
+	"\vresponse_id\x18\x01 \x01(\tR\n" +
+	"responseId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12\x1c\n" +
+	"\tunchanged\x18\x03 \x01(\bR\tunchanged\x12#\n" +
+	"\rprovince_code\x18\x04 \x01(\tR\fprovinceCode\x12\x1a\n" +
+	"\bwarnings\x18\x05 \x03(\tR\bwarnings\"<\n" +
+	"\x19GetResponseHistoryRequest\x12\x1f\n" +
+	"\vresponse_id\x18\x01 \x01(\tR\n" +
+	"responseId\"\x83\x02\n" +
+	"\x0fResponseVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x129\n" +
+	"\vreplaced_by\x18\x02 \x01(\x0e2\x18.sipas.v1.CorrectionKindR\n" +
+	"replacedBy\x12=\n" +
+	"\freplace_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vreplaceTime\x12!\n" +
+	"\fcorrected_by\x18\x04 \x01(\tR\vcorrectedBy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12!\n" +
+	"\fcontent_hash\x18\x06 \x01(\tR\vcontentHash\"q\n" +
+	"\x1aGetResponseHistoryResponse\x125\n" +
+	"\bversions\x18\x01 \x03(\v2\x19.sipas.v1.ResponseVersionR\bversions\x12\x1c\n" +
+	"\twithdrawn\x18\x02 \x01(\bR\twithdrawn\"\xdd\x02\n" +
 	"\rQuestionnaire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10questionnaire_id\x18\x02 \x01(\tR\x0fquestionnaireId\x12\x19\n" +
@@ -2362,10 +2924,12 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"responseId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12#\n" +
 	"\rprovince_code\x18\x03 \x01(\tR\fprovinceCode\x12\x1a\n" +
-	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"Z\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"\x93\x01\n" +
 	"\x12UploadBatchRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12)\n" +
-	"\x05items\x18\x02 \x03(\v2\x13.sipas.v1.BatchItemR\x05items\"O\n" +
+	"\x05items\x18\x02 \x03(\v2\x13.sipas.v1.BatchItemR\x05items\x12\x14\n" +
+	"\x05amend\x18\x03 \x01(\bR\x05amend\x12!\n" +
+	"\famend_reason\x18\x04 \x01(\tR\vamendReason\"O\n" +
 	"\tBatchItem\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x03R\x04line\x12.\n" +
 	"\bresponse\x18\x02 \x01(\v2\x12.sipas.v1.ResponseR\bresponse\"}\n" +
@@ -2386,13 +2950,18 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\bwarnings\x18\b \x03(\tR\bwarnings\"P\n" +
 	"\bChunkAck\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\x03R\x05chunk\x12.\n" +
-	"\aresults\x18\x02 \x03(\v2\x14.sipas.v1.ItemResultR\aresults\"\x9b\x01\n" +
+	"\aresults\x18\x02 \x03(\v2\x14.sipas.v1.ItemResultR\aresults\"\xb5\x01\n" +
 	"\fBatchSummary\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1a\n" +
 	"\breceived\x18\x02 \x01(\x03R\breceived\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\x03R\baccepted\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\x03R\tduplicate\x12\x1a\n" +
-	"\brejected\x18\x05 \x01(\x03R\brejected*v\n" +
+	"\brejected\x18\x05 \x01(\x03R\brejected\x12\x18\n" +
+	"\aamended\x18\x06 \x01(\x03R\aamended*p\n" +
+	"\x0eCorrectionKind\x12\x1f\n" +
+	"\x1bCORRECTION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCORRECTION_KIND_WITHDRAWAL\x10\x01\x12\x1d\n" +
+	"\x19CORRECTION_KIND_AMENDMENT\x10\x02*v\n" +
 	"\bItemKind\x12\x19\n" +
 	"\x15ITEM_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ITEM_KIND_ASSESSMENT\x10\x01\x12\x1a\n" +
@@ -2449,18 +3018,22 @@ const file_sipas_v1_survey_proto_rawDesc = "" +
 	"\x16RESPONSE_FLAG_TOO_FAST\x10\x01\x12\x1a\n" +
 	"\x16RESPONSE_FLAG_TOO_SOON\x10\x02\x12\x1f\n" +
 	"\x1bRESPONSE_FLAG_IDENTICAL_RUN\x10\x03\x12\x1c\n" +
-	"\x18RESPONSE_FLAG_CLOCK_SKEW\x10\x04*}\n" +
+	"\x18RESPONSE_FLAG_CLOCK_SKEW\x10\x04*\x97\x01\n" +
 	"\vItemOutcome\x12\x1c\n" +
 	"\x18ITEM_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ITEM_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n" +
 	"\x16ITEM_OUTCOME_DUPLICATE\x10\x02\x12\x19\n" +
-	"\x15ITEM_OUTCOME_REJECTED\x10\x032\xd7\x03\n" +
+	"\x15ITEM_OUTCOME_REJECTED\x10\x03\x12\x18\n" +
+	"\x14ITEM_OUTCOME_AMENDED\x10\x042\xe5\x05\n" +
 	"\rSurveyService\x12Y\n" +
 	"\x10GetQuestionnaire\x12!.sipas.v1.GetQuestionnaireRequest\x1a\".sipas.v1.GetQuestionnaireResponse\x12_\n" +
 	"\x12ListQuestionnaires\x12#.sipas.v1.ListQuestionnairesRequest\x1a$.sipas.v1.ListQuestionnairesResponse\x12S\n" +
 	"\x0eSubmitResponse\x12\x1f.sipas.v1.SubmitResponseRequest\x1a .sipas.v1.SubmitResponseResponse\x12N\n" +
 	"\vUploadBatch\x12\x1c.sipas.v1.UploadBatchRequest\x1a\x1d.sipas.v1.UploadBatchResponse(\x010\x01\x12e\n" +
-	"\x14ReportKioskHeartbeat\x12%.sipas.v1.ReportKioskHeartbeatRequest\x1a&.sipas.v1.ReportKioskHeartbeatResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
+	"\x14ReportKioskHeartbeat\x12%.sipas.v1.ReportKioskHeartbeatRequest\x1a&.sipas.v1.ReportKioskHeartbeatResponse\x12Y\n" +
+	"\x10WithdrawResponse\x12!.sipas.v1.WithdrawResponseRequest\x1a\".sipas.v1.WithdrawResponseResponse\x12P\n" +
+	"\rAmendResponse\x12\x1e.sipas.v1.AmendResponseRequest\x1a\x1f.sipas.v1.AmendResponseResponse\x12_\n" +
+	"\x12GetResponseHistory\x12#.sipas.v1.GetResponseHistoryRequest\x1a$.sipas.v1.GetResponseHistoryResponseB2Z0github.com/sipas-vn/sipas/proto/sipas/v1;sipasv1b\x06proto3"
 
 var (
 	file_sipas_v1_survey_proto_rawDescOnce sync.Once
@@ -2474,96 +3047,114 @@ func file_sipas_v1_survey_proto_rawDescGZIP() []byte {
 	return file_sipas_v1_survey_proto_rawDescData
 }
 
-var file_sipas_v1_survey_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_sipas_v1_survey_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_sipas_v1_survey_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_sipas_v1_survey_proto_goTypes = []any{
-	(ItemKind)(0),                        // 0: sipas.v1.ItemKind
-	(ItemRole)(0),                        // 1: sipas.v1.ItemRole
-	(Aggregation)(0),                     // 2: sipas.v1.Aggregation
-	(Gender)(0),                          // 3: sipas.v1.Gender
-	(Ethnicity)(0),                       // 4: sipas.v1.Ethnicity
-	(Education)(0),                       // 5: sipas.v1.Education
-	(Occupation)(0),                      // 6: sipas.v1.Occupation
-	(Residence)(0),                       // 7: sipas.v1.Residence
-	(RespondentType)(0),                  // 8: sipas.v1.RespondentType
-	(ResponseFlag)(0),                    // 9: sipas.v1.ResponseFlag
-	(ItemOutcome)(0),                     // 10: sipas.v1.ItemOutcome
-	(*Questionnaire)(nil),                // 11: sipas.v1.Questionnaire
-	(*Item)(nil),                         // 12: sipas.v1.Item
-	(*Scale)(nil),                        // 13: sipas.v1.Scale
-	(*ScaleCode)(nil),                    // 14: sipas.v1.ScaleCode
-	(*FormulaNode)(nil),                  // 15: sipas.v1.FormulaNode
-	(*GetQuestionnaireRequest)(nil),      // 16: sipas.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),     // 17: sipas.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),    // 18: sipas.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),   // 19: sipas.v1.ListQuestionnairesResponse
-	(*Demographics)(nil),                 // 20: sipas.v1.Demographics
-	(*Response)(nil),                     // 21: sipas.v1.Response
-	(*ReportKioskHeartbeatRequest)(nil),  // 22: sipas.v1.ReportKioskHeartbeatRequest
-	(*ReportKioskHeartbeatResponse)(nil), // 23: sipas.v1.ReportKioskHeartbeatResponse
-	(*SubmitResponseRequest)(nil),        // 24: sipas.v1.SubmitResponseRequest
-	(*SubmitResponseResponse)(nil),       // 25: sipas.v1.SubmitResponseResponse
-	(*UploadBatchRequest)(nil),           // 26: sipas.v1.UploadBatchRequest
-	(*BatchItem)(nil),                    // 27: sipas.v1.BatchItem
-	(*UploadBatchResponse)(nil),          // 28: sipas.v1.UploadBatchResponse
-	(*ItemResult)(nil),                   // 29: sipas.v1.ItemResult
-	(*ChunkAck)(nil),                     // 30: sipas.v1.ChunkAck
-	(*BatchSummary)(nil),                 // 31: sipas.v1.BatchSummary
-	nil,                                  // 32: sipas.v1.Response.AnswersEntry
-	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
-	(Channel)(0),                         // 34: sipas.v1.Channel
-	(*durationpb.Duration)(nil),          // 35: google.protobuf.Duration
+	(CorrectionKind)(0),                  // 0: sipas.v1.CorrectionKind
+	(ItemKind)(0),                        // 1: sipas.v1.ItemKind
+	(ItemRole)(0),                        // 2: sipas.v1.ItemRole
+	(Aggregation)(0),                     // 3: sipas.v1.Aggregation
+	(Gender)(0),                          // 4: sipas.v1.Gender
+	(Ethnicity)(0),                       // 5: sipas.v1.Ethnicity
+	(Education)(0),                       // 6: sipas.v1.Education
+	(Occupation)(0),                      // 7: sipas.v1.Occupation
+	(Residence)(0),                       // 8: sipas.v1.Residence
+	(RespondentType)(0),                  // 9: sipas.v1.RespondentType
+	(ResponseFlag)(0),                    // 10: sipas.v1.ResponseFlag
+	(ItemOutcome)(0),                     // 11: sipas.v1.ItemOutcome
+	(*WithdrawResponseRequest)(nil),      // 12: sipas.v1.WithdrawResponseRequest
+	(*WithdrawResponseResponse)(nil),     // 13: sipas.v1.WithdrawResponseResponse
+	(*AmendResponseRequest)(nil),         // 14: sipas.v1.AmendResponseRequest
+	(*AmendResponseResponse)(nil),        // 15: sipas.v1.AmendResponseResponse
+	(*GetResponseHistoryRequest)(nil),    // 16: sipas.v1.GetResponseHistoryRequest
+	(*ResponseVersion)(nil),              // 17: sipas.v1.ResponseVersion
+	(*GetResponseHistoryResponse)(nil),   // 18: sipas.v1.GetResponseHistoryResponse
+	(*Questionnaire)(nil),                // 19: sipas.v1.Questionnaire
+	(*Item)(nil),                         // 20: sipas.v1.Item
+	(*Scale)(nil),                        // 21: sipas.v1.Scale
+	(*ScaleCode)(nil),                    // 22: sipas.v1.ScaleCode
+	(*FormulaNode)(nil),                  // 23: sipas.v1.FormulaNode
+	(*GetQuestionnaireRequest)(nil),      // 24: sipas.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),     // 25: sipas.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),    // 26: sipas.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),   // 27: sipas.v1.ListQuestionnairesResponse
+	(*Demographics)(nil),                 // 28: sipas.v1.Demographics
+	(*Response)(nil),                     // 29: sipas.v1.Response
+	(*ReportKioskHeartbeatRequest)(nil),  // 30: sipas.v1.ReportKioskHeartbeatRequest
+	(*ReportKioskHeartbeatResponse)(nil), // 31: sipas.v1.ReportKioskHeartbeatResponse
+	(*SubmitResponseRequest)(nil),        // 32: sipas.v1.SubmitResponseRequest
+	(*SubmitResponseResponse)(nil),       // 33: sipas.v1.SubmitResponseResponse
+	(*UploadBatchRequest)(nil),           // 34: sipas.v1.UploadBatchRequest
+	(*BatchItem)(nil),                    // 35: sipas.v1.BatchItem
+	(*UploadBatchResponse)(nil),          // 36: sipas.v1.UploadBatchResponse
+	(*ItemResult)(nil),                   // 37: sipas.v1.ItemResult
+	(*ChunkAck)(nil),                     // 38: sipas.v1.ChunkAck
+	(*BatchSummary)(nil),                 // 39: sipas.v1.BatchSummary
+	nil,                                  // 40: sipas.v1.Response.AnswersEntry
+	(*timestamppb.Timestamp)(nil),        // 41: google.protobuf.Timestamp
+	(Channel)(0),                         // 42: sipas.v1.Channel
+	(*durationpb.Duration)(nil),          // 43: google.protobuf.Duration
 }
 var file_sipas_v1_survey_proto_depIdxs = []int32{
-	12, // 0: sipas.v1.Questionnaire.items:type_name -> sipas.v1.Item
-	13, // 1: sipas.v1.Questionnaire.scales:type_name -> sipas.v1.Scale
-	15, // 2: sipas.v1.Questionnaire.formula:type_name -> sipas.v1.FormulaNode
-	0,  // 3: sipas.v1.Item.kind:type_name -> sipas.v1.ItemKind
-	1,  // 4: sipas.v1.Item.role:type_name -> sipas.v1.ItemRole
-	14, // 5: sipas.v1.Scale.codes:type_name -> sipas.v1.ScaleCode
-	0,  // 6: sipas.v1.FormulaNode.kind:type_name -> sipas.v1.ItemKind
-	2,  // 7: sipas.v1.FormulaNode.aggregation:type_name -> sipas.v1.Aggregation
-	15, // 8: sipas.v1.FormulaNode.children:type_name -> sipas.v1.FormulaNode
-	11, // 9: sipas.v1.GetQuestionnaireResponse.questionnaire:type_name -> sipas.v1.Questionnaire
-	11, // 10: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
-	3,  // 11: sipas.v1.Demographics.gender:type_name -> sipas.v1.Gender
-	4,  // 12: sipas.v1.Demographics.ethnicity:type_name -> sipas.v1.Ethnicity
-	5,  // 13: sipas.v1.Demographics.education:type_name -> sipas.v1.Education
-	6,  // 14: sipas.v1.Demographics.occupation:type_name -> sipas.v1.Occupation
-	7,  // 15: sipas.v1.Demographics.residence:type_name -> sipas.v1.Residence
-	8,  // 16: sipas.v1.Demographics.respondent_type:type_name -> sipas.v1.RespondentType
-	33, // 17: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
-	34, // 18: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
-	20, // 19: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
-	32, // 20: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
-	9,  // 21: sipas.v1.Response.flags:type_name -> sipas.v1.ResponseFlag
-	33, // 22: sipas.v1.ReportKioskHeartbeatRequest.send_time:type_name -> google.protobuf.Timestamp
-	35, // 23: sipas.v1.ReportKioskHeartbeatRequest.oldest_pending_age:type_name -> google.protobuf.Duration
-	35, // 24: sipas.v1.ReportKioskHeartbeatRequest.clock_offset:type_name -> google.protobuf.Duration
-	33, // 25: sipas.v1.ReportKioskHeartbeatRequest.last_send_time:type_name -> google.protobuf.Timestamp
-	33, // 26: sipas.v1.ReportKioskHeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
-	21, // 27: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
-	27, // 28: sipas.v1.UploadBatchRequest.items:type_name -> sipas.v1.BatchItem
-	21, // 29: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
-	30, // 30: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
-	31, // 31: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
-	10, // 32: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
-	29, // 33: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
-	16, // 34: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
-	18, // 35: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
-	24, // 36: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
-	26, // 37: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
-	22, // 38: sipas.v1.SurveyService.ReportKioskHeartbeat:input_type -> sipas.v1.ReportKioskHeartbeatRequest
-	17, // 39: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.GetQuestionnaireResponse
-	19, // 40: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
-	25, // 41: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
-	28, // 42: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
-	23, // 43: sipas.v1.SurveyService.ReportKioskHeartbeat:output_type -> sipas.v1.ReportKioskHeartbeatResponse
-	39, // [39:44] is the sub-list for method output_type
-	34, // [34:39] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	29, // 0: sipas.v1.AmendResponseRequest.response:type_name -> sipas.v1.Response
+	0,  // 1: sipas.v1.ResponseVersion.replaced_by:type_name -> sipas.v1.CorrectionKind
+	41, // 2: sipas.v1.ResponseVersion.replace_time:type_name -> google.protobuf.Timestamp
+	17, // 3: sipas.v1.GetResponseHistoryResponse.versions:type_name -> sipas.v1.ResponseVersion
+	20, // 4: sipas.v1.Questionnaire.items:type_name -> sipas.v1.Item
+	21, // 5: sipas.v1.Questionnaire.scales:type_name -> sipas.v1.Scale
+	23, // 6: sipas.v1.Questionnaire.formula:type_name -> sipas.v1.FormulaNode
+	1,  // 7: sipas.v1.Item.kind:type_name -> sipas.v1.ItemKind
+	2,  // 8: sipas.v1.Item.role:type_name -> sipas.v1.ItemRole
+	22, // 9: sipas.v1.Scale.codes:type_name -> sipas.v1.ScaleCode
+	1,  // 10: sipas.v1.FormulaNode.kind:type_name -> sipas.v1.ItemKind
+	3,  // 11: sipas.v1.FormulaNode.aggregation:type_name -> sipas.v1.Aggregation
+	23, // 12: sipas.v1.FormulaNode.children:type_name -> sipas.v1.FormulaNode
+	19, // 13: sipas.v1.GetQuestionnaireResponse.questionnaire:type_name -> sipas.v1.Questionnaire
+	19, // 14: sipas.v1.ListQuestionnairesResponse.questionnaires:type_name -> sipas.v1.Questionnaire
+	4,  // 15: sipas.v1.Demographics.gender:type_name -> sipas.v1.Gender
+	5,  // 16: sipas.v1.Demographics.ethnicity:type_name -> sipas.v1.Ethnicity
+	6,  // 17: sipas.v1.Demographics.education:type_name -> sipas.v1.Education
+	7,  // 18: sipas.v1.Demographics.occupation:type_name -> sipas.v1.Occupation
+	8,  // 19: sipas.v1.Demographics.residence:type_name -> sipas.v1.Residence
+	9,  // 20: sipas.v1.Demographics.respondent_type:type_name -> sipas.v1.RespondentType
+	41, // 21: sipas.v1.Response.collected_at:type_name -> google.protobuf.Timestamp
+	42, // 22: sipas.v1.Response.channel:type_name -> sipas.v1.Channel
+	28, // 23: sipas.v1.Response.demographics:type_name -> sipas.v1.Demographics
+	40, // 24: sipas.v1.Response.answers:type_name -> sipas.v1.Response.AnswersEntry
+	10, // 25: sipas.v1.Response.flags:type_name -> sipas.v1.ResponseFlag
+	41, // 26: sipas.v1.ReportKioskHeartbeatRequest.send_time:type_name -> google.protobuf.Timestamp
+	43, // 27: sipas.v1.ReportKioskHeartbeatRequest.oldest_pending_age:type_name -> google.protobuf.Duration
+	43, // 28: sipas.v1.ReportKioskHeartbeatRequest.clock_offset:type_name -> google.protobuf.Duration
+	41, // 29: sipas.v1.ReportKioskHeartbeatRequest.last_send_time:type_name -> google.protobuf.Timestamp
+	41, // 30: sipas.v1.ReportKioskHeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
+	29, // 31: sipas.v1.SubmitResponseRequest.response:type_name -> sipas.v1.Response
+	35, // 32: sipas.v1.UploadBatchRequest.items:type_name -> sipas.v1.BatchItem
+	29, // 33: sipas.v1.BatchItem.response:type_name -> sipas.v1.Response
+	38, // 34: sipas.v1.UploadBatchResponse.chunk:type_name -> sipas.v1.ChunkAck
+	39, // 35: sipas.v1.UploadBatchResponse.summary:type_name -> sipas.v1.BatchSummary
+	11, // 36: sipas.v1.ItemResult.outcome:type_name -> sipas.v1.ItemOutcome
+	37, // 37: sipas.v1.ChunkAck.results:type_name -> sipas.v1.ItemResult
+	24, // 38: sipas.v1.SurveyService.GetQuestionnaire:input_type -> sipas.v1.GetQuestionnaireRequest
+	26, // 39: sipas.v1.SurveyService.ListQuestionnaires:input_type -> sipas.v1.ListQuestionnairesRequest
+	32, // 40: sipas.v1.SurveyService.SubmitResponse:input_type -> sipas.v1.SubmitResponseRequest
+	34, // 41: sipas.v1.SurveyService.UploadBatch:input_type -> sipas.v1.UploadBatchRequest
+	30, // 42: sipas.v1.SurveyService.ReportKioskHeartbeat:input_type -> sipas.v1.ReportKioskHeartbeatRequest
+	12, // 43: sipas.v1.SurveyService.WithdrawResponse:input_type -> sipas.v1.WithdrawResponseRequest
+	14, // 44: sipas.v1.SurveyService.AmendResponse:input_type -> sipas.v1.AmendResponseRequest
+	16, // 45: sipas.v1.SurveyService.GetResponseHistory:input_type -> sipas.v1.GetResponseHistoryRequest
+	25, // 46: sipas.v1.SurveyService.GetQuestionnaire:output_type -> sipas.v1.GetQuestionnaireResponse
+	27, // 47: sipas.v1.SurveyService.ListQuestionnaires:output_type -> sipas.v1.ListQuestionnairesResponse
+	33, // 48: sipas.v1.SurveyService.SubmitResponse:output_type -> sipas.v1.SubmitResponseResponse
+	36, // 49: sipas.v1.SurveyService.UploadBatch:output_type -> sipas.v1.UploadBatchResponse
+	31, // 50: sipas.v1.SurveyService.ReportKioskHeartbeat:output_type -> sipas.v1.ReportKioskHeartbeatResponse
+	13, // 51: sipas.v1.SurveyService.WithdrawResponse:output_type -> sipas.v1.WithdrawResponseResponse
+	15, // 52: sipas.v1.SurveyService.AmendResponse:output_type -> sipas.v1.AmendResponseResponse
+	18, // 53: sipas.v1.SurveyService.GetResponseHistory:output_type -> sipas.v1.GetResponseHistoryResponse
+	46, // [46:54] is the sub-list for method output_type
+	38, // [38:46] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_sipas_v1_survey_proto_init() }
@@ -2572,8 +3163,8 @@ func file_sipas_v1_survey_proto_init() {
 		return
 	}
 	file_sipas_v1_common_proto_init()
-	file_sipas_v1_survey_proto_msgTypes[9].OneofWrappers = []any{}
-	file_sipas_v1_survey_proto_msgTypes[17].OneofWrappers = []any{
+	file_sipas_v1_survey_proto_msgTypes[16].OneofWrappers = []any{}
+	file_sipas_v1_survey_proto_msgTypes[24].OneofWrappers = []any{
 		(*UploadBatchResponse_Chunk)(nil),
 		(*UploadBatchResponse_Summary)(nil),
 	}
@@ -2582,8 +3173,8 @@ func file_sipas_v1_survey_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sipas_v1_survey_proto_rawDesc), len(file_sipas_v1_survey_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   22,
+			NumEnums:      12,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,9 @@ const (
 	SurveyService_SubmitResponse_FullMethodName       = "/sipas.v1.SurveyService/SubmitResponse"
 	SurveyService_UploadBatch_FullMethodName          = "/sipas.v1.SurveyService/UploadBatch"
 	SurveyService_ReportKioskHeartbeat_FullMethodName = "/sipas.v1.SurveyService/ReportKioskHeartbeat"
+	SurveyService_WithdrawResponse_FullMethodName     = "/sipas.v1.SurveyService/WithdrawResponse"
+	SurveyService_AmendResponse_FullMethodName        = "/sipas.v1.SurveyService/AmendResponse"
+	SurveyService_GetResponseHistory_FullMethodName   = "/sipas.v1.SurveyService/GetResponseHistory"
 )
 
 // SurveyServiceClient is the client API for SurveyService service.
@@ -54,6 +57,22 @@ type SurveyServiceClient interface {
 	// silent kiosks. Kiosk agents call it every minute. The answer carries the
 	// server's clock, from which the agent measures its clock offset.
 	ReportKioskHeartbeat(ctx context.Context, in *ReportKioskHeartbeatRequest, opts ...grpc.CallOption) (*ReportKioskHeartbeatResponse, error)
+	// WithdrawResponse takes a stored response out of every figure, with a
+	// reason kept in the audit log. Only the credential that sent it, or an
+	// administrator, may withdraw it. The response stays stored (a resend of
+	// its id is a duplicate and does not bring it back). Withdrawing it again
+	// answers already_withdrawn = true.
+	WithdrawResponse(ctx context.Context, in *WithdrawResponseRequest, opts ...grpc.CallOption) (*WithdrawResponseResponse, error)
+	// AmendResponse replaces a stored response's content by a new version
+	// (same response_id and questionnaire), with a reason kept in the audit
+	// log; the figures count the new version instead of the old. Only the
+	// credential that sent it, or an administrator, may amend it. Sending the
+	// stored content again answers unchanged = true.
+	AmendResponse(ctx context.Context, in *AmendResponseRequest, opts ...grpc.CallOption) (*AmendResponseResponse, error)
+	// GetResponseHistory lists the versions of a stored response and the
+	// corrections that replaced them (no answers or demographics). Only the
+	// credential that sent it, or an administrator, may read it.
+	GetResponseHistory(ctx context.Context, in *GetResponseHistoryRequest, opts ...grpc.CallOption) (*GetResponseHistoryResponse, error)
 }
 
 type surveyServiceClient struct {
@@ -117,6 +136,36 @@ func (c *surveyServiceClient) ReportKioskHeartbeat(ctx context.Context, in *Repo
 	return out, nil
 }
 
+func (c *surveyServiceClient) WithdrawResponse(ctx context.Context, in *WithdrawResponseRequest, opts ...grpc.CallOption) (*WithdrawResponseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawResponseResponse)
+	err := c.cc.Invoke(ctx, SurveyService_WithdrawResponse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *surveyServiceClient) AmendResponse(ctx context.Context, in *AmendResponseRequest, opts ...grpc.CallOption) (*AmendResponseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AmendResponseResponse)
+	err := c.cc.Invoke(ctx, SurveyService_AmendResponse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *surveyServiceClient) GetResponseHistory(ctx context.Context, in *GetResponseHistoryRequest, opts ...grpc.CallOption) (*GetResponseHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetResponseHistoryResponse)
+	err := c.cc.Invoke(ctx, SurveyService_GetResponseHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SurveyServiceServer is the server API for SurveyService service.
 // All implementations must embed UnimplementedSurveyServiceServer
 // for forward compatibility.
@@ -145,6 +194,22 @@ type SurveyServiceServer interface {
 	// silent kiosks. Kiosk agents call it every minute. The answer carries the
 	// server's clock, from which the agent measures its clock offset.
 	ReportKioskHeartbeat(context.Context, *ReportKioskHeartbeatRequest) (*ReportKioskHeartbeatResponse, error)
+	// WithdrawResponse takes a stored response out of every figure, with a
+	// reason kept in the audit log. Only the credential that sent it, or an
+	// administrator, may withdraw it. The response stays stored (a resend of
+	// its id is a duplicate and does not bring it back). Withdrawing it again
+	// answers already_withdrawn = true.
+	WithdrawResponse(context.Context, *WithdrawResponseRequest) (*WithdrawResponseResponse, error)
+	// AmendResponse replaces a stored response's content by a new version
+	// (same response_id and questionnaire), with a reason kept in the audit
+	// log; the figures count the new version instead of the old. Only the
+	// credential that sent it, or an administrator, may amend it. Sending the
+	// stored content again answers unchanged = true.
+	AmendResponse(context.Context, *AmendResponseRequest) (*AmendResponseResponse, error)
+	// GetResponseHistory lists the versions of a stored response and the
+	// corrections that replaced them (no answers or demographics). Only the
+	// credential that sent it, or an administrator, may read it.
+	GetResponseHistory(context.Context, *GetResponseHistoryRequest) (*GetResponseHistoryResponse, error)
 	mustEmbedUnimplementedSurveyServiceServer()
 }
 
@@ -169,6 +234,15 @@ func (UnimplementedSurveyServiceServer) UploadBatch(grpc.BidiStreamingServer[Upl
 }
 func (UnimplementedSurveyServiceServer) ReportKioskHeartbeat(context.Context, *ReportKioskHeartbeatRequest) (*ReportKioskHeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportKioskHeartbeat not implemented")
+}
+func (UnimplementedSurveyServiceServer) WithdrawResponse(context.Context, *WithdrawResponseRequest) (*WithdrawResponseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawResponse not implemented")
+}
+func (UnimplementedSurveyServiceServer) AmendResponse(context.Context, *AmendResponseRequest) (*AmendResponseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AmendResponse not implemented")
+}
+func (UnimplementedSurveyServiceServer) GetResponseHistory(context.Context, *GetResponseHistoryRequest) (*GetResponseHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetResponseHistory not implemented")
 }
 func (UnimplementedSurveyServiceServer) mustEmbedUnimplementedSurveyServiceServer() {}
 func (UnimplementedSurveyServiceServer) testEmbeddedByValue()                       {}
@@ -270,6 +344,60 @@ func _SurveyService_ReportKioskHeartbeat_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SurveyService_WithdrawResponse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawResponseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SurveyServiceServer).WithdrawResponse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SurveyService_WithdrawResponse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SurveyServiceServer).WithdrawResponse(ctx, req.(*WithdrawResponseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SurveyService_AmendResponse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AmendResponseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SurveyServiceServer).AmendResponse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SurveyService_AmendResponse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SurveyServiceServer).AmendResponse(ctx, req.(*AmendResponseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SurveyService_GetResponseHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetResponseHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SurveyServiceServer).GetResponseHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SurveyService_GetResponseHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SurveyServiceServer).GetResponseHistory(ctx, req.(*GetResponseHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SurveyService_ServiceDesc is the grpc.ServiceDesc for SurveyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +420,18 @@ var SurveyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportKioskHeartbeat",
 			Handler:    _SurveyService_ReportKioskHeartbeat_Handler,
+		},
+		{
+			MethodName: "WithdrawResponse",
+			Handler:    _SurveyService_WithdrawResponse_Handler,
+		},
+		{
+			MethodName: "AmendResponse",
+			Handler:    _SurveyService_AmendResponse_Handler,
+		},
+		{
+			MethodName: "GetResponseHistory",
+			Handler:    _SurveyService_GetResponseHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
