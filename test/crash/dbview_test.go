@@ -79,7 +79,9 @@ func (v sqliteView) correctedRows() (map[string]correctedRow, error) {
 // (pgstore.ErrCorrectionsUnsupported) and has no corrections table, so
 // none is in effect; the checker then verifies that every correction sent
 // was refused.
-func (v *pgView) correctedRows() (map[string]correctedRow, error) { return map[string]correctedRow{}, nil }
+func (v *pgView) correctedRows() (map[string]correctedRow, error) {
+	return map[string]correctedRow{}, nil
+}
 
 // sqliteView reads the SQLite file through read-only connections of its own
 // (WAL allows it while the server runs; each is closed before the next
