@@ -24,10 +24,11 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 	./bin/sipasd --data-dir $(DATA_DIR) --grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
 
 .PHONY: test
-test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests when Chromium is installed).
+test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests when Chromium is installed; the PostgreSQL suite against SIPAS_TEST_POSTGRES).
 	@if [ -z "$$SIPAS_CHROMIUM" ] && [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
 		echo "SKIP browser tests of the web dashboard and the kiosk app: no Chromium found; install it with: apt-get install chromium"; fi
 	$(GO) vet $(GOFLAGS_BUILD) ./...
+	@./scripts/pgprobe.sh
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
 
 .PHONY: test-race
@@ -60,7 +61,7 @@ bench: ## Run the benchmarks; prints BENCH lines with each figure beside its cei
 	$(GO) run $(GOFLAGS_BUILD) ./cmd/sipasbench
 
 .PHONY: reliability
-reliability: ## The long crash test (200+ kill -9s) and longer fuzzing (FUZZTIME each, default 2m).
+reliability: ## The long crash tests (200+ kill -9s on SQLite and on PostgreSQL) and longer fuzzing (FUZZTIME each, default 2m).
 	SIPAS_CRASH_KILLS=200 $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 60m -run TestCrash ./test/crash/
 	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzDecodeValidate -fuzztime $(FUZZTIME) ./server/
 	$(GO) test $(GOFLAGS_BUILD) -run XXX -fuzz FuzzUploadBatch -fuzztime $(FUZZTIME) ./server/

@@ -473,8 +473,8 @@ func walkJSON(v any, key string, fn func(key string, v any)) {
 func TestKubernetes(t *testing.T) {
 	kinds := map[string]map[string]any{}
 	for _, p := range deployFiles(t, ".yaml", ".yml") {
-		if !strings.HasPrefix(p, "k8s/") {
-			continue
+		if !strings.HasPrefix(p, "k8s/") || strings.HasPrefix(p, "k8s/postgres/") {
+			continue // the replicated variant has its own test
 		}
 		for _, d := range yamlDocs(t, p) {
 			kind, _ := d["kind"].(string)
@@ -879,5 +879,152 @@ func TestOperationsGuideDocumentsEveryFlag(t *testing.T) {
 		if m := rowFlag.FindStringSubmatch(l); m != nil && !known[m[1]] {
 			t.Errorf("docs/operations.md documents --%s, which sipasd does not have", m[1])
 		}
+	}
+}
+
+// TestComposePostgresProfile: the "postgres" profile runs PostgreSQL, two
+// sipasd replicas over it and a gRPC-aware proxy (nginx grpc_pass) balancing
+// over both, and Prometheus scrapes both replicas.
+func TestComposePostgresProfile(t *testing.T) {
+	doc := yamlDocs(t, "compose.yaml")[0]
+	services, _ := doc["services"].(map[string]any)
+	inProfile := func(name string) bool {
+		for _, p := range asList(get(services, name, "profiles")) {
+			if p == "postgres" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"postgres", "sipasd-a", "sipasd-b", "grpc-proxy"} {
+		if services[name] == nil || !inProfile(name) {
+			t.Fatalf("service %s missing or not in the postgres profile", name)
+		}
+	}
+	for _, name := range []string{"sipasd-a", "sipasd-b"} {
+		env, _ := get(services, name, "environment").(map[string]any)
+		db, _ := env["SIPAS_DATABASE"].(string)
+		if !strings.HasPrefix(db, "postgres://") || !strings.Contains(db, "@postgres:5432/") {
+			t.Errorf("%s: SIPAS_DATABASE = %q, want the postgres service", name, db)
+		}
+		if env["SIPAS_INSECURE"] == nil && env["SIPAS_TLS_CERT"] == nil {
+			t.Errorf("%s listens on 0.0.0.0: it needs TLS or SIPAS_INSECURE", name)
+		}
+		if env["SIPAS_BACKUP_EVERY"] != nil {
+			t.Errorf("%s: scheduled backups are refused with PostgreSQL", name)
+		}
+		if get(services, name, "ports") != nil {
+			t.Errorf("%s publishes ports: only the proxy should", name)
+		}
+		if g, _ := get(services, name, "stop_grace_period").(string); g == "" {
+			t.Errorf("%s has no stop_grace_period", name)
+		} else if d, err := time.ParseDuration(g); err != nil || d <= shutdownGrace {
+			t.Errorf("%s: stop_grace_period %q: want more than %v", name, g, shutdownGrace)
+		}
+	}
+	// The second replica waits for the first (one first admin).
+	if get(services, "sipasd-b", "depends_on", "sipasd-a") == nil {
+		t.Error("sipasd-b does not wait for sipasd-a")
+	}
+	// The proxy: nginx with grpc_pass to both replicas, from a config that exists.
+	var conf string
+	for _, v := range asList(get(services, "grpc-proxy", "volumes")) {
+		src, target, _ := strings.Cut(v, ":")
+		if strings.HasPrefix(target, "/etc/nginx/") {
+			conf = src
+		}
+	}
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatalf("grpc-proxy config %q: %v", conf, err)
+	}
+	c := string(data)
+	for _, want := range []string{"grpc_pass grpc://", "server sipasd-a:7443", "server sipasd-b:7443", "http2 on"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("%s lacks %q", conf, want)
+		}
+	}
+	prom := yamlDocs(t, "prometheus/prometheus.yml")[0]
+	targets := map[string]bool{}
+	scrapes, _ := prom["scrape_configs"].([]any)
+	for _, sc := range scrapes {
+		for _, tg := range asList(get(sc, "static_configs", 0, "targets")) {
+			targets[tg] = true
+		}
+	}
+	if !targets["sipasd-a:7080"] || !targets["sipasd-b:7080"] {
+		t.Errorf("prometheus.yml scrapes %v, want both replicas", sortedKeys(targets))
+	}
+	if services["prometheus"] == nil || services["grafana"] == nil {
+		t.Error("prometheus or grafana missing")
+	}
+}
+
+// TestKubernetesPostgres: the replicated variant is a stateless Deployment
+// (no volume claims) of more than one replica, reading the database URL
+// from a Secret, with the same probes and hardening as the StatefulSet.
+func TestKubernetesPostgres(t *testing.T) {
+	kinds := map[string]map[string]any{}
+	for _, p := range deployFiles(t, ".yaml") {
+		if !strings.HasPrefix(p, "k8s/postgres/") {
+			continue
+		}
+		for _, d := range yamlDocs(t, p) {
+			kind, _ := d["kind"].(string)
+			if kind == "" || d["apiVersion"] == nil {
+				t.Errorf("%s: a document without kind or apiVersion", p)
+			}
+			kinds[kind] = d
+		}
+	}
+	dep := kinds["Deployment"]
+	if dep == nil {
+		t.Fatal("no Deployment in k8s/postgres/")
+	}
+	if r, _ := get(dep, "spec", "replicas").(int); r < 2 {
+		t.Errorf("replicas = %v, want at least 2", get(dep, "spec", "replicas"))
+	}
+	if get(dep, "spec", "volumeClaimTemplates") != nil {
+		t.Error("a Deployment of stateless replicas has no volume claims")
+	}
+	pod := get(dep, "spec", "template", "spec")
+	for _, v := range get(pod, "volumes").([]any) {
+		if get(v, "persistentVolumeClaim") != nil {
+			t.Errorf("volume %v: replicas keep no persistent state", get(v, "name"))
+		}
+	}
+	c := get(pod, "containers", 0)
+	var dbFromSecret bool
+	for _, e := range get(c, "env").([]any) {
+		if get(e, "name") == "SIPAS_DATABASE" && get(e, "valueFrom", "secretKeyRef", "name") != nil {
+			dbFromSecret = true
+		}
+	}
+	if !dbFromSecret {
+		t.Error("SIPAS_DATABASE does not come from a Secret")
+	}
+	if get(pod, "securityContext", "runAsNonRoot") != true || get(c, "securityContext", "readOnlyRootFilesystem") != true ||
+		get(c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Error("pod or container hardening missing")
+	}
+	if got := get(c, "readinessProbe", "grpc", "port"); got != 7444 {
+		t.Errorf("readinessProbe grpc port = %v, want 7444", got)
+	}
+	if g, _ := get(pod, "terminationGracePeriodSeconds").(int); time.Duration(g)*time.Second <= shutdownGrace {
+		t.Errorf("terminationGracePeriodSeconds = %d, want more than %v", g, shutdownGrace)
+	}
+	cm := kinds["ConfigMap"]
+	if cm == nil || get(cm, "data", "SIPAS_DB_MAX_CONNS") == nil || get(cm, "data", "SIPAS_BACKUP_EVERY") != nil {
+		t.Error("the replicas' ConfigMap must size the pool and schedule no SQLite backup")
+	}
+	if get(cm, "metadata", "name") != get(c, "envFrom", 0, "configMapRef", "name") {
+		t.Error("the Deployment does not read the replicas' ConfigMap")
+	}
+	svc := kinds["Service"]
+	if sel := get(svc, "spec", "selector", "app.kubernetes.io/name"); sel == nil || sel != get(dep, "spec", "template", "metadata", "labels", "app.kubernetes.io/name") {
+		t.Error("the Service does not select the replicas")
+	}
+	if kinds["Secret"] == nil || kinds["PodDisruptionBudget"] == nil {
+		t.Error("want an example Secret and a PodDisruptionBudget")
 	}
 }

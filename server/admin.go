@@ -266,7 +266,13 @@ const backupChunk = 1 << 20
 
 func (h *adminService) Backup(_ *sipasv1.BackupRequest, stream sipasv1.AdminService_BackupServer) error {
 	ctx := stream.Context()
-	dir, err := os.MkdirTemp(filepath.Dir(h.s.cfg.Store.Path()), ".backup-")
+	if h.s.cfg.Store.BackupDir() == "" {
+		// This backend makes no copies (PostgreSQL): its refusal says how
+		// it is backed up.
+		_, err := h.s.cfg.Store.Backup(ctx, "")
+		return toStatus(ctx, h.s.log, err)
+	}
+	dir, err := os.MkdirTemp(h.s.cfg.Store.BackupDir(), ".backup-")
 	if err != nil {
 		return toStatus(ctx, h.s.log, err)
 	}

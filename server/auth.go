@@ -90,7 +90,7 @@ func principalFrom(ctx context.Context) *Principal {
 
 // authenticator turns the bearer token of a call into a Principal.
 type authenticator struct {
-	store *store.Store
+	store store.Backend
 	now   func() time.Time
 
 	// cache holds recently authenticated credentials by token hash, so that
@@ -110,8 +110,11 @@ type authenticator struct {
 }
 
 // cacheTTL is how long an authenticated credential is trusted without a
-// database read. Expiry is still checked on every call.
-const cacheTTL = 5 * time.Second
+// database read. Expiry is still checked on every call. It is below the
+// freshness bound of replicas over one database (pgstore.FreshnessBound,
+// 2 s): a credential revoked through another replica is refused here
+// within it.
+const cacheTTL = 1 * time.Second
 
 type cachedPrincipal struct {
 	p       *Principal

@@ -404,6 +404,12 @@ func TestRow50SendTimeoutEndsAStreamWhoseClientStopsReading(t *testing.T) {
 	// The handler ends at the send timeout: its chunks and its stream slot
 	// are released, and the call is logged with its code.
 	waitOpenStreams(t, e, 0)
+	// The stream slot is released before the logging interceptor writes
+	// the call's line: give it a moment.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) &&
+		!strings.Contains(e.logs.String(), `"method":"/sipas.v1.SurveyService/UploadBatch","code":"ResourceExhausted"`); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !strings.Contains(e.logs.String(), `"method":"/sipas.v1.SurveyService/UploadBatch","code":"ResourceExhausted"`) {
 		t.Fatalf("no UploadBatch ended with RESOURCE_EXHAUSTED in the log:\n%s", e.logs.String())
 	}

@@ -42,8 +42,8 @@ func (m *Metrics) ObserveCommit(batchSize int, d time.Duration) {
 }
 
 // watchStore exports the store's queue depth and file sizes, read at scrape time.
-func (m *Metrics) watchStore(st *store.Store) error {
-	for _, c := range []prometheus.Collector{
+func (m *Metrics) watchStore(st store.Backend) error {
+	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_writer_queue_depth", Help: "Write requests waiting for the writer."},
 			func() float64 { return float64(st.Stats().QueueDepth) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_commit_failures_total",
@@ -58,23 +58,40 @@ func (m *Metrics) watchStore(st *store.Store) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_tally_cells_written_total",
 			Help: "Aggregate cells written by checkpoints (only cells that changed are written)."},
 			func() float64 { return float64(st.Stats().CellsWritten) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_bytes", Help: "Bytes of aggregate cells in the read cache."},
-			func() float64 { return float64(st.CacheStats().Bytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_budget_bytes", Help: "Bound of the aggregate cell cache (--cell-cache-mib)."},
-			func() float64 { return float64(st.CacheStats().Budget) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_blocks", Help: "Blocks of cells in the read cache."},
-			func() float64 { return float64(st.CacheStats().Blocks) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_hits_total", Help: "Block reads served by the cell cache."},
-			func() float64 { return float64(st.CacheStats().Hits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_misses_total", Help: "Block reads that went to the database."},
-			func() float64 { return float64(st.CacheStats().Misses) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_evictions_total", Help: "Blocks evicted from the cell cache to stay within its budget."},
-			func() float64 { return float64(st.CacheStats().Evictions) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_db_size_bytes", Help: "Size of the database file."},
-			func() float64 { db, _ := st.Sizes(); return float64(db) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_wal_size_bytes", Help: "Size of the write-ahead log."},
-			func() float64 { _, wal := st.Sizes(); return float64(wal) }),
-	} {
+	}
+	// A bounded cache of aggregate cells.
+	if c, ok := st.(interface{ CacheStats() store.CacheStats }); ok {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_bytes", Help: "Bytes of aggregate cells in the read cache."},
+				func() float64 { return float64(c.CacheStats().Bytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_budget_bytes", Help: "Bound of the aggregate cell cache (--cell-cache-mib)."},
+				func() float64 { return float64(c.CacheStats().Budget) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_cell_cache_blocks", Help: "Blocks of cells in the read cache."},
+				func() float64 { return float64(c.CacheStats().Blocks) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_hits_total", Help: "Block reads served by the cell cache."},
+				func() float64 { return float64(c.CacheStats().Hits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_misses_total", Help: "Block reads that went to the database."},
+				func() float64 { return float64(c.CacheStats().Misses) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sipas_cell_cache_evictions_total", Help: "Blocks evicted from the cell cache to stay within its budget."},
+				func() float64 { return float64(c.CacheStats().Evictions) }))
+	}
+	// File sizes exist for a store in a file (SQLite) only.
+	if f, ok := st.(interface{ Sizes() (db, wal int64) }); ok {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_db_size_bytes", Help: "Size of the database file."},
+				func() float64 { db, _ := f.Sizes(); return float64(db) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_wal_size_bytes", Help: "Size of the write-ahead log."},
+				func() float64 { _, wal := f.Sizes(); return float64(wal) }))
+	}
+	// Connection pool use exists for a store over a database server.
+	if p, ok := st.(interface{ PoolStats() (inUse, size int) }); ok {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_db_pool_in_use", Help: "Database connections of this replica in use."},
+				func() float64 { n, _ := p.PoolStats(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sipas_db_pool_size", Help: "Size of this replica's database connection pool."},
+				func() float64 { _, n := p.PoolStats(); return float64(n) }))
+	}
+	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ import (
 type Config struct {
 	Catalog  *sipas.Catalog
 	Registry *sipas.Registry
-	Store    *store.Store
+	Store    store.Backend
 	Engine   *sipas.Engine
 	Logger   *slog.Logger
 	// Metrics are the server's metrics (see NewMetrics); nil creates them

@@ -38,29 +38,3 @@ func TestItem1UnitRegistryInMemoryAndIDsUniqueRegardlessOfCase(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", u, ok)
 	}
 }
-
-// TestItem1ResponsesRecordTheirSource: the credential and batch are stored
-// with the response, are not part of its content (a resend from elsewhere
-// is a duplicate and keeps the first source).
-func TestItem1ResponsesRecordTheirSource(t *testing.T) {
-	s := openTest(t, "", Options{})
-	g := newGen(t, 7)
-	acc := g.accepted()
-	acc.Source = sipas.Source{CredentialID: "cred-1", BatchID: "batch-1"}
-	mustInsert(t, s, acc)
-	again := *acc
-	again.Source = sipas.Source{CredentialID: "cred-2"}
-	if res := mustInsert(t, s, &again); !res[0].Duplicate {
-		t.Fatalf("resend from another credential: %+v, want a duplicate", res[0])
-	}
-	src, err := s.ResponseSource(context.Background(), acc.Response.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if src != (sipas.Source{CredentialID: "cred-1", BatchID: "batch-1"}) {
-		t.Fatalf("source %+v", src)
-	}
-	if _, err := s.ResponseSource(context.Background(), "0190f3b4-7c1e-7a3b-9f00-123456789abc"); sipas.KindOf(err) != sipas.KindNotFound {
-		t.Fatalf("unknown id: %v", err)
-	}
-}

@@ -42,28 +42,16 @@ const opInsert = "store.insert"
 // prepare checks what the store itself needs of an accepted response and
 // encodes it.
 func (s *Store) prepare(acc *sipas.Accepted) (*prepared, error) {
-	if acc == nil || acc.Response == nil || acc.Province == nil || acc.Province.ID == "" ||
-		acc.Questionnaire == nil || len(acc.Answers) != len(acc.Questionnaire.Items) {
-		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_ARGUMENT",
-			Message: "incomplete accepted response (not made by sipas.Validate)"}
+	if err := CheckAccepted(s.cat, acc); err != nil {
+		return nil, err
 	}
 	r := acc.Response
-	if acc.ID == uuid.Nil {
-		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_FORMAT",
-			Message:    "response_id is not a UUID",
-			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
-	}
-	q := s.cat.Get(r.QuestionnaireID)
-	if q == nil || q != acc.Questionnaire {
-		return nil, &sipas.Error{Kind: sipas.KindFailedPrecondition, Op: opInsert, Reason: "UNKNOWN_QUESTIONNAIRE",
-			Message: fmt.Sprintf("unknown questionnaire %q", r.QuestionnaireID)}
-	}
 	p := &prepared{
 		acc:     acc,
 		month:   sipas.MonthOf(r.CollectedAt),
-		payload: EncodePayload(q, &r.Demographics, acc.Answers),
+		payload: EncodePayload(acc.Questionnaire, &r.Demographics, acc.Answers),
 	}
-	q.Contribution(acc.Answers, &p.contrib)
+	acc.Questionnaire.Contribution(acc.Answers, &p.contrib)
 	return p, nil
 }
 
@@ -354,10 +342,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*request, n int) ([]*prepar
 // sameLegacyHash reports whether stored is the version-1 content hash of
 // p's response: responses stored before version 2 of the hash carry it, and
 // a resend of one of them is a duplicate, not a conflict.
-func (p *prepared) sameLegacyHash(stored []byte) bool {
-	legacy := sipas.LegacyContentHash(p.acc)
-	return bytes.Equal(stored, legacy[:])
-}
+func (p *prepared) sameLegacyHash(stored []byte) bool { return SameLegacyHash(p.acc, stored) }
 
 // insertGroupRows is how many responses one INSERT statement stores when
 // enough are queued: about a quarter less time per row than one statement

@@ -130,9 +130,7 @@ func (o *Options) fill() {
 }
 
 // questionnaireSource is what the store needs of a *sipas.Catalog.
-type questionnaireSource interface {
-	Get(id string) *sipas.Questionnaire
-}
+type questionnaireSource = QuestionnaireSource
 
 // Store is the SQLite store. Its methods are safe for concurrent use.
 type Store struct {

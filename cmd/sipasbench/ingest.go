@@ -160,62 +160,12 @@ func (b *bench) runUnary() (*unaryResult, error) {
 			return err
 		}
 		defer c.kill()
-		admin, err := c.adminClient()
+		kl, err := b.newKioskLoad(g, c, "BENCH-K", unaryWorkers)
 		if err != nil {
 			return err
 		}
-		defer admin.Close()
-		clients := make([]*client.Client, unaryConns)
-		health := make([]healthpb.HealthClient, unaryConns)
-		for i := range clients {
-			tok, err := newKiosk(admin, fmt.Sprintf("BENCH-K%d", i), g.codes2026[(i*7)%len(g.codes2026)])
-			if err != nil {
-				return err
-			}
-			if clients[i], err = c.dial(tok); err != nil {
-				return err
-			}
-			defer clients[i].Close()
-			health[i] = healthpb.NewHealthClient(clients[i].Conn())
-		}
-		// Each worker rotates over a few prepared kiosk responses (the
-		// kiosk's unit and province come from its credential) and gives
-		// each send a fresh UUIDv7.
-		const perWorker = 8
-		tpls := make([][]*sipasv1.Response, unaryWorkers)
-		rng := rand.New(rand.NewPCG(1, 2))
-		at := timestamppb.New(time.Now().Add(-time.Minute))
-		// Templates in the wire form the client library sends (the packed
-		// answer form, as kiosks do once they know the item order).
-		for w := range tpls {
-			for range perWorker {
-				r := &sipas.Response{QuestionnaireID: questionnaireID, CollectedAt: at.AsTime(),
-					Channel: sipas.ChannelKiosk, Answers: g.dvAnswers(rng)}
-				tpls[w] = append(tpls[w], clients[w%unaryConns].WireResponse(context.Background(), r))
-			}
-		}
-		next := make([]int, unaryWorkers)
-		check := func(w int) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			r, err := health[w%unaryConns].Check(ctx, &healthpb.HealthCheckRequest{})
-			if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
-				err = fmt.Errorf("health: %s", r.Status)
-			}
-			return err
-		}
-		submit := func(w int) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			t := tpls[w][next[w]%perWorker]
-			next[w]++
-			t.ResponseId = uuid.Must(uuid.NewV7()).String()
-			r, err := clients[w%unaryConns].Survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: t})
-			if err == nil && r.Duplicate {
-				err = errors.New("unexpected duplicate")
-			}
-			return err
-		}
+		defer kl.close()
+		check, submit := kl.check, kl.submit
 		for round := range unaryRounds {
 			h, hcpu, err := load(unaryWorkers, b.warmD, b.unaryD, c, check)
 			if err != nil {
@@ -241,6 +191,88 @@ func (b *bench) runUnary() (*unaryResult, error) {
 	}
 	b.unary = res
 	return res, nil
+}
+
+// kioskLoad is a kiosk fleet on one sipasd: unaryConns kiosk credentials
+// (each on its own gRPC connection, in units of distinct provinces) shared
+// by workers, with prepared responses.
+type kioskLoad struct {
+	clients []*client.Client
+	health  []healthpb.HealthClient
+	tpls    [][]*sipasv1.Response
+	next    []int
+}
+
+// newKioskLoad issues the kiosk credentials (units named prefix+i) through
+// c and prepares the responses of workers workers.
+func (b *bench) newKioskLoad(g *gen, c *child, prefix string, workers int) (*kioskLoad, error) {
+	admin, err := c.adminClient()
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	kl := &kioskLoad{clients: make([]*client.Client, unaryConns), health: make([]healthpb.HealthClient, unaryConns),
+		tpls: make([][]*sipasv1.Response, workers), next: make([]int, workers)}
+	for i := range kl.clients {
+		tok, err := newKiosk(admin, fmt.Sprintf("%s%d", prefix, i), g.codes2026[(i*7)%len(g.codes2026)])
+		if err != nil {
+			kl.close()
+			return nil, err
+		}
+		if kl.clients[i], err = c.dial(tok); err != nil {
+			kl.close()
+			return nil, err
+		}
+		kl.health[i] = healthpb.NewHealthClient(kl.clients[i].Conn())
+	}
+	// Each worker rotates over a few prepared kiosk responses (the kiosk's
+	// unit and province come from its credential) and gives each send a
+	// fresh UUIDv7. Templates in the wire form the client library sends
+	// (the packed answer form, as kiosks do once they know the item order).
+	const perWorker = 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	at := timestamppb.New(time.Now().Add(-time.Minute))
+	for w := range kl.tpls {
+		for range perWorker {
+			r := &sipas.Response{QuestionnaireID: questionnaireID, CollectedAt: at.AsTime(),
+				Channel: sipas.ChannelKiosk, Answers: g.dvAnswers(rng)}
+			kl.tpls[w] = append(kl.tpls[w], kl.clients[w%unaryConns].WireResponse(context.Background(), r))
+		}
+	}
+	return kl, nil
+}
+
+func (kl *kioskLoad) close() {
+	for _, c := range kl.clients {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// check is one health Check of worker w.
+func (kl *kioskLoad) check(w int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := kl.health[w%unaryConns].Check(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
+		err = fmt.Errorf("health: %s", r.Status)
+	}
+	return err
+}
+
+// submit is one SubmitResponse of worker w, with a new response id.
+func (kl *kioskLoad) submit(w int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t := kl.tpls[w][kl.next[w]%len(kl.tpls[w])]
+	kl.next[w]++
+	t.ResponseId = uuid.Must(uuid.NewV7()).String()
+	r, err := kl.clients[w%unaryConns].Survey.SubmitResponse(ctx, &sipasv1.SubmitResponseRequest{Response: t})
+	if err == nil && r.Duplicate {
+		err = errors.New("unexpected duplicate")
+	}
+	return err
 }
 
 // batchN is the number of responses of the upload and the floor.

@@ -56,6 +56,7 @@ const (
 )
 
 var figureNames = append([]string{figUnary, figBatch, figRSS, figBytes, figRank, figTree, figCLIUpload,
+	figPGUnary, figPGBatch, figPGReplicas,
 	figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes}, webFigureNames...)
 
 // result is one printed figure.
@@ -103,7 +104,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sipasbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	only := fs.String("only", "", "measure one figure only (or \"national\": the seven national_* figures): "+strings.Join(figureNames, ", "))
+	only := fs.String("only", "", "measure one figure only (or \"national\": the seven national_* figures; \"pg\": the three pg_* figures): "+strings.Join(figureNames, ", "))
 	quick := fs.Bool("quick", false, "a fast smoke run with small sizes and short durations (numbers are not meaningful)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, server logs) and print its path")
 	dur := fs.Duration("duration", 0, "measured duration of each unary load (default 5s, 1s with -quick)")
@@ -129,12 +130,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *only != "" {
 		names = nil
 		for _, n := range figureNames {
-			if n == *only || (*only == "national" && strings.HasPrefix(n, "national_")) {
+			if n == *only || (*only == "national" && strings.HasPrefix(n, "national_")) || (*only == "pg" && strings.HasPrefix(n, "pg_")) {
 				names = append(names, n)
 			}
 		}
 		if len(names) == 0 {
-			return fmt.Errorf("-only %q: want national (its seven figures) or one of %s", *only, strings.Join(figureNames, ", "))
+			return fmt.Errorf("-only %q: want national (its seven figures), pg (its three) or one of %s", *only, strings.Join(figureNames, ", "))
 		}
 	}
 	b, err := newBench(*quick, *dur, stderr)
@@ -146,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var errs []error
 	for _, name := range names {
 		r, err := b.figure(name)
+		if errors.Is(err, errSkipped) {
+			fmt.Fprintf(stderr, "# %s: SKIPPED: %v\n", name, err)
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "# %s: FAILED: %v\n", name, err)
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -189,6 +194,8 @@ type bench struct {
 	index    *indexResult
 	cli      *cliResult
 	national *nationalResult
+	pg       *pgResult
+	pgErr    error
 	web      *webResult
 	webErr   error
 }
@@ -276,6 +283,8 @@ func (b *bench) figure(name string) (result, error) {
 		return ix.tree, nil
 	case figCLIUpload:
 		return b.cliFigure()
+	case figPGUnary, figPGBatch, figPGReplicas:
+		return b.pgFigure(name)
 	case figNatRSS, figNatIngest, figNatStart, figNatRank, figNatUnitRank, figNatSeries, figNatBytes:
 		n, err := b.runNational()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sipas-vn/sipas"
@@ -16,28 +17,34 @@ import (
 // Config is everything sipasd is configured with. Flags only in this
 // package; each flag has a SIPAS_* environment fallback.
 type Config struct {
-	DataDir        string
-	GRPCAddr       string
-	HTTPAddr       string
-	HealthAddr     string
-	Questionnaires string
-	TLSCert        string
-	TLSKey         string
-	ClientCA       string
-	Insecure       bool
-	RatePerSecond  float64
-	RateBurst      int
-	MinSample      int64
-	Disclosure     int64
-	BackupDir      string
-	BackupEvery    time.Duration
-	BackupKeep     int
-	RestoreFrom    string
-	LogLevel       string
-	LogFormat      string
-	ShutdownGrace  time.Duration
-	StreamMaxItems int
-	Pprof          bool
+	DataDir string
+	// Database is "" for the embedded SQLite database in DataDir, or a
+	// postgres:// URL: sipasd is then one of several stateless replicas
+	// over that database.
+	Database         string
+	DBMaxConns       int
+	DBAcquireTimeout time.Duration
+	GRPCAddr         string
+	HTTPAddr         string
+	HealthAddr       string
+	Questionnaires   string
+	TLSCert          string
+	TLSKey           string
+	ClientCA         string
+	Insecure         bool
+	RatePerSecond    float64
+	RateBurst        int
+	MinSample        int64
+	Disclosure       int64
+	BackupDir        string
+	BackupEvery      time.Duration
+	BackupKeep       int
+	RestoreFrom      string
+	LogLevel         string
+	LogFormat        string
+	ShutdownGrace    time.Duration
+	StreamMaxItems   int
+	Pprof            bool
 	// KioskMaxAge is how old a kiosk's collected_at may be.
 	KioskMaxAge time.Duration
 	// StreamsPerCredential and StreamsTotal cap open upload streams;
@@ -106,6 +113,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		fs.IntVar(p, name, def, usage+" (env "+env+")")
 	}
 	str(&c.DataDir, "data-dir", "SIPAS_DATA_DIR", "./data", "directory of the database and admin.token")
+	str(&c.Database, "database", "SIPAS_DATABASE", "", "PostgreSQL URL (postgres://user@host:5432/db) for replicas sharing one database; empty: the SQLite database in --data-dir")
+	num(&c.DBMaxConns, "db-max-conns", "SIPAS_DB_MAX_CONNS", 16, "PostgreSQL connections this replica may open (the sum over replicas must stay below max_connections)")
+	dur(&c.DBAcquireTimeout, "db-acquire-timeout", "SIPAS_DB_ACQUIRE_TIMEOUT", 2*time.Second, "how long a call waits for a free PostgreSQL connection before it fails with UNAVAILABLE")
 	str(&c.GRPCAddr, "grpc-addr", "SIPAS_GRPC_ADDR", "127.0.0.1:7443", "gRPC listen address")
 	str(&c.HTTPAddr, "http-addr", "SIPAS_HTTP_ADDR", "127.0.0.1:7080", "HTTP listen address for /metrics, /healthz, /readyz")
 	str(&c.HealthAddr, "health-grpc-addr", "SIPAS_HEALTH_GRPC_ADDR", "", "plaintext listen address serving only the gRPC health service, for probes that cannot do TLS (Kubernetes); empty: off")
@@ -176,6 +186,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return c, fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
 	}
+	if c.Database != "" {
+		if !c.Postgres() {
+			return c, fmt.Errorf("--database: want a postgres:// or postgresql:// URL, got a value of another form")
+		}
+		if c.BackupEvery > 0 || c.RestoreFrom != "" {
+			return c, fmt.Errorf("--backup-every and --restore copy the SQLite database; with --database postgres://… back up with pg_dump or PITR (docs/operations.md, \"PostgreSQL backups\")")
+		}
+		if c.DBMaxConns < 2 {
+			return c, fmt.Errorf("--db-max-conns must be at least 2, got %d", c.DBMaxConns)
+		}
+	}
 	if c.BackupEvery < 0 {
 		return c, fmt.Errorf("--backup-every must not be negative, got %s", c.BackupEvery)
 	}
@@ -193,6 +214,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	return c, nil
+}
+
+// Postgres reports whether the configuration names a PostgreSQL database.
+func (c Config) Postgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
 }
 
 // Thresholds returns the sample-size rules the configuration sets.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/internal/atomicfile"
+	"github.com/sipas-vn/sipas/pgstore"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 	"github.com/sipas-vn/sipas/server"
@@ -38,7 +39,7 @@ const dbFile = "sipas.db"
 type daemon struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *store.Store
+	store   store.Backend
 	srv     *server.Server
 	httpSrv *http.Server
 	grpcLis net.Listener
@@ -48,6 +49,7 @@ type daemon struct {
 	health    *grpc.Server
 	healthLis net.Listener
 	ready     atomic.Bool
+	whyNot    atomic.Value // string: why the store is not ready
 	cancel    context.CancelFunc
 	bgDone    chan struct{}
 	serveErr  chan error
@@ -83,8 +85,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond,
-		CellCacheBytes: cfg.CellCacheMiB << 20})
+	st, err := openStore(ctx, cfg, cat, metrics, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -133,7 +134,7 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.ready.Load() {
-			http.Error(w, "not ready: store not writable", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+d.notReady(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -180,6 +181,17 @@ func start(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*daemon, 
 	return d, nil
 }
 
+// openStore opens the configured backend: the SQLite database in
+// --data-dir, or the PostgreSQL database of --database.
+func openStore(ctx context.Context, cfg Config, cat *sipas.Catalog, metrics *server.Metrics, log *slog.Logger) (store.Backend, error) {
+	if cfg.Postgres() {
+		return pgstore.Open(ctx, cfg.Database, cat, pgstore.Options{OnCommit: metrics.ObserveCommit, Logger: log,
+			MaxConns: cfg.DBMaxConns, AcquireTimeout: cfg.DBAcquireTimeout})
+	}
+	return store.Open(ctx, filepath.Join(cfg.DataDir, dbFile), cat, store.Options{OnCommit: metrics.ObserveCommit, Logger: log, CommitLinger: 500 * time.Microsecond,
+		CellCacheBytes: cfg.CellCacheMiB << 20})
+}
+
 // firstStart creates the first admin credential on an empty database and
 // writes its token to DATA_DIR/admin.token (mode 0600), printing only the path.
 func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
@@ -192,9 +204,20 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)
 	}
-	cred, err := d.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN),
-		Description: "first admin, created at first start"})
-	if err != nil {
+	first := store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN), Description: "first admin, created at first start"}
+	var cred *store.Credential
+	if fc, ok := d.store.(interface {
+		CreateFirstCredential(context.Context, store.Credential) (*store.Credential, error)
+	}); ok {
+		// Replicas starting together on an empty database: one creates the
+		// first admin, the others find it there and keep no token.
+		if cred, err = fc.CreateFirstCredential(ctx, first); err != nil {
+			return err
+		}
+		if cred == nil {
+			return os.Remove(path)
+		}
+	} else if cred, err = d.store.CreateCredential(ctx, first); err != nil {
 		return err
 	}
 	if err := d.store.AppendAudit(ctx, "system", "credential.create", "credentials/"+cred.ID, "role=admin first start"); err != nil {
@@ -241,7 +264,15 @@ func (d *daemon) checkReady(ctx context.Context) {
 	defer cancel()
 	err := d.store.Ping(pctx)
 	if full := d.store.Stats().StorageFullAt; err == nil && !full.IsZero() && time.Since(full) < storageFullWindow {
-		err = errors.New("a response commit failed for lack of space")
+		err = &sipas.Error{Kind: sipas.KindUnavailable, Reason: "STORAGE_FULL", Message: "a response commit failed for lack of space"}
+	}
+	if err != nil {
+		why := "store not writable"
+		var e *sipas.Error
+		if errors.As(err, &e) && e.Reason != "" && e.Reason != "STORAGE_UNAVAILABLE" {
+			why += ": " + e.Reason + ": " + e.Message
+		}
+		d.whyNot.Store(why)
 	}
 	was := d.ready.Swap(err == nil)
 	if was != (err == nil) {
@@ -254,16 +285,26 @@ func (d *daemon) checkReady(ctx context.Context) {
 	}
 }
 
+// notReady says why the store is not ready.
+func (d *daemon) notReady() string {
+	if why, ok := d.whyNot.Load().(string); ok {
+		return why
+	}
+	return "store not writable"
+}
+
 // background runs readiness probes, the WAL janitor and scheduled backups.
 func (d *daemon) background(ctx context.Context) {
 	var janitor sync.WaitGroup
-	janitor.Add(1)
-	go func() {
-		defer janitor.Done()
-		d.store.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
-			d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
-		}})
-	}()
+	if sq, ok := d.store.(*store.Store); ok {
+		janitor.Add(1)
+		go func() {
+			defer janitor.Done()
+			sq.RunJanitor(ctx, store.JanitorOptions{OnError: func(err error) {
+				d.log.Warn("WAL checkpoint incomplete; retrying", "err", err)
+			}})
+		}()
+	}
 	defer func() { janitor.Wait(); close(d.bgDone) }()
 	probe := time.NewTicker(2 * time.Second)
 	defer probe.Stop()

@@ -131,7 +131,7 @@ func TestCheckerDetects(t *testing.T) {
 	db.Close()
 
 	var r recorder
-	sum, err := check(&r, cat, dbPath, histPath, map[string]bool{})
+	sum, err := check(&r, cat, sqliteView{path: dbPath}, histPath, map[string]bool{})
 	if err != nil {
 		t.Fatal(err)
 	}

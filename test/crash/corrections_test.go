@@ -2,14 +2,12 @@ package crash
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
@@ -231,38 +229,11 @@ func (s *idState) ackedCorrection() (kind, sha string) {
 // checkCorrections compares the corrections in the database with the
 // history: each acknowledged correction in effect exactly once, none in
 // effect that was never acknowledged nor left indeterminate.
-func checkCorrections(t reporter, db *sql.DB, ids map[string]*idState) (corrSummary, error) {
+func checkCorrections(t reporter, db dbView, ids map[string]*idState) (corrSummary, error) {
 	var cs corrSummary
-	type stored struct {
-		hash      []byte
-		version   int
-		withdrawn bool
-		n         int // rows in the corrections table
-	}
-	rows, err := db.Query(`SELECT r.response_id, r.content_hash, r.version, r.withdrawn,
-		(SELECT count(*) FROM corrections c WHERE c.response_seq = r.seq) FROM responses r WHERE r.version > 1 OR r.withdrawn = 1
-		OR EXISTS (SELECT 1 FROM corrections c WHERE c.response_seq = r.seq)`)
+	got, err := db.correctedRows()
 	if err != nil {
 		return cs, fmt.Errorf("reading corrections: %w", err)
-	}
-	got := map[string]stored{}
-	for rows.Next() {
-		var b []byte
-		var st stored
-		if err := rows.Scan(&b, &st.hash, &st.version, &st.withdrawn, &st.n); err != nil {
-			rows.Close()
-			return cs, err
-		}
-		u, err := uuid.FromBytes(b)
-		if err != nil {
-			rows.Close()
-			return cs, err
-		}
-		got[u.String()] = st
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return cs, err
 	}
 	var lost, doubled, phantom []string
 	for id, s := range ids {

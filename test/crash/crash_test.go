@@ -14,7 +14,6 @@ package crash
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,9 +45,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/internal/pgtest"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
-	"github.com/sipas-vn/sipas/store"
 )
 
 // binPath is the sipasd binary built by TestMain ("" under -short).
@@ -684,6 +683,26 @@ func (h *harness) batchWorker(seed uint64, wg *sync.WaitGroup) {
 // The test
 
 func TestCrash(t *testing.T) {
+	runCrash(t, func(dataDir string) dbView { return sqliteView{path: filepath.Join(dataDir, "sipas.db")} }, nil)
+}
+
+// TestCrashPostgres is the same crash test with sipasd on PostgreSQL
+// (--database), in a schema of its own.
+func TestCrashPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped under -short")
+	}
+	dsn := pgtest.DSN(t)
+	cat, _, err := questionnaires.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCrash(t, func(string) dbView { return &pgView{dsn: dsn, cat: cat} }, []string{"--database", dsn})
+}
+
+// runCrash runs the crash test on the database view makes for the data
+// directory, sipasd started with extraArgs.
+func runCrash(t *testing.T, view func(dataDir string) dbView, extraArgs []string) {
 	if testing.Short() {
 		t.Skip("crash test: skipped under -short")
 	}
@@ -727,7 +746,8 @@ func TestCrash(t *testing.T) {
 		t.Fatalf("questionnaire %s has %d SAT5 items", questionnaire, len(satItems))
 	}
 
-	srv := &server{t: t, bin: binPath, dataDir: dataDir, logPath: filepath.Join(work, "sipasd.log")}
+	srv := &server{t: t, bin: binPath, dataDir: dataDir, logPath: filepath.Join(work, "sipasd.log"), extraArgs: extraArgs}
+	db := view(dataDir)
 	if err := srv.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -836,7 +856,7 @@ func TestCrash(t *testing.T) {
 		// Checker after the restart (load keeps flowing): what the killed
 		// incarnation acknowledged must be stored, with that content, and
 		// the database must pass integrity_check.
-		if err := h.checkAfterRestart(filepath.Join(dataDir, "sipas.db"), int64(k-1), &live); err != nil {
+		if err := h.checkAfterRestart(db, int64(k-1), &live); err != nil {
 			h.stopping.Store(true)
 			wg.Wait()
 			t.Fatalf("check after restart %d: %v", k, err)
@@ -899,7 +919,7 @@ func TestCrash(t *testing.T) {
 	}
 
 	// Check.
-	sum, err := check(t, cat, filepath.Join(dataDir, "sipas.db"), histPath, retried)
+	sum, err := check(t, cat, db, histPath, retried)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -947,52 +967,34 @@ func (l *liveCheck) median() time.Duration {
 	return d[len(d)/2].Round(time.Millisecond)
 }
 
-// checkAfterRestart reads the database through a read-only connection of
-// its own while the restarted server runs (WAL allows it; the connection is
-// opened only after the server recovered the database and closed before the
-// next kill, so the server's -wal and -shm files are left to the server).
-// Every id the incarnation before the kill acknowledged must be stored once
-// with the acknowledged content hash, and PRAGMA integrity_check must be ok.
-func (h *harness) checkAfterRestart(dbPath string, epoch int64, live *liveCheck) error {
+// checkAfterRestart reads the database while the restarted server runs
+// (see dbView.acknowledged): every id the incarnation before the kill
+// acknowledged must be stored once with the acknowledged content hash, and
+// the database must pass its integrity check.
+func (h *harness) checkAfterRestart(db dbView, epoch int64, live *liveCheck) error {
 	start := time.Now()
 	h.mu.Lock()
 	acks := h.epochAcks[epoch]
 	delete(h.epochAcks, epoch)
 	h.mu.Unlock()
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?mode=ro&_busy_timeout=5000")
+	ids := make([]string, len(acks))
+	for i, a := range acks {
+		ids[i] = a.id
+	}
+	stored, err := db.acknowledged(ids)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	stmt, err := tx.Prepare("SELECT content_hash, (SELECT count(*) FROM responses r2 WHERE r2.response_id = r.response_id) FROM responses r WHERE response_id = ?")
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
 	var lost, mismatch []string
 	for _, a := range acks {
-		u, err := uuid.Parse(a.id)
-		if err != nil {
-			return err
-		}
-		var hash []byte
-		var n int
-		err = stmt.QueryRow(u[:]).Scan(&hash, &n)
+		r, ok := stored[a.id]
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case !ok:
 			lost = append(lost, a.id)
-		case err != nil:
-			return err
-		case n != 1:
-			mismatch = append(mismatch, fmt.Sprintf("%s (%d rows)", a.id, n))
-		case hex.EncodeToString(hash) != a.sha && !h.isCorrecting(a.id):
-			mismatch = append(mismatch, fmt.Sprintf("%s (stored %x…, acknowledged %s…)", a.id, hash[:6], a.sha[:12]))
+		case r.n != 1:
+			mismatch = append(mismatch, fmt.Sprintf("%s (%d rows)", a.id, r.n))
+		case hex.EncodeToString(r.hash) != a.sha && !h.isCorrecting(a.id):
+			mismatch = append(mismatch, fmt.Sprintf("%s (stored %x…, acknowledged %s…)", a.id, r.hash[:6], a.sha[:12]))
 		}
 	}
 	live.checks++
@@ -1000,12 +1002,8 @@ func (h *harness) checkAfterRestart(dbPath string, epoch int64, live *liveCheck)
 	if len(lost)+len(mismatch) > 0 {
 		return fmt.Errorf("after kill %d: %d of %d acknowledged ids lost %v, %d mismatched %v", epoch+1, len(lost), len(acks), head(lost, 10), len(mismatch), head(mismatch, 10))
 	}
-	var msg string
-	if err := tx.QueryRow("PRAGMA integrity_check(1)").Scan(&msg); err != nil {
-		return err
-	}
-	if msg != "ok" {
-		return fmt.Errorf("after kill %d: integrity_check: %s", epoch+1, msg)
+	if err := db.integrity(); err != nil {
+		return fmt.Errorf("after kill %d: %w", epoch+1, err)
 	}
 	live.integrityOK++
 	live.durs = append(live.durs, time.Since(start))
@@ -1133,7 +1131,7 @@ type reporter interface {
 	Logf(format string, args ...any)
 }
 
-func check(t reporter, cat *sipas.Catalog, dbPath, histPath string, retried map[string]bool) (summary, error) {
+func check(t reporter, cat *sipas.Catalog, db dbView, histPath string, retried map[string]bool) (summary, error) {
 	var sum summary
 	ids, recs, err := readHistory(histPath)
 	if err != nil {
@@ -1166,12 +1164,12 @@ func check(t reporter, cat *sipas.Catalog, dbPath, histPath string, retried map[
 	}
 
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbPath, cat, store.Options{})
+	st, err := db.open(ctx, cat)
 	if err != nil {
-		return sum, fmt.Errorf("store.Open after the run: %w", err)
+		return sum, fmt.Errorf("opening the store after the run: %w", err)
 	}
 	defer st.Close()
-	if err := st.IntegrityCheck(ctx); err != nil {
+	if err := db.integrity(); err != nil {
 		t.Errorf("integrity: %v", err)
 	}
 	if err := st.CheckAggregates(ctx); err != nil {
@@ -1184,39 +1182,15 @@ func check(t reporter, cat *sipas.Catalog, dbPath, histPath string, retried map[
 	sum.rows = int(nRows)
 
 	// Every stored row, by id, straight from SQL.
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?mode=ro&_busy_timeout=5000")
+	uniq, err := db.uniqueOnID()
 	if err != nil {
-		return sum, err
-	}
-	defer db.Close()
-	var uniq int
-	if err := db.QueryRow(`SELECT count(*) FROM pragma_index_list('responses') il
-		WHERE il."unique" = 1 AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'response_id'`).Scan(&uniq); err != nil {
 		return sum, fmt.Errorf("reading the indexes of responses: %w", err)
 	}
-	if uniq == 0 {
+	if !uniq {
 		t.Errorf("no UNIQUE index on responses(response_id)")
 	}
-	rows, err := db.Query("SELECT response_id FROM responses")
+	stored, err := db.storedIDs()
 	if err != nil {
-		return sum, err
-	}
-	stored := map[string]int{}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			rows.Close()
-			return sum, err
-		}
-		u, err := uuid.FromBytes(b)
-		if err != nil {
-			rows.Close()
-			return sum, fmt.Errorf("stored response_id %x: %w", b, err)
-		}
-		stored[u.String()]++
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return sum, err
 	}
 	if len(stored) != sum.rows {

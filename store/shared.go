@@ -1,0 +1,78 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+
+	"github.com/google/uuid"
+
+	"github.com/sipas-vn/sipas"
+)
+
+// This file holds what another backend (package pgstore) shares with this
+// one, so that both file a response the same way.
+
+// CountedIn returns the cells a response filed under cell k with the given
+// flags is counted in: k and, when k is a unit's cell, its province cell;
+// none for a flagged response.
+func CountedIn(k sipas.CellKey, flags sipas.Flags) []sipas.CellKey {
+	keys, n := countedIn(k, flags)
+	return keys[:n]
+}
+
+// DecodePayload fills r's demographics and answers from a stored payload
+// (EncodePayload) of questionnaire q.
+func DecodePayload(q *sipas.Questionnaire, b []byte, r *sipas.Response) error {
+	return decodePayload(q, b, r)
+}
+
+// DiffCells lists the differences between two sets of aggregate cells,
+// named an and bn in the messages.
+func DiffCells(an string, a map[sipas.CellKey]*sipas.Tally, bn string, b map[sipas.CellKey]*sipas.Tally) []string {
+	return diffCells(an, a, bn, b)
+}
+
+// StorageError classifies a failed write as indeterminate storage trouble:
+// a KindUnavailable error (retrying is safe) wrapping err.
+func StorageError(op string, err error) *sipas.Error { return storageError(op, err) }
+
+// BackupDir returns the directory of the database file: backups are made
+// there first, on the same file system.
+func (s *Store) BackupDir() string { return filepath.Dir(s.path) }
+
+// QuestionnaireSource is what a store needs of a *sipas.Catalog.
+type QuestionnaireSource interface {
+	Get(id string) *sipas.Questionnaire
+}
+
+// CheckAccepted checks what a store itself needs of an accepted response
+// before it files it: made by sipas.Validate, with a UUID, of a
+// questionnaire of cat.
+func CheckAccepted(cat QuestionnaireSource, acc *sipas.Accepted) error {
+	if acc == nil || acc.Response == nil || acc.Province == nil || acc.Province.ID == "" ||
+		acc.Questionnaire == nil || len(acc.Answers) != len(acc.Questionnaire.Items) {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_ARGUMENT",
+			Message: "incomplete accepted response (not made by sipas.Validate)"}
+	}
+	r := acc.Response
+	if acc.ID == uuid.Nil {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: opInsert, Reason: "INVALID_FORMAT",
+			Message:    "response_id is not a UUID",
+			Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a non-nil UUID"}}}
+	}
+	q := cat.Get(r.QuestionnaireID)
+	if q == nil || q != acc.Questionnaire {
+		return &sipas.Error{Kind: sipas.KindFailedPrecondition, Op: opInsert, Reason: "UNKNOWN_QUESTIONNAIRE",
+			Message: fmt.Sprintf("unknown questionnaire %q", r.QuestionnaireID)}
+	}
+	return nil
+}
+
+// SameLegacyHash reports whether stored is the version-1 content hash of
+// acc: responses stored before version 2 of the hash carry it, and a resend
+// of one of them is a duplicate, not a conflict.
+func SameLegacyHash(acc *sipas.Accepted, stored []byte) bool {
+	legacy := sipas.LegacyContentHash(acc)
+	return bytes.Equal(stored, legacy[:])
+}
