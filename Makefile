@@ -27,6 +27,10 @@ run: build ## Start the server on the embedded SQLite default (data in ./data, l
 test: proto-check ## Run the test suite (vet, race-free unit and end-to-end tests, fuzz seeds, short crash test, browser tests when Chromium is installed; the PostgreSQL suite against SIPAS_TEST_POSTGRES).
 	@if [ -z "$$SIPAS_CHROMIUM" ] && [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
 		echo "SKIP browser tests of the web dashboard and the kiosk app: no Chromium found; install it with: apt-get install chromium"; fi
+	@hp=$$(echo "$${SIPAS_TEST_POSTGRES:-postgres://127.0.0.1:5432/}" | sed -E 's|^[a-z]+://||; s|^[^@/]*@||; s|[/?].*$$||'); \
+	host=$${hp%:*}; port=$${hp##*:}; [ "$$port" = "$$hp" ] && port=5432; \
+	if ! timeout 2 bash -c "</dev/tcp/$${host:-127.0.0.1}/$$port" 2>/dev/null; then \
+		echo "SKIP PostgreSQL tests: no server at $${host:-127.0.0.1}:$$port; set SIPAS_TEST_POSTGRES=postgres://user@host:port/db to run them"; fi
 	$(GO) vet $(GOFLAGS_BUILD) ./...
 	@./scripts/pgprobe.sh
 	$(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 9m ./...
