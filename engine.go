@@ -310,66 +310,6 @@ func findTarget(q *Questionnaire, code string) (target, bool) {
 	return target{}, false
 }
 
-// provRow is a registry row with its validity in cell months.
-type provRow struct {
-	p          *Province
-	cur        *Province
-	from, to   int // first and last cell month of validity
-	fromD, toD int // first and last day, yyyymmdd
-}
-
-// provinces indexes the registry for one query.
-type provinces struct {
-	byID    map[string]*provRow
-	byCode  map[string][]*provRow
-	current map[string]*Province // the still valid province of each code
-}
-
-func ymd(y, m, d int) int { return y*10000 + m*100 + d }
-
-func (e *Engine) provinces() *provinces {
-	ps := &provinces{byID: map[string]*provRow{}, byCode: map[string][]*provRow{}, current: map[string]*Province{}}
-	if e.Registry == nil {
-		return ps
-	}
-	for _, p := range e.Registry.All() {
-		r := &provRow{p: p, cur: e.Registry.Current(p), from: MonthOf(p.ValidFrom), to: 999912, toD: 99991231}
-		v := p.ValidFrom.In(VietnamZone)
-		r.fromD = ymd(v.Year(), int(v.Month()), v.Day())
-		if !p.ValidTo.IsZero() {
-			r.to = MonthOf(p.ValidTo)
-			v := p.ValidTo.In(VietnamZone)
-			r.toD = ymd(v.Year(), int(v.Month()), v.Day())
-		}
-		ps.byID[p.ID] = r
-		ps.byCode[p.Code] = append(ps.byCode[p.Code], r)
-		if p.ValidTo.IsZero() && r.cur == p {
-			ps.current[p.Code] = p
-		}
-	}
-	return ps
-}
-
-// key returns the province code a province-level cell counts for on the
-// given boundaries: as collected, the code of its row (only within the row's
-// validity); currently, the code of the row's current province.
-func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bool) {
-	r := ps.byID[provinceID]
-	if r == nil {
-		return "", false
-	}
-	if b == BoundariesCurrent {
-		if r.cur == nil {
-			return "", false
-		}
-		return r.cur.Code, true
-	}
-	if month < r.from || month > r.to {
-		return "", false
-	}
-	return r.p.Code, true
-}
-
 // unitLineageIDs returns the ids of the province rows whose unit cells a
 // query reads, or nil for all: for a province scope, every row of the
 // current provinces the queried code belongs to (on either boundaries), and
@@ -405,59 +345,6 @@ func (p *prepared) unitLineageIDs() map[string]bool {
 		}
 	}
 	return ids
-}
-
-// nameAt names a province code in period p: the row valid on the period's
-// last day, else the latest row valid in the period, else the latest row.
-func (ps *provinces) name(code string, p Period, b Boundaries) string {
-	if b == BoundariesCurrent {
-		if c := ps.current[code]; c != nil {
-			return c.NameVi
-		}
-	}
-	rows := ps.byCode[code]
-	if len(rows) == 0 {
-		return code
-	}
-	from, to := p.Months()
-	last := p.End().AddDate(0, 0, -1)
-	end := ymd(last.Year(), int(last.Month()), last.Day())
-	var overlap *provRow
-	for _, r := range rows {
-		if r.fromD <= end && end <= r.toD {
-			return r.p.NameVi
-		}
-		if r.from <= to && r.to >= from && (overlap == nil || r.fromD > overlap.fromD) {
-			overlap = r
-		}
-	}
-	if overlap != nil {
-		return overlap.p.NameVi
-	}
-	latest := rows[0]
-	for _, r := range rows {
-		if r.fromD > latest.fromD {
-			latest = r
-		}
-	}
-	return latest.p.NameVi
-}
-
-// checkProvince returns a KindNotFound error unless code can be asked for on
-// the given boundaries.
-func (ps *provinces) checkProvince(op, code string, b Boundaries) error {
-	rows := ps.byCode[code]
-	if len(rows) == 0 {
-		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_FOUND", Message: fmt.Sprintf("province code %s does not exist", code)}
-	}
-	if b == BoundariesCurrent && ps.current[code] == nil {
-		msg := fmt.Sprintf("province code %s no longer exists on current boundaries", code)
-		if c := rows[len(rows)-1].cur; c != nil {
-			msg += fmt.Sprintf("; it is now part of %s (%s)", c.Code, c.NameVi)
-		}
-		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_CURRENT", Message: msg}
-	}
-	return nil
 }
 
 // prepared is a validated query.
