@@ -193,6 +193,19 @@ type Ranking struct {
 	Pooled *float64
 }
 
+// Series is a figure of one scope over consecutive periods.
+type Series struct {
+	QuestionnaireID string
+	FormulaVersion  string
+	Scope           Scope
+	Boundaries      Boundaries
+	Channel         Channel
+	// NodeCode is the code of the figure charted: Query.NodeCode, or the
+	// default figure's (the satisfaction root) when none was given.
+	NodeCode string
+	Points   []SeriesPoint
+}
+
 // SeriesPoint is one period of a time series.
 type SeriesPoint struct {
 	Period       Period
@@ -801,7 +814,7 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 // Each point is its own period for disclosure control: a point is
 // suppressed when the scope is suppressed, by either rule, in that period
 // (see Engine, Disclosure control).
-func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
+func (e *Engine) Series(q Query, from, to Period) (*Series, error) {
 	const op = "series"
 	q.Period = from
 	p, err := e.prepare(op, q, scopeAny)
@@ -854,7 +867,8 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 		}
 		out[i] = sp
 	}
-	return out, nil
+	return &Series{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope, Boundaries: p.b,
+		Channel: q.Channel, NodeCode: p.target.code(), Points: out}, nil
 }
 
 // periodOfMonth returns the period of the granularity of like containing

@@ -765,9 +765,20 @@ func TestEngineSeries(t *testing.T) {
 	} {
 		q := Query{QuestionnaireID: "mini", Scope: tc.scope, Boundaries: tc.b, NodeCode: tc.node}
 		calls := fx.src.calls
-		pts, err := fx.e.Series(q, tc.from, tc.to)
+		series, err := fx.e.Series(q, tc.from, tc.to)
 		if err != nil {
 			t.Fatal(err)
+		}
+		pts := series.Points
+		wantNode := tc.node
+		if wantNode == "" {
+			wantNode = SIPASNodeCode
+		}
+		if series.NodeCode != wantNode {
+			t.Errorf("%v: series of node %q is named %q", tc.scope, tc.node, series.NodeCode)
+		}
+		if series.QuestionnaireID != "mini" || series.FormulaVersion != fx.q.FormulaVersion {
+			t.Errorf("series names questionnaire %q formula %q", series.QuestionnaireID, series.FormulaVersion)
 		}
 		if fx.src.calls-calls != 1 {
 			t.Errorf("%d passes over the cells, want 1", fx.src.calls-calls)
@@ -806,8 +817,10 @@ func TestEngineSeries(t *testing.T) {
 			t.Errorf("series %v..%v: %v", b.from, b.to, err)
 		}
 	}
-	if pts, err := fx.e.Series(Query{QuestionnaireID: "mini", Scope: Scope{Nation: true}}, Period{Year: 2015, Month: 2}, Period{Year: 2025, Month: 1}); err != nil || len(pts) != 120 {
-		t.Errorf("120 months: %d points, %v", len(pts), err)
+	if s, err := fx.e.Series(Query{QuestionnaireID: "mini", Scope: Scope{Nation: true}}, Period{Year: 2015, Month: 2}, Period{Year: 2025, Month: 1}); err != nil {
+		t.Errorf("120 months: %v", err)
+	} else if len(s.Points) != 120 {
+		t.Errorf("120 months: %d points", len(s.Points))
 	}
 }
 
