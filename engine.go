@@ -721,29 +721,22 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	for _, t := range cur.m {
 		pooled.Merge(t)
 	}
-	rows := func(ts *tallies, per Period) []RankRow {
-		keys := ts.keys()
-		if p.b == BoundariesCurrent {
-			keys = keys[:0]
+	byCode := rowKind{
+		keys: func(ts *tallies) []string {
+			if p.b != BoundariesCurrent {
+				return ts.keys()
+			}
+			keys := make([]string, 0, len(p.ps.current))
 			for code := range p.ps.current {
 				keys = append(keys, code)
 			}
 			sort.Strings(keys)
-		}
-		out := make([]RankRow, 0, len(keys))
-		for _, code := range keys {
-			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, dc.hidden(Scope{ProvinceCode: code}, per))))
-		}
-		RankRows(out)
-		return out
+			return keys
+		},
+		name:  func(code string, per Period) string { return p.ps.name(code, per, p.b) },
+		scope: func(code string) Scope { return Scope{ProvinceCode: code} },
 	}
-	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code()}
-	r.Rows = rows(cur, q.Period)
-	ComparePrevious(r.Rows, rows(prev, prevP))
-	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(Scope{Nation: true}, q.Period)).Value
-	return r, nil
+	return e.rank(op, p, dc, byCode, cur, prev, pooled, Scope{Nation: true}, NationNameVi)
 }
 
 // RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
@@ -783,27 +776,54 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	if err != nil {
 		return nil, err
 	}
+	byUnit := rowKind{
+		keys:  (*tallies).keys,
+		name:  func(id string, _ Period) string { return id },
+		scope: func(id string) Scope { return Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id} },
+	}
+	return e.rank(op, p, dc, byUnit, cur, prev, province, Scope{ProvinceCode: q.Scope.ProvinceCode}, p.scopeName(q.Period))
+}
+
+// rowKind says what the rows of a ranking are: their keys among the summed
+// tallies, their names and the scope of each row's figure (for disclosure
+// control).
+type rowKind struct {
+	keys  func(ts *tallies) []string
+	name  func(key string, per Period) string
+	scope func(key string) Scope
+}
+
+// rank builds a Ranking from the tallies of the query's period (cur) and of
+// the previous period (prev), one row per key of kind: every row's figure
+// computed once (withheld where the complementary rule hides it), ranked,
+// compared with the previous period; Mean over the ranked rows and Pooled
+// the figure of pooled, the ranked population as one unit (scope pooledAs).
+// RankProvinces and RankUnits differ only in their scan and their rowKind.
+func (e *Engine) rank(op string, p *prepared, dc *disclosure, kind rowKind, cur, prev *tallies, pooled *Tally, pooledAs Scope, scopeName string) (*Ranking, error) {
 	rows := func(ts *tallies, per Period) []RankRow {
-		out := make([]RankRow, 0, len(ts.m))
-		for i, id := range ts.keys() {
+		keys := kind.keys(ts)
+		out := make([]RankRow, 0, len(keys))
+		for i, key := range keys {
 			if i%256 == 0 && p.cancelled(op) != nil {
 				return nil // the caller returns the error
 			}
-			hidden := dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, per)
-			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, hidden)))
+			v := p.target.compute(p.qn, ts.get(key), e.Thresholds, dc.hidden(kind.scope(key), per))
+			out = append(out, rowOf(key, kind.name(key, per), v))
 		}
 		RankRows(out)
 		return out
 	}
+	q := p.q
+	prevP := q.Period.Previous()
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code()}
+		Boundaries: p.b, Channel: q.Channel, ScopeName: scopeName, NodeCode: p.target.code()}
 	r.Rows = rows(cur, q.Period)
 	ComparePrevious(r.Rows, rows(prev, prevP))
 	if err := p.cancelled(op); err != nil {
 		return nil, err
 	}
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode}, q.Period)).Value
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(pooledAs, q.Period)).Value
 	return r, nil
 }
 
