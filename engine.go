@@ -967,32 +967,14 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		w.Respondents = 0
 		return w, nil
 	}
-	figures := func(t *Tally, force bool) map[string]*NodeValue {
-		m := map[string]*NodeValue{}
-		for _, root := range computeTree(p.qn, t, th, force) {
-			if root.Kind != KindSatisfaction && root.Kind != KindAssessment {
-				continue
-			}
-			Walk(root.Children, func(v *NodeValue) { m[figureKey(v)] = v })
-		}
-		return m
-	}
-	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
-	curF, prevF, natF := figures(cur, false), figures(prev, dc.hidden(q.Scope, prevP)), figures(nation, dc.hidden(Scope{Nation: true}, q.Period))
-	point := func(unit string, v *NodeValue) WeakPoint {
-		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
-			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
-		if nv := natF[figureKey(v)]; nv != nil && !nv.Suppressed {
-			wp.National = nv.Value
-		}
-		return wp
-	}
+	curF, prevF := weakFigures(p.qn, cur, th, false), weakFigures(p.qn, prev, th, dc.hidden(q.Scope, prevP))
+	natF := weakFigures(p.qn, nation, th, dc.hidden(Scope{Nation: true}, q.Period))
 	for _, key := range sortedKeys(curF) {
 		v := curF[key]
 		if !usable(v) {
 			continue
 		}
-		wp := point("", v)
+		wp := weakPoint("", v, natF)
 		w.Lowest = append(w.Lowest, wp)
 		if pv := prevF[key]; usable(pv) {
 			x, d := *pv.Value, *v.Value-*pv.Value
@@ -1003,71 +985,30 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 			w.Lowest[len(w.Lowest)-1] = wp
 		}
 	}
-	byValue := func(rows []WeakPoint) {
-		sort.SliceStable(rows, func(i, j int) bool {
-			if rows[i].Value != rows[j].Value {
-				return rows[i].Value < rows[j].Value
-			}
-			if rows[i].UnitID != rows[j].UnitID {
-				return rows[i].UnitID < rows[j].UnitID
-			}
-			return rows[i].Code < rows[j].Code
-		})
-	}
-	byValue(w.Lowest)
-	sort.SliceStable(w.Drops, func(i, j int) bool {
-		if *w.Drops[i].Change != *w.Drops[j].Change {
-			return *w.Drops[i].Change < *w.Drops[j].Change
-		}
-		return w.Drops[i].Code < w.Drops[j].Code
-	})
+	sortByValue(w.Lowest)
+	sortByDrop(w.Drops)
 	for i, id := range units.keys() {
 		if i%256 == 0 {
 			if err := p.cancelled(op); err != nil {
 				return nil, err
 			}
 		}
-		uf := figures(units.m[id], dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
+		uf := weakFigures(p.qn, units.m[id], th, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]
 			if !usable(v) {
 				continue
 			}
-			wp := point(id, v)
+			wp := weakPoint(id, v, natF)
 			if sv := curF[key]; sv != nil {
 				wp.Scope = sv.Value
 			}
 			w.Units = append(w.Units, wp)
 		}
 	}
-	byValue(w.Units)
+	sortByValue(w.Units)
 	w.Lowest = truncate(w.Lowest, limit)
 	w.Drops = truncate(w.Drops, limit)
 	w.Units = truncate(w.Units, limit)
 	return w, nil
-}
-
-// figureKey identifies a figure within a questionnaire: node codes repeat
-// across kinds, item codes are unique.
-func figureKey(v *NodeValue) string {
-	if v.IsItem {
-		return "i:" + v.Code
-	}
-	return fmt.Sprintf("n%d:%s", v.Kind, v.Code)
-}
-
-func sortedKeys(m map[string]*NodeValue) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func truncate(rows []WeakPoint, n int) []WeakPoint {
-	if len(rows) > n {
-		return rows[:n]
-	}
-	return rows
 }
