@@ -368,10 +368,11 @@ func (fx *attackFixture) checkOtherViews(years []int, channels []Channel) {
 					for _, sc := range []Scope{{Nation: true}, {ProvinceCode: "01"}, {UnitID: "B"}, {ProvinceCode: "01", UnitID: "C"}} {
 						sq := base
 						sq.Scope = sc
-						pts, err := e.Series(sq, per, per)
+						series, err := e.Series(sq, per, per)
 						if err != nil {
 							t.Fatal(err)
 						}
+						pts := series.Points
 						r := index(sq)
 						if pts[0].Suppressed != r.Suppressed || pts[0].Respondents != r.Respondents {
 							t.Errorf("%v %v %v %+v: series point %+v, index suppressed %v", per, ch, b, sc, pts[0], r.Suppressed)

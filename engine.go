@@ -228,6 +228,7 @@ type Ranking struct {
 	FlaggedExcluded, FlaggedIncluded int64
 }
 
+
 // SeriesPoint is one period of a time series.
 type SeriesPoint struct {
 	Period       Period
@@ -248,7 +249,8 @@ type Series struct {
 	QuestionnaireID string
 	FormulaVersion  string
 	Scope           Scope
-	// NodeCode is the figure charted (SIPASNodeCode when the query named none).
+	// NodeCode is the code of the figure charted: Query.NodeCode, or the
+	// default figure's (the satisfaction root) when none was given.
 	NodeCode   string
 	From, To   Period
 	Boundaries Boundaries
@@ -368,66 +370,6 @@ func findTarget(q *Questionnaire, code string) (target, bool) {
 	return target{}, false
 }
 
-// provRow is a registry row with its validity in cell months.
-type provRow struct {
-	p          *Province
-	cur        *Province
-	from, to   int // first and last cell month of validity
-	fromD, toD int // first and last day, yyyymmdd
-}
-
-// provinces indexes the registry for one query.
-type provinces struct {
-	byID    map[string]*provRow
-	byCode  map[string][]*provRow
-	current map[string]*Province // the still valid province of each code
-}
-
-func ymd(y, m, d int) int { return y*10000 + m*100 + d }
-
-func (e *Engine) provinces() *provinces {
-	ps := &provinces{byID: map[string]*provRow{}, byCode: map[string][]*provRow{}, current: map[string]*Province{}}
-	if e.Registry == nil {
-		return ps
-	}
-	for _, p := range e.Registry.All() {
-		r := &provRow{p: p, cur: e.Registry.Current(p), from: MonthOf(p.ValidFrom), to: 999912, toD: 99991231}
-		v := p.ValidFrom.In(VietnamZone)
-		r.fromD = ymd(v.Year(), int(v.Month()), v.Day())
-		if !p.ValidTo.IsZero() {
-			r.to = MonthOf(p.ValidTo)
-			v := p.ValidTo.In(VietnamZone)
-			r.toD = ymd(v.Year(), int(v.Month()), v.Day())
-		}
-		ps.byID[p.ID] = r
-		ps.byCode[p.Code] = append(ps.byCode[p.Code], r)
-		if p.ValidTo.IsZero() && r.cur == p {
-			ps.current[p.Code] = p
-		}
-	}
-	return ps
-}
-
-// key returns the province code a province-level cell counts for on the
-// given boundaries: as collected, the code of its row (only within the row's
-// validity); currently, the code of the row's current province.
-func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bool) {
-	r := ps.byID[provinceID]
-	if r == nil {
-		return "", false
-	}
-	if b == BoundariesCurrent {
-		if r.cur == nil {
-			return "", false
-		}
-		return r.cur.Code, true
-	}
-	if month < r.from || month > r.to {
-		return "", false
-	}
-	return r.p.Code, true
-}
-
 // unitLineageIDs returns the ids of the province rows whose unit cells a
 // query reads, or nil for all: for a province scope, every row of the
 // current provinces the queried code belongs to (on either boundaries), and
@@ -463,59 +405,6 @@ func (p *prepared) unitLineageIDs() map[string]bool {
 		}
 	}
 	return ids
-}
-
-// nameAt names a province code in period p: the row valid on the period's
-// last day, else the latest row valid in the period, else the latest row.
-func (ps *provinces) name(code string, p Period, b Boundaries) string {
-	if b == BoundariesCurrent {
-		if c := ps.current[code]; c != nil {
-			return c.NameVi
-		}
-	}
-	rows := ps.byCode[code]
-	if len(rows) == 0 {
-		return code
-	}
-	from, to := p.Months()
-	last := p.End().AddDate(0, 0, -1)
-	end := ymd(last.Year(), int(last.Month()), last.Day())
-	var overlap *provRow
-	for _, r := range rows {
-		if r.fromD <= end && end <= r.toD {
-			return r.p.NameVi
-		}
-		if r.from <= to && r.to >= from && (overlap == nil || r.fromD > overlap.fromD) {
-			overlap = r
-		}
-	}
-	if overlap != nil {
-		return overlap.p.NameVi
-	}
-	latest := rows[0]
-	for _, r := range rows {
-		if r.fromD > latest.fromD {
-			latest = r
-		}
-	}
-	return latest.p.NameVi
-}
-
-// checkProvince returns a KindNotFound error unless code can be asked for on
-// the given boundaries.
-func (ps *provinces) checkProvince(op, code string, b Boundaries) error {
-	rows := ps.byCode[code]
-	if len(rows) == 0 {
-		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_FOUND", Message: fmt.Sprintf("province code %s does not exist", code)}
-	}
-	if b == BoundariesCurrent && ps.current[code] == nil {
-		msg := fmt.Sprintf("province code %s no longer exists on current boundaries", code)
-		if c := rows[len(rows)-1].cur; c != nil {
-			msg += fmt.Sprintf("; it is now part of %s (%s)", c.Code, c.NameVi)
-		}
-		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_CURRENT", Message: msg}
-	}
-	return nil
 }
 
 // prepared is a validated query.
@@ -879,29 +768,22 @@ func (e *Engine) RankProvinces(q Query) (*Ranking, error) {
 	for _, t := range cur.m {
 		pooled.Merge(t)
 	}
-	rows := func(ts *tallies, per Period) []RankRow {
-		keys := ts.keys()
-		if p.b == BoundariesCurrent {
-			keys = keys[:0]
+	byCode := rowKind{
+		keys: func(ts *tallies) []string {
+			if p.b != BoundariesCurrent {
+				return ts.keys()
+			}
+			keys := make([]string, 0, len(p.ps.current))
 			for code := range p.ps.current {
 				keys = append(keys, code)
 			}
 			sort.Strings(keys)
-		}
-		out := make([]RankRow, 0, len(keys))
-		for _, code := range keys {
-			out = append(out, rowOf(code, p.ps.name(code, per, p.b), p.target.compute(p.qn, ts.get(code), e.Thresholds, dc.hidden(Scope{ProvinceCode: code}, per))))
-		}
-		RankRows(out)
-		return out
+			return keys
+		},
+		name:  func(code string, per Period) string { return p.ps.name(code, per, p.b) },
+		scope: func(code string) Scope { return Scope{ProvinceCode: code} },
 	}
-	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: NationNameVi, NodeCode: p.target.code(), Thresholds: e.Thresholds}
-	r.Rows = rows(cur, q.Period)
-	ComparePrevious(r.Rows, rows(prev, prevP))
-	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(Scope{Nation: true}, q.Period)).Value
-	return r, nil
+	return e.rank(op, p, dc, byCode, cur, prev, pooled, Scope{Nation: true}, NationNameVi)
 }
 
 // RankUnits ranks the units with cells in a province (Query.Scope.ProvinceCode,
@@ -941,27 +823,54 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	if err != nil {
 		return nil, err
 	}
+	byUnit := rowKind{
+		keys:  (*tallies).keys,
+		name:  func(id string, _ Period) string { return id },
+		scope: func(id string) Scope { return Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id} },
+	}
+	return e.rank(op, p, dc, byUnit, cur, prev, province, Scope{ProvinceCode: q.Scope.ProvinceCode}, p.scopeName(q.Period))
+}
+
+// rowKind says what the rows of a ranking are: their keys among the summed
+// tallies, their names and the scope of each row's figure (for disclosure
+// control).
+type rowKind struct {
+	keys  func(ts *tallies) []string
+	name  func(key string, per Period) string
+	scope func(key string) Scope
+}
+
+// rank builds a Ranking from the tallies of the query's period (cur) and of
+// the previous period (prev), one row per key of kind: every row's figure
+// computed once (withheld where the complementary rule hides it), ranked,
+// compared with the previous period; Mean over the ranked rows and Pooled
+// the figure of pooled, the ranked population as one unit (scope pooledAs).
+// RankProvinces and RankUnits differ only in their scan and their rowKind.
+func (e *Engine) rank(op string, p *prepared, dc *disclosure, kind rowKind, cur, prev *tallies, pooled *Tally, pooledAs Scope, scopeName string) (*Ranking, error) {
 	rows := func(ts *tallies, per Period) []RankRow {
-		out := make([]RankRow, 0, len(ts.m))
-		for i, id := range ts.keys() {
+		keys := kind.keys(ts)
+		out := make([]RankRow, 0, len(keys))
+		for i, key := range keys {
 			if i%256 == 0 && p.cancelled(op) != nil {
 				return nil // the caller returns the error
 			}
-			hidden := dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, per)
-			out = append(out, rowOf(id, id, p.target.compute(p.qn, ts.m[id], e.Thresholds, hidden)))
+			v := p.target.compute(p.qn, ts.get(key), e.Thresholds, dc.hidden(kind.scope(key), per))
+			out = append(out, rowOf(key, kind.name(key, per), v))
 		}
 		RankRows(out)
 		return out
 	}
+	q := p.q
+	prevP := q.Period.Previous()
 	r := &Ranking{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Period: q.Period, PreviousPeriod: prevP,
-		Boundaries: p.b, Channel: q.Channel, ScopeName: p.scopeName(q.Period), NodeCode: p.target.code(), Thresholds: e.Thresholds}
+		Boundaries: p.b, Channel: q.Channel, ScopeName: scopeName, NodeCode: p.target.code(), Thresholds: e.Thresholds}
 	r.Rows = rows(cur, q.Period)
 	ComparePrevious(r.Rows, rows(prev, prevP))
 	if err := p.cancelled(op); err != nil {
 		return nil, err
 	}
 	r.Mean = MeanOfRanked(r.Rows)
-	r.Pooled = p.target.compute(p.qn, province, e.Thresholds, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode}, q.Period)).Value
+	r.Pooled = p.target.compute(p.qn, pooled, e.Thresholds, dc.hidden(pooledAs, q.Period)).Value
 	return r, nil
 }
 
@@ -972,7 +881,7 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 // Each point is its own period for disclosure control: a point is
 // suppressed when the scope is suppressed, by either rule, in that period
 // (see Engine, Disclosure control).
-func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
+func (e *Engine) Series(q Query, from, to Period) (*Series, error) {
 	const op = "series"
 	q.Period = from
 	p, err := e.prepare(op, q, scopeAny)
@@ -1025,7 +934,8 @@ func (e *Engine) Series(q Query, from, to Period) ([]SeriesPoint, error) {
 		}
 		out[i] = sp
 	}
-	return out, nil
+	return &Series{QuestionnaireID: p.qn.ID, FormulaVersion: p.qn.FormulaVersion, Scope: q.Scope, Boundaries: p.b,
+		Channel: q.Channel, NodeCode: p.target.code(), From: from, To: to, Points: out, Thresholds: e.Thresholds}, nil
 }
 
 // periodOfMonth returns the period of the granularity of like containing
@@ -1104,32 +1014,14 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 		w.Respondents = 0
 		return w, nil
 	}
-	figures := func(t *Tally, force bool) map[string]*NodeValue {
-		m := map[string]*NodeValue{}
-		for _, root := range computeTree(p.qn, t, th, force) {
-			if root.Kind != KindSatisfaction && root.Kind != KindAssessment {
-				continue
-			}
-			Walk(root.Children, func(v *NodeValue) { m[figureKey(v)] = v })
-		}
-		return m
-	}
-	usable := func(v *NodeValue) bool { return v != nil && v.Value != nil && !v.Insufficient && !v.Suppressed }
-	curF, prevF, natF := figures(cur, false), figures(prev, dc.hidden(q.Scope, prevP)), figures(nation, dc.hidden(Scope{Nation: true}, q.Period))
-	point := func(unit string, v *NodeValue) WeakPoint {
-		wp := WeakPoint{UnitID: unit, Code: v.Code, LabelVi: v.LabelVi, LabelEn: v.LabelEn, Kind: v.Kind, IsItem: v.IsItem,
-			Value: *v.Value, N: v.N, CILow: v.CILow, CIHigh: v.CIHigh}
-		if nv := natF[figureKey(v)]; nv != nil && !nv.Suppressed {
-			wp.National = nv.Value
-		}
-		return wp
-	}
+	curF, prevF := weakFigures(p.qn, cur, th, false), weakFigures(p.qn, prev, th, dc.hidden(q.Scope, prevP))
+	natF := weakFigures(p.qn, nation, th, dc.hidden(Scope{Nation: true}, q.Period))
 	for _, key := range sortedKeys(curF) {
 		v := curF[key]
 		if !usable(v) {
 			continue
 		}
-		wp := point("", v)
+		wp := weakPoint("", v, natF)
 		w.Lowest = append(w.Lowest, wp)
 		if pv := prevF[key]; usable(pv) {
 			x, d := *pv.Value, *v.Value-*pv.Value
@@ -1140,71 +1032,30 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 			w.Lowest[len(w.Lowest)-1] = wp
 		}
 	}
-	byValue := func(rows []WeakPoint) {
-		sort.SliceStable(rows, func(i, j int) bool {
-			if rows[i].Value != rows[j].Value {
-				return rows[i].Value < rows[j].Value
-			}
-			if rows[i].UnitID != rows[j].UnitID {
-				return rows[i].UnitID < rows[j].UnitID
-			}
-			return rows[i].Code < rows[j].Code
-		})
-	}
-	byValue(w.Lowest)
-	sort.SliceStable(w.Drops, func(i, j int) bool {
-		if *w.Drops[i].Change != *w.Drops[j].Change {
-			return *w.Drops[i].Change < *w.Drops[j].Change
-		}
-		return w.Drops[i].Code < w.Drops[j].Code
-	})
+	sortByValue(w.Lowest)
+	sortByDrop(w.Drops)
 	for i, id := range units.keys() {
 		if i%256 == 0 {
 			if err := p.cancelled(op); err != nil {
 				return nil, err
 			}
 		}
-		uf := figures(units.m[id], dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
+		uf := weakFigures(p.qn, units.m[id], th, dc.hidden(Scope{ProvinceCode: q.Scope.ProvinceCode, UnitID: id}, q.Period))
 		for _, key := range sortedKeys(uf) {
 			v := uf[key]
 			if !usable(v) {
 				continue
 			}
-			wp := point(id, v)
+			wp := weakPoint(id, v, natF)
 			if sv := curF[key]; sv != nil {
 				wp.Scope = sv.Value
 			}
 			w.Units = append(w.Units, wp)
 		}
 	}
-	byValue(w.Units)
+	sortByValue(w.Units)
 	w.Lowest = truncate(w.Lowest, limit)
 	w.Drops = truncate(w.Drops, limit)
 	w.Units = truncate(w.Units, limit)
 	return w, nil
-}
-
-// figureKey identifies a figure within a questionnaire: node codes repeat
-// across kinds, item codes are unique.
-func figureKey(v *NodeValue) string {
-	if v.IsItem {
-		return "i:" + v.Code
-	}
-	return fmt.Sprintf("n%d:%s", v.Kind, v.Code)
-}
-
-func sortedKeys(m map[string]*NodeValue) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func truncate(rows []WeakPoint, n int) []WeakPoint {
-	if len(rows) > n {
-		return rows[:n]
-	}
-	return rows
 }

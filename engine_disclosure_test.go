@@ -208,10 +208,11 @@ func TestComplementarySuppressionUnits(t *testing.T) {
 				if err != nil || r.Suppressed != hidden || r.Roots[0].Suppressed != hidden || (r.Roots[0].Value == nil) != hidden {
 					t.Errorf("index unit %s node CC: %+v %v", id, r, err)
 				}
-				pts, err := e.Series(Query{QuestionnaireID: "mini", Scope: Scope{UnitID: id}}, march(), april())
+				series, err := e.Series(Query{QuestionnaireID: "mini", Scope: Scope{UnitID: id}}, march(), april())
 				if err != nil {
 					t.Fatal(err)
 				}
+				pts := series.Points
 				if p := pts[0]; p.Suppressed != hidden || (p.Value == nil) != hidden || (hidden && (p.N != 0 || p.Respondents != 0)) {
 					t.Errorf("series unit %s: %+v", id, p)
 				}
@@ -258,9 +259,12 @@ func TestComplementarySuppressionUnitInTwoProvinces(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRows(t, "rank units 01", rk, map[string]int{"X": 3, "Y": 50}, []string{"X", "Y"})
-	pts, err := e.Series(Query{QuestionnaireID: "mini", Scope: Scope{UnitID: "X"}}, march(), march())
-	if err != nil || !pts[0].Suppressed || pts[0].Value != nil {
-		t.Errorf("series X: %+v %v", pts, err)
+	series, err := e.Series(Query{QuestionnaireID: "mini", Scope: Scope{UnitID: "X"}}, march(), march())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pts := series.Points; !pts[0].Suppressed || pts[0].Value != nil {
+		t.Errorf("series X: %+v", pts)
 	}
 }
 
@@ -314,10 +318,11 @@ func TestComplementarySuppressionProvinces(t *testing.T) {
 					if err != nil || w.Suppressed != hidden || (hidden && (w.Respondents != 0 || len(w.Lowest)+len(w.Drops)+len(w.Units) != 0)) {
 						t.Errorf("weak points %s: suppressed %v respondents %d, %v", c, w.Suppressed, w.Respondents, err)
 					}
-					pts, err := e.Series(q, march(), april())
+					series, err := e.Series(q, march(), april())
 					if err != nil {
 						t.Fatal(err)
 					}
+					pts := series.Points
 					if p := pts[0]; p.Suppressed != hidden || (p.Value == nil) != hidden || (hidden && p.Respondents != 0) {
 						t.Errorf("series %s: %+v", c, p)
 					}
@@ -360,10 +365,11 @@ func TestComplementarySuppressionSeries(t *testing.T) {
 		{Scope{Nation: true}, false},
 	} {
 		for _, per := range []struct{ from, to Period }{{march(), april()}, {Period{Year: 2026, Month: 2}, Period{Year: 2026, Month: 5}}} {
-			pts, err := e.Series(Query{QuestionnaireID: "mini", Scope: tc.scope}, per.from, per.to)
+			series, err := e.Series(Query{QuestionnaireID: "mini", Scope: tc.scope}, per.from, per.to)
 			if err != nil {
 				t.Fatal(err)
 			}
+			pts := series.Points
 			for _, p := range pts {
 				hidden := p.Period == march() && tc.march
 				empty := p.Period != march() && p.Period != april()

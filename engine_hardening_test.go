@@ -77,10 +77,11 @@ func TestUnitOnlyFiguresCountOnlyTheUnitsLineage(t *testing.T) {
 		if r.Respondents != tc.want {
 			t.Errorf("unit lc-1 in %v: %d respondents, want %d (its lineage only)", tc.period, r.Respondents, tc.want)
 		}
-		pts, err := fx.e.Series(Query{QuestionnaireID: fx.q.ID, Scope: Scope{UnitID: "lc-1"}}, tc.period, tc.period)
+		series, err := fx.e.Series(Query{QuestionnaireID: fx.q.ID, Scope: Scope{UnitID: "lc-1"}}, tc.period, tc.period)
 		if err != nil {
 			t.Fatal(err)
 		}
+		pts := series.Points
 		if pts[0].Respondents != tc.want {
 			t.Errorf("series of lc-1 in %v: %d respondents, want %d", tc.period, pts[0].Respondents, tc.want)
 		}

@@ -765,9 +765,20 @@ func TestEngineSeries(t *testing.T) {
 	} {
 		q := Query{QuestionnaireID: "mini", Scope: tc.scope, Boundaries: tc.b, NodeCode: tc.node}
 		calls := fx.src.calls
-		pts, err := fx.e.Series(q, tc.from, tc.to)
+		series, err := fx.e.Series(q, tc.from, tc.to)
 		if err != nil {
 			t.Fatal(err)
+		}
+		pts := series.Points
+		wantNode := tc.node
+		if wantNode == "" {
+			wantNode = SIPASNodeCode
+		}
+		if series.NodeCode != wantNode {
+			t.Errorf("%v: series of node %q is named %q", tc.scope, tc.node, series.NodeCode)
+		}
+		if series.QuestionnaireID != "mini" || series.FormulaVersion != fx.q.FormulaVersion {
+			t.Errorf("series names questionnaire %q formula %q", series.QuestionnaireID, series.FormulaVersion)
 		}
 		if fx.src.calls-calls != 1 {
 			t.Errorf("%d passes over the cells, want 1", fx.src.calls-calls)
@@ -806,8 +817,10 @@ func TestEngineSeries(t *testing.T) {
 			t.Errorf("series %v..%v: %v", b.from, b.to, err)
 		}
 	}
-	if pts, err := fx.e.Series(Query{QuestionnaireID: "mini", Scope: Scope{Nation: true}}, Period{Year: 2015, Month: 2}, Period{Year: 2025, Month: 1}); err != nil || len(pts) != 120 {
-		t.Errorf("120 months: %d points, %v", len(pts), err)
+	if s, err := fx.e.Series(Query{QuestionnaireID: "mini", Scope: Scope{Nation: true}}, Period{Year: 2015, Month: 2}, Period{Year: 2025, Month: 1}); err != nil {
+		t.Errorf("120 months: %v", err)
+	} else if len(s.Points) != 120 {
+		t.Errorf("120 months: %d points", len(s.Points))
 	}
 }
 
@@ -896,25 +909,88 @@ func TestEngineWeakPoints(t *testing.T) {
 	}
 }
 
-// TestEngineCostIndependentOfResponses checks that a query reads cells
-// only: doubling every cell's counts leaves the figures unchanged.
+// TestEngineCellsOnly checks that the engine's figures are a function of
+// the aggregate cells alone (the engine has no other input): doubling every
+// cell, as if every response had been counted twice, must double the
+// respondents and every figure's n and leave every sufficient figure's value
+// unchanged — for a province, the nation and a ranking. An engine that
+// counted anything but the cells, or lost part of them, fails this; so
+// would a fixture without data, which the test refuses.
 func TestEngineCellsOnly(t *testing.T) {
 	fx := newEngineFixture(t)
-	q := Query{QuestionnaireID: "mini", Scope: Scope{ProvinceCode: "15"}, Period: Period{Year: 2025}, Boundaries: BoundariesCurrent}
-	a, err := fx.e.Index(q)
+	queries := []Query{
+		{QuestionnaireID: "mini", Scope: Scope{ProvinceCode: "15"}, Period: Period{Year: 2025}, Boundaries: BoundariesCurrent},
+		{QuestionnaireID: "mini", Scope: Scope{Nation: true}, Period: Period{Year: 2026}},
+	}
+	rankQ := Query{QuestionnaireID: "mini", Period: Period{Year: 2025}, Boundaries: BoundariesCurrent}
+	figures := func(r *Report) map[string]*NodeValue {
+		m := map[string]*NodeValue{}
+		Walk(r.Roots, func(v *NodeValue) { m[figureKey(v)] = v })
+		return m
+	}
+	before := make([]*Report, len(queries))
+	for i, q := range queries {
+		r, err := fx.e.Index(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Suppressed || r.Respondents == 0 {
+			t.Fatalf("%+v: the fixture has no figure to compare (respondents %d, suppressed %v)", q.Scope, r.Respondents, r.Suppressed)
+		}
+		before[i] = r
+	}
+	rankBefore, err := fx.e.RankProvinces(rankQ)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range fx.src.cells {
 		c.Merge(c)
 	}
-	fx.recs = nil // the engine never sees responses
-	b, err := fx.e.Index(q)
+	for i, q := range queries {
+		a := before[i]
+		b, err := fx.e.Index(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Respondents != 2*a.Respondents {
+			t.Errorf("%+v: respondents %d → %d, want doubled", q.Scope, a.Respondents, b.Respondents)
+		}
+		fa, fb := figures(a), figures(b)
+		compared := 0
+		for key, va := range fa {
+			if va.Value == nil || va.Insufficient {
+				continue
+			}
+			vb := fb[key]
+			if vb == nil || !approx(va.Value, vb.Value) || vb.N != 2*va.N {
+				t.Errorf("%+v %s: value %s n %d → %+v", q.Scope, key, fmtp(va.Value), va.N, vb)
+			}
+			compared++
+		}
+		if compared == 0 {
+			t.Errorf("%+v: no sufficient figure to compare", q.Scope)
+		}
+	}
+	rankAfter, err := fx.e.RankProvinces(rankQ)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Respondents != 2*a.Respondents || !approx(a.Roots[1].Value, b.Roots[1].Value) {
-		t.Errorf("respondents %d → %d, SIPAS %s → %s", a.Respondents, b.Respondents, fmtp(a.Roots[1].Value), fmtp(b.Roots[1].Value))
+	after := map[string]RankRow{}
+	for _, r := range rankAfter.Rows {
+		after[r.ID] = r
+	}
+	ranked := 0
+	for _, ra := range rankBefore.Rows {
+		if !ra.Ranked() {
+			continue
+		}
+		ranked++
+		if rb, ok := after[ra.ID]; !ok || !approx(ra.Value, rb.Value) || rb.N != 2*ra.N {
+			t.Errorf("rank row %s: value %s n %d → %+v", ra.ID, fmtp(ra.Value), ra.N, rb)
+		}
+	}
+	if ranked == 0 {
+		t.Error("the ranking has no ranked province to compare")
 	}
 }
 

@@ -17,6 +17,7 @@ type Registry struct {
 	all    []*Province            // sorted by code, then ValidFrom
 	byCode map[string][]*Province // sorted by ValidFrom
 	byID   map[string]*Province
+	view   *provinces // built once by LoadRegistry, read by every query
 }
 
 // LoadRegistry reads a provinces file
@@ -115,6 +116,7 @@ func LoadRegistry(r io.Reader, name string) (*Registry, error) {
 		}
 		return reg.all[i].ValidFrom.Before(reg.all[j].ValidFrom)
 	})
+	reg.view = newProvinces(reg)
 	return reg, nil
 }
 
@@ -222,4 +224,132 @@ func (r *Registry) ValidOn(t time.Time) []*Province {
 		}
 	}
 	return out
+}
+
+// provRow is a registry row with its validity in cell months.
+type provRow struct {
+	p          *Province
+	cur        *Province
+	from, to   int // first and last cell month of validity
+	fromD, toD int // first and last day, yyyymmdd
+}
+
+// provinces is the registry as queries read it: every row with its
+// validity in cell months and days, by id and by code, and the current
+// province of each code. The Registry builds it once (LoadRegistry); it is
+// read-only afterwards and shared by every query.
+type provinces struct {
+	byID    map[string]*provRow
+	byCode  map[string][]*provRow
+	current map[string]*Province // the still valid province of each code
+}
+
+func ymd(y, m, d int) int { return y*10000 + m*100 + d }
+
+// newProvinces builds the view of a loaded registry (nil: an empty view).
+func newProvinces(reg *Registry) *provinces {
+	ps := &provinces{byID: map[string]*provRow{}, byCode: map[string][]*provRow{}, current: map[string]*Province{}}
+	if reg == nil {
+		return ps
+	}
+	for _, p := range reg.All() {
+		r := &provRow{p: p, cur: reg.Current(p), from: MonthOf(p.ValidFrom), to: 999912, toD: 99991231}
+		v := p.ValidFrom.In(VietnamZone)
+		r.fromD = ymd(v.Year(), int(v.Month()), v.Day())
+		if !p.ValidTo.IsZero() {
+			r.to = MonthOf(p.ValidTo)
+			v := p.ValidTo.In(VietnamZone)
+			r.toD = ymd(v.Year(), int(v.Month()), v.Day())
+		}
+		ps.byID[p.ID] = r
+		ps.byCode[p.Code] = append(ps.byCode[p.Code], r)
+		if p.ValidTo.IsZero() && r.cur == p {
+			ps.current[p.Code] = p
+		}
+	}
+	return ps
+}
+
+// key returns the province code a province-level cell counts for on the
+// given boundaries: as collected, the code of its row (only within the row's
+// validity); currently, the code of the row's current province.
+func (ps *provinces) key(provinceID string, month int, b Boundaries) (string, bool) {
+	r := ps.byID[provinceID]
+	if r == nil {
+		return "", false
+	}
+	if b == BoundariesCurrent {
+		if r.cur == nil {
+			return "", false
+		}
+		return r.cur.Code, true
+	}
+	if month < r.from || month > r.to {
+		return "", false
+	}
+	return r.p.Code, true
+}
+
+// nameAt names a province code in period p: the row valid on the period's
+// last day, else the latest row valid in the period, else the latest row.
+func (ps *provinces) name(code string, p Period, b Boundaries) string {
+	if b == BoundariesCurrent {
+		if c := ps.current[code]; c != nil {
+			return c.NameVi
+		}
+	}
+	rows := ps.byCode[code]
+	if len(rows) == 0 {
+		return code
+	}
+	from, to := p.Months()
+	last := p.End().AddDate(0, 0, -1)
+	end := ymd(last.Year(), int(last.Month()), last.Day())
+	var overlap *provRow
+	for _, r := range rows {
+		if r.fromD <= end && end <= r.toD {
+			return r.p.NameVi
+		}
+		if r.from <= to && r.to >= from && (overlap == nil || r.fromD > overlap.fromD) {
+			overlap = r
+		}
+	}
+	if overlap != nil {
+		return overlap.p.NameVi
+	}
+	latest := rows[0]
+	for _, r := range rows {
+		if r.fromD > latest.fromD {
+			latest = r
+		}
+	}
+	return latest.p.NameVi
+}
+
+// checkProvince returns a KindNotFound error unless code can be asked for on
+// the given boundaries.
+func (ps *provinces) checkProvince(op, code string, b Boundaries) error {
+	rows := ps.byCode[code]
+	if len(rows) == 0 {
+		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_FOUND", Message: fmt.Sprintf("province code %s does not exist", code)}
+	}
+	if b == BoundariesCurrent && ps.current[code] == nil {
+		msg := fmt.Sprintf("province code %s no longer exists on current boundaries", code)
+		if c := rows[len(rows)-1].cur; c != nil {
+			msg += fmt.Sprintf("; it is now part of %s (%s)", c.Code, c.NameVi)
+		}
+		return &Error{Kind: KindNotFound, Op: op, Reason: "PROVINCE_NOT_CURRENT", Message: msg}
+	}
+	return nil
+}
+
+// emptyProvinces is the view of no registry (an Engine without one).
+var emptyProvinces = newProvinces(nil)
+
+// provinces returns the registry's province view, built once by LoadRegistry.
+func (e *Engine) provinces() *provinces {
+	if e.Registry == nil || e.Registry.view == nil {
+		return emptyProvinces
+	}
+	return e.Registry.view
 }

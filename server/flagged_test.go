@@ -199,6 +199,9 @@ func TestFlaggedLeftOutOfRankingsSeriesAndWeakPoints(t *testing.T) {
 		if len(se.Series.Points) != 1 {
 			t.Fatalf("series has %d points, want 1", len(se.Series.Points))
 		}
+		if se.Series.NodeCode != sipas.SIPASNodeCode || se.Series.FormulaVersion == "" {
+			t.Errorf("series names node %q, formula version %q", se.Series.NodeCode, se.Series.FormulaVersion)
+		}
 		p := se.Series.Points[0]
 		check(fmt.Sprintf("GetSeries include=%v", include), counts{p.N, p.FlaggedExcluded, p.FlaggedIncluded}, want)
 		wp, err := e.index.GetWeakPoints(e.as("admin"), &sipasv1.GetWeakPointsRequest{QuestionnaireId: qid, ProvinceCode: "48", Period: period, IncludeFlagged: include})

@@ -273,20 +273,13 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 	}
 	q := sipas.Query{Context: ctx, QuestionnaireID: req.GetQuestionnaireId(), Scope: sc, Boundaries: sipas.Boundaries(req.GetBoundaries()),
 		Channel: sipas.Channel(req.GetChannel()), NodeCode: req.GetNodeCode()}
-	pts, flagged, err := h.series(ctx, q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()), req.GetIncludeFlagged())
+	series, flagged, err := h.series(ctx, q, periodFromProto(req.GetFrom()), periodFromProto(req.GetTo()), req.GetIncludeFlagged())
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	cat := h.s.cfg.Catalog.Get(req.GetQuestionnaireId())
-	out := &sipasv1.Series{QuestionnaireId: req.GetQuestionnaireId(), NodeCode: req.GetNodeCode()}
+	out := &sipasv1.Series{QuestionnaireId: series.QuestionnaireID, NodeCode: series.NodeCode, FormulaVersion: series.FormulaVersion}
 	out.DisclosureThreshold, out.MinimumSample = h.thresholds()
-	if out.NodeCode == "" {
-		out.NodeCode = sipas.SIPASNodeCode
-	}
-	if cat != nil {
-		out.FormulaVersion = cat.FormulaVersion
-	}
-	for i, p := range pts {
+	for i, p := range series.Points {
 		pt := &sipasv1.SeriesPoint{Period: periodToProto(p.Period), Value: p.Value, N: p.N,
 			CiLow: p.CILow, CiHigh: p.CIHigh, Insufficient: p.Insufficient, Suppressed: p.Suppressed}
 		if flagged != nil {
@@ -305,28 +298,28 @@ func (h *indexService) GetSeries(ctx context.Context, req *sipasv1.GetSeriesRequ
 // set, with them. When there are flagged responses in its years, it runs
 // the other one too and returns its points as other (same periods), from
 // which each point's flagged count is the difference of n.
-func (h *indexService) series(ctx context.Context, q sipas.Query, from, to sipas.Period, include bool) (pts, other []sipas.SeriesPoint, err error) {
+func (h *indexService) series(ctx context.Context, q sipas.Query, from, to sipas.Period, include bool) (series *sipas.Series, other []sipas.SeriesPoint, err error) {
 	fromMonth, _ := from.Months()
 	_, toMonth := to.Months()
 	flagged, err := h.s.flaggedEngine(ctx, q.QuestionnaireID, fromMonth, toMonth, q.Channel)
 	if err != nil {
 		return nil, nil, err
 	}
-	pts, err = h.s.cfg.Engine.Series(q, from, to)
+	series, err = h.s.cfg.Engine.Series(q, from, to)
 	if err != nil || flagged == nil {
-		return pts, nil, err
+		return series, nil, err
 	}
 	all, err := flagged.Series(q, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(all) != len(pts) {
-		return nil, nil, sipas.Errorf(sipas.KindOther, "get series", "series with flagged responses has %d points, without %d", len(all), len(pts))
+	if len(all.Points) != len(series.Points) {
+		return nil, nil, sipas.Errorf(sipas.KindOther, "get series", "series with flagged responses has %d points, without %d", len(all.Points), len(series.Points))
 	}
 	if include {
-		return all, pts, nil
+		return all, series.Points, nil
 	}
-	return pts, all, nil
+	return series, all.Points, nil
 }
 
 func (h *indexService) GetWeakPoints(ctx context.Context, req *sipasv1.GetWeakPointsRequest) (*sipasv1.GetWeakPointsResponse, error) {

@@ -157,49 +157,70 @@ type Store struct {
 
 	units unitRegistry
 
-	// Aggregates. The applier adds each commit to the deltas, holding
-	// cellsMu for writing; a checkpoint holds it for writing while it
-	// commits the cells, updates the cache and drops the deltas; readers
-	// hold it for reading while they read cells. commitMu is taken by the
-	// writer just before COMMIT and released by the applier once the deltas
-	// have the commit, so a checker can take a snapshot of the database and
-	// of memory that agree, and commits reach memory in order.
+	// What each goroutine owns (writer, applier, readers, callers) is in
+	// the types embedded here; their comments give the rules.
+	aggregates
+	writerState
+	writerQueue
+
+	writerDone  chan struct{}  // closed when the writer goroutine ends
+	applies     chan *applyJob // committed transactions, writer to applier
+	applierDone chan struct{}  // closed when the applier goroutine ends
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// aggregates are the cells in memory, shared by the writer, the applier
+// and the readers. The applier adds each commit to the deltas, holding
+// cellsMu for writing; a checkpoint (writer goroutine) holds it for writing
+// while it commits the cells, updates the cache and drops the deltas;
+// readers hold it for reading while they read cells. commitMu is taken by
+// the writer just before COMMIT and released by the applier once the
+// deltas have the commit, so a checker can take a snapshot of the database
+// and of memory that agree, and commits reach memory in order.
+type aggregates struct {
 	cellsMu    sync.RWMutex
 	deltas     *deltas
 	cache      *cellCache
 	dirtyCells atomic.Int64 // deltas.len(), for the writer's checkpoint rule
 	dirtyBytes atomic.Int64 // deltas.bytes, likewise
 	commitMu   sync.Mutex
+}
 
-	// Checkpoint state, owned by the writer goroutine: the seq of the last
-	// response counted in the deltas and in the table (lastSeq-tallySeq
-	// responses wait for the next checkpoint).
+// writerState is owned by the writer goroutine (and by Open before it
+// starts): the checkpoint positions, the closed periods and the checkpoint
+// timing. No lock guards it; nothing else may touch it.
+type writerState struct {
+	// lastSeq and tallySeq are the seq of the last response counted in the
+	// deltas and in the table (lastSeq-tallySeq responses wait for the next
+	// checkpoint).
 	lastSeq  int64
 	tallySeq int64
 	// lastCSeq and tallyCSeq are the same for corrections (corrections.go):
 	// the cseq of the last correction in the deltas and in the table.
 	lastCSeq  int64
 	tallyCSeq int64
-	// closedPeriods are the closed periods (periods.go), owned by the writer
-	// goroutine.
+	// closedPeriods are the closed periods (periods.go).
 	closedPeriods  []closedRange
 	lastCheckpoint time.Time
 	// checkpointRetryAt: after a failed checkpoint, none before this time.
 	checkpointRetryAt time.Time
+}
 
-	// Writer queue.
+// writerQueue is how callers hand write requests to the writer goroutine.
+// Callers enqueue and may withdraw (wait); the writer takes. Everything but
+// the channels is guarded by qmu; wake and stop only signal.
+type writerQueue struct {
 	qmu          sync.Mutex
 	pending      []*request
 	pendingItems int
 	closed       bool
-	wake         chan struct{}
-	stop         chan struct{}
-	writerDone   chan struct{}
-	applies      chan *applyJob // committed transactions, writer to applier
-	applierDone  chan struct{}
-	stats        WriterStats // guarded by qmu
-	closeOnce    sync.Once
-	closeErr     error
+	stats        WriterStats // the writer's counters
+	// maxQueued and maxBatch are Options.MaxQueuedItems and MaxBatchItems.
+	maxQueued, maxBatch int
+
+	wake chan struct{} // a request was queued (buffered, 1)
+	stop chan struct{} // closed by Close
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -237,10 +258,8 @@ func open(ctx context.Context, path string, cat questionnaireSource, opts Option
 		path:        path,
 		cat:         cat,
 		opts:        opts,
-		deltas:      newDeltas(),
-		cache:       newCellCache(opts.CellCacheBytes),
-		wake:        make(chan struct{}, 1),
-		stop:        make(chan struct{}),
+		aggregates:  aggregates{deltas: newDeltas(), cache: newCellCache(opts.CellCacheBytes)},
+		writerQueue: writerQueue{wake: make(chan struct{}, 1), stop: make(chan struct{}), maxQueued: opts.MaxQueuedItems, maxBatch: opts.MaxBatchItems},
 		writerDone:  make(chan struct{}),
 		applies:     make(chan *applyJob),
 		applierDone: make(chan struct{}),

@@ -94,13 +94,13 @@ func errClosed() error {
 }
 
 // enqueue adds r to the queue and wakes the writer.
-func (s *Store) enqueue(r *request) error {
+func (s *writerQueue) enqueue(r *request) error {
 	s.qmu.Lock()
 	if s.closed {
 		s.qmu.Unlock()
 		return errClosed()
 	}
-	if r.fn == nil && s.pendingItems > 0 && s.pendingItems+r.size() > s.opts.MaxQueuedItems {
+	if r.fn == nil && s.pendingItems > 0 && s.pendingItems+r.size() > s.maxQueued {
 		s.qmu.Unlock()
 		return &sipas.Error{Kind: sipas.KindUnavailable, Op: "store.insert", Reason: "STORE_OVERLOADED",
 			Message: "too many responses waiting to be written; retry later"}
@@ -120,7 +120,7 @@ func (s *Store) enqueue(r *request) error {
 // request the writer has already taken has an outcome the caller cannot
 // learn any more: it gets an indeterminate (KindUnavailable) error, and a
 // retry with the same response ids is safe.
-func (s *Store) wait(ctx context.Context, r *request, op string) error {
+func (s *writerQueue) wait(ctx context.Context, r *request, op string) error {
 	select {
 	case <-r.done:
 		return r.err
@@ -173,7 +173,7 @@ func (s *Store) doConn(ctx context.Context, op string, fn func(ctx context.Conte
 // take removes from the queue what the next round will write: every queued
 // request while the responses stay within MaxBatchItems (at least one
 // request).
-func (s *Store) take() []*request {
+func (s *writerQueue) take() []*request {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
 	var batch []*request
@@ -184,7 +184,7 @@ func (s *Store) take() []*request {
 		if r.state == stateAbandoned {
 			continue
 		}
-		if len(batch) > 0 && r.fn == nil && items+r.size() > s.opts.MaxBatchItems {
+		if len(batch) > 0 && r.fn == nil && items+r.size() > s.maxBatch {
 			break
 		}
 		r.state = stateTaken

@@ -601,9 +601,9 @@ func (b *bench) nationalReads(path string, ng *nationalGen, sc nationalScale) (n
 		return err
 	}
 	series := func() error {
-		ps, err := e.Series(prov, first, nationalLastMonth)
-		if err == nil && len(ps) != sc.months {
-			return fmt.Errorf("series has %d points, want %d", len(ps), sc.months)
+		s, err := e.Series(prov, first, nationalLastMonth)
+		if err == nil && len(s.Points) != sc.months {
+			return fmt.Errorf("series has %d points, want %d", len(s.Points), sc.months)
 		}
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -11,9 +10,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the driver, for checking a backup before restoring it
-
-	"github.com/sipas-vn/sipas/internal/atomicfile"
+	"github.com/sipas-vn/sipas/store"
 )
 
 // backupPrefix names scheduled backup files: sipas-20260102T030405Z.db.
@@ -55,48 +52,18 @@ func (d *daemon) scheduledBackup(ctx context.Context) error {
 }
 
 // restore replaces the database in --data-dir with a backup file after
-// checking its integrity. The server must not be running. The database it
-// replaces is kept beside it as sipas.db.before-restore-TIMESTAMP.
+// checking its integrity (store.Restore). The server must not be running.
+// The database it replaces is kept beside it as
+// sipas.db.before-restore-TIMESTAMP.
 func restore(ctx context.Context, cfg Config, stdout io.Writer) error {
-	src := cfg.RestoreFrom
-	db, err := sql.Open("sqlite3", "file:"+src+"?mode=ro")
-	if err != nil {
-		return err
-	}
-	var check string
-	var n int64
-	err = db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check)
-	if err == nil {
-		err = db.QueryRowContext(ctx, "SELECT count(*) FROM responses").Scan(&n)
-	}
-	db.Close()
-	if err != nil {
-		return fmt.Errorf("checking backup %s: %w", src, err)
-	}
-	if check != "ok" {
-		return fmt.Errorf("backup %s fails integrity_check: %s", src, check)
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return err
-	}
 	dest := filepath.Join(cfg.DataDir, dbFile)
-	if _, err := os.Stat(dest); err == nil {
-		old := dest + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Rename(dest, old); err != nil {
-			return err
-		}
-		for _, suffix := range []string{"-wal", "-shm"} {
-			_ = os.Rename(dest+suffix, old+suffix)
-		}
-		fmt.Fprintf(stdout, "sipasd: previous database kept as %s\n", old)
+	r, err := store.Restore(ctx, cfg.RestoreFrom, dest)
+	if r.Previous != "" {
+		fmt.Fprintf(stdout, "sipasd: previous database kept as %s\n", r.Previous)
 	}
-	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(dest, data, 0o600); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "sipasd: restored %s into %s (%d responses, integrity ok)\n", src, dest, n)
+	fmt.Fprintf(stdout, "sipasd: restored %s into %s (%d responses, integrity ok)\n", cfg.RestoreFrom, dest, r.Responses)
 	return nil
 }
