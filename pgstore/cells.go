@@ -435,7 +435,7 @@ func (s *Store) Recount(ctx context.Context) (map[sipas.CellKey]*sipas.Tally, er
 }
 
 func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipas.Tally, error) {
-	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses ORDER BY seq")
+	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses WHERE NOT withdrawn ORDER BY seq")
 	if err != nil {
 		return nil, err
 	}
