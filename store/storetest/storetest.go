@@ -50,6 +50,10 @@ func Run(t *testing.T, open Opener) {
 		{"ResponsesRecordTheirSource", testResponsesRecordTheirSource},
 		{"FlaggedResponsesNotCounted", testFlaggedResponsesNotCounted},
 		{"KioskHeartbeats", testKioskHeartbeats},
+		{"CorrectionsWithATrail", testCorrectionsWithATrail},
+		{"ConcurrentCorrections", testConcurrentCorrections},
+		{"ClosedPeriodsRefuseChanges", testClosedPeriodsRefuseChanges},
+		{"CloseWhileInserting", testCloseWhileInserting},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
