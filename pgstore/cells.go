@@ -274,9 +274,7 @@ func (s *Store) QueryCells(cq sipas.CellQuery, fn func(k sipas.CellKey, t *sipas
 					return err
 				}
 				cells, err := collectCells(rows)
-				for _, r := range cells {
-					fn(r.key, r.t)
-				}
+				emitCells(cells, fn)
 				return err
 			})
 			if err != nil {
@@ -332,10 +330,20 @@ func (s *Store) readBlock(ctx context.Context, k blockKey, fn func(k sipas.CellK
 		}
 		c.refreshMu.Unlock()
 	}
-	for _, r := range cells {
-		fn(r.key, r.t)
-	}
+	emitCells(cells, fn)
 	return nil
+}
+
+// emitCells calls fn for each cell that counts a respondent. A cell whose
+// responses were all withdrawn or amended out of it keeps its row (holding
+// zero, so that every replica's cache learns of the change through its
+// xid) and reads as absent, as in the SQLite store.
+func emitCells(cells []cellRow, fn func(k sipas.CellKey, t *sipas.Tally)) {
+	for _, r := range cells {
+		if r.t.Respondents != 0 {
+			fn(r.key, r.t)
+		}
+	}
 }
 
 // EachCell calls fn for every cell of the questionnaire whose month is in
@@ -435,7 +443,7 @@ func (s *Store) Recount(ctx context.Context) (map[sipas.CellKey]*sipas.Tally, er
 }
 
 func (s *Store) recount(ctx context.Context, tx pgx.Tx) (map[sipas.CellKey]*sipas.Tally, error) {
-	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses ORDER BY seq")
+	rows, err := tx.Query(ctx, "SELECT questionnaire_id, province_id, month, channel, unit_id, payload, flags FROM responses WHERE NOT withdrawn ORDER BY seq")
 	if err != nil {
 		return nil, err
 	}
@@ -502,7 +510,9 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 		}
 		table := make(map[sipas.CellKey]*sipas.Tally, len(stored))
 		for _, r := range stored {
-			table[r.key] = r.t
+			if r.t.Respondents != 0 || !r.t.Equal(&sipas.Tally{Slots: make([]int64, len(r.t.Slots)), NodeN: make([]int64, len(r.t.NodeN))}) {
+				table[r.key] = r.t // an emptied cell (zero) is not a difference
+			}
 		}
 		recount, err := s.recount(ctx, tx)
 		if err != nil {

@@ -26,6 +26,12 @@ type prepared struct {
 	payload []byte
 }
 
+// item is one response of a transaction's batch, with its request.
+type item struct {
+	r *request
+	p *prepared
+}
+
 // request is one Insert call waiting for the writer.
 type request struct {
 	items   []*prepared
@@ -172,10 +178,6 @@ func (s *Store) commit(batch []*request, n int) {
 // id and cells are updated in key order, so that concurrent transactions of
 // several replicas lock rows in the same order (no deadlock cycle).
 func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int) ([]*prepared, []cellRow, error) {
-	type item struct {
-		r *request
-		p *prepared
-	}
 	items := make([]item, 0, n)
 	for _, r := range batch {
 		for _, p := range r.items {
@@ -183,6 +185,32 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int
 		}
 	}
 	slices.SortStableFunc(items, func(a, b item) int { return bytes.Compare(a.p.acc.ID[:], b.p.acc.ID[:]) })
+
+	// Responses of closed periods are refused in this transaction, which
+	// holds the closed periods' shared lock until it commits (see
+	// corrections.go): no close slips in between.
+	closed, err := checkClosed(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(closed) > 0 {
+		var inClosed []item
+		kept := items[:0]
+		for _, it := range items {
+			if closed.of(it.p.month) == "" {
+				kept = append(kept, it)
+			} else {
+				inClosed = append(inClosed, it)
+			}
+		}
+		items = kept
+		if err := refuseClosed(ctx, tx, closed, inClosed); err != nil {
+			return nil, nil, err
+		}
+		if len(items) == 0 {
+			return nil, nil, nil
+		}
+	}
 
 	ids := make([]pgtype.UUID, len(items))
 	qids := make([]string, len(items))
@@ -274,7 +302,7 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int
 			}
 		}
 	}
-	written, err := addToCells(ctx, tx, inserted)
+	written, err := addToCells(ctx, tx, insertedDeltas(inserted))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -286,28 +314,81 @@ func (s *Store) insertTx(ctx context.Context, tx pgx.Tx, batch []*request, n int
 	return inserted, written, nil
 }
 
-// addToCells adds the inserted responses to the cells they are counted in
-// and returns the cells as written. Two statements, whatever the number of
-// cells: the first creates the missing cells (holding the delta) and locks
-// the others, in key order, returning what they hold; the second writes
-// the sums. Concurrent transactions of several replicas lock their cells in
-// the same order, so they wait for each other without a deadlock cycle.
-func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow, error) {
-	if len(inserted) == 0 {
-		return nil, nil
+// refuseClosed answers items of closed periods: a resend of a stored
+// response is a duplicate; anything else would change a closed period.
+func refuseClosed(ctx context.Context, tx pgx.Tx, closed closedSet, items []item) error {
+	if len(items) == 0 {
+		return nil
 	}
-	deltas := map[sipas.CellKey]*sipas.Tally{}
+	ids := make([]pgtype.UUID, len(items))
+	for i, it := range items {
+		ids[i] = pgtype.UUID{Bytes: it.p.acc.ID, Valid: true}
+	}
+	rows, err := tx.Query(ctx, "SELECT response_id, content_hash FROM responses WHERE response_id = ANY($1::uuid[])", ids)
+	if err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	hashOf := map[uuid.UUID][]byte{}
+	var id pgtype.UUID
+	var h []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &h}, func() error {
+		hashOf[id.Bytes] = slices.Clone(h)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	for _, it := range items {
+		p := it.p
+		if h, ok := hashOf[p.acc.ID]; ok && (bytes.Equal(h, p.acc.Hash[:]) || store.SameLegacyHash(p.acc, h)) {
+			it.r.results[p.idx] = store.InsertResult{Duplicate: true}
+			continue
+		}
+		it.r.results[p.idx] = store.InsertResult{Err: store.PeriodClosedError(opInsert, closed.of(p.month))}
+	}
+	return nil
+}
+
+// cellDeltas is what a transaction adds to each aggregate cell.
+type cellDeltas map[sipas.CellKey]*sipas.Tally
+
+// add adds sign times contribution c of a response of questionnaire q,
+// filed under cell k with the given flags, to the cells it is counted in
+// (store.CountedIn): sign 1 counts it, -1 takes it back out.
+func (d cellDeltas) add(q *sipas.Questionnaire, k sipas.CellKey, flags sipas.Flags, c *sipas.Contribution, sign int64) {
+	for _, key := range store.CountedIn(k, flags) {
+		t := d[key]
+		if t == nil {
+			t = sipas.NewTally(q)
+			d[key] = t
+		}
+		t.AddContribution(c, sign)
+	}
+}
+
+// insertedDeltas is what the inserted responses add to their cells.
+func insertedDeltas(inserted []*prepared) cellDeltas {
+	deltas := cellDeltas{}
+	var c sipas.Contribution
 	for _, p := range inserted {
 		q, r := p.acc.Questionnaire, p.acc.Response
-		k := sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: p.acc.Province.ID, Month: p.month, Channel: r.Channel, UnitID: r.UnitID}
-		for _, key := range store.CountedIn(k, r.Flags) {
-			t := deltas[key]
-			if t == nil {
-				t = sipas.NewTally(q)
-				deltas[key] = t
-			}
-			t.AddAnswers(q, p.acc.Answers)
-		}
+		q.Contribution(p.acc.Answers, &c)
+		deltas.add(q, sipas.CellKey{QuestionnaireID: r.QuestionnaireID, ProvinceID: p.acc.Province.ID, Month: p.month,
+			Channel: r.Channel, UnitID: r.UnitID}, r.Flags, &c, 1)
+	}
+	return deltas
+}
+
+// addToCells adds deltas to their aggregate cells and returns the cells as
+// written. Two statements, whatever the number of cells: the first creates
+// the missing cells (holding the delta) and locks the others, in key order,
+// returning what they hold; the second writes the sums. Concurrent
+// transactions of several replicas lock their cells in the same order, so
+// they wait for each other without a deadlock cycle. A delta that takes
+// counts out (a correction) applies to a cell that counts them: a cell it
+// would create, or drive below zero, is an error and nothing is written.
+func addToCells(ctx context.Context, tx pgx.Tx, deltas cellDeltas) ([]cellRow, error) {
+	if len(deltas) == 0 {
+		return nil, nil
 	}
 	keys := make([]sipas.CellKey, 0, len(deltas))
 	for k := range deltas {
@@ -320,7 +401,10 @@ func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow
 	for i, k := range keys {
 		b, err := sipas.SparseOf(deltas[k]).MarshalBinary()
 		if err != nil {
-			return nil, err
+			// A negative delta: the cell exists (checked below), and
+			// this value is not used.
+			t := deltas[k]
+			b, _ = (&sipas.SparseTally{NSlots: len(t.Slots), NNodes: len(t.NodeN)}).MarshalBinary()
 		}
 		qids[i], kinds[i], months[i], pids[i], units[i], chans[i], data[i] = k.QuestionnaireID, kindOf(k), int32(k.Month), k.ProvinceID, k.UnitID, int16(k.Channel), b
 	}
@@ -349,12 +433,15 @@ func addToCells(ctx context.Context, tx pgx.Tx, inserted []*prepared) ([]cellRow
 			return nil, fmt.Errorf("lock cells: unexpected cell %v", h.key)
 		}
 		if h.rev == 0 {
+			if d := deltas[h.key]; !h.t.Equal(d) {
+				return nil, fmt.Errorf("cell %v: taking out responses it does not count", h.key)
+			}
 			continue // created by this statement with the delta
 		}
 		h.t.Merge(deltas[h.key])
 		b, err := sipas.SparseOf(h.t).MarshalBinary()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cell %v: %w", h.key, err)
 		}
 		data[i] = b
 	}

@@ -114,7 +114,7 @@ func (s *Store) FlaggedCells(ctx context.Context, questionnaireID string, fromMo
 	n := 0
 	err := s.read(ctx, op, func(c *pgxpool.Conn) error {
 		rows, err := c.Query(ctx, `SELECT province_id, month, channel, unit_id, payload FROM responses
-			WHERE questionnaire_id = $1 AND month BETWEEN $2 AND $3 AND flags <> 0 AND ($4 = 0 OR channel = $4)`,
+			WHERE questionnaire_id = $1 AND month BETWEEN $2 AND $3 AND flags <> 0 AND NOT withdrawn AND ($4 = 0 OR channel = $4)`,
 			questionnaireID, int32(fromMonth), int32(toMonth), int16(channel))
 		if err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/internal/pgtest"
-	"github.com/sipas-vn/sipas/store"
 	"github.com/sipas-vn/sipas/store/storetest"
 )
 
@@ -203,35 +202,5 @@ func TestReadWithoutDatabaseIsUnavailable(t *testing.T) {
 	}
 	if err := s.Ping(ctx); sipas.KindOf(err) != sipas.KindUnavailable {
 		t.Fatalf("Ping without the database: %v", err)
-	}
-}
-
-// TestCorrectionsRefusedClearly: withdrawal, amendment and closed periods
-// are not available on PostgreSQL yet; they are refused with a
-// FAILED_PRECONDITION that says so, and the reads say what is true here.
-func TestCorrectionsRefusedClearly(t *testing.T) {
-	s := openTest(t, pgtest.DSN(t), Options{})
-	ctx := context.Background()
-	a := storetest.NewGen(t, 14).Accepted()
-	if _, err := s.Insert(ctx, []*sipas.Accepted{a}); err != nil {
-		t.Fatal(err)
-	}
-	var e *sipas.Error
-	if _, err := s.Correct(ctx, []store.Correction{{Kind: store.CorrectionWithdraw, ResponseID: a.Response.ID, Reason: "test"}}); !errors.As(err, &e) ||
-		e.Kind != sipas.KindFailedPrecondition || !strings.Contains(e.Message, "postgres") {
-		t.Fatalf("Correct: %v", err)
-	}
-	if _, err := s.ClosePeriod(ctx, sipas.Period{Year: 2025}, "admin", "test"); sipas.KindOf(err) != sipas.KindFailedPrecondition {
-		t.Fatalf("ClosePeriod: %v", err)
-	}
-	if ps, err := s.ListClosedPeriods(ctx); err != nil || len(ps) != 0 {
-		t.Fatalf("ListClosedPeriods: %v %v", ps, err)
-	}
-	vs, withdrawn, err := s.ResponseHistory(ctx, a.Response.ID)
-	if err != nil || withdrawn || len(vs) != 1 || vs[0].Version != 1 || vs[0].ContentHash != a.Hash {
-		t.Fatalf("ResponseHistory: %+v %v %v", vs, withdrawn, err)
-	}
-	if n, _ := s.CountResponses(ctx); n != 1 {
-		t.Fatalf("rows = %d", n)
 	}
 }

@@ -127,6 +127,72 @@ func correctionError(kind sipas.ErrorKind, reason, msg string) error {
 	return &sipas.Error{Kind: kind, Op: opCorrect, Reason: reason, Message: msg}
 }
 
+// CheckCorrection checks what a correction needs before any store reads:
+// a known kind, the response's UUID (for an amendment, a response accepted
+// by sipas.Validate of a questionnaire of cat) and a reason. Every backend
+// applies it first.
+func CheckCorrection(cat QuestionnaireSource, c Correction) (uuid.UUID, error) {
+	var id uuid.UUID
+	switch c.Kind {
+	case CorrectionWithdraw:
+		var err error
+		id, err = uuid.Parse(c.ResponseID)
+		if err != nil || id == uuid.Nil {
+			return id, &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "INVALID_FORMAT", Message: "response_id is not a UUID",
+				Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a UUID"}}}
+		}
+	case CorrectionAmend:
+		if err := CheckAccepted(cat, c.Amended); err != nil {
+			return id, err
+		}
+		id = c.Amended.ID
+	default:
+		return id, correctionError(sipas.KindInvalid, "INVALID_ARGUMENT", "unknown correction kind")
+	}
+	if c.Reason == "" {
+		return id, &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "REASON_REQUIRED", Message: "a correction needs a reason",
+			Violations: []sipas.Violation{{Field: "reason", Reason: "REQUIRED", Description: "say why the response is corrected (it is kept in the audit log)"}}}
+	}
+	return id, nil
+}
+
+// ErrCorrectNotFound is the refusal of a correction of a response that is
+// not stored.
+func ErrCorrectNotFound() error {
+	return correctionError(sipas.KindNotFound, "RESPONSE_NOT_FOUND", "no response with this id is stored")
+}
+
+// JudgeCorrection decides what the stored state of a response (the
+// credential that sent it, whether it is withdrawn, its version) makes of
+// correction c: done reports that r is the outcome (refused, or a retried
+// withdrawal: Unchanged); otherwise the correction goes on.
+func JudgeCorrection(c Correction, sender string, withdrawn bool, version int) (r CorrectionResult, done bool) {
+	if !c.Actor.Admin && (sender == "" || sender != c.Actor.CredentialID) {
+		r.Err = correctionError(sipas.KindPermissionDenied, "NOT_SENDER",
+			"only the credential that sent a response, or an administrator, may correct it")
+		return r, true
+	}
+	if !withdrawn {
+		return r, false
+	}
+	if c.Kind == CorrectionWithdraw {
+		r.Version, r.Unchanged = version, true
+		return r, true
+	}
+	r.Err = correctionError(sipas.KindFailedPrecondition, "RESPONSE_WITHDRAWN",
+		"this response was withdrawn; a withdrawn response cannot be amended (send the corrected answers under a new response_id)")
+	return r, true
+}
+
+// QuestionnaireChangedError refuses an amendment of a response of
+// questionnaire stored into another questionnaire.
+func QuestionnaireChangedError(stored string) error {
+	return &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "QUESTIONNAIRE_CHANGED",
+		Message: "an amendment must keep the response's questionnaire",
+		Violations: []sipas.Violation{{Field: "questionnaire_id", Reason: "QUESTIONNAIRE_CHANGED",
+			Description: "the stored response is of questionnaire " + strconv.Quote(stored) + "; withdraw it and send a new response instead"}}}
+}
+
 // Correct applies corrections in one transaction, in order. Each item's
 // outcome is in the result of the same index. The call returns after the
 // transaction has committed and the aggregates in memory include it. A
@@ -138,29 +204,16 @@ func (s *Store) Correct(ctx context.Context, items []Correction) ([]CorrectionRe
 	preps := make([]*prepared, len(items))
 	ids := make([]uuid.UUID, len(items))
 	for i, c := range items {
-		switch c.Kind {
-		case CorrectionWithdraw:
-			id, err := uuid.Parse(c.ResponseID)
-			if err != nil || id == uuid.Nil {
-				results[i].Err = &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "INVALID_FORMAT", Message: "response_id is not a UUID",
-					Violations: []sipas.Violation{{Field: "response_id", Reason: "INVALID_FORMAT", Description: "must be a UUID"}}}
-				continue
-			}
-			ids[i] = id
-		case CorrectionAmend:
-			p, err := s.prepare(c.Amended)
-			if err != nil {
-				results[i].Err = err
-				continue
-			}
-			preps[i], ids[i] = p, c.Amended.ID
-		default:
-			results[i].Err = correctionError(sipas.KindInvalid, "INVALID_ARGUMENT", "unknown correction kind")
+		id, err := CheckCorrection(s.cat, c)
+		if err != nil {
+			results[i].Err = err
 			continue
 		}
-		if c.Reason == "" {
-			results[i].Err = &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "REASON_REQUIRED", Message: "a correction needs a reason",
-				Violations: []sipas.Violation{{Field: "reason", Reason: "REQUIRED", Description: "say why the response is corrected (it is kept in the audit log)"}}}
+		ids[i] = id
+		if c.Kind == CorrectionAmend {
+			if preps[i], err = s.prepare(c.Amended); err != nil {
+				results[i].Err = err
+			}
 		}
 	}
 	err := s.doConn(ctx, opCorrect, func(ctx context.Context, c *sql.Conn) error {
@@ -199,25 +252,16 @@ func (s *Store) correctTx(ctx context.Context, c *sql.Conn, items []Correction, 
 		err := tx.QueryRowContext(ctx, storedVersionSQL, ids[i][:]).Scan(&v.seq, &v.questionnaire, &v.provinceCode, &v.provinceID,
 			&v.collectedAt, &v.month, &v.channel, &v.unitID, &v.hash, &v.payload, &v.flags, &v.credentialID, &v.version, &v.withdrawn)
 		if errors.Is(err, sql.ErrNoRows) {
-			results[i].Err = correctionError(sipas.KindNotFound, "RESPONSE_NOT_FOUND", "no response with this id is stored")
+			results[i].Err = ErrCorrectNotFound()
 			continue
 		}
 		if err != nil {
 			return storageError(opCorrect, err)
 		}
 		results[i].ProvinceID = v.provinceID
-		if !it.Actor.Admin && (v.credentialID == "" || v.credentialID != it.Actor.CredentialID) {
-			results[i].Err = correctionError(sipas.KindPermissionDenied, "NOT_SENDER",
-				"only the credential that sent a response, or an administrator, may correct it")
-			continue
-		}
-		if v.withdrawn {
-			if it.Kind == CorrectionWithdraw {
-				results[i].Version, results[i].Unchanged = v.version, true
-				continue
-			}
-			results[i].Err = correctionError(sipas.KindFailedPrecondition, "RESPONSE_WITHDRAWN",
-				"this response was withdrawn; a withdrawn response cannot be amended (send the corrected answers under a new response_id)")
+		if r, done := JudgeCorrection(it, v.credentialID, v.withdrawn, v.version); done {
+			r.ProvinceID = v.provinceID
+			results[i] = r
 			continue
 		}
 		if p := s.closedPeriodOf(v.month); p != "" {
@@ -231,10 +275,7 @@ func (s *Store) correctTx(ctx context.Context, c *sql.Conn, items []Correction, 
 		p := preps[i]
 		if it.Kind == CorrectionAmend {
 			if p.acc.Questionnaire != q {
-				results[i].Err = &sipas.Error{Kind: sipas.KindInvalid, Op: opCorrect, Reason: "QUESTIONNAIRE_CHANGED",
-					Message: "an amendment must keep the response's questionnaire",
-					Violations: []sipas.Violation{{Field: "questionnaire_id", Reason: "QUESTIONNAIRE_CHANGED",
-						Description: "the stored response is of questionnaire " + strconv.Quote(v.questionnaire) + "; withdraw it and send a new response instead"}}}
+				results[i].Err = QuestionnaireChangedError(v.questionnaire)
 				continue
 			}
 			if bytes.Equal(v.hash, p.acc.Hash[:]) || p.sameLegacyHash(v.hash) {

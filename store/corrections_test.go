@@ -40,6 +40,11 @@ func expectedCells(t *testing.T, current map[string]*sipas.Accepted) map[sipas.C
 	return ref.Cells()
 }
 
+// The contract of corrections and closed periods, on both stores, is in
+// store/storetest/corrections.go; the tests here keep what is about this
+// store: the checkpoint and replay of corrections after a crash, and
+// closed periods across a restart.
+
 // TestItem5CorrectionsWithATrail: withdrawals and amendments by the
 // sending credential or an admin, with a reason, change the aggregates
 // exactly once (memory, checkpoint+replay after a crash at any point, and a

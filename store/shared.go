@@ -76,3 +76,13 @@ func SameLegacyHash(acc *sipas.Accepted, stored []byte) bool {
 	legacy := sipas.LegacyContentHash(acc)
 	return bytes.Equal(stored, legacy[:])
 }
+
+// PeriodClosedError refuses a change to a response of closed period
+// period (FAILED_PRECONDITION, PERIOD_CLOSED).
+func PeriodClosedError(op, period string) error { return periodClosedError(op, period) }
+
+// PayloadAnswers returns the packed answers (code + 1 by item position) of
+// a stored payload of questionnaire q, reusing dst.
+func PayloadAnswers(q *sipas.Questionnaire, b []byte, dst []uint8) ([]uint8, error) {
+	return payloadAnswers(q, b, dst)
+}

@@ -501,3 +501,107 @@ func TestReplicasStartingTogetherCreateOneFirstAdmin(t *testing.T) {
 		t.Fatalf("%d credentials (%v) and %d token files after %d replicas started together; want one of each", c, err, tokens, n)
 	}
 }
+
+// TestReplicasCorrections: the same withdrawal or amendment sent to both
+// replicas at the same instant is applied once (the other replica answers
+// already withdrawn / unchanged), both replicas' figures follow within
+// pgstore.FreshnessBound, and a period closed through one replica is closed
+// for the other at once.
+func TestReplicasCorrections(t *testing.T) {
+	dsn, a, b, admin := twoReplicas(t)
+	tok := surveyorToken(t, a, admin)
+	connA, sctx := dialAs(t, a.addr, tok)
+	connB, _ := dialAs(t, b.addr, tok)
+	_, actx := dialAs(t, a.addr, admin)
+	sa, sb := sipasv1.NewSurveyServiceClient(connA), sipasv1.NewSurveyServiceClient(connB)
+	const n = 60
+	ids := make([]string, n)
+	sent := make([]*sipasv1.Response, n)
+	for i := range n {
+		ids[i] = uuid.Must(uuid.NewV7()).String()
+		sent[i] = response(ids[i], i)
+		if _, err := sa.SubmitResponse(sctx, &sipasv1.SubmitResponseRequest{Response: sent[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := func(call func(c sipasv1.SurveyServiceClient) (bool, error)) [2]bool {
+		var wg sync.WaitGroup
+		var applied [2]bool
+		var errs [2]error
+		start := make(chan struct{})
+		for j, c := range []sipasv1.SurveyServiceClient{sa, sb} {
+			wg.Go(func() {
+				<-start
+				applied[j], errs[j] = call(c)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("%v / %v", errs[0], errs[1])
+		}
+		return applied
+	}
+	withdrawn := 0
+	for i := range n / 2 {
+		got := both(func(c sipasv1.SurveyServiceClient) (bool, error) {
+			r, err := c.WithdrawResponse(sctx, &sipasv1.WithdrawResponseRequest{ResponseId: ids[i], Reason: "duplicate interview"})
+			return err == nil && !r.AlreadyWithdrawn, err
+		})
+		if got[0] == got[1] {
+			t.Fatalf("withdrawal %d sent to both replicas: applied %v, want exactly once", i, got)
+		}
+		withdrawn++
+	}
+	for i := n / 2; i < n; i++ {
+		amended := response(ids[i], i+100)
+		got := both(func(c sipasv1.SurveyServiceClient) (bool, error) {
+			r, err := c.AmendResponse(sctx, &sipasv1.AmendResponseRequest{Response: amended, Reason: "keyed wrong"})
+			if err == nil && r.Version != 2 {
+				t.Errorf("amendment %d: version %d, want 2", i, r.Version)
+			}
+			return err == nil && !r.Unchanged, err
+		})
+		if got[0] == got[1] {
+			t.Fatalf("amendment %d sent to both replicas: applied %v, want exactly once", i, got)
+		}
+	}
+	acked := time.Now()
+	ia, ib := sipasv1.NewIndexServiceClient(connA), sipasv1.NewIndexServiceClient(connB)
+	for _, ic := range []sipasv1.IndexServiceClient{ia, ib} {
+		for {
+			r, err := provinceIndex(actx, ic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetReport().GetRespondents() == int64(n-withdrawn) {
+				break
+			}
+			if time.Since(acked) > 2*pgstore.FreshnessBound {
+				t.Fatalf("a replica serves %d respondents %s after the corrections, want %d", r.GetReport().GetRespondents(), time.Since(acked), n-withdrawn)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	year := int32(time.Now().In(time.FixedZone("ICT", 7*3600)).Year())
+	if _, err := sipasv1.NewAdminServiceClient(connA).ClosePeriod(actx, &sipasv1.ClosePeriodRequest{Period: &sipasv1.Period{Year: year}, Reason: "published"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sb.SubmitResponse(sctx, &sipasv1.SubmitResponseRequest{Response: response(uuid.Must(uuid.NewV7()).String(), 7)})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "closed") {
+		t.Fatalf("new response of a period closed through the other replica: %v, want FAILED_PRECONDITION (period closed)", err)
+	}
+	if _, err := sb.WithdrawResponse(sctx, &sipasv1.WithdrawResponseRequest{ResponseId: ids[n-1], Reason: "late"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("withdrawal in a period closed through the other replica: %v, want FAILED_PRECONDITION", err)
+	}
+	if r, err := sb.SubmitResponse(sctx, &sipasv1.SubmitResponseRequest{Response: sent[0]}); err != nil || !r.Duplicate {
+		t.Fatalf("resend of a stored (withdrawn) response of a closed period: %v %v, want duplicate", r, err)
+	}
+	st := openPG(t, dsn)
+	if err := st.CheckAggregates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if hist, _, err := st.ResponseHistory(context.Background(), ids[n-1]); err != nil || len(hist) != 2 {
+		t.Fatalf("history of an amended response: %+v %v, want 2 versions", hist, err)
+	}
+}

@@ -50,6 +50,10 @@ func Run(t *testing.T, open Opener) {
 		{"ResponsesRecordTheirSource", testResponsesRecordTheirSource},
 		{"FlaggedResponsesNotCounted", testFlaggedResponsesNotCounted},
 		{"KioskHeartbeats", testKioskHeartbeats},
+		{"CorrectionsWithATrail", testCorrectionsWithATrail},
+		{"ConcurrentCorrections", testConcurrentCorrections},
+		{"ClosedPeriodsRefuseChanges", testClosedPeriodsRefuseChanges},
+		{"CloseWhileInserting", testCloseWhileInserting},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -539,6 +543,23 @@ func testFlaggedResponsesNotCounted(t *testing.T, open Opener) {
 	}
 	if respondents != 1 {
 		t.Fatalf("flagged province cells count %d respondents, want 1", respondents)
+	}
+	// Amended, a flagged response keeps its flags (still not counted);
+	// withdrawn, it leaves the flagged reads too.
+	admin := store.Actor{CredentialID: "admin", Admin: true}
+	if res := mustCorrect(t, s, store.Correction{Kind: store.CorrectionAmend, Amended: g.Modified(flagged), Actor: admin, Reason: "r"}); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	CellsEqual(t, "cells after amending a flagged response", before, Cells(t, s))
+	if res := mustCorrect(t, s, store.Correction{Kind: store.CorrectionWithdraw, ResponseID: flagged.Response.ID, Actor: admin, Reason: "r"}); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	CellsEqual(t, "cells after withdrawing a flagged response", before, Cells(t, s))
+	if _, n, err := s.FlaggedCells(ctx, r.QuestionnaireID, m, m, sipas.ChannelUnspecified); err != nil || n != 0 {
+		t.Fatalf("FlaggedCells after the withdrawal: %d, %v; want 0", n, err)
+	}
+	if err := s.CheckAggregates(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -75,12 +75,28 @@ func (v sqliteView) correctedRows() (map[string]correctedRow, error) {
 	return got, rows.Err()
 }
 
-// correctedRows: the PostgreSQL store refuses every correction
-// (pgstore.ErrCorrectionsUnsupported) and has no corrections table, so
-// none is in effect; the checker then verifies that every correction sent
-// was refused.
 func (v *pgView) correctedRows() (map[string]correctedRow, error) {
-	return map[string]correctedRow{}, nil
+	c, err := v.conn()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(context.Background(), `SELECT r.response_id::text, r.content_hash, r.version, r.withdrawn,
+		(SELECT count(*) FROM corrections c WHERE c.response_id = r.response_id) FROM responses r WHERE r.version > 1 OR r.withdrawn
+		OR EXISTS (SELECT 1 FROM corrections c WHERE c.response_id = r.response_id)`)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]correctedRow{}
+	var id string
+	var st correctedRow
+	var version int32
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &st.hash, &version, &st.withdrawn, &n}, func() error {
+		got[id] = correctedRow{hash: append([]byte(nil), st.hash...), version: int(version), withdrawn: st.withdrawn, n: int(n)}
+		return nil
+	})
+	return got, err
 }
 
 // sqliteView reads the SQLite file through read-only connections of its own
