@@ -606,7 +606,10 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 		fn(k, t)
 	}
 	if cq, ok := e.Source.(CellQuerier); ok {
-		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: yfrom, ToMonth: yto, Units: units, Detail: detail}
+		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: yfrom, ToMonth: yto, Units: units}
+		if p.detail != nil || from != yfrom || to != yto || p.q.Channel != ChannelUnspecified {
+			sel.Detail = detail // some cells count for dc alone
+		}
 		if unitIDs != nil {
 			sel.UnitProvinceIDs = make([]string, 0, len(unitIDs))
 			for id := range unitIDs {
