@@ -2,6 +2,7 @@ package sipas
 
 import (
 	"sort"
+	"sync"
 )
 
 // Disclosure control: consistent complementary suppression over every
@@ -669,6 +670,10 @@ type disclosure struct {
 // sdcYear is a year's province-level lattice and the unit lattices built on
 // it, by the smallest current province code of their linked group.
 type sdcYear struct {
+	// mu guards the unit lattices and groups, built on demand: a year
+	// kept by sdcMemo is shared by concurrent queries. The rest is
+	// read-only once built.
+	mu        sync.Mutex
 	raw       *sdcRaw
 	withUnits bool // raw holds the unit cells
 	prov      *sdcLattice
@@ -759,7 +764,12 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 			}
 		})
 	}
-	d := &sdcYear{raw: raw, withUnits: withUnits, prov: newSDCLattice(dc.e.Thresholds.disclosure(), dc.p.ps, y, raw),
+	key := sdcMemoKey{registry: dc.e.Registry, k: dc.e.Thresholds.disclosure(), year: y, withUnits: withUnits}
+	if d := sdcMemoGet(key, raw); d != nil {
+		dc.years[y] = d
+		return d
+	}
+	d := &sdcYear{raw: raw, withUnits: withUnits, prov: newSDCLattice(key.k, dc.p.ps, y, raw),
 		units: map[string]*sdcLattice{}, unitIn: map[string]map[[2]string]bool{}}
 	for i, id := range raw.ids {
 		for u, a := range raw.units[i] {
@@ -780,6 +790,7 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 		}
 	}
 	dc.years[y] = d
+	sdcMemoPut(key, d)
 	return d
 }
 
@@ -787,6 +798,8 @@ func (dc *disclosure) year(y int, units bool) *sdcYear {
 // cur: the province-level lattice extended with the units of every current
 // province linked to cur by units with responses in both.
 func (dc *disclosure) unitLattice(d *sdcYear, y int, cur string) *sdcLattice {
+	d.mu.Lock() // d may be shared with other queries (sdcMemoGet)
+	defer d.mu.Unlock()
 	if d.groups == nil {
 		d.linkCurrents()
 	}

@@ -24,6 +24,12 @@ type CellQuery struct {
 	// UnitProvinceIDs, when not nil, limits the unit cells to those of
 	// these provinces (Province.ID).
 	UnitProvinceIDs []string
+	// Detail, when not nil, tells the cells whose counters the reader
+	// needs; the others may be passed with their respondents alone (every
+	// other counter zero), which spares decoding them: a query reads whole
+	// years for disclosure control, which counts respondents only. A
+	// source may ignore it and pass every cell whole.
+	Detail func(k CellKey) bool
 }
 
 // CellQuerier is a CellSource that can read only the cells a query needs,
@@ -228,7 +234,6 @@ type Ranking struct {
 	FlaggedExcluded, FlaggedIncluded int64
 }
 
-
 // SeriesPoint is one period of a time series.
 type SeriesPoint struct {
 	Period       Period
@@ -418,6 +423,11 @@ type prepared struct {
 	// province the unit is registered in (nil: unknown unit, no cells).
 	lineage     bool
 	unitCurrent *Province
+	// detail, when set by the query before its scan, tells the cells of
+	// its period and channel whose counters it uses; the other cells of
+	// the pass count for disclosure control only and are not decoded
+	// (CellQuery.Detail). nil: every cell of the period and channel.
+	detail func(k CellKey) bool
 }
 
 func (e *Engine) prepare(op string, q Query, scope scopeRule) (*prepared, error) {
@@ -512,6 +522,11 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 	if units {
 		unitIDs = p.unitLineageIDs()
 	}
+	// detail: the cells fn gets; the others count for dc alone.
+	detail := func(k CellKey) bool {
+		return k.Month >= from && k.Month <= to && (p.q.Channel == ChannelUnspecified || k.Channel == p.q.Channel) &&
+			(p.detail == nil || p.detail(k))
+	}
 	var bad, seen int
 	stopped := false
 	each := func(k CellKey, t *Tally) {
@@ -526,7 +541,7 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 			return
 		}
 		dc.add(k, t.Respondents)
-		if k.Month < from || k.Month > to || (p.q.Channel != ChannelUnspecified && k.Channel != p.q.Channel) {
+		if !detail(k) {
 			return
 		}
 		if len(t.Slots) != p.qn.Slots || len(t.NodeN) != len(p.qn.Nodes) {
@@ -537,6 +552,9 @@ func (e *Engine) scan(op string, p *prepared, dc *disclosure, from, to int, unit
 	}
 	if cq, ok := e.Source.(CellQuerier); ok {
 		sel := CellQuery{QuestionnaireID: p.qn.ID, FromMonth: yfrom, ToMonth: yto, Units: units}
+		if p.detail != nil || from != yfrom || to != yto || p.q.Channel != ChannelUnspecified {
+			sel.Detail = detail // some cells count for dc alone
+		}
 		if unitIDs != nil {
 			sel.UnitProvinceIDs = make([]string, 0, len(unitIDs))
 			for id := range unitIDs {
@@ -804,6 +822,10 @@ func (e *Engine) RankUnits(q Query) (*Ranking, error) {
 	cur, prev := newTallies(p.qn), newTallies(p.qn)
 	province := NewTally(p.qn)
 	dc := e.disclosure(p)
+	p.detail = func(k CellKey) bool {
+		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+		return ok && code == q.Scope.ProvinceCode
+	}
 	err = e.scan(op, p, dc, pfrom, to, true, func(k CellKey, t *Tally) {
 		code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
 		if !ok || code != q.Scope.ProvinceCode {
@@ -911,6 +933,7 @@ func (e *Engine) Series(q Query, from, to Period) (*Series, error) {
 	_, mto := to.Months()
 	base := from.ordinal()
 	dc := e.disclosure(p)
+	p.detail = p.inScope
 	err = e.scan(op, p, dc, mfrom, mto, q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		i := periodOfMonth(k.Month, from).ordinal() - base
 		if i < 0 || i >= n {
@@ -984,6 +1007,20 @@ func (e *Engine) WeakPoints(q Query, limit int) (*WeakPoints, error) {
 	units := newTallies(p.qn)
 	wantUnits := q.Scope.ProvinceCode != "" && q.Scope.UnitID == ""
 	dc := e.disclosure(p)
+	p.detail = func(k CellKey) bool { // the cells the function below merges
+		switch {
+		case p.inScope(k):
+			return true
+		case k.Month < from:
+			return false
+		case k.UnitID == "":
+			return true
+		case wantUnits:
+			code, ok := p.ps.key(k.ProvinceID, k.Month, p.b)
+			return ok && code == q.Scope.ProvinceCode
+		}
+		return false
+	}
 	err = e.scan(op, p, dc, pfrom, to, wantUnits || q.Scope.UnitID != "", func(k CellKey, t *Tally) {
 		if k.Month < from {
 			if p.inScope(k) {

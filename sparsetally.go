@@ -419,6 +419,21 @@ func (t *Tally) AddEncoded(b []byte) error {
 	return nil
 }
 
+// EncodedRespondents returns the respondents of an encoded SparseTally
+// (MarshalBinary) without decoding its counters: a read that needs only
+// the respondents of a cell (disclosure control counts them for whole
+// years) reads the header alone.
+func EncodedRespondents(b []byte) (int64, error) {
+	if len(b) == 0 || (b[0] != sparseFormat && b[0] != denseFormat) {
+		return 0, fmt.Errorf("%w: not a sparse tally", errTallyCorrupt)
+	}
+	v, p := readUvarint(b, 1)
+	if p < 0 || v > 1<<62 {
+		return 0, fmt.Errorf("%w: bad header", errTallyCorrupt)
+	}
+	return int64(v), nil
+}
+
 // readUvarint decodes the uvarint at b[p:] and returns it with the position
 // after it, or p < 0 when b holds none. One-byte values (most counters)
 // take the inlined path.

@@ -96,11 +96,18 @@ type cellReader struct {
 	q       *sipas.Questionnaire
 	scratch *sipas.Tally
 	fn      func(sipas.CellKey, *sipas.Tally)
+	// detail is sipas.CellQuery.Detail: the cells it refuses are passed
+	// as counts, a tally with the respondents alone (never decoded).
+	detail func(sipas.CellKey) bool
+	counts *sipas.Tally
 }
 
 // emit decodes cell k (stored as data, nil when only a delta) and its delta
 // when withDelta, and passes it on.
 func (r *cellReader) emit(k sipas.CellKey, data []byte, withDelta bool) error {
+	if r.detail != nil && !r.detail(k) {
+		return r.emitCount(k, data, withDelta)
+	}
 	r.scratch.Clear()
 	if data != nil {
 		if err := r.scratch.AddEncoded(data); err != nil {
@@ -116,6 +123,29 @@ func (r *cellReader) emit(k sipas.CellKey, data []byte, withDelta bool) error {
 		return nil // every response taken back out
 	}
 	r.fn(k, r.scratch)
+	return nil
+}
+
+// emitCount passes on cell k with its respondents alone, read from the
+// header of its encoding (and its delta's).
+func (r *cellReader) emitCount(k sipas.CellKey, data []byte, withDelta bool) error {
+	var n int64
+	if data != nil {
+		var err error
+		if n, err = sipas.EncodedRespondents(data); err != nil {
+			return fmt.Errorf("cell %v: %w", k, err)
+		}
+	}
+	if withDelta {
+		if d := r.s.deltas.cells[k]; d != nil {
+			n += d.Respondents
+		}
+	}
+	if n == 0 {
+		return nil // every response taken back out
+	}
+	r.counts.Respondents = n
+	r.fn(k, r.counts)
 	return nil
 }
 
@@ -213,7 +243,10 @@ func (s *Store) queryCells(ctx context.Context, cq sipas.CellQuery, fn func(k si
 	}
 	scratch := sipas.NewTally(q)
 	scratch.TrackNonzero()
-	r := &cellReader{s: s, q: q, scratch: scratch, fn: fn}
+	r := &cellReader{s: s, q: q, scratch: scratch, fn: fn, detail: cq.Detail}
+	if cq.Detail != nil {
+		r.counts = sipas.NewTally(q)
+	}
 	n := 0
 	for m := from; m <= to; m = nextMonth(m) {
 		if n++; n > maxMonthsPerRead {

@@ -61,6 +61,7 @@ func figures(t *testing.T, src sipas.CellSource) string {
 				add(e.RankUnits(qq))
 				add(e.Index(qq))
 				add(e.Series(qq, sipas.Period{Year: 2025, Month: 1}, sipas.Period{Year: 2025, Month: 12}))
+				add(e.WeakPoints(qq, 5))
 				qq.Scope.UnitID = "u-1"
 				add(e.Index(qq))
 				add(e.WeakPoints(qq, 5))
