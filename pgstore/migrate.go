@@ -4,54 +4,20 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sipas-vn/sipas"
+	"github.com/sipas-vn/sipas/store"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order (file names
-// NNNN_name.sql, versions unique, numbered from 0001).
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, n := range names {
-		base := path.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s have the same version", other, base)
-		}
-		seen[v] = base
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+// migrations returns the embedded PostgreSQL migrations in version order
+// (file names NNNN_name.sql, versions unique, numbered from 0001).
+func migrations() ([]store.MigrationFile, error) {
+	return store.ReadMigrations(migrationFS, "migrations")
 }
 
 // SchemaVersion is the newest migration this binary knows.
@@ -60,7 +26,7 @@ func SchemaVersion() int {
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // migrationLock is the advisory lock key that serializes migrations of
@@ -112,15 +78,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		now := s.opts.Now().UnixNano()
 		for _, m := range ms {
-			if applied[m.version] {
+			if applied[m.Version] {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migrate: %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migrate: %s: %w", m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at, server_version) VALUES ($1, $2, $3, $4)",
-				m.version, m.name, now, serverVersion); err != nil {
-				return fmt.Errorf("migrate: %s: %w", m.name, err)
+				m.Version, m.Name, now, serverVersion); err != nil {
+				return fmt.Errorf("migrate: %s: %w", m.Name, err)
 			}
 		}
 		return nil

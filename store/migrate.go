@@ -14,21 +14,22 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migration is one numbered SQL file of migrations/.
-type migration struct {
-	version int
-	name    string
-	sql     string
+// MigrationFile is one numbered SQL file of a store's migrations directory.
+type MigrationFile struct {
+	Version int
+	Name    string
+	SQL     string
 }
 
-// migrations returns the embedded migrations in version order. File names
-// are NNNN_name.sql; versions must be unique.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+// ReadMigrations returns the migrations in dir of fsys in version order.
+// File names are NNNN_name.sql; versions must be unique. Both stores (this
+// one and pgstore) number their own files this way.
+func ReadMigrations(fsys fs.FS, dir string) ([]MigrationFile, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
+	var ms []MigrationFile
 	seen := map[int]string{}
 	for _, n := range names {
 		base := path.Base(n)
@@ -41,15 +42,18 @@ func migrations() ([]migration, error) {
 			return nil, fmt.Errorf("migrations %s and %s have the same version", other, base)
 		}
 		seen[v] = base
-		b, err := migrationFS.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+		ms = append(ms, MigrationFile{Version: v, Name: base, SQL: string(b)})
 	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	return ms, nil
 }
+
+// migrations returns this store's embedded migrations in version order.
+func migrations() ([]MigrationFile, error) { return ReadMigrations(migrationFS, "migrations") }
 
 // migrate applies the pending migrations in one IMMEDIATE transaction on the
 // writer connection and records each in schema_migrations, with the SQLite
@@ -92,7 +96,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	known := map[int]bool{}
 	for _, m := range ms {
-		known[m.version] = true
+		known[m.Version] = true
 	}
 	for v := range applied {
 		if !known[v] {
@@ -101,16 +105,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	now := s.opts.Now().UnixNano()
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO schema_migrations (version, name, applied_at, sqlite_version) VALUES (?, ?, ?, ?)",
-			m.version, m.name, now, s.sqliteVersion); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+			m.Version, m.Name, now, s.sqliteVersion); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx,
