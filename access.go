@@ -71,6 +71,71 @@ func (c *Credential) Active(now time.Time) bool {
 	return c.RevokeTime == nil && (c.ExpireTime == nil || now.Before(*c.ExpireTime))
 }
 
+// CheckCredential checks the rules for issuing c at time now: the role ×
+// unit × scope × expiry rules, in one place for every way a credential is
+// issued (the AdminService and sipasd's first start). A kiosk is bound to a
+// unit and has no province scope (its province is its unit's); a surveyor
+// or analyst has either province codes or AllProvinces, and no unit; an
+// admin has neither unit nor province codes. An expiry must be after now.
+// Province codes are checked against provinces when it is not nil; that the
+// unit exists is the store's to say. The result is nil or a KindInvalid
+// *Error with one violation per broken rule.
+func CheckCredential(c Credential, now time.Time, provinces *Registry) error {
+	var vs []Violation
+	bad := func(field, reason, desc string) {
+		vs = append(vs, Violation{Field: field, Reason: reason, Description: desc})
+	}
+	switch c.Role {
+	case RoleKiosk:
+		if c.UnitID == "" {
+			bad("credential.unit_id", "REQUIRED", "a kiosk credential needs the unit it submits for")
+		}
+		if len(c.Provinces) > 0 || c.AllProvinces {
+			bad("credential.province_codes", "NOT_ALLOWED", "a kiosk's province comes from its unit")
+		}
+	case RoleSurveyor, RoleAnalyst:
+		if c.UnitID != "" {
+			bad("credential.unit_id", "NOT_ALLOWED", "only kiosk credentials are bound to a unit")
+		}
+		if c.AllProvinces == (len(c.Provinces) > 0) {
+			bad("credential.province_codes", "SCOPE_REQUIRED", "give either province codes or all_provinces, not both or neither")
+		}
+		for i, p := range c.Provinces {
+			if provinces != nil && !provinces.Known(p) {
+				bad(fmt.Sprintf("credential.province_codes[%d]", i), "UNKNOWN_PROVINCE", "not a province code")
+			}
+		}
+	case RoleAdmin:
+		if c.UnitID != "" || len(c.Provinces) > 0 {
+			bad("credential", "NOT_ALLOWED", "an admin credential has no unit or province scope")
+		}
+	default:
+		bad("credential.role", "REQUIRED", "role must be kiosk, surveyor, analyst or admin")
+	}
+	if c.ExpireTime != nil && !c.ExpireTime.After(now) {
+		bad("credential.expire_time", "IN_PAST", "must be in the future")
+	}
+	if len(c.Description) > 200 {
+		bad("credential.description", "TOO_LONG", "at most 200 bytes")
+	}
+	if len(vs) > 0 {
+		return Invalid("create credential", vs...)
+	}
+	return nil
+}
+
+// Scope is the credential's scope as the audit trail records it: the unit
+// of a kiosk, "all", the province codes, or "".
+func (c *Credential) Scope() string {
+	switch {
+	case c.AllProvinces:
+		return "all"
+	case len(c.Provinces) > 0:
+		return strings.Join(c.Provinces, ",")
+	}
+	return c.UnitID
+}
+
 // AuditEvent is one entry of the audit trail of administrative actions.
 type AuditEvent struct {
 	Seq    int64
