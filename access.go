@@ -2,8 +2,10 @@ package sipas
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // CredentialRole is what a credential may do. The numbering matches the API
@@ -49,6 +51,51 @@ type Unit struct {
 	ProvinceCode string
 	CommuneCode  string // "" when not given
 	CreateTime   time.Time
+}
+
+// unitIDPattern is what a unit id and a commune code may be.
+var unitIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// CheckUnit checks the rules for creating unit u at time now: an id of 1 to
+// 64 letters, digits, '.', '_' or '-'; a display name (without surrounding
+// space) of 1 to 200 bytes without control characters; the code of a
+// province valid at now in provinces; a commune code like an id, or none.
+// The result is nil or a KindInvalid *Error with one violation per broken
+// rule. That the id is not taken is the store's to say.
+func CheckUnit(u Unit, now time.Time, provinces *Registry) error {
+	var vs []Violation
+	if !unitIDPattern.MatchString(u.ID) {
+		vs = append(vs, Violation{Field: "unit.unit_id", Reason: "INVALID_UNIT_ID", Description: "1 to 64 letters, digits, '.', '_' or '-'"})
+	}
+	if name := u.DisplayName; name == "" || len(name) > 200 || strings.TrimSpace(name) != name {
+		vs = append(vs, Violation{Field: "unit.display_name", Reason: "INVALID_NAME", Description: "a name of 1 to 200 bytes is required"})
+	} else if HasControl(name) {
+		vs = append(vs, Violation{Field: "unit.display_name", Reason: "CONTROL_CHARACTER",
+			Description: "a name must not contain control or bidirectional formatting characters (line breaks, tabs, escapes, U+202E…)"})
+	}
+	if p, _, err := provinces.Resolve(u.ProvinceCode, now); err != nil || p.Code != u.ProvinceCode {
+		vs = append(vs, Violation{Field: "unit.province_code", Reason: "UNKNOWN_PROVINCE", Description: "must be the two-digit code of a province valid today"})
+	}
+	if c := u.CommuneCode; c != "" && !unitIDPattern.MatchString(c) {
+		vs = append(vs, Violation{Field: "unit.commune_code", Reason: "INVALID_COMMUNE", Description: "1 to 64 letters or digits"})
+	}
+	if len(vs) > 0 {
+		return Invalid("create unit", vs...)
+	}
+	return nil
+}
+
+// HasControl reports whether s holds a control character (C0, DEL, C1) or
+// a Unicode format character (bidirectional overrides and isolates,
+// zero-width characters): in a name or a reason they would rewrite
+// terminal output, log lines or reports that show it.
+func HasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Credential is an issued bearer token as readers see it (never the token

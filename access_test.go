@@ -114,3 +114,53 @@ func TestCredentialScope(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckUnit is the table of the rules for creating a unit.
+func TestCheckUnit(t *testing.T) {
+	reg := registry(t)
+	now := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	ok := sipas.Unit{ID: "dn-HaiChau.1_a", DisplayName: "Bộ phận Một cửa Hải Châu", ProvinceCode: "48", CommuneCode: "20194"}
+	with := func(f func(*sipas.Unit)) sipas.Unit { u := ok; f(&u); return u }
+	for _, tc := range []struct {
+		name string
+		u    sipas.Unit
+		want []string
+	}{
+		{"valid", ok, nil},
+		{"no commune", with(func(u *sipas.Unit) { u.CommuneCode = "" }), nil},
+		{"name of 200 bytes", with(func(u *sipas.Unit) { u.DisplayName = strings.Repeat("a", 200) }), nil},
+		{"empty id", with(func(u *sipas.Unit) { u.ID = "" }), []string{"unit.unit_id INVALID_UNIT_ID"}},
+		{"id with a slash", with(func(u *sipas.Unit) { u.ID = "dn/1" }), []string{"unit.unit_id INVALID_UNIT_ID"}},
+		{"id of 65 bytes", with(func(u *sipas.Unit) { u.ID = strings.Repeat("a", 65) }), []string{"unit.unit_id INVALID_UNIT_ID"}},
+		{"no name", with(func(u *sipas.Unit) { u.DisplayName = "" }), []string{"unit.display_name INVALID_NAME"}},
+		{"name too long", with(func(u *sipas.Unit) { u.DisplayName = strings.Repeat("a", 201) }), []string{"unit.display_name INVALID_NAME"}},
+		{"name with surrounding space", with(func(u *sipas.Unit) { u.DisplayName = " Một cửa" }), []string{"unit.display_name INVALID_NAME"}},
+		{"name with a line break", with(func(u *sipas.Unit) { u.DisplayName = "Một\ncửa" }), []string{"unit.display_name CONTROL_CHARACTER"}},
+		{"name with a bidi override", with(func(u *sipas.Unit) { u.DisplayName = "Một\u202ecửa" }), []string{"unit.display_name CONTROL_CHARACTER"}},
+		{"unknown province", with(func(u *sipas.Unit) { u.ProvinceCode = "99" }), []string{"unit.province_code UNKNOWN_PROVINCE"}},
+		{"no province", with(func(u *sipas.Unit) { u.ProvinceCode = "" }), []string{"unit.province_code UNKNOWN_PROVINCE"}},
+		{"bad commune", with(func(u *sipas.Unit) { u.CommuneCode = "x y" }), []string{"unit.commune_code INVALID_COMMUNE"}},
+		{"everything wrong", sipas.Unit{ID: "a b", ProvinceCode: "99", CommuneCode: "?"},
+			[]string{"unit.unit_id INVALID_UNIT_ID", "unit.display_name INVALID_NAME", "unit.province_code UNKNOWN_PROVINCE", "unit.commune_code INVALID_COMMUNE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := sipas.CheckUnit(tc.u, now, reg)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("CheckUnit = %v, want nil", err)
+				}
+				return
+			}
+			if sipas.KindOf(err) != sipas.KindInvalid {
+				t.Fatalf("CheckUnit = %v, want KindInvalid", err)
+			}
+			var got []string
+			for _, x := range err.(*sipas.Error).Violations {
+				got = append(got, x.Field+" "+x.Reason)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("violations = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

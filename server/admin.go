@@ -7,10 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -25,8 +23,6 @@ type adminService struct {
 	sipasv1.UnimplementedAdminServiceServer
 	s *Server
 }
-
-var unitIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func actorOf(ctx context.Context) string {
 	if p := principalFrom(ctx); p != nil {
@@ -51,46 +47,16 @@ func unitToProto(u *store.Unit) *sipasv1.Unit {
 }
 
 func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRequest) (*sipasv1.CreateUnitResponse, error) {
-	const op = "create unit"
 	u := req.GetUnit()
-	var vs []sipas.Violation
-	if !unitIDPattern.MatchString(u.GetUnitId()) {
-		vs = append(vs, sipas.Violation{Field: "unit.unit_id", Reason: "INVALID_UNIT_ID", Description: "1 to 64 letters, digits, '.', '_' or '-'"})
-	}
-	if name := strings.TrimSpace(u.GetDisplayName()); name == "" || len(name) > 200 {
-		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "INVALID_NAME", Description: "a name of 1 to 200 bytes is required"})
-	} else if hasControl(name) {
-		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "CONTROL_CHARACTER",
-			Description: "a name must not contain control or bidirectional formatting characters (line breaks, tabs, escapes, U+202E…)"})
-	}
-	if p, _, err := h.s.cfg.Registry.Resolve(u.GetProvinceCode(), h.s.cfg.Now()); err != nil || p.Code != u.GetProvinceCode() {
-		vs = append(vs, sipas.Violation{Field: "unit.province_code", Reason: "UNKNOWN_PROVINCE", Description: "must be the two-digit code of a province valid today"})
-	}
-	if c := u.GetCommuneCode(); c != "" && !unitIDPattern.MatchString(c) {
-		vs = append(vs, sipas.Violation{Field: "unit.commune_code", Reason: "INVALID_COMMUNE", Description: "1 to 64 letters or digits"})
-	}
-	if len(vs) > 0 {
-		return nil, toStatus(ctx, h.s.log, sipas.Invalid(op, vs...))
-	}
 	su := store.Unit{ID: u.GetUnitId(), DisplayName: strings.TrimSpace(u.GetDisplayName()), ProvinceCode: u.GetProvinceCode(),
 		CommuneCode: u.GetCommuneCode(), CreateTime: h.s.cfg.Now()}
+	if err := sipas.CheckUnit(su, su.CreateTime, h.s.cfg.Registry); err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
+	}
 	if err := h.s.cfg.Store.CreateUnit(ctx, su, auditEvent(ctx, "unit.create", "units/"+su.ID, "province="+su.ProvinceCode)); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	return &sipasv1.CreateUnitResponse{Unit: unitToProto(&su)}, nil
-}
-
-// hasControl reports whether s holds a control character (C0, DEL, C1) or
-// a Unicode format character (bidirectional overrides and isolates,
-// zero-width characters): in a unit's name they would rewrite terminal
-// output, log lines or reports that show it.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.GetUnitResponse, error) {
