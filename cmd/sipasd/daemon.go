@@ -203,7 +203,7 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	audit.Detail += " first start"
+	audit.Detail += ", at first start"
 	// The token is on disk before the credential is stored: a credential
 	// whose token nobody has would lock the operator out.
 	path := filepath.Join(d.cfg.DataDir, "admin.token")
