@@ -55,10 +55,16 @@ func pgCode(err error) string {
 // A zero CreateTime is set to now. An id already stored, regardless of case
 // (a unique index on the folded id decides, not a read before the insert),
 // is a KindConflict error with Reason UNIT_EXISTS.
-func (s *Store) CreateUnit(ctx context.Context, u store.Unit) error {
+//
+// The audit event is written in the same transaction: the unit is stored
+// with it or not at all.
+func (s *Store) CreateUnit(ctx context.Context, u store.Unit, audit store.AuditEvent) error {
 	const op = "pgstore.create_unit"
 	if u.ID == "" || u.ProvinceCode == "" {
 		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "unit id and province code are required"}
+	}
+	if err := checkAudit(op, audit); err != nil {
+		return err
 	}
 	if u.CreateTime.IsZero() {
 		u.CreateTime = s.opts.Now()
@@ -70,8 +76,11 @@ func (s *Store) CreateUnit(ctx context.Context, u store.Unit) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO units (unit_id, display_name, province_code, commune_code, create_time)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			u.ID, u.DisplayName, u.ProvinceCode, u.CommuneCode, u.CreateTime.UnixNano())
-		if err != nil || tag.RowsAffected() == 1 {
+		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 1 {
+			return insertAudit(ctx, tx, audit, u.CreateTime)
 		}
 		err = tx.QueryRow(ctx, "SELECT unit_id FROM units WHERE lower(unit_id) = lower($1) LIMIT 1", u.ID).Scan(&exists)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -207,7 +216,7 @@ func scanCredential(sc pgx.Row) (*store.Credential, error) {
 	if err := sc.Scan(&c.ID, &c.TokenHash, &role, &unit, &provinces, &c.AllProvinces, &c.Description, &created, &exp, &rev); err != nil {
 		return nil, err
 	}
-	c.Role = int(role)
+	c.Role = sipas.CredentialRole(role)
 	if unit != nil {
 		c.UnitID = *unit
 	}
@@ -229,11 +238,16 @@ func scanCredential(sc pgx.Row) (*store.Credential, error) {
 // CreateCredential stores a new credential and returns it as stored. An
 // empty ID is set to a new random id, a zero CreateTime to now. An existing
 // id or token hash is a KindConflict error (CREDENTIAL_EXISTS); a UnitID that
-// names no unit is a KindNotFound error (UNIT_NOT_FOUND).
-func (s *Store) CreateCredential(ctx context.Context, c store.Credential) (*store.Credential, error) {
+// names no unit is a KindNotFound error (UNIT_NOT_FOUND). The audit event
+// (its Target, when empty, becomes "credentials/{id}") is written in the
+// same transaction: the credential is stored with it or not at all.
+func (s *Store) CreateCredential(ctx context.Context, c store.Credential, audit store.AuditEvent) (*store.Credential, error) {
 	const op = "pgstore.create_credential"
 	if len(c.TokenHash) == 0 {
 		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "token hash is required"}
+	}
+	if err := checkAudit(op, audit); err != nil {
+		return nil, err
 	}
 	if c.ID == "" {
 		c.ID = uuid.NewString()
@@ -246,6 +260,9 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) (*stor
 	if c.CreateTime.IsZero() {
 		c.CreateTime = s.opts.Now()
 	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + c.ID
+	}
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "INSERT INTO credentials ("+credentialColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 			c.ID, c.TokenHash, int32(c.Role), nullString(c.UnitID), strings.Join(c.Provinces, ","), c.AllProvinces, c.Description,
@@ -256,7 +273,10 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) (*stor
 		case "23503": // foreign_key_violation
 			return &sipas.Error{Kind: sipas.KindNotFound, Op: op, Reason: "UNIT_NOT_FOUND", Message: fmt.Sprintf("no unit %q", c.UnitID)}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit, c.CreateTime)
 	})
 	if err != nil {
 		return nil, dbError(op, err)
@@ -269,14 +289,21 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) (*stor
 // returns it as stored, or nil when another replica created the first
 // credential first: replicas started together on an empty database create
 // one first admin between them (the check and the insert hold a lock on
-// the credentials table).
-func (s *Store) CreateFirstCredential(ctx context.Context, c store.Credential) (*store.Credential, error) {
+// the credentials table). The audit event is written with it, in the same
+// transaction.
+func (s *Store) CreateFirstCredential(ctx context.Context, c store.Credential, audit store.AuditEvent) (*store.Credential, error) {
 	const op = "pgstore.create_first_credential"
+	if err := checkAudit(op, audit); err != nil {
+		return nil, err
+	}
 	if c.ID == "" {
 		c.ID = uuid.NewString()
 	}
 	if c.CreateTime.IsZero() {
 		c.CreateTime = s.opts.Now()
+	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + c.ID
 	}
 	created := false
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
@@ -287,8 +314,10 @@ func (s *Store) CreateFirstCredential(ctx context.Context, c store.Credential) (
 			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM credentials)`,
 			c.ID, c.TokenHash, int32(c.Role), nullString(c.UnitID), strings.Join(c.Provinces, ","), c.AllProvinces, c.Description,
 			c.CreateTime.UnixNano(), nullTime(c.ExpireTime), nullTime(c.RevokeTime))
-		created = tag.RowsAffected() == 1
-		return err
+		if created = tag.RowsAffected() == 1; err != nil || !created {
+			return err
+		}
+		return insertAudit(ctx, tx, audit, c.CreateTime)
 	})
 	if err != nil {
 		return nil, dbError(op, err)
@@ -355,13 +384,23 @@ func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int, 
 
 // RevokeCredential marks the credential revoked at time at. Revoking again
 // keeps the first revocation time. An unknown id is a KindNotFound error.
-func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time) error {
+// The audit event (Target, when empty, "credentials/{id}") is written in
+// the same transaction.
+func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time, audit store.AuditEvent) error {
 	const op = "pgstore.revoke_credential"
+	if err := checkAudit(op, audit); err != nil {
+		return err
+	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + id
+	}
 	var n int64
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "UPDATE credentials SET revoke_time = coalesce(revoke_time, $1) WHERE credential_id = $2", at.UnixNano(), id)
-		n = tag.RowsAffected()
-		return err
+		if n = tag.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return insertAudit(ctx, tx, audit, at)
 	})
 	if err != nil {
 		return dbError(op, err)
@@ -381,13 +420,33 @@ func (s *Store) CountCredentials(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// checkAudit refuses a missing audit event: every change to units and
+// credentials is written with its audit event, in the same transaction.
+func checkAudit(op string, e store.AuditEvent) error {
+	if e.Action == "" || e.Actor == "" {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "an audit event with actor and action is required"}
+	}
+	return nil
+}
+
+// auditInsert is the statement that appends one audit event.
+const auditInsert = "INSERT INTO audit_events (time, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)"
+
+// insertAudit appends e in tx, timed now when e.Time is zero.
+func insertAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent, now time.Time) error {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	_, err := tx.Exec(ctx, auditInsert, e.Time.UnixNano(), e.Actor, e.Action, e.Target, e.Detail)
+	return err
+}
+
 // AppendAudit appends an event to the audit log, timed now.
 func (s *Store) AppendAudit(ctx context.Context, actor, action, target, detail string) error {
 	const op = "pgstore.append_audit"
 	now := s.opts.Now().UnixNano()
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "INSERT INTO audit_events (time, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-			now, actor, action, target, detail)
+		_, err := tx.Exec(ctx, auditInsert, now, actor, action, target, detail)
 		return err
 	})
 	if err != nil {

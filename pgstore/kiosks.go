@@ -41,7 +41,7 @@ func (s *Store) RecordKioskHeartbeat(ctx context.Context, h store.KioskHeartbeat
 // ListKiosks returns the active kiosk credentials with ids after afterID,
 // in id order, at most limit (≤ 1000; 0 means 1000), each with its unit and
 // last heartbeat.
-func (s *Store) ListKiosks(ctx context.Context, kioskRole int, afterID string, limit int) ([]store.Kiosk, error) {
+func (s *Store) ListKiosks(ctx context.Context, afterID string, limit int) ([]store.Kiosk, error) {
 	var out []store.Kiosk
 	err := s.read(ctx, "pgstore.list_kiosks", func(c *pgxpool.Conn) error {
 		rows, err := c.Query(ctx, `SELECT c.credential_id, c.description, c.create_time,
@@ -50,7 +50,7 @@ func (s *Store) ListKiosks(ctx context.Context, kioskRole int, afterID string, l
 			FROM credentials c JOIN units u ON u.unit_id = c.unit_id
 			LEFT JOIN kiosk_heartbeats h ON h.credential_id = c.credential_id
 			WHERE c.role = $1 AND c.credential_id > $2 COLLATE "C" AND c.revoke_time IS NULL AND (c.expire_time IS NULL OR c.expire_time > $3)
-			ORDER BY c.credential_id COLLATE "C" LIMIT $4`, int32(kioskRole), afterID, s.opts.Now().UnixNano(), pageSize(limit))
+			ORDER BY c.credential_id COLLATE "C" LIMIT $4`, int32(sipas.RoleKiosk), afterID, s.opts.Now().UnixNano(), pageSize(limit))
 		if err != nil {
 			return err
 		}

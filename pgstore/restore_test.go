@@ -39,10 +39,10 @@ func TestPgDumpRestore(t *testing.T) {
 	if _, err := src.Insert(ctx, items); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.CreateUnit(ctx, store.Unit{ID: "u-restore", ProvinceCode: "48"}); err != nil {
+	if err := src.CreateUnit(ctx, store.Unit{ID: "u-restore", ProvinceCode: "48"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.CreateCredential(ctx, store.Credential{ID: "c-restore", TokenHash: []byte("h-restore"), Role: 1, UnitID: "u-restore"}); err != nil {
+	if _, err := src.CreateCredential(ctx, store.Credential{TokenHash: []byte("h-restore"), Credential: sipas.Credential{ID: "c-restore", Role: 1, UnitID: "u-restore"}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); err != nil {
 		t.Fatal(err)
 	}
 	want, err := src.Recount(ctx)

@@ -4,15 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"time"
-	"unicode"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -28,8 +24,6 @@ type adminService struct {
 	s *Server
 }
 
-var unitIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 func actorOf(ctx context.Context) string {
 	if p := principalFrom(ctx); p != nil {
 		return p.CredentialID
@@ -41,55 +35,28 @@ func (h *adminService) audit(ctx context.Context, action, target, detail string)
 	return h.s.cfg.Store.AppendAudit(ctx, actorOf(ctx), action, target, detail)
 }
 
+// auditEvent is the audit event of an action of the caller, written by the
+// store in the transaction of the change it records.
+func auditEvent(ctx context.Context, action, target, detail string) store.AuditEvent {
+	return store.AuditEvent{Actor: actorOf(ctx), Action: action, Target: target, Detail: detail}
+}
+
 func unitToProto(u *store.Unit) *sipasv1.Unit {
 	return &sipasv1.Unit{Name: "units/" + u.ID, UnitId: u.ID, DisplayName: u.DisplayName, ProvinceCode: u.ProvinceCode,
 		CommuneCode: u.CommuneCode, CreateTime: timestamppb.New(u.CreateTime)}
 }
 
 func (h *adminService) CreateUnit(ctx context.Context, req *sipasv1.CreateUnitRequest) (*sipasv1.CreateUnitResponse, error) {
-	const op = "create unit"
 	u := req.GetUnit()
-	var vs []sipas.Violation
-	if !unitIDPattern.MatchString(u.GetUnitId()) {
-		vs = append(vs, sipas.Violation{Field: "unit.unit_id", Reason: "INVALID_UNIT_ID", Description: "1 to 64 letters, digits, '.', '_' or '-'"})
-	}
-	if name := strings.TrimSpace(u.GetDisplayName()); name == "" || len(name) > 200 {
-		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "INVALID_NAME", Description: "a name of 1 to 200 bytes is required"})
-	} else if hasControl(name) {
-		vs = append(vs, sipas.Violation{Field: "unit.display_name", Reason: "CONTROL_CHARACTER",
-			Description: "a name must not contain control or bidirectional formatting characters (line breaks, tabs, escapes, U+202E…)"})
-	}
-	if p, _, err := h.s.cfg.Registry.Resolve(u.GetProvinceCode(), h.s.cfg.Now()); err != nil || p.Code != u.GetProvinceCode() {
-		vs = append(vs, sipas.Violation{Field: "unit.province_code", Reason: "UNKNOWN_PROVINCE", Description: "must be the two-digit code of a province valid today"})
-	}
-	if c := u.GetCommuneCode(); c != "" && !unitIDPattern.MatchString(c) {
-		vs = append(vs, sipas.Violation{Field: "unit.commune_code", Reason: "INVALID_COMMUNE", Description: "1 to 64 letters or digits"})
-	}
-	if len(vs) > 0 {
-		return nil, toStatus(ctx, h.s.log, sipas.Invalid(op, vs...))
-	}
 	su := store.Unit{ID: u.GetUnitId(), DisplayName: strings.TrimSpace(u.GetDisplayName()), ProvinceCode: u.GetProvinceCode(),
 		CommuneCode: u.GetCommuneCode(), CreateTime: h.s.cfg.Now()}
-	if err := h.s.cfg.Store.CreateUnit(ctx, su); err != nil {
+	if err := sipas.CheckUnit(su, su.CreateTime, h.s.cfg.Registry); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	if err := h.audit(ctx, "unit.create", "units/"+su.ID, "province="+su.ProvinceCode); err != nil {
+	if err := h.s.cfg.Store.CreateUnit(ctx, su, auditEvent(ctx, "unit.create", "units/"+su.ID, "province="+su.ProvinceCode)); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	return &sipasv1.CreateUnitResponse{Unit: unitToProto(&su)}, nil
-}
-
-// hasControl reports whether s holds a control character (C0, DEL, C1) or
-// a Unicode format character (bidirectional overrides and isolates,
-// zero-width characters): in a unit's name they would rewrite terminal
-// output, log lines or reports that show it.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *adminService) GetUnit(ctx context.Context, req *sipasv1.GetUnitRequest) (*sipasv1.GetUnitResponse, error) {
@@ -140,44 +107,14 @@ func (h *adminService) CreateCredential(ctx context.Context, req *sipasv1.Create
 	const op = "create credential"
 	c := req.GetCredential()
 	now := h.s.cfg.Now()
+	cred := sipas.Credential{Role: sipas.CredentialRole(c.GetRole()), UnitID: c.GetUnitId(), Provinces: c.GetProvinceCodes(),
+		AllProvinces: c.GetAllProvinces(), Description: c.GetDescription(), CreateTime: now}
+	// What the request says about expiry (ttl or expire_time) is checked
+	// here; the rules of the credential, in sipas.CheckCredential.
 	var vs []sipas.Violation
 	bad := func(field, reason, desc string) {
 		vs = append(vs, sipas.Violation{Field: field, Reason: reason, Description: desc})
 	}
-	provinces := c.GetProvinceCodes()
-	switch c.GetRole() {
-	case sipasv1.Role_ROLE_KIOSK:
-		if c.GetUnitId() == "" {
-			bad("credential.unit_id", "REQUIRED", "a kiosk credential needs the unit it submits for")
-		} else if _, err := h.s.cfg.Store.GetUnit(ctx, c.GetUnitId()); err != nil {
-			if sipas.KindOf(err) != sipas.KindNotFound {
-				return nil, toStatus(ctx, h.s.log, err)
-			}
-			bad("credential.unit_id", "UNKNOWN_UNIT", "no such unit; create it first with 'sipas admin units create'")
-		}
-		if len(provinces) > 0 || c.GetAllProvinces() {
-			bad("credential.province_codes", "NOT_ALLOWED", "a kiosk's province comes from its unit")
-		}
-	case sipasv1.Role_ROLE_SURVEYOR, sipasv1.Role_ROLE_ANALYST:
-		if c.GetUnitId() != "" {
-			bad("credential.unit_id", "NOT_ALLOWED", "only kiosk credentials are bound to a unit")
-		}
-		if c.GetAllProvinces() == (len(provinces) > 0) {
-			bad("credential.province_codes", "SCOPE_REQUIRED", "give either province codes or all_provinces, not both or neither")
-		}
-		for i, p := range provinces {
-			if !h.s.cfg.Registry.Known(p) {
-				bad(fmt.Sprintf("credential.province_codes[%d]", i), "UNKNOWN_PROVINCE", "not a province code")
-			}
-		}
-	case sipasv1.Role_ROLE_ADMIN:
-		if c.GetUnitId() != "" || len(provinces) > 0 {
-			bad("credential", "NOT_ALLOWED", "an admin credential has no unit or province scope")
-		}
-	default:
-		bad("credential.role", "REQUIRED", "role must be kiosk, surveyor, analyst or admin")
-	}
-	var expire *time.Time
 	switch {
 	case req.GetTtl() != nil && c.GetExpireTime() != nil:
 		bad("ttl", "CONFLICT", "give ttl or credential.expire_time, not both")
@@ -186,37 +123,33 @@ func (h *adminService) CreateCredential(ctx context.Context, req *sipasv1.Create
 			bad("ttl", "NOT_POSITIVE", "must be positive")
 		} else {
 			t := now.Add(d)
-			expire = &t
+			cred.ExpireTime = &t
 		}
 	case c.GetExpireTime() != nil && c.GetExpireTime().CheckValid() != nil:
 		bad("credential.expire_time", "INVALID_TIMESTAMP", "not a valid Timestamp: nanos must be 0 to 999999999 and the year 1 to 9999")
 	case c.GetExpireTime() != nil:
-		if t := c.GetExpireTime().AsTime(); !t.After(now) {
-			bad("credential.expire_time", "IN_PAST", "must be in the future")
-		} else {
-			expire = &t
+		t := c.GetExpireTime().AsTime()
+		cred.ExpireTime = &t
+	}
+	if cred.Role == sipas.RoleKiosk && cred.UnitID != "" {
+		if _, err := h.s.cfg.Store.GetUnit(ctx, cred.UnitID); err != nil {
+			if sipas.KindOf(err) != sipas.KindNotFound {
+				return nil, toStatus(ctx, h.s.log, err)
+			}
+			bad("credential.unit_id", "UNKNOWN_UNIT", "no such unit; create it first with 'sipas admin units create'")
 		}
 	}
-	if len(c.GetDescription()) > 200 {
-		bad("credential.description", "TOO_LONG", "at most 200 bytes")
+	sc, token, audit, err := NewCredential(cred, h.s.cfg.Registry, actorOf(ctx))
+	if e, ok := err.(*sipas.Error); ok && e.Kind == sipas.KindInvalid {
+		vs = append(e.Violations, vs...)
+	} else if err != nil {
+		return nil, toStatus(ctx, h.s.log, err)
 	}
 	if len(vs) > 0 {
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid(op, vs...))
 	}
-	token, hash := NewToken()
-	sc := store.Credential{TokenHash: hash, Role: int(c.GetRole()), UnitID: c.GetUnitId(),
-		Provinces: provinces, AllProvinces: c.GetAllProvinces(), Description: c.GetDescription(), CreateTime: now, ExpireTime: expire}
-	stored, err := h.s.cfg.Store.CreateCredential(ctx, sc)
+	stored, err := h.s.cfg.Store.CreateCredential(ctx, sc, audit)
 	if err != nil {
-		return nil, toStatus(ctx, h.s.log, err)
-	}
-	scope := c.GetUnitId()
-	if c.GetAllProvinces() {
-		scope = "all"
-	} else if len(provinces) > 0 {
-		scope = strings.Join(provinces, ",")
-	}
-	if err := h.audit(ctx, "credential.create", "credentials/"+stored.ID, "role="+roleName(c.GetRole())+" scope="+scope); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	return &sipasv1.CreateCredentialResponse{Credential: credentialToProto(stored), Token: token}, nil
@@ -247,13 +180,10 @@ func (h *adminService) RevokeCredential(ctx context.Context, req *sipasv1.Revoke
 	if !ok || id == "" {
 		return nil, toStatus(ctx, h.s.log, sipas.Invalid("revoke credential", sipas.Violation{Field: "name", Reason: "INVALID_NAME", Description: `must be "credentials/{credential_id}"`}))
 	}
-	if err := h.s.cfg.Store.RevokeCredential(ctx, id, h.s.cfg.Now()); err != nil {
+	if err := h.s.cfg.Store.RevokeCredential(ctx, id, h.s.cfg.Now(), auditEvent(ctx, "credential.revoke", "credentials/"+id, "")); err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
 	h.s.auth.forget(id)
-	if err := h.audit(ctx, "credential.revoke", "credentials/"+id, ""); err != nil {
-		return nil, toStatus(ctx, h.s.log, err)
-	}
 	c, err := h.s.cfg.Store.GetCredential(ctx, id)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)

@@ -212,7 +212,7 @@ func (a *authenticator) byHash(ctx context.Context, key [32]byte) (*Principal, e
 	if subtle.ConstantTimeCompare(cred.TokenHash, hash) != 1 {
 		return nil, errUnauthenticated
 	}
-	if cred.RevokeTime != nil || (cred.ExpireTime != nil && !now.Before(*cred.ExpireTime)) {
+	if !cred.Active(now) {
 		return nil, errUnauthenticated
 	}
 	p := &Principal{CredentialID: cred.ID, Role: sipasv1.Role(cred.Role), All: cred.AllProvinces,

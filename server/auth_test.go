@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sipas-vn/sipas"
 	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/store"
 )
@@ -63,7 +64,7 @@ func matrixEnv(t *testing.T) *testEnv {
 	}
 	tok, hash := NewToken()
 	past := time.Now().Add(-time.Minute)
-	if _, err := e.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN), ExpireTime: &past}); err != nil {
+	if _, err := e.store.CreateCredential(ctx, store.Credential{TokenHash: hash, Credential: sipas.Credential{Role: sipas.RoleAdmin, ExpireTime: &past}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); err != nil {
 		t.Fatal(err)
 	}
 	e.tokens["expired"] = tok

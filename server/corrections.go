@@ -34,7 +34,7 @@ func checkReason(field, reason string, optional bool) error {
 	case reason == "":
 		return sipas.Invalid(opCorrect, sipas.Violation{Field: field, Reason: "REQUIRED",
 			Description: "say why (1 to " + strconv.Itoa(maxReason) + " characters); it is kept in the audit log"})
-	case !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > maxReason || hasControl(reason):
+	case !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > maxReason || sipas.HasControl(reason):
 		return sipas.Invalid(opCorrect, sipas.Violation{Field: field, Reason: "INVALID_REASON",
 			Description: "at most " + strconv.Itoa(maxReason) + " characters, without control characters"})
 	}

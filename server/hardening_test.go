@@ -239,8 +239,7 @@ func TestItem1UnaryDeadlineStopsGetWeakPoints(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.UnaryTimeout = time.Nanosecond })
 	// Issued in the store: every RPC of this server is past its deadline.
 	tok, hash := NewToken()
-	if _, err := e.store.CreateCredential(context.Background(), store.Credential{TokenHash: hash,
-		Role: int(sipasv1.Role_ROLE_ANALYST), AllProvinces: true}); err != nil {
+	if _, err := e.store.CreateCredential(context.Background(), store.Credential{TokenHash: hash, Credential: sipas.Credential{Role: sipas.RoleAnalyst, AllProvinces: true}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); err != nil {
 		t.Fatal(err)
 	}
 	e.tokens["analyst"] = tok
@@ -578,7 +577,7 @@ func TestItem3CredentialCacheRevocationRace(t *testing.T) {
 	e.srv.auth.afterLookup = func() {
 		once.Do(func() {
 			// The revocation lands between the lookup's read and its caching.
-			if err := e.store.RevokeCredential(context.Background(), e.credIDs["analyst"], time.Now()); err != nil {
+			if err := e.store.RevokeCredential(context.Background(), e.credIDs["analyst"], time.Now(), store.AuditEvent{Actor: "test", Action: "credential.revoke"}); err != nil {
 				t.Error(err)
 			}
 			e.srv.auth.forget(e.credIDs["analyst"])

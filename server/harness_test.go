@@ -112,7 +112,7 @@ func newTestEnvStore(t *testing.T, opts store.Options, tune func(*Config)) *test
 	})
 	// The first admin, as sipasd creates it at first start.
 	tok, hash := NewToken()
-	c, err := st.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN)})
+	c, err := st.CreateCredential(ctx, store.Credential{TokenHash: hash, Credential: sipas.Credential{Role: sipas.RoleAdmin}}, store.AuditEvent{Actor: "test", Action: "credential.create"})
 	if err != nil {
 		t.Fatal(err)
 	}

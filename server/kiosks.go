@@ -174,7 +174,7 @@ func (h *adminService) ListKiosks(ctx context.Context, req *sipasv1.ListKiosksRe
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
-	ks, err := h.s.cfg.Store.ListKiosks(ctx, int(sipasv1.Role_ROLE_KIOSK), req.GetPageToken(), size+1)
+	ks, err := h.s.cfg.Store.ListKiosks(ctx, req.GetPageToken(), size+1)
 	if err != nil {
 		return nil, toStatus(ctx, h.s.log, err)
 	}
@@ -207,7 +207,7 @@ func (c *kioskCollector) Collect(ch chan<- prometheus.Metric) {
 	total, silent := 0, 0
 	after := ""
 	for {
-		ks, err := c.s.cfg.Store.ListKiosks(ctx, int(sipasv1.Role_ROLE_KIOSK), after, 1000)
+		ks, err := c.s.cfg.Store.ListKiosks(ctx, after, 1000)
 		if err != nil {
 			c.s.log.Warn("counting silent kiosks", "err", err)
 			return

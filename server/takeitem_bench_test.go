@@ -55,7 +55,7 @@ func benchTakeItem(b *testing.B, unit string) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.CreateUnit(context.Background(), store.Unit{ID: "dn-1", DisplayName: "Một cửa", ProvinceCode: "48"}); err != nil {
+	if err := st.CreateUnit(context.Background(), store.Unit{ID: "dn-1", DisplayName: "Một cửa", ProvinceCode: "48"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		b.Fatal(err)
 	}
 	s := &Server{cfg: Config{Catalog: cat, Registry: reg, Store: st, Now: time.Now}}

@@ -14,43 +14,38 @@ import (
 	"github.com/sipas-vn/sipas"
 )
 
-// Unit is a place where responses are collected: a one-stop counter with its
-// kiosks.
-type Unit struct {
-	ID           string
-	DisplayName  string
-	ProvinceCode string
-	CommuneCode  string
-	CreateTime   time.Time
-}
+// Unit is the domain unit: the store speaks sipas.Unit.
+type Unit = sipas.Unit
 
-// Credential is an issued bearer token, stored as the hash of the token only.
+// Credential is an issued credential as stored: the domain credential and
+// the hash of its token (never the token itself).
 type Credential struct {
-	ID           string
-	TokenHash    []byte
-	Role         int
-	UnitID       string // "" when not bound to a unit
-	Provinces    []string
-	AllProvinces bool
-	Description  string
-	CreateTime   time.Time
-	ExpireTime   *time.Time // nil: never expires
-	RevokeTime   *time.Time // nil: not revoked
+	sipas.Credential
+	TokenHash []byte
 }
 
-// Active reports whether c may be used at time now.
-func (c *Credential) Active(now time.Time) bool {
-	return c.RevokeTime == nil && (c.ExpireTime == nil || now.Before(*c.ExpireTime))
+// AuditEvent is the domain audit event: the store speaks sipas.AuditEvent.
+type AuditEvent = sipas.AuditEvent
+
+// checkAudit refuses a missing audit event: every change to units and
+// credentials is written with its audit event, in the same transaction.
+func checkAudit(op string, e AuditEvent) error {
+	if e.Action == "" || e.Actor == "" {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "an audit event with actor and action is required"}
+	}
+	return nil
 }
 
-// AuditEvent is one entry of the audit log.
-type AuditEvent struct {
-	Seq    int64
-	Time   time.Time
-	Actor  string
-	Action string
-	Target string
-	Detail string
+// auditInsert is the statement that appends one audit event.
+const auditInsert = "INSERT INTO audit_events (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)"
+
+// insertAudit appends e in tx, timed now when e.Time is zero.
+func insertAudit(ctx context.Context, tx *sql.Tx, e AuditEvent, now time.Time) error {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	_, err := tx.ExecContext(ctx, auditInsert, nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail)
+	return err
 }
 
 // maxPage bounds every List call.
@@ -89,11 +84,15 @@ func isConstraint(err error, ext sqlite3.ErrNoExtended) bool {
 // CreateUnit stores a new unit. A zero CreateTime is set to now. An id that
 // exists, also in another case ("HN-1" against "hn-1"), is a KindConflict
 // error with Reason UNIT_EXISTS. The unit is in the in-memory registry
-// (Unit, UnitProvince) once CreateUnit returns.
-func (s *Store) CreateUnit(ctx context.Context, u Unit) error {
+// (Unit, UnitProvince) once CreateUnit returns. The audit event is written
+// in the same transaction: the unit is stored with it or not at all.
+func (s *Store) CreateUnit(ctx context.Context, u Unit, audit AuditEvent) error {
 	const op = "store.create_unit"
 	if u.ID == "" || u.ProvinceCode == "" {
 		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "unit id and province code are required"}
+	}
+	if err := checkAudit(op, audit); err != nil {
+		return err
 	}
 	if u.CreateTime.IsZero() {
 		u.CreateTime = s.opts.Now()
@@ -126,6 +125,9 @@ func (s *Store) CreateUnit(ctx context.Context, u Unit) error {
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			exists = u.ID
+			return err
+		}
+		if err := insertAudit(ctx, tx, audit, s.opts.Now()); err != nil {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
@@ -244,11 +246,16 @@ func scanCredential(sc interface{ Scan(...any) error }) (*Credential, error) {
 // CreateCredential stores a new credential and returns it as stored. An
 // empty ID is set to a new random id, a zero CreateTime to now. An existing
 // id or token hash is a KindConflict error (CREDENTIAL_EXISTS); a UnitID that
-// names no unit is a KindNotFound error (UNIT_NOT_FOUND).
-func (s *Store) CreateCredential(ctx context.Context, c Credential) (*Credential, error) {
+// names no unit is a KindNotFound error (UNIT_NOT_FOUND). The audit event
+// (its Target, when empty, becomes "credentials/{id}") is written in the same
+// transaction: the credential is stored with it or not at all.
+func (s *Store) CreateCredential(ctx context.Context, c Credential, audit AuditEvent) (*Credential, error) {
 	const op = "store.create_credential"
 	if len(c.TokenHash) == 0 {
 		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "token hash is required"}
+	}
+	if err := checkAudit(op, audit); err != nil {
+		return nil, err
 	}
 	if c.ID == "" {
 		c.ID = uuid.NewString()
@@ -261,6 +268,9 @@ func (s *Store) CreateCredential(ctx context.Context, c Credential) (*Credential
 	if c.CreateTime.IsZero() {
 		c.CreateTime = s.opts.Now()
 	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + c.ID
+	}
 	err := s.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO credentials ("+credentialColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			c.ID, c.TokenHash, c.Role, nullString(c.UnitID), strings.Join(c.Provinces, ","), c.AllProvinces, c.Description,
@@ -271,7 +281,10 @@ func (s *Store) CreateCredential(ctx context.Context, c Credential) (*Credential
 		case isConstraint(err, sqlite3.ErrConstraintForeignKey):
 			return &sipas.Error{Kind: sipas.KindNotFound, Op: op, Reason: "UNIT_NOT_FOUND", Message: fmt.Sprintf("no unit %q", c.UnitID)}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit, c.CreateTime)
 	})
 	if err != nil {
 		return nil, writeError(op, err)
@@ -330,8 +343,16 @@ func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int, 
 
 // RevokeCredential marks the credential revoked at time at. Revoking again
 // keeps the first revocation time. An unknown id is a KindNotFound error.
-func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time) error {
+// The audit event (Target, when empty, "credentials/{id}") is written in the
+// same transaction.
+func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time, audit AuditEvent) error {
 	const op = "store.revoke_credential"
+	if err := checkAudit(op, audit); err != nil {
+		return err
+	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + id
+	}
 	found := true
 	err := s.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE credentials SET revoke_time = coalesce(revoke_time, ?) WHERE credential_id = ?", nanos(at), id)
@@ -339,8 +360,10 @@ func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time) e
 			return err
 		}
 		n, err := res.RowsAffected()
-		found = n > 0
-		return err
+		if found = n > 0; err != nil || !found {
+			return err
+		}
+		return insertAudit(ctx, tx, audit, at)
 	})
 	if err != nil {
 		return writeError(op, err)
@@ -367,8 +390,7 @@ func (s *Store) AppendAudit(ctx context.Context, actor, action, target, detail s
 	const op = "store.append_audit"
 	now := nanos(s.opts.Now())
 	err := s.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO audit_events (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-			now, actor, action, target, detail)
+		_, err := tx.ExecContext(ctx, auditInsert, now, actor, action, target, detail)
 		return err
 	})
 	if err != nil {

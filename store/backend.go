@@ -10,8 +10,10 @@ import (
 // Backend is what the server and sipasd need of a store: the contract both
 // the SQLite Store of this package and the PostgreSQL store (package
 // pgstore) implement, and that the shared test suite (package storetest)
-// checks on each. The types it speaks (Unit, Credential, AuditEvent,
-// InsertResult, WriterStats) are defined in this package.
+// checks on each. It speaks the domain's Unit, Credential (with its token
+// hash here) and AuditEvent, and InsertResult and WriterStats of this
+// package. Every change to units and credentials takes its audit event and
+// writes both in one transaction.
 type Backend interface {
 	// EachCell reads the aggregate cells (sipas.CellSource).
 	sipas.CellSource
@@ -51,7 +53,7 @@ type Backend interface {
 	ClosePeriod(ctx context.Context, p sipas.Period, actor, reason string) (already bool, err error)
 	ReopenPeriod(ctx context.Context, p sipas.Period, actor, reason string) error
 
-	CreateUnit(ctx context.Context, u Unit) error
+	CreateUnit(ctx context.Context, u Unit, audit AuditEvent) error
 	// Unit is the hot-path lookup of a unit by its exact id, without a
 	// context: from memory when the backend has it there.
 	Unit(id string) (Unit, bool)
@@ -60,16 +62,18 @@ type Backend interface {
 	GetUnit(ctx context.Context, id string) (*Unit, error)
 	ListUnits(ctx context.Context, provinceCode, afterID string, limit int) ([]Unit, error)
 
-	CreateCredential(ctx context.Context, c Credential) (*Credential, error)
+	CreateCredential(ctx context.Context, c Credential, audit AuditEvent) (*Credential, error)
 	GetCredential(ctx context.Context, id string) (*Credential, error)
 	CredentialByTokenHash(ctx context.Context, hash []byte) (*Credential, error)
 	ListCredentials(ctx context.Context, afterID string, limit int, showInactive bool) ([]*Credential, error)
-	RevokeCredential(ctx context.Context, id string, at time.Time) error
+	RevokeCredential(ctx context.Context, id string, at time.Time, audit AuditEvent) error
 	CountCredentials(ctx context.Context) (int64, error)
 
 	RecordKioskHeartbeat(ctx context.Context, h KioskHeartbeat) error
-	ListKiosks(ctx context.Context, kioskRole int, afterID string, limit int) ([]Kiosk, error)
+	ListKiosks(ctx context.Context, afterID string, limit int) ([]Kiosk, error)
 
+	// AppendAudit records an action that changes no unit or credential
+	// (a backup).
 	AppendAudit(ctx context.Context, actor, action, target, detail string) error
 	ListAudit(ctx context.Context, beforeSeq int64, limit int) ([]AuditEvent, error)
 

@@ -17,11 +17,11 @@ func TestItem1UnitRegistryInMemoryAndIDsUniqueRegardlessOfCase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sipas.db")
 	s := openTest(t, path, Options{})
 	ctx := context.Background()
-	if err := s.CreateUnit(ctx, Unit{ID: "Dn-HaiChau", DisplayName: "Một cửa", ProvinceCode: "48"}); err != nil {
+	if err := s.CreateUnit(ctx, Unit{ID: "Dn-HaiChau", DisplayName: "Một cửa", ProvinceCode: "48"}, AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"dn-haichau", "DN-HAICHAU", "Dn-HaiChau"} {
-		err := s.CreateUnit(ctx, Unit{ID: id, DisplayName: "x", ProvinceCode: "01"})
+		err := s.CreateUnit(ctx, Unit{ID: id, DisplayName: "x", ProvinceCode: "01"}, AuditEvent{Actor: "test", Action: "unit.create"})
 		if e, ok := err.(*sipas.Error); !ok || e.Kind != sipas.KindConflict || e.Reason != "UNIT_EXISTS" {
 			t.Fatalf("unit %s after Dn-HaiChau: %v, want UNIT_EXISTS", id, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/sipas-vn/sipas"
 )
 
 // KioskHeartbeat is what a kiosk agent reports about itself.
@@ -57,7 +59,7 @@ func (s *Store) RecordKioskHeartbeat(ctx context.Context, h KioskHeartbeat) erro
 // ListKiosks returns the active kiosk credentials with ids after afterID,
 // in id order, at most limit (≤ 1000; 0 means 1000), each with its unit and
 // last heartbeat.
-func (s *Store) ListKiosks(ctx context.Context, kioskRole int, afterID string, limit int) ([]Kiosk, error) {
+func (s *Store) ListKiosks(ctx context.Context, afterID string, limit int) ([]Kiosk, error) {
 	const op = "store.list_kiosks"
 	rows, err := s.reader.QueryContext(ctx, `SELECT c.credential_id, c.description, c.create_time,
 			u.unit_id, u.display_name, u.province_code, u.commune_code, u.create_time,
@@ -65,7 +67,7 @@ func (s *Store) ListKiosks(ctx context.Context, kioskRole int, afterID string, l
 		FROM credentials c JOIN units u ON u.unit_id = c.unit_id
 		LEFT JOIN kiosk_heartbeats h ON h.credential_id = c.credential_id
 		WHERE c.role = ? AND c.credential_id > ? AND c.revoke_time IS NULL AND (c.expire_time IS NULL OR c.expire_time > ?)
-		ORDER BY c.credential_id LIMIT ?`, kioskRole, afterID, nanos(s.opts.Now()), pageSize(limit))
+		ORDER BY c.credential_id LIMIT ?`, sipas.RoleKiosk, afterID, nanos(s.opts.Now()), pageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

@@ -110,22 +110,21 @@ func newEnvTLS(t *testing.T, useTLS bool) *env {
 		{ID: "hn-tiny", DisplayName: "Một cửa Nhỏ Xíu", ProvinceCode: "01"},
 		{ID: "dn-a", DisplayName: "Một cửa Hải Châu", ProvinceCode: "48"},
 	} {
-		if err := st.CreateUnit(ctx, u); err != nil {
+		if err := st.CreateUnit(ctx, u, store.AuditEvent{Actor: "system", Action: "unit.create"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for name, c := range map[string]store.Credential{
-		"admin":      {Role: int(sipasv1.Role_ROLE_ADMIN)},
-		"analyst48":  {Role: int(sipasv1.Role_ROLE_ANALYST), Provinces: []string{"48"}},
-		"surveyor":   {Role: int(sipasv1.Role_ROLE_SURVEYOR), AllProvinces: true},
-		"kiosk":      {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "dn-a"},
-		"kioskHN":    {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "hn-a"},
-		"kioskNew":   {Role: int(sipasv1.Role_ROLE_KIOSK), UnitID: "hn-b"},
-		"analystAll": {Role: int(sipasv1.Role_ROLE_ANALYST), AllProvinces: true},
+	for name, c := range map[string]sipas.Credential{
+		"admin":      {Role: sipas.RoleAdmin},
+		"analyst48":  {Role: sipas.RoleAnalyst, Provinces: []string{"48"}},
+		"surveyor":   {Role: sipas.RoleSurveyor, AllProvinces: true},
+		"kiosk":      {Role: sipas.RoleKiosk, UnitID: "dn-a"},
+		"kioskHN":    {Role: sipas.RoleKiosk, UnitID: "hn-a"},
+		"kioskNew":   {Role: sipas.RoleKiosk, UnitID: "hn-b"},
+		"analystAll": {Role: sipas.RoleAnalyst, AllProvinces: true},
 	} {
 		tok, hash := server.NewToken()
-		c.TokenHash = hash
-		cred, err := st.CreateCredential(ctx, c)
+		cred, err := st.CreateCredential(ctx, store.Credential{Credential: c, TokenHash: hash}, store.AuditEvent{Actor: "system", Action: "credential.create"})
 		if err != nil {
 			t.Fatal(err)
 		}

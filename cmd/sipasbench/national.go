@@ -344,7 +344,7 @@ func (b *bench) buildNational(path string, ng *nationalGen, sc nationalScale) (i
 	defer st.Close()
 	// Rows must name registered units of their province (lineage).
 	for _, u := range ng.units {
-		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Bộ phận Một cửa " + u.id, ProvinceCode: u.newCode}); err != nil {
+		if err := st.CreateUnit(ctx, store.Unit{ID: u.id, DisplayName: "Bộ phận Một cửa " + u.id, ProvinceCode: u.newCode}, store.AuditEvent{Actor: "system", Action: "unit.create"}); err != nil {
 			return 0, fmt.Errorf("register unit %s: %w", u.id, err)
 		}
 	}

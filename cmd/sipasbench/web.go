@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sipas-vn/sipas"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/server"
 	"github.com/sipas-vn/sipas/store"
 	"github.com/sipas-vn/sipas/web"
@@ -97,7 +96,7 @@ func (b *bench) measureWeb() (*webResult, error) {
 		}
 	}
 	for _, u := range units {
-		if err := st.CreateUnit(ctx, u); err != nil {
+		if err := st.CreateUnit(ctx, u, store.AuditEvent{Actor: "system", Action: "unit.create"}); err != nil {
 			return nil, err
 		}
 	}
@@ -166,7 +165,7 @@ func (b *bench) measureWeb() (*webResult, error) {
 		return nil, err
 	}
 	tok, hash := server.NewToken()
-	if _, err := st.CreateCredential(ctx, store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN)}); err != nil {
+	if _, err := st.CreateCredential(ctx, store.Credential{TokenHash: hash, Credential: sipas.Credential{Role: sipas.RoleAdmin}}, store.AuditEvent{Actor: "system", Action: "credential.create"}); err != nil {
 		return nil, err
 	}
 	cookies, err := webSignIn(h, tok)

@@ -25,7 +25,6 @@ import (
 	"github.com/sipas-vn/sipas"
 	"github.com/sipas-vn/sipas/internal/atomicfile"
 	"github.com/sipas-vn/sipas/pgstore"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 	"github.com/sipas-vn/sipas/questionnaires"
 	"github.com/sipas-vn/sipas/server"
 	"github.com/sipas-vn/sipas/store"
@@ -199,28 +198,31 @@ func (d *daemon) firstStart(ctx context.Context, stdout io.Writer) error {
 	if err != nil || n > 0 {
 		return err
 	}
-	token, hash := server.NewToken()
+	first, token, audit, err := server.NewCredential(sipas.Credential{Role: sipas.RoleAdmin,
+		Description: "first admin, created at first start", CreateTime: time.Now()}, nil, "system")
+	if err != nil {
+		return err
+	}
+	audit.Detail += ", at first start"
+	// The token is on disk before the credential is stored: a credential
+	// whose token nobody has would lock the operator out.
 	path := filepath.Join(d.cfg.DataDir, "admin.token")
 	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)
 	}
-	first := store.Credential{TokenHash: hash, Role: int(sipasv1.Role_ROLE_ADMIN), Description: "first admin, created at first start"}
-	var cred *store.Credential
 	if fc, ok := d.store.(interface {
-		CreateFirstCredential(context.Context, store.Credential) (*store.Credential, error)
+		CreateFirstCredential(context.Context, store.Credential, store.AuditEvent) (*store.Credential, error)
 	}); ok {
 		// Replicas starting together on an empty database: one creates the
 		// first admin, the others find it there and keep no token.
-		if cred, err = fc.CreateFirstCredential(ctx, first); err != nil {
+		cred, err := fc.CreateFirstCredential(ctx, first, audit)
+		if err != nil {
 			return err
 		}
 		if cred == nil {
 			return os.Remove(path)
 		}
-	} else if cred, err = d.store.CreateCredential(ctx, first); err != nil {
-		return err
-	}
-	if err := d.store.AppendAudit(ctx, "system", "credential.create", "credentials/"+cred.ID, "role=admin first start"); err != nil {
+	} else if _, err := d.store.CreateCredential(ctx, first, audit); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "sipasd: first start: admin token written to %s\n", path)

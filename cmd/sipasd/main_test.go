@@ -98,6 +98,21 @@ func TestFirstStartWritesAdminTokenOnly(t *testing.T) {
 	if counts[sipasv1.ItemKind_ITEM_KIND_ASSESSMENT] != 45 || counts[sipasv1.ItemKind_ITEM_KIND_SATISFACTION] != 51 || counts[sipasv1.ItemKind_ITEM_KIND_EXPECTATION] != 10 {
 		t.Fatalf("sipas-2023 counts %v, want 45/51/10", counts)
 	}
+	// The first admin is issued as the AdminService issues credentials:
+	// with its audit event, written with it.
+	adm := sipasv1.NewAdminServiceClient(conn)
+	creds, err := adm.ListCredentials(ctx, &sipasv1.ListCredentialsRequest{ShowInactive: true})
+	if err != nil || len(creds.Credentials) != 1 || creds.Credentials[0].Role != sipasv1.Role_ROLE_ADMIN {
+		t.Fatalf("credentials after first start = %v, %v; want one admin", creds, err)
+	}
+	evs, err := adm.ListAuditEvents(ctx, &sipasv1.ListAuditEventsRequest{})
+	if err != nil || len(evs.Events) != 1 {
+		t.Fatalf("audit after first start = %v, %v; want one event", evs, err)
+	}
+	if ev := evs.Events[0]; ev.Actor != "system" || ev.Action != "credential.create" || ev.Target != "credentials/"+creds.Credentials[0].CredentialId ||
+		!strings.HasPrefix(ev.Detail, "role=admin") {
+		t.Fatalf("first start audit event = %v", ev)
+	}
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}

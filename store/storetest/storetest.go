@@ -23,6 +23,10 @@ import (
 type Options struct {
 	// Now is the store's clock (nil: time.Now).
 	Now func() time.Time
+	// RefuseAuditActor, when not "", makes the database refuse every
+	// audit event of this actor (a trigger the opener installs after
+	// opening the store): what a failed audit write leaves behind.
+	RefuseAuditActor string
 }
 
 // Opener opens a store on a fresh, empty database; the store is closed
@@ -38,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Units", testUnits},
 		{"Credentials", testCredentials},
 		{"Audit", testAudit},
+		{"ChangesAndTheirAuditAreOneTransaction", testChangesAndTheirAuditAreOneTransaction},
 		{"InsertDuplicateConflict", testInsertDuplicateConflict},
 		{"GetResponseRoundTrip", testGetResponseRoundTrip},
 		{"InsertIntraBatchDuplicates", testInsertIntraBatchDuplicates},
@@ -99,15 +104,15 @@ func testUnits(t *testing.T, open Opener) {
 	ctx := context.Background()
 	for i := range 5 {
 		u := store.Unit{ID: fmt.Sprintf("u-%d", i), DisplayName: "Bộ phận một cửa", ProvinceCode: []string{"01", "48"}[i%2], CommuneCode: "00004"}
-		if err := s.CreateUnit(ctx, u); err != nil {
+		if err := s.CreateUnit(ctx, u, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := s.CreateUnit(ctx, store.Unit{ID: "u-1", ProvinceCode: "01"})
+	err := s.CreateUnit(ctx, store.Unit{ID: "u-1", ProvinceCode: "01"}, store.AuditEvent{Actor: "test", Action: "unit.create"})
 	if e, ok := err.(*sipas.Error); !ok || e.Kind != sipas.KindConflict || e.Reason != "UNIT_EXISTS" {
 		t.Fatalf("duplicate unit: %v", err)
 	}
-	if err := s.CreateUnit(ctx, store.Unit{ID: "x"}); sipas.KindOf(err) != sipas.KindInvalid {
+	if err := s.CreateUnit(ctx, store.Unit{ID: "x"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); sipas.KindOf(err) != sipas.KindInvalid {
 		t.Fatalf("unit without province: %v", err)
 	}
 	u, err := s.GetUnit(ctx, "u-2")
@@ -138,28 +143,28 @@ func testCredentials(t *testing.T, open Opener) {
 	if n, err := s.CountCredentials(ctx); err != nil || n != 0 {
 		t.Fatalf("count = %d, %v", n, err)
 	}
-	if err := s.CreateUnit(ctx, store.Unit{ID: "k-1", ProvinceCode: "48"}); err != nil {
+	if err := s.CreateUnit(ctx, store.Unit{ID: "k-1", ProvinceCode: "48"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		t.Fatal(err)
 	}
 	past := now.Add(-time.Hour)
-	kiosk, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-kiosk"), Role: 1, UnitID: "k-1", Description: "kiosk"})
+	kiosk, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-kiosk"), Credential: sipas.Credential{Role: 1, UnitID: "k-1", Description: "kiosk"}}, store.AuditEvent{Actor: "test", Action: "credential.create"})
 	if err != nil || kiosk.ID == "" || !kiosk.CreateTime.Equal(now) {
 		t.Fatalf("create = %+v, %v", kiosk, err)
 	}
-	team, err := s.CreateCredential(ctx, store.Credential{ID: "team", TokenHash: []byte("hash-team"), Role: 2, Provinces: []string{"01", "48"}})
+	team, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-team"), Credential: sipas.Credential{ID: "team", Role: 2, Provinces: []string{"01", "48"}}}, store.AuditEvent{Actor: "test", Action: "credential.create"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateCredential(ctx, store.Credential{ID: "old", TokenHash: []byte("hash-old"), Role: 3, AllProvinces: true, ExpireTime: &past}); err != nil {
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-old"), Credential: sipas.Credential{ID: "old", Role: 3, AllProvinces: true, ExpireTime: &past}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateCredential(ctx, store.Credential{ID: "team", TokenHash: []byte("other")}); sipas.KindOf(err) != sipas.KindConflict {
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("other"), Credential: sipas.Credential{ID: "team"}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); sipas.KindOf(err) != sipas.KindConflict {
 		t.Fatalf("duplicate id: %v", err)
 	}
-	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-team")}); sipas.KindOf(err) != sipas.KindConflict {
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hash-team")}, store.AuditEvent{Actor: "test", Action: "credential.create"}); sipas.KindOf(err) != sipas.KindConflict {
 		t.Fatalf("duplicate token hash: %v", err)
 	}
-	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("h"), UnitID: "no-such-unit"}); sipas.KindOf(err) != sipas.KindNotFound {
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("h"), Credential: sipas.Credential{UnitID: "no-such-unit"}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); sipas.KindOf(err) != sipas.KindNotFound {
 		t.Fatalf("unknown unit: %v", err)
 	}
 	got, err := s.CredentialByTokenHash(ctx, []byte("hash-team"))
@@ -178,17 +183,17 @@ func testCredentials(t *testing.T, open Opener) {
 	if len(active) != 2 || len(all) != 3 {
 		t.Fatalf("active %d, all %d", len(active), len(all))
 	}
-	if err := s.RevokeCredential(ctx, "team", now); err != nil {
+	if err := s.RevokeCredential(ctx, "team", now, store.AuditEvent{Actor: "test", Action: "credential.revoke"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeCredential(ctx, "team", now.Add(time.Hour)); err != nil {
+	if err := s.RevokeCredential(ctx, "team", now.Add(time.Hour), store.AuditEvent{Actor: "test", Action: "credential.revoke"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.CredentialByTokenHash(ctx, []byte("hash-team"))
 	if got.RevokeTime == nil || !got.RevokeTime.Equal(now) || got.Active(now) {
 		t.Fatalf("after revoke: %+v", got)
 	}
-	if err := s.RevokeCredential(ctx, "nope", now); sipas.KindOf(err) != sipas.KindNotFound {
+	if err := s.RevokeCredential(ctx, "nope", now, store.AuditEvent{Actor: "test", Action: "credential.revoke"}); sipas.KindOf(err) != sipas.KindNotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 	if byID, err := s.GetCredential(ctx, "team"); err != nil || byID.RevokeTime == nil || !byID.RevokeTime.Equal(now) || string(byID.TokenHash) != "hash-team" {
@@ -205,6 +210,89 @@ func testCredentials(t *testing.T, open Opener) {
 	}
 	if n, _ := s.CountCredentials(ctx); n != 3 {
 		t.Fatalf("count = %d", n)
+	}
+}
+
+// testChangesAndTheirAuditAreOneTransaction: a unit, credential or
+// revocation whose audit event cannot be written is not stored either, so
+// no active credential exists whose token nobody was given.
+func testChangesAndTheirAuditAreOneTransaction(t *testing.T, open Opener) {
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+
+	// The same calls succeed on a database that takes audit writes, each
+	// with its event.
+	ok := open(t, Options{Now: func() time.Time { return now }})
+	if err := ok.CreateUnit(ctx, store.Unit{ID: "u-1", ProvinceCode: "48"}, store.AuditEvent{Actor: "admin-1", Action: "unit.create", Target: "units/u-1", Detail: "province=48"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ok.CreateCredential(ctx, store.Credential{TokenHash: []byte("h-1"), Credential: sipas.Credential{Role: sipas.RoleKiosk, UnitID: "u-1"}},
+		store.AuditEvent{Actor: "admin-1", Action: "credential.create", Detail: "role=kiosk scope=u-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.RevokeCredential(ctx, c.ID, now, store.AuditEvent{Actor: "admin-1", Action: "credential.revoke"}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := ok.ListAudit(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ actor, action, target string }{
+		{"admin-1", "credential.revoke", "credentials/" + c.ID},
+		{"admin-1", "credential.create", "credentials/" + c.ID},
+		{"admin-1", "unit.create", "units/u-1"},
+	}
+	if len(es) != len(want) {
+		t.Fatalf("audit = %+v; want %d events", es, len(want))
+	}
+	for i, w := range want {
+		if es[i].Actor != w.actor || es[i].Action != w.action || es[i].Target != w.target || !es[i].Time.Equal(now) {
+			t.Errorf("audit[%d] = %+v; want %s %s %s at %v", i, es[i], w.actor, w.action, w.target, now)
+		}
+	}
+	// A change without its audit event is refused before it is made.
+	if _, err := ok.CreateCredential(ctx, store.Credential{TokenHash: []byte("h-2"), Credential: sipas.Credential{Role: sipas.RoleAdmin}}, store.AuditEvent{}); sipas.KindOf(err) != sipas.KindInvalid {
+		t.Fatalf("credential without audit event: %v; want KindInvalid", err)
+	}
+	if n, _ := ok.CountCredentials(ctx); n != 1 {
+		t.Fatalf("credentials = %d after a refused create; want 1", n)
+	}
+
+	// When the audit write fails, the change is not stored either.
+	s := open(t, Options{Now: func() time.Time { return now }, RefuseAuditActor: "refused"})
+	refused := store.AuditEvent{Actor: "refused", Action: "x"}
+	if err := s.CreateUnit(ctx, store.Unit{ID: "u-1", ProvinceCode: "48"}, refused); err == nil {
+		t.Fatal("CreateUnit succeeded though its audit write failed")
+	}
+	if _, err := s.GetUnit(ctx, "u-1"); sipas.KindOf(err) != sipas.KindNotFound {
+		t.Fatalf("unit stored without its audit event: %v", err)
+	}
+	if _, ok := s.Unit("u-1"); ok {
+		t.Fatal("unit in the registry without its audit event")
+	}
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("h-admin"), Credential: sipas.Credential{ID: "a-1", Role: sipas.RoleAdmin}}, refused); err == nil {
+		t.Fatal("CreateCredential succeeded though its audit write failed")
+	}
+	if _, err := s.CredentialByTokenHash(ctx, []byte("h-admin")); sipas.KindOf(err) != sipas.KindNotFound {
+		t.Fatalf("credential stored without its audit event: %v", err)
+	}
+	if n, err := s.CountCredentials(ctx); err != nil || n != 0 {
+		t.Fatalf("credentials = %d, %v after a failed audit write; want 0", n, err)
+	}
+	// A revocation whose audit write fails leaves the credential active.
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("h-team"), Credential: sipas.Credential{ID: "team", Role: sipas.RoleAnalyst, AllProvinces: true}},
+		store.AuditEvent{Actor: "admin-1", Action: "credential.create"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeCredential(ctx, "team", now, refused); err == nil {
+		t.Fatal("RevokeCredential succeeded though its audit write failed")
+	}
+	if c, err := s.GetCredential(ctx, "team"); err != nil || c.RevokeTime != nil || !c.Active(now) {
+		t.Fatalf("credential after a failed revocation = %+v, %v; want it unchanged", c, err)
+	}
+	if es, err := s.ListAudit(ctx, 0, 0); err != nil || len(es) != 1 || es[0].Actor != "admin-1" {
+		t.Fatalf("audit = %+v, %v; want only the accepted creation", es, err)
 	}
 }
 
@@ -461,11 +549,11 @@ func testPing(t *testing.T, open Opener) {
 func testUnitsUniqueRegardlessOfCase(t *testing.T, open Opener) {
 	s := open(t, Options{})
 	ctx := context.Background()
-	if err := s.CreateUnit(ctx, store.Unit{ID: "Dn-HaiChau", DisplayName: "Một cửa", ProvinceCode: "48"}); err != nil {
+	if err := s.CreateUnit(ctx, store.Unit{ID: "Dn-HaiChau", DisplayName: "Một cửa", ProvinceCode: "48"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"dn-haichau", "DN-HAICHAU", "Dn-HaiChau"} {
-		err := s.CreateUnit(ctx, store.Unit{ID: id, DisplayName: "x", ProvinceCode: "01"})
+		err := s.CreateUnit(ctx, store.Unit{ID: id, DisplayName: "x", ProvinceCode: "01"}, store.AuditEvent{Actor: "test", Action: "unit.create"})
 		if e, ok := err.(*sipas.Error); !ok || e.Kind != sipas.KindConflict || e.Reason != "UNIT_EXISTS" {
 			t.Fatalf("unit %s after Dn-HaiChau: %v, want UNIT_EXISTS", id, err)
 		}
@@ -567,14 +655,14 @@ func testKioskHeartbeats(t *testing.T, open Opener) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	s := open(t, Options{Now: func() time.Time { return now }})
 	ctx := context.Background()
-	if err := s.CreateUnit(ctx, store.Unit{ID: "k-unit", ProvinceCode: "48"}); err != nil {
+	if err := s.CreateUnit(ctx, store.Unit{ID: "k-unit", ProvinceCode: "48"}, store.AuditEvent{Actor: "test", Action: "unit.create"}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := s.CreateCredential(ctx, store.Credential{ID: "kiosk-1", TokenHash: []byte("hk"), Role: 1, UnitID: "k-unit"})
+	k, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hk"), Credential: sipas.Credential{ID: "kiosk-1", Role: 1, UnitID: "k-unit"}}, store.AuditEvent{Actor: "test", Action: "credential.create"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateCredential(ctx, store.Credential{ID: "kiosk-2", TokenHash: []byte("hk2"), Role: 1, UnitID: "k-unit"}); err != nil {
+	if _, err := s.CreateCredential(ctx, store.Credential{TokenHash: []byte("hk2"), Credential: sipas.Credential{ID: "kiosk-2", Role: 1, UnitID: "k-unit"}}, store.AuditEvent{Actor: "test", Action: "credential.create"}); err != nil {
 		t.Fatal(err)
 	}
 	last := now.Add(-time.Minute)
@@ -585,7 +673,7 @@ func testKioskHeartbeats(t *testing.T, open Opener) {
 	if err := s.RecordKioskHeartbeat(ctx, store.KioskHeartbeat{CredentialID: k.ID, Time: now.Add(time.Second), QueueDepth: 1, AgentVersion: "v2", LastResponse: &earlier}); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := s.ListKiosks(ctx, 1, "", 0)
+	ks, err := s.ListKiosks(ctx, "", 0)
 	if err != nil || len(ks) != 2 {
 		t.Fatalf("ListKiosks = %+v, %v", ks, err)
 	}
