@@ -1,24 +1,11 @@
 package main
 
 import (
-	"time"
-
 	"context"
 	"fmt"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sipas-vn/sipas/client"
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
-
-// closedPeriodArg parses the one PERIOD argument of a periods subcommand.
-func closedPeriodArg(args []string) (*sipasv1.Period, error) {
-	p, err := periodArg("PERIOD", args[0])
-	if err != nil {
-		return nil, err
-	}
-	return client.PeriodToProto(p), nil
-}
 
 func periodsClose(ctx context.Context, e *env, args []string) error {
 	var c common
@@ -30,7 +17,7 @@ func periodsClose(ctx context.Context, e *env, args []string) error {
 	if err := parseArgs(fs, args, "PERIOD"); err != nil {
 		return err
 	}
-	per, err := closedPeriodArg(fs.Args())
+	per, err := periodArg("PERIOD", fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -39,13 +26,11 @@ func periodsClose(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
-	resp, err := cl.Admin.ClosePeriod(cctx, &sipasv1.ClosePeriodRequest{Period: per, Reason: reason})
+	cp, already, err := cl.ClosePeriod(ctx, per, reason)
 	if err != nil {
 		return err
 	}
-	return writeClosedPeriods(e, c.format, []*sipasv1.ClosedPeriod{resp.ClosedPeriod}, map[string]any{"already_closed": resp.AlreadyClosed})
+	return writeClosedPeriods(e, c.format, []client.ClosedPeriod{cp}, map[string]any{"already_closed": already})
 }
 
 func periodsList(ctx context.Context, e *env, args []string) error {
@@ -60,19 +45,9 @@ func periodsList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	var all []*sipasv1.ClosedPeriod
-	token := ""
-	for {
-		cctx, cancel := cl.WithTimeout(ctx)
-		resp, err := cl.Admin.ListClosedPeriods(cctx, &sipasv1.ListClosedPeriodsRequest{PageToken: token, PageSize: 1000})
-		cancel()
-		if err != nil {
-			return err
-		}
-		all = append(all, resp.ClosedPeriods...)
-		if token = resp.NextPageToken; token == "" {
-			break
-		}
+	all, err := cl.ClosedPeriods(ctx)
+	if err != nil {
+		return err
 	}
 	return writeClosedPeriods(e, c.format, all, nil)
 }
@@ -87,7 +62,7 @@ func periodsReopen(ctx context.Context, e *env, args []string) error {
 	if err := parseArgs(fs, args, "PERIOD"); err != nil {
 		return err
 	}
-	per, err := closedPeriodArg(fs.Args())
+	per, err := periodArg("PERIOD", fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -99,26 +74,14 @@ func periodsReopen(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
-	if _, err := cl.Admin.ReopenPeriod(cctx, &sipasv1.ReopenPeriodRequest{Period: per, Reason: reason}); err != nil {
+	if err := cl.ReopenPeriod(ctx, per, reason); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "sipas: period %s reopened\n", periodLabel(per))
+	fmt.Fprintf(e.stderr, "sipas: period %s reopened\n", per)
 	return nil
 }
 
-func periodLabel(p *sipasv1.Period) string {
-	switch {
-	case p.GetMonth() != 0:
-		return fmt.Sprintf("%04d-%02d", p.GetYear(), p.GetMonth())
-	case p.GetQuarter() != 0:
-		return fmt.Sprintf("%04d-Q%d", p.GetYear(), p.GetQuarter())
-	}
-	return fmt.Sprintf("%04d", p.GetYear())
-}
-
-func writeClosedPeriods(e *env, format string, ps []*sipasv1.ClosedPeriod, extra map[string]any) error {
+func writeClosedPeriods(e *env, format string, ps []client.ClosedPeriod, extra map[string]any) error {
 	type periodJSON struct {
 		Period    string  `json:"period"`
 		CloseTime *string `json:"close_time"`
@@ -128,7 +91,7 @@ func writeClosedPeriods(e *env, format string, ps []*sipasv1.ClosedPeriod, extra
 	t := &table{header: []string{"period", "closed", "closed_by", "reason"}}
 	objs := []periodJSON{}
 	for _, p := range ps {
-		j := periodJSON{Period: periodLabel(p.Period), CloseTime: optTime(timeOf(p.CloseTime)), ClosedBy: p.ClosedBy, Reason: p.Reason}
+		j := periodJSON{Period: p.Period.String(), CloseTime: optTime(p.CloseTime), ClosedBy: p.ClosedBy, Reason: p.Reason}
 		objs = append(objs, j)
 		t.add(j.Period, orDash(j.CloseTime), j.ClosedBy, j.Reason)
 	}
@@ -138,13 +101,4 @@ func writeClosedPeriods(e *env, format string, ps []*sipasv1.ClosedPeriod, extra
 	}
 	t.objects = obj
 	return t.write(e.stdout, format)
-}
-
-// timeOf is a timestamp as a time, nil when unset.
-func timeOf(ts *timestamppb.Timestamp) *time.Time {
-	if ts == nil {
-		return nil
-	}
-	t := ts.AsTime()
-	return &t
 }

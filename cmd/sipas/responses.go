@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-
-	sipasv1 "github.com/sipas-vn/sipas/proto/sipas/v1"
 )
 
 func init() {
@@ -71,14 +69,12 @@ func responsesHistory(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := cl.WithTimeout(ctx)
-	defer cancel()
-	resp, err := cl.Survey.GetResponseHistory(cctx, &sipasv1.GetResponseHistoryRequest{ResponseId: fs.Arg(0)})
+	hist, err := cl.ResponseHistory(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	type versionJSON struct {
-		Version     int32   `json:"version"`
+		Version     int     `json:"version"`
 		ReplacedBy  string  `json:"replaced_by,omitempty"`
 		ReplaceTime *string `json:"replace_time,omitempty"`
 		CorrectedBy string  `json:"corrected_by,omitempty"`
@@ -87,14 +83,8 @@ func responsesHistory(ctx context.Context, e *env, args []string) error {
 	}
 	t := &table{header: []string{"version", "replaced_by", "time", "corrected_by", "reason", "content_hash"}}
 	vs := []versionJSON{}
-	for _, v := range resp.Versions {
-		j := versionJSON{Version: v.Version, ReplaceTime: optTime(timeOf(v.ReplaceTime)), CorrectedBy: v.CorrectedBy, Reason: v.Reason, ContentHash: v.ContentHash}
-		switch v.ReplacedBy {
-		case sipasv1.CorrectionKind_CORRECTION_KIND_AMENDMENT:
-			j.ReplacedBy = "amendment"
-		case sipasv1.CorrectionKind_CORRECTION_KIND_WITHDRAWAL:
-			j.ReplacedBy = "withdrawal"
-		}
+	for _, v := range hist.Versions {
+		j := versionJSON{Version: v.Version, ReplacedBy: v.ReplacedBy, ReplaceTime: optTime(v.ReplaceTime), CorrectedBy: v.CorrectedBy, Reason: v.Reason, ContentHash: v.ContentHash}
 		vs = append(vs, j)
 		replaced := j.ReplacedBy
 		if replaced == "" {
@@ -102,6 +92,6 @@ func responsesHistory(ctx context.Context, e *env, args []string) error {
 		}
 		t.add(fmt.Sprint(v.Version), replaced, orDash(j.ReplaceTime), v.CorrectedBy, v.Reason, v.ContentHash[:16])
 	}
-	t.objects = map[string]any{"response_id": fs.Arg(0), "withdrawn": resp.Withdrawn, "versions": vs}
+	t.objects = map[string]any{"response_id": fs.Arg(0), "withdrawn": hist.Withdrawn, "versions": vs}
 	return t.write(e.stdout, c.format)
 }
