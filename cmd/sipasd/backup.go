@@ -24,9 +24,21 @@ func (d *daemon) scheduledBackup(ctx context.Context) error {
 	}
 	name := backupPrefix + time.Now().UTC().Format("20060102T150405Z") + ".db"
 	dest := filepath.Join(d.cfg.BackupDir, name)
-	n, err := d.store.Backup(ctx, dest)
+	// The copy is made under a hidden name and renamed when complete, so a
+	// file named like a backup is always a whole one (retention, operators
+	// and restore scripts never see one half written).
+	partial := filepath.Join(d.cfg.BackupDir, "."+name+".partial")
+	n, err := d.store.Backup(ctx, partial)
 	if err != nil {
 		return err
+	}
+	if err := os.Rename(partial, dest); err != nil {
+		os.Remove(partial)
+		return err
+	}
+	if dir, err := os.Open(d.cfg.BackupDir); err == nil {
+		_ = dir.Sync() // the rename survives a crash
+		dir.Close()
 	}
 	_ = d.store.AppendAudit(ctx, "system", "backup", dest, fmt.Sprintf("scheduled, responses=%d", n))
 	d.srv.NoteBackup()

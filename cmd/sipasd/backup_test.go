@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,20 +187,28 @@ func nodeToProtoForTest(v *sipas.NodeValue) *sipasv1.IndexNode {
 // only the newest --backup-keep are kept and each is a sound database.
 func TestScheduledBackupsWithRetention(t *testing.T) {
 	dir, bdir := t.TempDir(), t.TempDir()
-	startDaemon(t, dir, "--backup-dir", bdir, "--backup-every", "1100ms", "--backup-keep", "2")
-	deadline := time.Now().Add(15 * time.Second)
-	var names []string
-	for time.Now().Before(deadline) {
+	d, _, _ := startDaemon(t, dir, "--backup-dir", bdir, "--backup-every", "1100ms", "--backup-keep", "2")
+	// finished lists the files named like a backup: a backup in progress is
+	// under a hidden name until it is whole.
+	finished := func() []string {
 		entries, _ := os.ReadDir(bdir)
-		names = names[:0]
+		var names []string
 		for _, e := range entries {
-			names = append(names, e.Name())
+			if strings.HasPrefix(e.Name(), backupPrefix) && strings.HasSuffix(e.Name(), ".db") {
+				names = append(names, e.Name())
+			}
 		}
-		if len(entries) >= 2 && time.Since(deadline.Add(-15*time.Second)) > 4500*time.Millisecond {
-			break
-		}
+		return names
+	}
+	start := time.Now()
+	for time.Since(start) < 15*time.Second && (len(finished()) < 2 || time.Since(start) < 4500*time.Millisecond) {
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Stop before looking, so that no backup is made or removed meanwhile.
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	names := finished()
 	if len(names) != 2 {
 		t.Fatalf("backup dir holds %v after 4 or more backups, want the newest 2", names)
 	}
