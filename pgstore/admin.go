@@ -63,7 +63,7 @@ func (s *Store) CreateUnit(ctx context.Context, u store.Unit, audit store.AuditE
 	if u.ID == "" || u.ProvinceCode == "" {
 		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "unit id and province code are required"}
 	}
-	if err := checkAudit(op, audit); err != nil {
+	if err := store.CheckAudit(op, audit); err != nil {
 		return err
 	}
 	if u.CreateTime.IsZero() {
@@ -243,25 +243,8 @@ func scanCredential(sc pgx.Row) (*store.Credential, error) {
 // same transaction: the credential is stored with it or not at all.
 func (s *Store) CreateCredential(ctx context.Context, c store.Credential, audit store.AuditEvent) (*store.Credential, error) {
 	const op = "pgstore.create_credential"
-	if len(c.TokenHash) == 0 {
-		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "token hash is required"}
-	}
-	if err := checkAudit(op, audit); err != nil {
+	if err := store.PrepareCredential(op, &c, &audit, s.opts.Now()); err != nil {
 		return nil, err
-	}
-	if c.ID == "" {
-		c.ID = uuid.NewString()
-	}
-	for _, p := range c.Provinces {
-		if p == "" || strings.Contains(p, ",") {
-			return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: fmt.Sprintf("bad province code %q", p)}
-		}
-	}
-	if c.CreateTime.IsZero() {
-		c.CreateTime = s.opts.Now()
-	}
-	if audit.Target == "" {
-		audit.Target = "credentials/" + c.ID
 	}
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "INSERT INTO credentials ("+credentialColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -293,7 +276,7 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential, audit 
 // transaction.
 func (s *Store) CreateFirstCredential(ctx context.Context, c store.Credential, audit store.AuditEvent) (*store.Credential, error) {
 	const op = "pgstore.create_first_credential"
-	if err := checkAudit(op, audit); err != nil {
+	if err := store.CheckAudit(op, audit); err != nil {
 		return nil, err
 	}
 	if c.ID == "" {
@@ -388,7 +371,7 @@ func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int, 
 // the same transaction.
 func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time, audit store.AuditEvent) error {
 	const op = "pgstore.revoke_credential"
-	if err := checkAudit(op, audit); err != nil {
+	if err := store.CheckAudit(op, audit); err != nil {
 		return err
 	}
 	if audit.Target == "" {
@@ -418,15 +401,6 @@ func (s *Store) CountCredentials(ctx context.Context) (int64, error) {
 		return c.QueryRow(ctx, "SELECT count(*) FROM credentials").Scan(&n)
 	})
 	return n, err
-}
-
-// checkAudit refuses a missing audit event: every change to units and
-// credentials is written with its audit event, in the same transaction.
-func checkAudit(op string, e store.AuditEvent) error {
-	if e.Action == "" || e.Actor == "" {
-		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "an audit event with actor and action is required"}
-	}
-	return nil
 }
 
 // auditInsert is the statement that appends one audit event.

@@ -4,8 +4,6 @@ import (
 	"container/list"
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,26 +62,8 @@ type cachedCell struct {
 	rev int64
 }
 
-// blockKey names a block of cells, as in the SQLite store: the
-// province-level cells of one questionnaire and month (every province and
-// channel), or the unit cells of one questionnaire, month and province. A
-// cached block is complete: it holds every stored cell of its key.
-type blockKey struct {
-	questionnaireID string
-	month           int
-	units           bool
-	provinceID      string // units only
-}
-
-func blockOf(k sipas.CellKey) blockKey {
-	if k.UnitID == "" {
-		return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month}
-	}
-	return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month, units: true, provinceID: k.ProvinceID}
-}
-
 type block struct {
-	key   blockKey
+	key   store.BlockKey
 	cells map[sipas.CellKey]cachedCell
 	size  int
 }
@@ -104,7 +84,7 @@ type cellCache struct {
 	budget int
 	size   int
 	lru    *list.List // of *block, most recent first
-	byKey  map[blockKey]*list.Element
+	byKey  map[store.BlockKey]*list.Element
 
 	hits, misses, evictions uint64
 
@@ -114,11 +94,11 @@ type cellCache struct {
 }
 
 func newCellCache(budget int) *cellCache {
-	return &cellCache{budget: budget, lru: list.New(), byKey: map[blockKey]*list.Element{}}
+	return &cellCache{budget: budget, lru: list.New(), byKey: map[store.BlockKey]*list.Element{}}
 }
 
 // get returns a copy of the cells of cached block k (ok false on a miss).
-func (c *cellCache) get(k blockKey) (cells []cellRow, ok bool) {
+func (c *cellCache) get(k store.BlockKey) (cells []cellRow, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.byKey[k]
@@ -138,7 +118,7 @@ func (c *cellCache) get(k blockKey) (cells []cellRow, ok bool) {
 
 // add caches a complete block read from the database and evicts the least
 // recently used blocks beyond the budget.
-func (c *cellCache) add(k blockKey, rows []cellRow) {
+func (c *cellCache) add(k store.BlockKey, rows []cellRow) {
 	b := &block{key: k, cells: make(map[sipas.CellKey]cachedCell, len(rows))}
 	for _, r := range rows {
 		b.cells[r.key] = cachedCell{t: r.t, rev: r.rev}
@@ -179,7 +159,7 @@ func (c *cellCache) apply(rows []cellRow) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range rows {
-		e := c.byKey[blockOf(r.key)]
+		e := c.byKey[store.BlockOf(r.key)]
 		if e == nil {
 			continue
 		}
@@ -203,7 +183,7 @@ func (c *cellCache) apply(rows []cellRow) {
 func (c *cellCache) lookup(k sipas.CellKey) (cc cachedCell, found, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.byKey[blockOf(k)]
+	e := c.byKey[store.BlockOf(k)]
 	if e == nil {
 		return cc, false, false
 	}
@@ -259,7 +239,7 @@ func (s *Store) QueryCells(cq sipas.CellQuery, fn func(k sipas.CellKey, t *sipas
 		if n++; n > maxMonthsPerRead {
 			return fmt.Errorf("read cells: more than %d months asked for", maxMonthsPerRead)
 		}
-		if err := s.readBlock(ctx, blockKey{questionnaireID: cq.QuestionnaireID, month: m}, fn); err != nil {
+		if err := s.readBlock(ctx, store.BlockKey{QuestionnaireID: cq.QuestionnaireID, Month: m}, fn); err != nil {
 			return err
 		}
 		if !cq.Units {
@@ -283,7 +263,7 @@ func (s *Store) QueryCells(cq sipas.CellQuery, fn func(k sipas.CellKey, t *sipas
 			continue
 		}
 		for _, pid := range cq.UnitProvinceIDs {
-			if err := s.readBlock(ctx, blockKey{questionnaireID: cq.QuestionnaireID, month: m, units: true, provinceID: pid}, fn); err != nil {
+			if err := s.readBlock(ctx, store.BlockKey{QuestionnaireID: cq.QuestionnaireID, Month: m, Units: true, ProvinceID: pid}, fn); err != nil {
 				return err
 			}
 		}
@@ -301,7 +281,7 @@ func nextMonth(m int) int {
 // readBlock calls fn for the cells of block k, loading it on a miss. The
 // load holds refreshMu, so no refresh runs meanwhile: the next refresh
 // reads every change committed after the load's snapshot (see refresh).
-func (s *Store) readBlock(ctx context.Context, k blockKey, fn func(k sipas.CellKey, t *sipas.Tally)) error {
+func (s *Store) readBlock(ctx context.Context, k store.BlockKey, fn func(k sipas.CellKey, t *sipas.Tally)) error {
 	c := s.cells
 	cells, ok := c.get(k)
 	if !ok {
@@ -310,10 +290,10 @@ func (s *Store) readBlock(ctx context.Context, k blockKey, fn func(k sipas.CellK
 		if !ok {
 			err := s.read(ctx, "pgstore.read_block", func(conn *pgxpool.Conn) error {
 				q := "SELECT " + cellColumns + " FROM tallies WHERE questionnaire_id = $1 AND kind = $2 AND month = $3"
-				args := []any{k.questionnaireID, int16(0), int32(k.month)}
-				if k.units {
+				args := []any{k.QuestionnaireID, int16(0), int32(k.Month)}
+				if k.Units {
 					q += " AND province_id = $4"
-					args = append(args[:1], int16(1), int32(k.month), k.provinceID)
+					args = append(args[:1], int16(1), int32(k.Month), k.ProvinceID)
 				}
 				rows, err := conn.Query(ctx, q, args...)
 				if err != nil {
@@ -537,14 +517,5 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if len(diffs) == 0 {
-		return nil
-	}
-	sort.Strings(diffs)
-	more := ""
-	if len(diffs) > 10 {
-		more = fmt.Sprintf(" (and %d more)", len(diffs)-10)
-		diffs = diffs[:10]
-	}
-	return fmt.Errorf("%s: aggregates disagree in %s%s", op, strings.Join(diffs, "; "), more)
+	return store.DisagreementError(op, diffs)
 }

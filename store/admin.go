@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/sipas-vn/sipas"
@@ -26,15 +25,6 @@ type Credential struct {
 
 // AuditEvent is the domain audit event: the store speaks sipas.AuditEvent.
 type AuditEvent = sipas.AuditEvent
-
-// checkAudit refuses a missing audit event: every change to units and
-// credentials is written with its audit event, in the same transaction.
-func checkAudit(op string, e AuditEvent) error {
-	if e.Action == "" || e.Actor == "" {
-		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "an audit event with actor and action is required"}
-	}
-	return nil
-}
 
 // auditInsert is the statement that appends one audit event.
 const auditInsert = "INSERT INTO audit_events (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)"
@@ -91,7 +81,7 @@ func (s *Store) CreateUnit(ctx context.Context, u Unit, audit AuditEvent) error 
 	if u.ID == "" || u.ProvinceCode == "" {
 		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "unit id and province code are required"}
 	}
-	if err := checkAudit(op, audit); err != nil {
+	if err := CheckAudit(op, audit); err != nil {
 		return err
 	}
 	if u.CreateTime.IsZero() {
@@ -251,25 +241,8 @@ func scanCredential(sc interface{ Scan(...any) error }) (*Credential, error) {
 // transaction: the credential is stored with it or not at all.
 func (s *Store) CreateCredential(ctx context.Context, c Credential, audit AuditEvent) (*Credential, error) {
 	const op = "store.create_credential"
-	if len(c.TokenHash) == 0 {
-		return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "token hash is required"}
-	}
-	if err := checkAudit(op, audit); err != nil {
+	if err := PrepareCredential(op, &c, &audit, s.opts.Now()); err != nil {
 		return nil, err
-	}
-	if c.ID == "" {
-		c.ID = uuid.NewString()
-	}
-	for _, p := range c.Provinces {
-		if p == "" || strings.Contains(p, ",") {
-			return nil, &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: fmt.Sprintf("bad province code %q", p)}
-		}
-	}
-	if c.CreateTime.IsZero() {
-		c.CreateTime = s.opts.Now()
-	}
-	if audit.Target == "" {
-		audit.Target = "credentials/" + c.ID
 	}
 	err := s.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO credentials ("+credentialColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -347,7 +320,7 @@ func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int, 
 // same transaction.
 func (s *Store) RevokeCredential(ctx context.Context, id string, at time.Time, audit AuditEvent) error {
 	const op = "store.revoke_credential"
-	if err := checkAudit(op, audit); err != nil {
+	if err := CheckAudit(op, audit); err != nil {
 		return err
 	}
 	if audit.Target == "" {

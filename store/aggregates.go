@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
-	"strings"
 
 	"github.com/sipas-vn/sipas"
 )
@@ -37,16 +35,16 @@ const (
 
 // loadBlocks reads blocks from the table: the block of bk, or with allUnits
 // every unit block of bk's month (by province).
-func (s *Store) loadBlocks(ctx context.Context, bk blockKey, allUnits bool) (map[string]*block, error) {
+func (s *Store) loadBlocks(ctx context.Context, bk BlockKey, allUnits bool) (map[string]*block, error) {
 	var rows *sql.Rows
 	var err error
 	switch {
 	case allUnits:
-		rows, err = s.unitMonthStmt.QueryContext(ctx, bk.questionnaireID, bk.month)
-	case bk.units:
-		rows, err = s.unitBlockStmt.QueryContext(ctx, bk.questionnaireID, bk.month, bk.provinceID)
+		rows, err = s.unitMonthStmt.QueryContext(ctx, bk.QuestionnaireID, bk.Month)
+	case bk.Units:
+		rows, err = s.unitBlockStmt.QueryContext(ctx, bk.QuestionnaireID, bk.Month, bk.ProvinceID)
 	default:
-		rows, err = s.provinceBlockStmt.QueryContext(ctx, bk.questionnaireID, bk.month)
+		rows, err = s.provinceBlockStmt.QueryContext(ctx, bk.QuestionnaireID, bk.Month)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cells: %w", err)
@@ -54,9 +52,9 @@ func (s *Store) loadBlocks(ctx context.Context, bk blockKey, allUnits bool) (map
 	defer rows.Close()
 	out := map[string]*block{}
 	if !allUnits {
-		out[bk.provinceID] = &block{key: bk, cells: map[sipas.CellKey][]byte{}}
+		out[bk.ProvinceID] = &block{key: bk, cells: map[sipas.CellKey][]byte{}}
 	}
-	interned := map[string]string{bk.questionnaireID: bk.questionnaireID}
+	interned := map[string]string{bk.QuestionnaireID: bk.QuestionnaireID}
 	intern := func(v string) string {
 		if w, ok := interned[v]; ok {
 			return w
@@ -71,13 +69,13 @@ func (s *Store) loadBlocks(ctx context.Context, bk blockKey, allUnits bool) (map
 		}
 		// Cached keys share their questionnaire and province strings.
 		k.QuestionnaireID, k.ProvinceID = intern(k.QuestionnaireID), intern(k.ProvinceID)
-		pid := bk.provinceID
+		pid := bk.ProvinceID
 		if allUnits {
 			pid = k.ProvinceID
 		}
 		b := out[pid]
 		if b == nil {
-			b = &block{key: blockOf(k), cells: map[sipas.CellKey][]byte{}}
+			b = &block{key: BlockOf(k), cells: map[sipas.CellKey][]byte{}}
 			out[pid] = b
 		}
 		b.put(k, data)
@@ -167,14 +165,14 @@ func (r *cellReader) block(b *block) error {
 }
 
 // read emits block bk, from the cache or the table (then caching it).
-func (r *cellReader) read(ctx context.Context, bk blockKey) error {
+func (r *cellReader) read(ctx context.Context, bk BlockKey) error {
 	b := r.s.cache.get(bk)
 	if b == nil {
 		bs, err := r.s.loadBlocks(ctx, bk, false)
 		if err != nil {
 			return err
 		}
-		b = bs[bk.provinceID]
+		b = bs[bk.ProvinceID]
 		r.s.cache.add(b)
 	}
 	return r.block(b)
@@ -183,13 +181,13 @@ func (r *cellReader) read(ctx context.Context, bk blockKey) error {
 // readUnitsOfMonth emits every unit block of a month: one range read of the
 // table, with the blocks already cached taken from the cache.
 func (r *cellReader) readUnitsOfMonth(ctx context.Context, questionnaireID string, month int) error {
-	bs, err := r.s.loadBlocks(ctx, blockKey{questionnaireID: questionnaireID, month: month, units: true}, true)
+	bs, err := r.s.loadBlocks(ctx, BlockKey{QuestionnaireID: questionnaireID, Month: month, Units: true}, true)
 	if err != nil {
 		return err
 	}
 	for bk := range r.s.deltas.byBlock {
-		if bk.units && bk.month == month && bk.questionnaireID == questionnaireID && bs[bk.provinceID] == nil {
-			bs[bk.provinceID] = &block{key: bk, cells: map[sipas.CellKey][]byte{}}
+		if bk.Units && bk.Month == month && bk.QuestionnaireID == questionnaireID && bs[bk.ProvinceID] == nil {
+			bs[bk.ProvinceID] = &block{key: bk, cells: map[sipas.CellKey][]byte{}}
 		}
 	}
 	for _, b := range bs {
@@ -252,7 +250,7 @@ func (s *Store) queryCells(ctx context.Context, cq sipas.CellQuery, fn func(k si
 		if n++; n > maxMonthsPerRead {
 			return fmt.Errorf("read cells: more than %d months asked for", maxMonthsPerRead)
 		}
-		if err := r.read(ctx, blockKey{questionnaireID: q.ID, month: m}); err != nil {
+		if err := r.read(ctx, BlockKey{QuestionnaireID: q.ID, Month: m}); err != nil {
 			return err
 		}
 		if !cq.Units {
@@ -265,7 +263,7 @@ func (s *Store) queryCells(ctx context.Context, cq sipas.CellQuery, fn func(k si
 			continue
 		}
 		for _, pid := range cq.UnitProvinceIDs {
-			if err := r.read(ctx, blockKey{questionnaireID: q.ID, month: m, units: true, provinceID: pid}); err != nil {
+			if err := r.read(ctx, BlockKey{QuestionnaireID: q.ID, Month: m, Units: true, ProvinceID: pid}); err != nil {
 				return err
 			}
 		}
@@ -533,16 +531,7 @@ func (s *Store) CheckAggregates(ctx context.Context) error {
 	var diffs []string
 	diffs = append(diffs, diffCells("recount", recount, "checkpoint+replay", rebuilt)...)
 	diffs = append(diffs, diffCells("recount", recount, "reads", mem)...)
-	if len(diffs) == 0 {
-		return nil
-	}
-	sort.Strings(diffs)
-	more := ""
-	if len(diffs) > 10 {
-		more = fmt.Sprintf(" (and %d more)", len(diffs)-10)
-		diffs = diffs[:10]
-	}
-	return fmt.Errorf("%s: aggregates disagree in %s%s", op, strings.Join(diffs, "; "), more)
+	return DisagreementError(op, diffs)
 }
 
 func diffCells(an string, a map[sipas.CellKey]*sipas.Tally, bn string, b map[sipas.CellKey]*sipas.Tally) []string {

@@ -7,27 +7,29 @@ import (
 	"github.com/sipas-vn/sipas"
 )
 
-// blockKey names a block of cells: what one range read of the tallies table
-// returns, and what the cache keeps together. A block is either the
-// province-level cells of one questionnaire and month (every province and
-// channel) or the unit cells of one questionnaire, month and province.
-type blockKey struct {
-	questionnaireID string
-	month           int
-	units           bool
-	provinceID      string // units only
+// BlockKey names a block of cells: what one range read of the tallies table
+// returns, and what a cache keeps together (this store's and pgstore's). A
+// block is either the province-level cells of one questionnaire and month
+// (every province and channel) or the unit cells of one questionnaire, month
+// and province.
+type BlockKey struct {
+	QuestionnaireID string
+	Month           int
+	Units           bool
+	ProvinceID      string // units only
 }
 
-func blockOf(k sipas.CellKey) blockKey {
+// BlockOf returns the block cell k belongs to.
+func BlockOf(k sipas.CellKey) BlockKey {
 	if k.UnitID == "" {
-		return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month}
+		return BlockKey{QuestionnaireID: k.QuestionnaireID, Month: k.Month}
 	}
-	return blockKey{questionnaireID: k.QuestionnaireID, month: k.Month, units: true, provinceID: k.ProvinceID}
+	return BlockKey{QuestionnaireID: k.QuestionnaireID, Month: k.Month, Units: true, ProvinceID: k.ProvinceID}
 }
 
-// block is every stored cell of a blockKey, encoded (sipas.SparseTally).
+// block is every stored cell of a BlockKey, encoded (sipas.SparseTally).
 type block struct {
-	key   blockKey
+	key   BlockKey
 	cells map[sipas.CellKey][]byte
 	size  int
 }
@@ -61,17 +63,17 @@ type cellCache struct {
 	budget int
 	size   int
 	lru    *list.List // of *block, most recent first
-	byKey  map[blockKey]*list.Element
+	byKey  map[BlockKey]*list.Element
 
 	hits, misses, evictions uint64
 }
 
 func newCellCache(budget int) *cellCache {
-	return &cellCache{budget: budget, lru: list.New(), byKey: map[blockKey]*list.Element{}}
+	return &cellCache{budget: budget, lru: list.New(), byKey: map[BlockKey]*list.Element{}}
 }
 
 // get returns the cached block of k, or nil.
-func (c *cellCache) get(k blockKey) *block {
+func (c *cellCache) get(k BlockKey) *block {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.byKey[k]
@@ -120,7 +122,7 @@ func (c *cellCache) evict() {
 func (c *cellCache) update(k sipas.CellKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.byKey[blockOf(k)]
+	e := c.byKey[BlockOf(k)]
 	if e == nil {
 		return
 	}
@@ -132,7 +134,7 @@ func (c *cellCache) update(k sipas.CellKey, data []byte) {
 }
 
 // has reports whether block k is cached (without making it recent).
-func (c *cellCache) has(k blockKey) bool {
+func (c *cellCache) has(k BlockKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.byKey[k] != nil
@@ -143,7 +145,7 @@ func (c *cellCache) has(k blockKey) bool {
 func (c *cellCache) peek(k sipas.CellKey) (data []byte, cached bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.byKey[blockOf(k)]
+	e := c.byKey[BlockOf(k)]
 	if e == nil {
 		return nil, false
 	}

@@ -10,12 +10,12 @@ import (
 // (a response taken back out); a stored cell plus its delta never is.
 type deltas struct {
 	cells   map[sipas.CellKey]*sipas.SparseTally
-	byBlock map[blockKey][]sipas.CellKey
+	byBlock map[BlockKey][]sipas.CellKey
 	bytes   int // estimated memory held
 }
 
 func newDeltas() *deltas {
-	return &deltas{cells: map[sipas.CellKey]*sipas.SparseTally{}, byBlock: map[blockKey][]sipas.CellKey{}}
+	return &deltas{cells: map[sipas.CellKey]*sipas.SparseTally{}, byBlock: map[BlockKey][]sipas.CellKey{}}
 }
 
 // add adds sign times contribution c to the delta of cell k.
@@ -24,7 +24,7 @@ func (d *deltas) add(k sipas.CellKey, q *sipas.Questionnaire, c *sipas.Contribut
 	if t == nil {
 		t = sipas.NewSparseTally(q)
 		d.cells[k] = t
-		b := blockOf(k)
+		b := BlockOf(k)
 		d.byBlock[b] = append(d.byBlock[b], k)
 		d.bytes += 160 // key, map entries
 	} else {

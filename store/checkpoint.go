@@ -255,7 +255,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	// A block with many changed cells that is not cached is read with one
 	// range read (the units of a province in the current month, say)
 	// rather than a point read per cell; it is cached afterwards.
-	loaded := map[blockKey]*block{}
+	loaded := map[BlockKey]*block{}
 	for bk, ks := range s.deltas.byBlock {
 		if len(ks) < blockReadMin || s.cache.has(bk) {
 			continue
@@ -269,7 +269,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 	written := make([][]byte, len(keys))
 	for i, k := range keys {
 		base, cached := s.cache.peek(k)
-		if b := loaded[blockOf(k)]; b != nil {
+		if b := loaded[BlockOf(k)]; b != nil {
 			base, cached = b.cells[k], true
 		}
 		if !cached {
@@ -323,7 +323,7 @@ func (s *Store) writeCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for i, k := range keys {
-		if b := loaded[blockOf(k)]; b != nil {
+		if b := loaded[BlockOf(k)]; b != nil {
 			b.put(k, written[i])
 		}
 	}
@@ -417,13 +417,13 @@ func lastResponseSeq(ctx context.Context, q queryer) (int64, error) {
 const blockReadMin = 8
 
 // readBlock reads block bk from the table through q.
-func readBlock(ctx context.Context, q queryer, bk blockKey) (*block, error) {
+func readBlock(ctx context.Context, q queryer, bk BlockKey) (*block, error) {
 	var rows *sql.Rows
 	var err error
-	if bk.units {
-		rows, err = q.QueryContext(ctx, unitBlockSQL, bk.questionnaireID, bk.month, bk.provinceID)
+	if bk.Units {
+		rows, err = q.QueryContext(ctx, unitBlockSQL, bk.QuestionnaireID, bk.Month, bk.ProvinceID)
 	} else {
-		rows, err = q.QueryContext(ctx, provinceBlockSQL, bk.questionnaireID, bk.month)
+		rows, err = q.QueryContext(ctx, provinceBlockSQL, bk.QuestionnaireID, bk.Month)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cells: %w", err)
@@ -435,9 +435,9 @@ func readBlock(ctx context.Context, q queryer, bk blockKey) (*block, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read cells: %w", err)
 		}
-		k.QuestionnaireID = bk.questionnaireID
-		if bk.units {
-			k.ProvinceID = bk.provinceID
+		k.QuestionnaireID = bk.QuestionnaireID
+		if bk.Units {
+			k.ProvinceID = bk.ProvinceID
 		}
 		b.put(k, data)
 	}

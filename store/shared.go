@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -85,4 +88,55 @@ func PeriodClosedError(op, period string) error { return periodClosedError(op, p
 // a stored payload of questionnaire q, reusing dst.
 func PayloadAnswers(q *sipas.Questionnaire, b []byte, dst []uint8) ([]uint8, error) {
 	return payloadAnswers(q, b, dst)
+}
+
+// CheckAudit refuses an audit event without actor or action: every change
+// an admin makes is written with its event, in the same transaction.
+func CheckAudit(op string, e AuditEvent) error {
+	if e.Action == "" || e.Actor == "" {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "an audit event with actor and action is required"}
+	}
+	return nil
+}
+
+// PrepareCredential checks a credential and its audit event before either
+// store writes them, and fills in what the store decides: a new id, the
+// creation time (now) and the event's target "credentials/{id}".
+func PrepareCredential(op string, c *Credential, audit *AuditEvent, now time.Time) error {
+	if len(c.TokenHash) == 0 {
+		return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: "token hash is required"}
+	}
+	if err := CheckAudit(op, *audit); err != nil {
+		return err
+	}
+	for _, p := range c.Provinces {
+		if p == "" || strings.Contains(p, ",") {
+			return &sipas.Error{Kind: sipas.KindInvalid, Op: op, Reason: "INVALID_ARGUMENT", Message: fmt.Sprintf("bad province code %q", p)}
+		}
+	}
+	if c.ID == "" {
+		c.ID = uuid.NewString()
+	}
+	if c.CreateTime.IsZero() {
+		c.CreateTime = now
+	}
+	if audit.Target == "" {
+		audit.Target = "credentials/" + c.ID
+	}
+	return nil
+}
+
+// DisagreementError is the error of an aggregates check that found diffs:
+// the first ten, sorted, and how many more.
+func DisagreementError(op string, diffs []string) error {
+	if len(diffs) == 0 {
+		return nil
+	}
+	sort.Strings(diffs)
+	more := ""
+	if len(diffs) > 10 {
+		more = fmt.Sprintf(" (and %d more)", len(diffs)-10)
+		diffs = diffs[:10]
+	}
+	return fmt.Errorf("%s: aggregates disagree in %s%s", op, strings.Join(diffs, "; "), more)
 }
